@@ -1,0 +1,39 @@
+"""SplitLab: online experimentation for machine-learning models.
+
+The public API is small and stable; everything else lives in submodules:
+
+- ``splitlab.analyze`` -- variance-reduced analysis of per-unit data (``splitlab.analysis``);
+- ``splitlab.sample_size`` / ``splitlab.mde`` -- power calculations (``splitlab.stats.power``);
+- ``splitlab.synthetic_control`` -- counterfactuals for changes that cannot be randomized
+  (``splitlab.synth``);
+- ``splitlab.bucketing`` -- GrowthBook-compatible deterministic bucketing.
+
+Names are imported lazily so that ``import splitlab`` stays cheap for the services and the CLI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY: dict[str, str] = {
+    "analyze": "splitlab.analysis",
+    "AnalysisResult": "splitlab.analysis",
+    "sample_size": "splitlab.stats.power",
+    "mde": "splitlab.stats.power",
+    "synthetic_control": "splitlab.synth",
+    "SyntheticControlResult": "splitlab.synth",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'splitlab' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
