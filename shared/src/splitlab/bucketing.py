@@ -85,7 +85,7 @@ def bucket_ranges(
     coverage: float = 1.0,
     weights: Sequence[float] | None = None,
 ) -> list[tuple[float, float]]:
-    """Each variant's bucket range ``[start, end)``: width ``coverage * weight`` at its cumulative weight.
+    """Each variant's range ``[start, end)``: width ``coverage * weight`` at its cumulative weight.
 
     Follows GrowthBook's ``getBucketRanges`` to the bit, including its leniency: coverage outside
     [0, 1] is clamped; weights of the wrong length, or summing outside [0.99, 1.01], fall back to
