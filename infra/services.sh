@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# SplitLab's own processes on this machine, in the background, stopped by process id.
+#
+#   infra/services.sh up      start every service that is not running, wait until all /readyz are 200
+#   infra/services.sh down    stop them (SIGTERM, then SIGKILL after a grace period)
+#   infra/services.sh status  one line per process
+#
+# Ports come from SPLITLAB_{ASSIGNMENT,ROUTER,ANALYZER,TRAINER}_URL (environment, else .env);
+# pid files and logs go to $SPLITLAB_STATE_DIR/run and $SPLITLAB_STATE_DIR/logs (default .stack).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=infra/env.sh
+source "$ROOT/infra/env.sh"
+load_dotenv "$ROOT/.env"
+cd "$ROOT"
+
+STATE="${SPLITLAB_STATE_DIR:-$ROOT/.stack}"
+BIN="$ROOT/.venv/bin"
+RUN="$STATE/run"
+LOGS="$STATE/logs"
+READY_TIMEOUT="${SPLITLAB_READY_TIMEOUT:-120}"
+PROCESSES=(assignment router analyzer trainer trainer-worker)
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+port_of() { # port_of URL -> the port of http://host:port[/...]
+  local rest="${1#*://}"
+  rest="${rest%%/*}"
+  echo "${rest##*:}"
+}
+
+command_for() {
+  local name="$1" url_var port
+  case "$name" in
+    trainer-worker)
+      echo "$BIN/celery -A splitlab_trainer.worker worker -P prefork -c 1 -n trainer@%h --loglevel INFO"
+      ;;
+    *)
+      url_var="SPLITLAB_${name^^}_URL"
+      port="$(port_of "${!url_var:-http://127.0.0.1:$(default_port "$name")}")"
+      echo "$BIN/uvicorn splitlab_${name}.app:create_app --factory --host 127.0.0.1 --port $port --no-access-log --log-level warning"
+      ;;
+  esac
+}
+
+default_port() {
+  case "$1" in assignment) echo 8001 ;; router) echo 8002 ;; analyzer) echo 8003 ;; trainer) echo 8004 ;; esac
+}
+
+alive() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
+
+start() {
+  local name="$1"
+  if alive "$name"; then log "$name already running (pid $(cat "$RUN/$name.pid"))"; return; fi
+  # shellcheck disable=SC2046
+  nohup $(command_for "$name") >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN/$name.pid"
+  log "$name started (pid $!, log $LOGS/$name.log)"
+}
+
+stop() {
+  local name="$1" pid
+  alive "$name" || { rm -f "$RUN/$name.pid"; return 0; }
+  pid="$(cat "$RUN/$name.pid")"
+  kill -TERM "$pid"
+  local deadline=$((SECONDS + 20))
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
+  kill -0 "$pid" 2>/dev/null && { log "$name did not stop; killing"; kill -KILL "$pid" 2>/dev/null || true; }
+  rm -f "$RUN/$name.pid"
+  log "$name stopped"
+}
+
+case "${1:-}" in
+  up)
+    [[ -x "$BIN/uvicorn" ]] || { log "no virtualenv: run 'make install' first"; exit 1; }
+    mkdir -p "$RUN" "$LOGS"
+    for p in "${PROCESSES[@]}"; do start "$p"; done
+    "$BIN/splitlab" ready --timeout "$READY_TIMEOUT" || {
+      log "not every service became ready; see $LOGS/"
+      exit 1
+    }
+    ;;
+  down)
+    for ((i = ${#PROCESSES[@]} - 1; i >= 0; i--)); do stop "${PROCESSES[$i]}"; done
+    ;;
+  status)
+    for p in "${PROCESSES[@]}"; do
+      if alive "$p"; then printf '%-15s running (pid %s)\n' "$p" "$(cat "$RUN/$p.pid")"
+      else printf '%-15s stopped\n' "$p"; fi
+    done
+    ;;
+  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+esac

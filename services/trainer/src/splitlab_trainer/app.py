@@ -1,0 +1,50 @@
+"""The trainer's small HTTP API: health, readiness (broker, Postgres, a live worker), metrics.
+
+Run: ``uvicorn splitlab_trainer.app:create_app --factory``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+from fastapi import FastAPI
+
+from splitlab.clients import create_redis
+from splitlab.health import DependencyCheck, redis_check
+from splitlab.settings import Settings, load_settings
+from splitlab.web.app import create_service_app
+from splitlab.web.resources import open_core_resources
+from splitlab_trainer.celery_app import create_celery
+
+DESCRIPTION = "CUPAC training and scheduled refreshes on Celery workers."
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[Sequence[DependencyCheck]]:
+        celery = create_celery(settings)
+        broker = create_redis(settings, url=settings.celery_broker_url)
+
+        def workers_alive() -> None:
+            replies = celery.control.ping(timeout=min(1.0, settings.health_timeout_seconds))
+            if not replies:
+                raise ConnectionError("no Celery worker answered ping; start one with make up")
+
+        async with open_core_resources(settings, use_redis=False, kafka=False) as core:
+            app.state.core = core
+            app.state.celery = celery
+            try:
+                yield [
+                    *core.checks,
+                    redis_check(broker, name="celery_broker"),
+                    DependencyCheck("celery_workers", workers_alive),
+                ]
+            finally:
+                broker.close()
+
+    return create_service_app(
+        service="trainer", settings=settings, lifespan=lifespan, description=DESCRIPTION
+    )

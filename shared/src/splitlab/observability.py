@@ -1,0 +1,56 @@
+"""Structured logs carrying the request id, shared by every SplitLab process.
+
+``configure_logging`` is called once by a process's entry point (never at import). The request
+id lives in a context variable set by the HTTP middleware, so every log line written while a
+request is handled carries it, including lines from library code.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextvars import ContextVar
+
+from pythonjsonlogger.json import JsonFormatter
+
+request_id_var: ContextVar[str | None] = ContextVar("splitlab_request_id", default=None)
+
+
+class RequestIdFilter(logging.Filter):
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.request_id = request_id_var.get()
+        record.service = self.service
+        return True
+
+
+def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
+    """Send every logger's records to stderr, as JSON lines (or text for local reading)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter(service))
+    if fmt == "json":
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s %(service)s %(request_id)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                timestamp=False,
+            )
+        )
+    else:
+        handler.setFormatter(
+            logging.Formatter(
+                "%(asctime)s %(levelname)s %(service)s %(name)s [%(request_id)s] %(message)s"
+            )
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn's own access log would duplicate ours (splitlab.access) without the request id.
+    logging.getLogger("uvicorn.access").disabled = True
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    logging.getLogger("kafka").setLevel(max(logging.WARNING, root.level))

@@ -1,0 +1,95 @@
+"""SplitLab settings, read from ``SPLITLAB_*`` environment variables and the ``.env`` file.
+
+Every field mirrors its environment variable (``database_url`` <- ``SPLITLAB_DATABASE_URL``) and
+is documented in ``.env.example``. Nothing here is created at import time: services call
+``load_settings()`` in their startup code and pass the object on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ServiceName = Literal["assignment", "router", "analyzer", "trainer"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SPLITLAB_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
+
+    # --- where things are --------------------------------------------------------------
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "postgresql+psycopg2://splitlab:splitlab@127.0.0.1:5432/splitlab"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    celery_broker_url: str = "redis://127.0.0.1:6379/1"
+    celery_result_backend: str = "redis://127.0.0.1:6379/2"
+    prometheus_url: str = "http://127.0.0.1:9090"
+    alertmanager_url: str = "http://127.0.0.1:9093"
+    assignment_url: str = "http://127.0.0.1:8001"
+    router_url: str = "http://127.0.0.1:8002"
+    analyzer_url: str = "http://127.0.0.1:8003"
+    trainer_url: str = "http://127.0.0.1:8004"
+    state_dir: Path = Path(".stack")
+    """Local state of the processes: the event spool, the model store, pid files, logs."""
+
+    # --- security -----------------------------------------------------------------------
+    admin_api_key: SecretStr | None = None
+    """Bearer key for admin endpoints. Unset: every admin call answers 401 with how to set it."""
+    assign_api_key: SecretStr | None = None
+    """Optional bearer key for /assign, /predict and /outcomes; unset means open to callers."""
+
+    # --- HTTP ---------------------------------------------------------------------------
+    max_body_bytes: int = Field(default=1_048_576, gt=0)
+    """Largest request body accepted; larger ones get 413 before they are read into memory."""
+    access_log: bool = True
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    health_timeout_seconds: float = Field(default=2.0, gt=0)
+    """How long /readyz waits for one dependency before calling it down."""
+    health_interval_seconds: float = Field(default=15.0, gt=0)
+    """How often each service refreshes its ``splitlab_dependency_up`` gauges."""
+
+    # --- Kafka --------------------------------------------------------------------------
+    kafka_topic_partitions: int = Field(default=6, ge=1)
+    kafka_topic_replication_factor: int = Field(default=1, ge=1)
+    kafka_client_id: str = "splitlab"
+
+    # --- Postgres -----------------------------------------------------------------------
+    db_pool_size: int = Field(default=10, ge=1)
+    db_max_overflow: int = Field(default=10, ge=0)
+
+    @field_validator("admin_api_key", "assign_api_key", mode="before")
+    @classmethod
+    def _empty_means_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_only(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgresql+psycopg2://")):
+            raise ValueError(
+                "SPLITLAB_DATABASE_URL must be a postgresql:// or postgresql+psycopg2:// URL"
+            )
+        return value
+
+    @property
+    def spool_dir(self) -> Path:
+        return self.state_dir / "spool"
+
+    @property
+    def model_store_dir(self) -> Path:
+        return self.state_dir / "models"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings now (environment, then ``.env``); ``overrides`` win over both."""
+    return Settings(**overrides)  # type: ignore[arg-type]

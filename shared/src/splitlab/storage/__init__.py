@@ -1,0 +1,1 @@
+"""Postgres storage: SQLAlchemy models (the schema's owner), Alembic migrations, Redis keys."""

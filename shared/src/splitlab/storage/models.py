@@ -1,0 +1,87 @@
+"""SQLAlchemy 2.0 models: the single owner of SplitLab's Postgres schema.
+
+Alembic migrations in ``splitlab/storage/migrations`` move a database to match these models;
+``tests/integration/test_migrations.py`` checks that head and the models agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import Boolean, DateTime, Float, Index, Integer, MetaData, Text, func
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dict[str, Any]: JSONB,
+        uuid.UUID: UUID(as_uuid=True),
+    }
+
+
+class EventColumns:
+    """Columns every event carries (ARCHITECTURE.md, event contract). ``event_id`` is the
+    idempotency key: sinks insert with ``ON CONFLICT (event_id) DO NOTHING``."""
+
+    event_id: Mapped[uuid.UUID] = mapped_column(primary_key=True)
+    schema_version: Mapped[int] = mapped_column(Integer)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    unit_id: Mapped[str] = mapped_column(Text)
+
+
+class Exposure(EventColumns, Base):
+    __tablename__ = "exposures"
+
+    experiment_key: Mapped[str] = mapped_column(Text)
+    variant: Mapped[str] = mapped_column(Text)
+    bucket_version: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text)
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    __table_args__ = (Index(None, "experiment_key", "unit_id", "occurred_at"),)
+
+
+class Prediction(EventColumns, Base):
+    __tablename__ = "predictions"
+
+    experiment_key: Mapped[str] = mapped_column(Text)
+    variant: Mapped[str] = mapped_column(Text)
+    bucket_version: Mapped[int] = mapped_column(Integer)
+    request_id: Mapped[str] = mapped_column(Text)
+    model_name: Mapped[str] = mapped_column(Text)
+    model_version: Mapped[str] = mapped_column(Text)
+    shadow: Mapped[bool] = mapped_column(Boolean)
+    latency_ms: Mapped[float] = mapped_column(Float)
+    prediction: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    fallback: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+    __table_args__ = (
+        Index(None, "experiment_key", "unit_id", "occurred_at"),
+        Index(None, "request_id"),
+    )
+
+
+class Outcome(EventColumns, Base):
+    __tablename__ = "outcomes"
+
+    request_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    outcome_type: Mapped[str] = mapped_column(Text)
+    value: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (Index(None, "unit_id", "outcome_type", "occurred_at"),)

@@ -1,0 +1,1 @@
+"""What every SplitLab HTTP service shares: the app factory, middleware, errors, health, metrics."""
