@@ -1,0 +1,541 @@
+"""``splitlab.analyze``: variance-reduced analysis of per-unit experiment data.
+
+Two layers, so that the analyzer service reproduces the offline numbers from SQL aggregates:
+
+- :func:`compute_statistics` turns per-unit columns into :class:`MetricStatistics` (per-variant
+  :class:`~splitlab.stats.sufficient.Moments`), after validation, missing-value handling and,
+  for CUPAC, cross-fitted out-of-fold predictions (the only step that needs per-unit data);
+- :func:`analyze_statistics` runs every test on those statistics alone. SQL computes the same
+  statistics with ``COUNT``/``SUM`` (see :meth:`Moments.from_sums`) and calls this function.
+
+:func:`analyze` is the two in sequence. Result types and ``to_dict`` live in
+:mod:`splitlab.analysis_results`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from splitlab.analysis_results import AnalysisResult, ComparisonResult, MetricResult, RowCounts
+from splitlab.stats.adjustment import (
+    METHODS,
+    MetricKind,
+    choose_method,
+    estimate_candidates,
+)
+from splitlab.stats.bayes import gaussian_posterior
+from splitlab.stats.comparison import check_alpha, check_alternative
+from splitlab.stats.cupac import MODELS, CupacFit, Progress, cross_fit_predictions
+from splitlab.stats.decision import GuardrailCheck, decide
+from splitlab.stats.multiple import CORRECTIONS, adjust_p_values
+from splitlab.stats.nonparametric import bootstrap_ci, mann_whitney
+from splitlab.stats.sequential import DEFAULT_TUNING_N, sequential_comparison
+from splitlab.stats.srm import DEFAULT_MIN_COUNT, DEFAULT_THRESHOLD, srm_test
+from splitlab.stats.sufficient import Moments
+
+__all__ = [
+    "CUPAC_COLUMN",
+    "AnalysisResult",
+    "MetricStatistics",
+    "analyze",
+    "analyze_statistics",
+    "compute_statistics",
+]
+
+CUPAC_COLUMN = "cupac_prediction"
+CUPAC_MIN_UNITS = 200
+"""Below this many units ``auto`` does not try CUPAC (too little data to cross-fit)."""
+
+
+@dataclass(frozen=True)
+class MetricStatistics:
+    """What the engine needs about one metric: per-variant statistics over ``columns``.
+
+    ``columns[0]`` is the metric (for a ratio: ``columns[:2]`` are numerator and denominator),
+    then the covariates in order, then optionally :data:`CUPAC_COLUMN`.
+    """
+
+    name: str
+    kind: MetricKind
+    moments: Mapping[str, Moments]
+    columns: tuple[str, ...]
+    covariates: tuple[str, ...] = ()
+    dropped_rows: int = 0
+    imputed_covariates: int = 0
+    cupac: CupacFit | None = None
+
+
+# --- validation and preparation of per-unit data ---------------------------------------------
+def _columns(data: Any) -> dict[str, Any]:
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None  # type: ignore[assignment]
+    if pd is not None and isinstance(data, pd.DataFrame):
+        return {str(c): data[c].to_numpy() for c in data.columns}
+    if isinstance(data, Mapping):
+        return {str(k): np.asarray(v) for k, v in data.items()}
+    raise ValueError("data must be a pandas DataFrame or a mapping of column name -> array")
+
+
+def _numeric(values: Any, name: str, role: str) -> np.ndarray:
+    array = np.asarray(values)
+    if array.dtype == bool:
+        return array.astype(np.float64)
+    if array.dtype.kind in "iuf":
+        return array.astype(np.float64)
+    if array.dtype.kind == "O":
+        try:
+            converted = np.asarray(
+                [np.nan if v is None else v for v in array.tolist()], dtype=np.float64
+            )
+        except (TypeError, ValueError):
+            pass
+        else:
+            return converted
+    raise ValueError(
+        f"{role} column {name!r} is not numeric (dtype {array.dtype}); "
+        "convert it to numbers or drop it from the analysis"
+    )
+
+
+def _require(columns: Mapping[str, Any], names: Sequence[str], role: str) -> None:
+    missing = [n for n in names if n not in columns]
+    if missing:
+        available = ", ".join(sorted(columns)[:20])
+        raise ValueError(
+            f"{role} column(s) {missing} not found in the data; available columns: {available}"
+        )
+
+
+def _variants(labels: Any, control: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+    raw = np.asarray(labels, dtype=object)
+    present = np.array(
+        [v is not None and not (isinstance(v, float) and math.isnan(v)) for v in raw]
+    )
+    as_text = np.array([str(v) for v in raw], dtype=object)
+    names = sorted(set(as_text[present].tolist()))
+    if control not in names:
+        raise ValueError(
+            f"control={control!r} is not a value of the variant column (values: {names}); "
+            "pass control=<the control label>"
+        )
+    if len(names) < 2:
+        raise ValueError(f"the variant column holds {len(names)} variant(s) {names}; need >= 2")
+    order = [control, *[n for n in names if n != control]]
+    lookup = {n: i for i, n in enumerate(order)}
+    codes = np.full(raw.shape[0], -1, dtype=np.int64)
+    codes[present] = [lookup[v] for v in as_text[present]]
+    return codes, order, present
+
+
+def _moments_by_variant(
+    matrix: np.ndarray, codes: np.ndarray, order: Sequence[str]
+) -> dict[str, Moments]:
+    return {name: Moments.from_arrays(matrix[codes == i]) for i, name in enumerate(order)}
+
+
+def compute_statistics(
+    data: Any,
+    variant_col: str = "variant",
+    control: str = "control",
+    metrics: Sequence[str] = (),
+    covariates: Sequence[str] = (),
+    ratio_metrics: Mapping[str, tuple[str, str]] | None = None,
+    cupac: bool = False,
+    cupac_folds: int = 5,
+    cupac_models: Sequence[str] = MODELS,
+    cupac_time_budget_s: float = 300.0,
+    cupac_params: Mapping[str, Any] | None = None,
+    random_state: int = 0,
+    progress: Progress | None = None,
+) -> tuple[list[MetricStatistics], dict[str, int], RowCounts]:
+    """Validate per-unit data and reduce it to per-variant sufficient statistics.
+
+    Returns the metrics' statistics, the unit count per variant (for SRM) and row counts.
+    Rows with a missing variant are dropped; rows with a missing metric are dropped for that
+    metric (and counted); missing covariates are imputed with the covariate's overall mean
+    (valid because covariates are pre-exposure). With ``cupac=True`` each mean/proportion
+    metric gets a cross-fitted out-of-fold prediction column from the covariates.
+    """
+    columns = _columns(data)
+    ratios = dict(ratio_metrics or {})
+    if not metrics and not ratios:
+        raise ValueError("metrics must name at least one metric column, e.g. metrics=['revenue']")
+    if isinstance(metrics, str) or isinstance(covariates, str):
+        raise ValueError("metrics and covariates must be lists of column names, not a string")
+    _require(columns, [variant_col], "variant_col")
+    _require(columns, list(metrics), "metric")
+    _require(columns, list(covariates), "covariate")
+    for name, pair in ratios.items():
+        if len(pair) != 2:
+            raise ValueError(f"ratio_metrics[{name!r}] must be (numerator, denominator)")
+        _require(columns, list(pair), f"ratio metric {name!r}")
+    overlap = set(metrics) & set(covariates)
+    if overlap:
+        raise ValueError(f"columns {sorted(overlap)} are both metric and covariate; pick one role")
+
+    codes, order, present = _variants(columns[variant_col], str(control))
+    counts = {name: int((codes == i).sum()) for i, name in enumerate(order)}
+    rows = RowCounts(total=int(codes.shape[0]), missing_variant=int((~present).sum()))
+
+    x = np.empty((codes.shape[0], len(covariates)))
+    imputed = 0
+    for j, name in enumerate(covariates):
+        values = _numeric(columns[name], name, "covariate")
+        missing = np.isnan(values) & present
+        if np.isinf(values).any():
+            raise ValueError(f"covariate column {name!r} has infinite values; clip or drop them")
+        if missing.all():
+            raise ValueError(f"covariate column {name!r} has no values; drop it from covariates")
+        if missing.any():
+            values = np.where(np.isnan(values), np.nanmean(values[present]), values)
+            imputed += int(missing.sum())
+        x[:, j] = values
+
+    out: list[MetricStatistics] = []
+    for name in metrics:
+        y = _numeric(columns[name], name, "metric")
+        if np.isinf(y).any():
+            raise ValueError(f"metric column {name!r} has infinite values; clip or drop them")
+        keep = present & ~np.isnan(y)
+        dropped = int((present & np.isnan(y)).sum())
+        yk, xk, ck = y[keep], x[keep], codes[keep]
+        kind: MetricKind = "proportion" if yk.size and np.isin(yk, (0.0, 1.0)).all() else "mean"
+        parts = [yk.reshape(-1, 1), xk]
+        names: tuple[str, ...] = (name, *covariates)
+        fit = None
+        if cupac and covariates and yk.size >= max(CUPAC_MIN_UNITS, 2 * cupac_folds):
+            fit = cross_fit_predictions(
+                xk,
+                yk,
+                cupac_folds,
+                cupac_models,
+                cupac_time_budget_s,
+                random_state,
+                cupac_params,
+                progress,
+            )
+            parts.append(fit.predictions.reshape(-1, 1))
+            names = (*names, CUPAC_COLUMN)
+        matrix = np.hstack(parts)
+        out.append(
+            MetricStatistics(
+                name,
+                kind,
+                _moments_by_variant(matrix, ck, order),
+                names,
+                tuple(covariates),
+                dropped,
+                imputed,
+                fit,
+            )
+        )
+    for name, (num, den) in ratios.items():
+        a = _numeric(columns[num], num, "ratio numerator")
+        b = _numeric(columns[den], den, "ratio denominator")
+        keep = present & ~np.isnan(a) & ~np.isnan(b)
+        dropped = int((present & ~(~np.isnan(a) & ~np.isnan(b))).sum())
+        matrix = np.column_stack([a[keep], b[keep]])
+        out.append(
+            MetricStatistics(
+                name,
+                "ratio",
+                _moments_by_variant(matrix, codes[keep], order),
+                (num, den),
+                dropped_rows=dropped,
+            )
+        )
+    return out, counts, rows
+
+
+# --- the engine on sufficient statistics ------------------------------------------------------
+def _metric_result(
+    stats: MetricStatistics,
+    order: Sequence[str],
+    method: str,
+    alpha: float,
+    alternative: str,
+    sequential: bool,
+    tuning_n: float,
+    correction: str,
+    lower_is_better: bool,
+) -> MetricResult:
+    arms = [stats.moments[v] for v in order]
+    cov_idx = [stats.columns.index(c) for c in stats.covariates]
+    cupac_idx = stats.columns.index(CUPAC_COLUMN) if CUPAC_COLUMN in stats.columns else None
+    if method != "auto" and method != "none":
+        if stats.kind == "ratio":
+            raise ValueError(
+                f"method={method!r} does not apply to ratio metric {stats.name!r}; "
+                "use method='none' or 'auto'"
+            )
+        if method in ("cuped", "regression") and not cov_idx:
+            raise ValueError(f"method={method!r} needs covariates=[...] (pre-exposure columns)")
+        if method == "cupac" and cupac_idx is None:
+            raise ValueError(
+                "method='cupac' needs covariates=[...] and at least "
+                f"{CUPAC_MIN_UNITS} units with the metric"
+            )
+    wanted = list(METHODS[:-1]) if method == "auto" else sorted({"none", method})
+    candidates = estimate_candidates(
+        arms, order, stats.kind, wanted, cov_idx, cupac_idx, stats.covariates, alpha, alternative
+    )
+    if method == "auto":
+        chosen, reason = choose_method(candidates)
+    else:
+        chosen, reason = method, "requested"
+    if sequential:
+        candidates = {
+            m: type(c)(
+                c.method,
+                {v: sequential_comparison(x, tuning_n) for v, x in c.comparisons.items()},
+                c.detail,
+            )
+            for m, c in candidates.items()
+        }
+    picked = candidates[chosen]
+    variants = list(picked.comparisons)
+    adjusted = adjust_p_values([picked.comparisons[v].p_value for v in variants], correction)
+    comparisons = {}
+    for v, p_adj in zip(variants, adjusted, strict=True):
+        c = picked.comparisons[v]
+        bayes = gaussian_posterior(c.effect, c.se, lower_is_better=lower_is_better)
+        comparisons[v] = ComparisonResult(
+            c, float(p_adj), bayes.chance_to_beat_control, bayes.expected_loss
+        )
+    return MetricResult(
+        name=stats.name,
+        kind=stats.kind,
+        method=chosen,
+        requested_method=method,
+        reason=reason,
+        detail=picked.detail,
+        variance_reduction=picked.variance_reduction,
+        comparisons=comparisons,
+        candidates=candidates,
+        correction=correction,
+        dropped_rows=stats.dropped_rows,
+        imputed_covariates=stats.imputed_covariates,
+        cupac=stats.cupac,
+        lower_is_better=lower_is_better,
+    )
+
+
+def _check_options(method: str, alpha: float, alternative: str, correction: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}")
+    check_alpha(alpha)
+    check_alternative(alternative)
+    if correction not in CORRECTIONS:
+        raise ValueError(f"correction must be one of {list(CORRECTIONS)}; got {correction!r}")
+
+
+def analyze_statistics(
+    metrics: Sequence[MetricStatistics],
+    counts: Mapping[str, int],
+    control: str = "control",
+    method: str = "auto",
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+    sequential: bool = False,
+    weights: Mapping[str, float] | Sequence[float] | None = None,
+    correction: str = "holm",
+    tuning_n: float = DEFAULT_TUNING_N,
+    guardrails: Mapping[str, float] | None = None,
+    lower_is_better: Sequence[str] = (),
+    min_sample: int | None = None,
+    srm_threshold: float = DEFAULT_THRESHOLD,
+    srm_min_count: int = DEFAULT_MIN_COUNT,
+    rows: RowCounts | None = None,
+) -> AnalysisResult:
+    """Analyze sufficient statistics (from :func:`compute_statistics` or SQL aggregates).
+
+    The first metric is the primary one; ``guardrails`` maps metric name to its largest
+    acceptable relative harm; ``weights`` is the configured split (mapping or in variant order
+    control first) for the SRM check.
+    """
+    _check_options(method, alpha, alternative, correction)
+    if control not in counts:
+        raise ValueError(f"control={control!r} has no counts; variants: {sorted(counts)}")
+    order = [control, *[v for v in counts if v != control]]
+    if len(order) < 2:
+        raise ValueError("counts must hold at least 2 variants (control and a treatment)")
+    if weights is not None and not isinstance(weights, Mapping):
+        seq = list(weights)
+        if len(seq) != len(order):
+            raise ValueError(
+                f"weights has {len(seq)} entries for {len(order)} variants {order}; "
+                "pass one weight per variant (control first) or a mapping"
+            )
+        weights = dict(zip(order, seq, strict=True))
+    srm = srm_test(counts, weights, srm_threshold, srm_min_count)
+    guard = dict(guardrails or {})
+    names = [m.name for m in metrics]
+    unknown = sorted((set(guard) | set(lower_is_better)) - set(names))
+    if unknown:
+        raise ValueError(
+            f"guardrails/lower_is_better name unknown metrics {unknown}; metrics: {names}"
+        )
+    results = {
+        m.name: _metric_result(
+            m,
+            order,
+            method,
+            alpha,
+            alternative,
+            sequential,
+            tuning_n,
+            correction,
+            m.name in lower_is_better,
+        )
+        for m in metrics
+    }
+    primary = results[names[0]]
+    decisions = {}
+    for v in order[1:]:
+        checks = [
+            GuardrailCheck(g, results[g].comparisons[v].comparison, margin, g in lower_is_better)
+            for g, margin in guard.items()
+        ]
+        decisions[v] = decide(
+            primary.comparisons[v].comparison,
+            checks,
+            srm.mismatch,
+            min_sample,
+            names[0] in lower_is_better,
+        )
+    return AnalysisResult(
+        control=control,
+        variants=order,
+        alpha=alpha,
+        alternative=alternative,
+        sequential=sequential,
+        srm=srm,
+        metrics=results,
+        decisions=decisions,
+        rows=rows or RowCounts(total=sum(counts.values()), missing_variant=0),
+    )
+
+
+def analyze(
+    data: Any,
+    variant_col: str = "variant",
+    control: str = "control",
+    metrics: Sequence[str] = (),
+    covariates: Sequence[str] | None = None,
+    method: str = "auto",
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+    sequential: bool = False,
+    weights: Mapping[str, float] | Sequence[float] | None = None,
+    *,
+    ratio_metrics: Mapping[str, tuple[str, str]] | None = None,
+    correction: str = "holm",
+    tuning_n: float = DEFAULT_TUNING_N,
+    guardrails: Mapping[str, float] | None = None,
+    lower_is_better: Sequence[str] = (),
+    min_sample: int | None = None,
+    mann_whitney_test: bool = False,
+    bootstrap: int = 0,
+    cupac_folds: int = 5,
+    cupac_models: Sequence[str] = MODELS,
+    cupac_time_budget_s: float = 300.0,
+    cupac_params: Mapping[str, Any] | None = None,
+    random_state: int = 0,
+    progress: Progress | None = None,
+) -> AnalysisResult:
+    """Analyze one row per unit: every treatment against ``control`` on every metric.
+
+    ``method`` is ``none``, ``cuped`` (one covariate; with several, the most correlated),
+    ``regression`` (Lin), ``cupac`` (cross-fitted model of the covariates) or ``auto``.
+    ``mann_whitney_test`` and ``bootstrap`` (number of resamples) add nonparametric results
+    on the unadjusted values. See :mod:`splitlab.analysis_results` for the result's fields.
+    """
+    _check_options(method, alpha, alternative, correction)
+    if bootstrap and bootstrap < 100:
+        raise ValueError(f"bootstrap must be 0 (off) or >= 100 resamples; got {bootstrap}")
+    covs = list(covariates or [])
+    stats, counts, rows = compute_statistics(
+        data,
+        variant_col,
+        str(control),
+        metrics,
+        covs,
+        ratio_metrics,
+        cupac=method in ("cupac", "auto"),
+        cupac_folds=cupac_folds,
+        cupac_models=cupac_models,
+        cupac_time_budget_s=cupac_time_budget_s,
+        cupac_params=cupac_params,
+        random_state=random_state,
+        progress=progress,
+    )
+    result = analyze_statistics(
+        stats,
+        counts,
+        str(control),
+        method,
+        alpha,
+        alternative,
+        sequential,
+        weights,
+        correction,
+        tuning_n,
+        guardrails,
+        lower_is_better,
+        min_sample,
+        rows=rows,
+    )
+    if mann_whitney_test or bootstrap:
+        _add_nonparametric(
+            result,
+            data,
+            variant_col,
+            str(control),
+            list(metrics),
+            mann_whitney_test,
+            bootstrap,
+            alpha,
+            alternative,
+            random_state,
+        )
+    return result
+
+
+def _add_nonparametric(
+    result: AnalysisResult,
+    data: Any,
+    variant_col: str,
+    control: str,
+    metrics: list[str],
+    mw: bool,
+    bootstrap: int,
+    alpha: float,
+    alternative: str,
+    random_state: int,
+) -> None:
+    columns = _columns(data)
+    labels = np.array(
+        [str(v) for v in np.asarray(columns[variant_col], dtype=object)], dtype=object
+    )
+    for name in metrics:
+        y = _numeric(columns[name], name, "metric")
+        base = y[(labels == control) & ~np.isnan(y)]
+        for v, comp in result.metrics[name].comparisons.items():
+            treated = y[(labels == v) & ~np.isnan(y)]
+            if mw:
+                test = mann_whitney(base, treated, alternative)
+                comp.extra["mann_whitney_p_value"] = test.p_value
+                comp.extra["prob_superiority"] = test.prob_superiority
+            if bootstrap:
+                boot = bootstrap_ci(
+                    base, treated, n_resamples=bootstrap, alpha=alpha, random_state=random_state
+                )
+                comp.extra["bootstrap_ci_lower"] = boot.ci_lower
+                comp.extra["bootstrap_ci_upper"] = boot.ci_upper
