@@ -145,9 +145,7 @@ def test_precomputed_seed_state_equals_bucket_hash(unit: str, version: int) -> N
 
 @pytest.mark.parametrize("status", [Status.DRAFT, Status.PAUSED, Status.STOPPED, Status.ARCHIVED])
 def test_not_running_gives_control_even_to_sticky_units(status: Status) -> None:
-    decision = assign(
-        experiment(status=status), "user-1", sticky=StickyRecord("treatment", 0)
-    )
+    decision = assign(experiment(status=status), "user-1", sticky=StickyRecord("treatment", 0))
     assert decision == AssignmentDecision(
         "checkout", 0, "control", False, Reason.NOT_RUNNING, 0, False
     )

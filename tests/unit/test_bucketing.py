@@ -1,7 +1,8 @@
-"""splitlab.bucketing against the GrowthBook JavaScript SDK's own outputs, plus the laws it keeps."""
+"""splitlab.bucketing against the GrowthBook JavaScript SDK's outputs, plus the laws it keeps."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from pathlib import Path
@@ -187,7 +188,7 @@ def test_bucket_ranges_cover_coverage_in_total_without_overlap(
     for (start, end), w in zip(ranges, ws, strict=True):
         assert 0 <= start <= end <= 1 + 1e-12
         assert end - start == pytest.approx(coverage * w, abs=1e-12)
-    for (_, end), (next_start, _) in zip(ranges, ranges[1:], strict=False):
+    for (_, end), (next_start, _) in itertools.pairwise(ranges):
         assert end <= next_start + 1e-12  # no overlap
     assert sum(end - start for start, end in ranges) == pytest.approx(coverage, abs=1e-9)
 

@@ -112,7 +112,9 @@ def test_operators(condition: dict[str, Any], expected: bool) -> None:
 
 def test_growthbook_version_vectors() -> None:
     data = json.loads(VECTORS_PATH.read_text(encoding="utf-8"))
-    padded = [(v, p, padded_version(v)) for v, p in data["padded_version"] if padded_version(v) != p]
+    padded = [
+        (v, p, padded_version(v)) for v, p in data["padded_version"] if padded_version(v) != p
+    ]
     assert padded == []
     mismatches = [
         (actual, op, expected, result)
@@ -179,7 +181,8 @@ def test_regexes_are_compiled_once() -> None:
     second = compile_condition({"other": {"$regex": "^a.+@example"}})
     info = targeting._regex.cache_info()
     assert (info.misses, info.hits) == (1, 1)
-    assert first({"email": "ana@example.com"}) and second({"other": "ana@example.com"})
+    assert first({"email": "ana@example.com"})
+    assert second({"other": "ana@example.com"})
 
 
 def test_compiled_condition_is_reusable_and_keeps_its_source() -> None:
