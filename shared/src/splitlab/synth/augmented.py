@@ -33,7 +33,7 @@ def weight_penalty(Y0_pre: FloatArray, n_post: int) -> float:
         return 0.0
     sigma = float(np.std(np.diff(Y0_pre, axis=0)))
     zeta = max(n_post, 1) ** 0.25 * sigma
-    return zeta**2 * n_pre
+    return float(zeta**2 * n_pre)
 
 
 def augmented_weights(

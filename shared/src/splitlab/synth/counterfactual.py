@@ -39,7 +39,10 @@ class Inputs:
         """The same problem on the first ``n_periods`` periods with ``n_pre`` pre-periods."""
         calendar = self.calendar[:n_periods] if self.calendar.size else self.calendar
         return replace(
-            self, y_pre=self.y_pre[:n_pre], donors=self.donors[:n_periods], n_pre=n_pre,
+            self,
+            y_pre=self.y_pre[:n_pre],
+            donors=self.donors[:n_periods],
+            n_pre=n_pre,
             calendar=calendar,
         )
 

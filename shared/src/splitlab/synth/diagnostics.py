@@ -81,18 +81,32 @@ def stationarity_warnings(y_pre: FloatArray) -> list[str]:
     return notes
 
 
-def in_time_warning(att: float, pre_rmspe: float, real_att: float, shift: int) -> str | None:
+def in_time_warning(
+    att: float,
+    pre_rmspe: float,
+    real_att: float,
+    shift: int,
+    placebo_range: tuple[float, float] | None = None,
+) -> str | None:
     """A warning when the in-time placebo shows an effect before the intervention.
 
-    It fires when the fake effect is both more than twice the fake fit's pre-period RMSPE
-    (it is not noise) and at least half the real estimate (it matters next to it).
+    With in-space placebos, it fires when the fake effect falls outside the range of placebo
+    errors that the interval uses (the fake effect would itself be "significant"). Without
+    them, when it is both more than twice the fake fit's pre-period RMSPE and at least half the
+    real estimate.
     """
     if not math.isfinite(att) or not math.isfinite(pre_rmspe):
         return None
-    if abs(att) > 2 * max(pre_rmspe, 1e-12) and abs(att) >= 0.5 * abs(real_att):
+    if placebo_range is not None and all(map(math.isfinite, placebo_range)):
+        alarming = not placebo_range[0] <= att <= placebo_range[1]
+        reason = "outside the range of in-space placebo effects"
+    else:
+        alarming = abs(att) > 2 * max(pre_rmspe, 1e-12) and abs(att) >= 0.5 * abs(real_att)
+        reason = f"more than twice its pre-period RMSPE ({pre_rmspe:.4g})"
+    if alarming:
         return (
             f"in-time placebo: a fake intervention {shift} period(s) early shows an average "
-            f"effect of {att:.4g}, more than twice its pre-period RMSPE ({pre_rmspe:.4g})"
+            f"effect of {att:.4g}, {reason}; the counterfactual may not extrapolate"
         )
     return None
 

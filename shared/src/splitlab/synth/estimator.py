@@ -11,6 +11,7 @@ import pandas as pd
 from splitlab.synth.counterfactual import METHODS, fit_counterfactual
 from splitlab.synth.diagnostics import fit_warnings, in_time_warning, stationarity_warnings
 from splitlab.synth.inference import (
+    PlaceboRun,
     in_time_placebo,
     inputs_for,
     placebo_band,
@@ -89,13 +90,11 @@ def synthetic_control(
 
     p_value = ci_lower = ci_upper = math.nan
     band = None
-    runs = []
+    runs: list[PlaceboRun] = []
     if placebo:
         runs, placebo_notes = run_placebos(panel, method)
         notes.extend(placebo_notes)
-        p_value = placebo_p_value(
-            rmspe_ratio(post_rmspe, pre_rmspe), [r.ratio for r in runs]
-        )
+        p_value = placebo_p_value(rmspe_ratio(post_rmspe, pre_rmspe), [r.ratio for r in runs])
         ci_lower, ci_upper, interval_note = placebo_interval(att, runs, n_pre, alpha)
         if interval_note:
             notes.append(interval_note)
@@ -112,8 +111,11 @@ def synthetic_control(
     notes.extend(stationarity_warnings(inputs.y_pre))
     in_time = in_time_placebo(inputs, method, n_post)
     if in_time is not None:
+        bounds = None
+        if placebo and math.isfinite(ci_lower):
+            bounds = (att - ci_upper, att - ci_lower)  # the placebo error range used above
         warning = in_time_warning(
-            in_time.att, in_time.pre_rmspe, att, n_pre - in_time.start_index
+            in_time.att, in_time.pre_rmspe, att, n_pre - in_time.start_index, bounds
         )
         if warning:
             notes.append(warning)

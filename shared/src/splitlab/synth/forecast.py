@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 from sklearn.linear_model import RidgeCV
 
-from splitlab.synth.counterfactual import Counterfactual, FloatArray, Inputs
+from splitlab.synth.counterfactual import Counterfactual, Inputs
 
 ALPHAS = np.logspace(-2, 4, 25)
 """Ridge penalties searched, for standardised features."""

@@ -72,9 +72,10 @@ def missing_cells(
     wide = wide.reindex(columns=all_times)
     counts = wide.isna().sum(axis=1)
     rows = []
-    for unit, count in counts.items():
+    missing = wide.isna().to_numpy()
+    for row, (unit, count) in enumerate(counts.items()):
         if count:
-            first = wide.columns[wide.loc[unit].isna().to_numpy()][0]
+            first = wide.columns[missing[row]][0]
             rows.append({"unit": unit, "missing": int(count), "first_missing": first})
     report = pd.DataFrame(rows, columns=["unit", "missing", "first_missing"])
     return report.sort_values("missing", ascending=False, kind="stable").reset_index(drop=True)
@@ -112,7 +113,10 @@ def build_panel(
     frame = data[[unit_col, time_col, outcome_col, *covariate_periods]].copy()
     frame[unit_col] = frame[unit_col].astype(str)
     frame[time_col] = _coerce_times(frame[time_col], "time_col", time_col)
-    for arg, column in (("outcome_col", outcome_col), *(("covariates", c) for c in covariate_periods)):
+    for arg, column in (
+        ("outcome_col", outcome_col),
+        *(("covariates", c) for c in covariate_periods),
+    ):
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() & frame[column].notna()
         if bad.any():
@@ -207,10 +211,11 @@ def calendar_features(times: Sequence[Any], n_pre: int) -> tuple[FloatArray, lis
     """
     if not times or not isinstance(times[0], pd.Timestamp) or len(times) < 2:
         return np.zeros((len(times), 0)), []
-    index = pd.DatetimeIndex(times)
-    step_days = float(np.median(np.diff(index.asi8))) / 86_400e9
+    index = pd.DatetimeIndex(list(times))
+    seconds = np.diff(index.to_numpy()).astype("timedelta64[s]").astype(np.float64)
+    step_days = float(np.median(seconds)) / 86_400
     if step_days <= 1.5:
-        labels, period, name = index.dayofweek.to_numpy(), 7, "dow"
+        labels, period, name = index.day_of_week.to_numpy(), 7, "dow"
     elif step_days <= 45:
         labels, period, name = index.month.to_numpy() - 1, 12, "month"
         if step_days <= 10:
@@ -332,7 +337,7 @@ def _coerce_scalar_time(value: Any, column: pd.Series) -> Any:
         raise ValueError(
             f"intervention_time: {value!r} is not a date; use an ISO date such as 2026-03-02"
         ) from None
-    if stamp is pd.NaT:
+    if pd.isna(stamp):
         raise ValueError("intervention_time: must not be empty")
     tz = getattr(column.dt, "tz", None)
     if tz is not None and stamp.tzinfo is None:
@@ -343,6 +348,8 @@ def _coerce_scalar_time(value: Any, column: pd.Series) -> Any:
 def _plain(value: Any) -> Any:
     if isinstance(value, pd.Timestamp):
         return value
+    if isinstance(value, np.datetime64):
+        return pd.Timestamp(value)
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and value.is_integer():
@@ -351,7 +358,7 @@ def _plain(value: Any) -> Any:
 
 
 def _show(value: Any) -> str:
-    return format_time(_plain(value))
+    return str(format_time(_plain(value)))
 
 
 def format_time(value: Any) -> Any:

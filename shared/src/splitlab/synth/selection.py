@@ -45,8 +45,12 @@ def select_method(inputs: Inputs) -> Selection:
         scores[method] = float(np.sqrt(np.mean((held_out - fit.values[n_train:]) ** 2)))
     finite = {m: s for m, s in scores.items() if math.isfinite(s)}
     if not finite:
-        return Selection("classic", scores, n_hold, "auto chose classic: no method could be "
-                         "judged on held-out pre-periods")
+        return Selection(
+            "classic",
+            scores,
+            n_hold,
+            "auto chose classic: no method could be judged on held-out pre-periods",
+        )
     best = min(finite.values())
     chosen = next(m for m in METHODS if m in finite and finite[m] <= best * 1.01 + 1e-12)
     others = ", ".join(f"{m} {s:.4g}" for m, s in scores.items() if m != chosen)
