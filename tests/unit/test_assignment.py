@@ -22,6 +22,7 @@ from splitlab.assignment import (
     StickyRecord,
     Variant,
     assign,
+    assign_all,
     in_holdout,
 )
 from splitlab.bucketing import bucket_hash, in_namespace
@@ -332,3 +333,39 @@ def test_definitions_compare_by_settings_only() -> None:
     assert experiment() == experiment()
     assert replace(experiment(), coverage=0.5) != experiment()
     assert replace(experiment(), coverage=0.5).ranges == ((0, 0.25), (0.5, 0.75))
+
+
+@given(unit=st.text(max_size=40), share=st.floats(min_value=0, max_value=1))
+def test_in_holdout_is_the_v2_hash_below_the_share(unit: str, share: float) -> None:
+    holdout = HoldoutConfig(share=share, seed="holdout-É")
+    n = bucket_hash("holdout-É", unit, 2)
+    assert n is not None
+    assert in_holdout(unit, holdout) == (share > 0 and n < share)
+
+
+def test_assign_all_equals_assign_per_experiment() -> None:
+    definitions = [
+        experiment(key="a"),
+        experiment(key="b", status=Status.PAUSED),
+        experiment(key="c", coverage=0.3, targeting={"country": "US"}),
+        experiment(key="d", bucket_version=1, min_bucket_version=1),
+    ]
+    records = {"a": StickyRecord("treatment", 0), "d": StickyRecord("control", 0)}
+    holdout = HoldoutConfig(share=0.2)
+    seen = set()
+    for unit in units(500):
+        attributes = {"country": "US" if unit.endswith(("1", "2", "3")) else "FR"}
+        batch = assign_all(definitions, unit, attributes, records, holdout)
+        single = [assign(d, unit, attributes, records.get(d.key), holdout) for d in definitions]
+        assert batch == single
+        seen.update(d.reason for d in batch)
+    assert seen >= {
+        Reason.STICKY,
+        Reason.NOT_RUNNING,
+        Reason.HOLDOUT,
+        Reason.HASHED,
+        Reason.NOT_TARGETED,
+        Reason.COVERAGE_EXCLUDED,
+        Reason.BUCKET_VERSION_EXCLUDED,
+    }
+    assert assign_all([], "u") == []

@@ -24,7 +24,7 @@ Decision order (see ``docs/assignment.md``):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -32,7 +32,6 @@ from typing import Any
 
 from splitlab.bucketing import (
     HASH_VERSIONS,
-    bucket_hash,
     bucket_ranges,
     fnv1a32,
     in_namespace,
@@ -52,6 +51,7 @@ __all__ = [
     "StickyRecord",
     "Variant",
     "assign",
+    "assign_all",
     "in_holdout",
 ]
 
@@ -138,20 +138,22 @@ class HoldoutConfig:
 
     share: float = 0.0
     seed: str = DEFAULT_HOLDOUT_SEED
+    _seed_state: int = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not _finite_number(self.share) or not 0 <= self.share <= 1:
             raise ValueError(f"holdout share must be a number in [0, 1], got {self.share!r}")
         if not isinstance(self.seed, str) or not self.seed:
             raise ValueError("holdout seed must be a non-empty string; omit it for the default")
+        object.__setattr__(self, "_seed_state", fnv1a32(self.seed))
 
 
 def in_holdout(unit_id: str, holdout: HoldoutConfig) -> bool:
-    """Whether ``unit_id`` belongs to the global holdout group."""
+    """Whether ``unit_id`` belongs to the global holdout group (``bucket_hash`` v2 < share)."""
     if holdout.share <= 0:
         return False
-    n = bucket_hash(holdout.seed, unit_id, 2)
-    return n is not None and n < holdout.share
+    n = (fnv1a32(str(fnv1a32(unit_id, holdout._seed_state))) % 10000) / 10000
+    return n < holdout.share
 
 
 @dataclass(frozen=True, slots=True)
@@ -366,6 +368,43 @@ def assign(
         return experiment._excluded[Reason.NOT_RUNNING]
     if holdout is not None and in_holdout(unit_id, holdout):
         return experiment._excluded[Reason.HOLDOUT]
+    return _assign_eligible(experiment, unit_id, attributes, sticky)
+
+
+def assign_all(
+    experiments: Iterable[ExperimentDefinition],
+    unit_id: str,
+    attributes: Mapping[str, Any] | None = None,
+    sticky: Mapping[str, StickyRecord] | None = None,
+    holdout: HoldoutConfig | None = None,
+) -> list[AssignmentDecision]:
+    """``assign`` for one unit across ``experiments`` (``/assign/batch``), in their order.
+
+    ``sticky`` maps experiment keys to the unit's records (one store round trip for all of
+    them); the holdout is hashed once for the unit rather than once per experiment.
+    """
+    records = _EMPTY if sticky is None else sticky
+    held_out = holdout is not None and in_holdout(unit_id, holdout)
+    decisions = []
+    for experiment in experiments:
+        if experiment.status is not Status.RUNNING:
+            decisions.append(experiment._excluded[Reason.NOT_RUNNING])
+        elif held_out:
+            decisions.append(experiment._excluded[Reason.HOLDOUT])
+        else:
+            decisions.append(
+                _assign_eligible(experiment, unit_id, attributes, records.get(experiment.key))
+            )
+    return decisions
+
+
+def _assign_eligible(
+    experiment: ExperimentDefinition,
+    unit_id: str,
+    attributes: Mapping[str, Any] | None,
+    sticky: StickyRecord | None,
+) -> AssignmentDecision:
+    """Steps 3-9 of the decision, for a running experiment and a unit outside the holdout."""
     attrs = _EMPTY if attributes is None else attributes
     value = experiment.hash_value(unit_id, attrs)
     if value is None:

@@ -187,6 +187,12 @@ def padded_version(value: object) -> str:
         value = str(int(number)) if float(number).is_integer() else repr(number)
     if not value or not isinstance(value, str):
         value = "0"
+    return _padded_version_text(value)
+
+
+@lru_cache(maxsize=4096)
+def _padded_version_text(value: str) -> str:
+    # Cached: app versions in request attributes take few distinct values.
     parts = _VERSION_SPLIT.split(_VERSION_STRIP.sub("", value))
     if len(parts) == 3:
         parts.append("~")
