@@ -252,8 +252,8 @@ def sample_size(
 class MDEResult:
     mde_absolute: float
     mde_relative: float
-    n_control: int
-    n_treatment: int
+    n_control: float
+    n_treatment: float
     alpha: float
     power: float
     alternative: str
@@ -265,7 +265,7 @@ class MDEResult:
 
 
 def mde(
-    n_control: int,
+    n_control: float,
     baseline: float,
     *,
     metric_type: str = "mean",
@@ -299,8 +299,8 @@ def mde(
     return MDEResult(
         mde_absolute=magnitude,
         mde_relative=magnitude / abs(d.baseline) if d.baseline != 0 else math.nan,
-        n_control=int(n_control),
-        n_treatment=math.ceil(n_control * d.treatment_ratio),
+        n_control=float(n_control),
+        n_treatment=float(n_control) * d.treatment_ratio,
         alpha=d.alpha,
         power=target,
         alternative=d.alternative,
