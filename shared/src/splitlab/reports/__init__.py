@@ -1,0 +1,1 @@
+"""Reports: tables for the terminal and self-contained HTML pages for SplitLab results."""
