@@ -14,6 +14,7 @@ import typer
 # Modules that contribute commands, in the order they appear in ``--help``.
 COMMAND_MODULES: tuple[str, ...] = (
     "splitlab.cli.infra",
+    "splitlab.cli.synth",
 )
 
 
