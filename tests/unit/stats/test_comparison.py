@@ -61,5 +61,5 @@ def test_satterthwaite_matches_equal_case() -> None:
     ("alpha", "alternative"), [(0.0, "two-sided"), (1.5, "two-sided"), (0.05, "both")]
 )
 def test_bad_arguments(alpha: float, alternative: str) -> None:
-    with pytest.raises(ValueError, match="alpha|alternative"):
+    with pytest.raises(ValueError, match=r"alpha|alternative"):
         compare(arm(10, 0, 1), arm(10, 0, 1), alpha, alternative)
