@@ -94,6 +94,8 @@ USER = {
         ({"$or": [{"country": "FR"}, {"beta": True}]}, True),
         ({"$or": [{"country": "FR"}, {"beta": False}]}, False),
         ({"$or": []}, True),
+        ({"$nor": []}, False),
+        ({"$and": []}, True),
         ({"$nor": [{"country": "FR"}, {"beta": False}]}, True),
         ({"$nor": [{"country": "US"}]}, False),
         (

@@ -253,8 +253,9 @@ def _compile_logical(op: str, value: object, path: str) -> Callable[[Attributes]
     subs = tuple(parts)
     if op == "$and":
         return lambda attributes: all(sub(attributes) for sub in subs)
-    if not subs:  # GrowthBook: an empty $or passes, an empty $nor too.
-        return lambda attributes: True
+    if not subs:  # As in GrowthBook: an empty $or passes, so an empty $nor fails.
+        passes = op == "$or"
+        return lambda attributes: passes
     if op == "$or":
         return lambda attributes: any(sub(attributes) for sub in subs)
     return lambda attributes: not any(sub(attributes) for sub in subs)
