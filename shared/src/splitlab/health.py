@@ -8,6 +8,7 @@ ones are down and why. Services list their checks at startup; ``/readyz`` runs t
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -56,7 +57,13 @@ def kafka_check(settings: Settings) -> DependencyCheck:
     """
     from splitlab.clients import create_kafka_admin
 
+    servers = [s.strip() for s in settings.kafka_bootstrap_servers.split(",") if s.strip()]
+
     def ping() -> None:
+        # A plain TCP connect first: a dead broker is reported at once, and kafka-python's
+        # failed bootstrap (which leaks its sockets) is never entered.
+        if not any(_accepts(server, settings.health_timeout_seconds) for server in servers):
+            raise ConnectionError(f"no Kafka broker accepts connections at {','.join(servers)}")
         admin = create_kafka_admin(settings)
         try:
             admin.list_topics()
@@ -64,6 +71,15 @@ def kafka_check(settings: Settings) -> DependencyCheck:
             admin.close()
 
     return DependencyCheck("kafka", ping)
+
+
+def _accepts(server: str, timeout: float) -> bool:
+    host, _, port = server.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def _timed(check: DependencyCheck) -> CheckOutcome:

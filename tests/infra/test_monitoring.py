@@ -1,0 +1,97 @@
+"""Prometheus, Alertmanager and Grafana configuration: checked by their own tools and queried live."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.stack import port_open, unavailable
+
+REPO = Path(__file__).resolve().parents[2]
+PROMETHEUS = "http://127.0.0.1:9090"
+
+
+def tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"{name} (Debian package; installed by `make stack-up`)")
+    assert path is not None
+    return path
+
+
+def test_alert_rules_pass_their_promtool_unit_tests() -> None:
+    rules = REPO / "infra" / "prometheus" / "rules"
+    for test_file in sorted(rules.glob("*.test.yml")):
+        result = subprocess.run(
+            [tool("promtool"), "test", "rules", test_file.name],
+            cwd=rules, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_config_is_valid_with_the_native_paths(tmp_path: Path) -> None:
+    config = (REPO / "infra" / "prometheus" / "prometheus.yml").read_text()
+    targets = tmp_path / "targets"
+    targets.mkdir()
+    for name in ("assignment", "router", "analyzer", "trainer", "alertmanagers"):
+        (targets / f"{name}.json").write_text('[{"targets": ["127.0.0.1:1"]}]')
+    (tmp_path / "prometheus.yml").write_text(
+        config.replace("/etc/prometheus/targets", str(targets)).replace(
+            "/etc/prometheus/rules", str(REPO / "infra" / "prometheus" / "rules")
+        )
+    )
+    result = subprocess.run(
+        [tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_alertmanager_config_is_valid() -> None:
+    result = subprocess.run(
+        [tool("amtool"), "check-config", str(REPO / "infra" / "alertmanager" / "alertmanager.yml")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def dashboard_queries() -> list[tuple[str, str, str]]:
+    found = []
+    for path in sorted((REPO / "infra" / "grafana" / "dashboards").glob("*.json")):
+        dashboard = json.loads(path.read_text())
+        for panel in dashboard["panels"]:
+            for target in panel.get("targets", []):
+                found.append((path.name, panel["title"], target["expr"]))
+    return found
+
+
+def substitute(expr: str) -> str:
+    """Grafana's template variables, as Grafana would fill them for 'All' over the last hour."""
+    expr = expr.replace("$__rate_interval", "1m").replace("$__range", "1h")
+    return re.sub(r"\$service\b", ".*", expr)
+
+
+@pytest.mark.parametrize(("dashboard", "panel", "expr"), dashboard_queries())
+def test_every_dashboard_query_runs_on_the_live_prometheus(
+    dashboard: str, panel: str, expr: str
+) -> None:
+    if not port_open("127.0.0.1", 9090):
+        unavailable("Prometheus at 127.0.0.1:9090")
+    response = httpx.get(f"{PROMETHEUS}/api/v1/query", params={"query": substitute(expr)})
+    body = response.json()
+    assert response.status_code == 200 and body["status"] == "success", (dashboard, panel, body)
+
+
+def test_dashboards_use_the_provisioned_datasource() -> None:
+    provisioned = (REPO / "infra/grafana/provisioning/datasources/prometheus.yml").read_text()
+    uid = re.search(r"uid: (\S+)", provisioned)
+    assert uid is not None
+    for path in (REPO / "infra" / "grafana" / "dashboards").glob("*.json"):
+        for panel in json.loads(path.read_text())["panels"]:
+            assert panel["datasource"]["uid"] == uid.group(1), (path.name, panel["title"])

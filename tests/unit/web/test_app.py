@@ -1,0 +1,144 @@
+"""The behaviour every SplitLab service gets from ``create_service_app``, without any server."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.testclient import TestClient
+from pydantic import BaseModel, Field
+
+from splitlab.health import DependencyCheck
+from splitlab.settings import Settings
+from splitlab.web.app import create_service_app
+from splitlab.web.errors import NotFoundError
+
+state = {"cache_up": True}
+
+
+def cache_ping() -> None:
+    if not state["cache_up"]:
+        raise ConnectionError("cache refused the connection")
+
+
+class Order(BaseModel):
+    sku: str
+    quantity: int = Field(gt=0)
+
+
+def build(max_body_bytes: int = 1024) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[Sequence[DependencyCheck]]:
+        yield [DependencyCheck("cache", cache_ping), DependencyCheck("clock", lambda: None)]
+
+    router = APIRouter()
+
+    @router.post("/orders/{order_id}")
+    async def create(order_id: str, order: Order) -> dict[str, object]:
+        if order_id == "missing":
+            raise NotFoundError("order 'missing' does not exist", field="order_id")
+        return {"order_id": order_id, "quantity": order.quantity}
+
+    settings = Settings(
+        max_body_bytes=max_body_bytes,
+        log_format="text",
+        health_interval_seconds=3600,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    return create_service_app(
+        service="demo", settings=settings, lifespan=lifespan, description="d", routers=[router]
+    )
+
+
+@pytest.fixture
+def client() -> Iterator[TestClient]:
+    state["cache_up"] = True
+    with TestClient(build()) as client:
+        yield client
+
+
+def test_readyz_names_the_dependency_that_is_down(client: TestClient) -> None:
+    assert client.get("/readyz").status_code == 200
+    state["cache_up"] = False
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["down"] == ["cache"]
+    assert "refused" in body["dependencies"]["cache"]["error"]
+    assert body["dependencies"]["clock"]["up"] is True
+
+
+def test_request_id_is_echoed_or_generated(client: TestClient) -> None:
+    given = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    generated = client.get("/healthz").headers["x-request-id"]
+    assert len(generated) == 32
+    hostile = client.get("/healthz", headers={"X-Request-ID": "a b\tc" * 50})
+    assert hostile.headers["x-request-id"] != "a b\tc" * 50
+
+
+def test_body_larger_than_the_limit_is_refused_with_413(client: TestClient) -> None:
+    response = client.post("/orders/1", content=b"x" * 2000)
+    assert response.status_code == 413
+    assert "1024" in response.json()["error"]["message"]
+
+
+def test_chunked_body_larger_than_the_limit_is_refused_with_413(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        for _ in range(10):
+            yield b"y" * 200
+
+    response = client.post("/orders/1", content=chunks())
+    assert response.status_code == 413
+
+
+def test_chunked_body_within_the_limit_is_served(client: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"sku": "a", '
+        yield b'"quantity": 2}'
+
+    response = client.post(
+        "/orders/7", content=chunks(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 200
+    assert response.json() == {"order_id": "7", "quantity": 2}
+
+
+def test_validation_error_names_the_field(client: TestClient) -> None:
+    response = client.post("/orders/1", json={"sku": "a", "quantity": 0})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["field"] == "quantity"
+    assert "quantity" in error["message"]
+    assert "greater than 0" in error["message"]
+
+
+def test_domain_errors_carry_their_status(client: TestClient) -> None:
+    response = client.post("/orders/missing", json={"sku": "a", "quantity": 1})
+    assert response.status_code == 404
+    assert response.json()["error"] == {
+        "code": "not_found",
+        "message": "order 'missing' does not exist",
+        "field": "order_id",
+    }
+
+
+def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
+    for order_id in ("1", "2", "3"):
+        client.post(f"/orders/{order_id}", json={"sku": "a", "quantity": 1})
+    client.get("/no/such/path")
+    metrics = client.get("/metrics").text
+    line = (
+        'splitlab_http_requests_total{method="POST",route="/orders/{order_id}",'
+        'service="demo",status="200"}'
+    )
+    assert any(m.startswith(line) and float(m.split()[-1]) >= 3 for m in metrics.splitlines())
+    assert 'route="unmatched",service="demo",status="404"' in metrics
+    assert 'route="/orders/1"' not in metrics
+
+
+def test_openapi_docs_are_served(client: TestClient) -> None:
+    assert client.get("/docs").status_code == 200
+    assert "/orders/{order_id}" in client.get("/openapi.json").json()["paths"]
