@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import redis
+import redis.asyncio
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -44,6 +45,28 @@ def create_redis(settings: Settings, url: str | None = None) -> redis.Redis:
         socket_connect_timeout=settings.health_timeout_seconds,
         socket_timeout=settings.health_timeout_seconds,
         health_check_interval=30,
+        decode_responses=True,
+    )
+
+
+def create_async_redis(
+    settings: Settings, url: str | None = None, timeout: float | None = None
+) -> redis.asyncio.Redis:
+    """An asyncio redis-py client for hot paths (``/assign``'s sticky store).
+
+    ``timeout`` (default ``sticky_redis_timeout_seconds``) bounds connecting and each reply, and
+    redis-py's own retries are off: the caller decides what a failure means (a degraded answer),
+    and a retry with back-off would hold the request for seconds.
+    """
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    seconds = settings.sticky_redis_timeout_seconds if timeout is None else timeout
+    return redis.asyncio.Redis.from_url(
+        url or settings.redis_url,
+        socket_connect_timeout=seconds,
+        socket_timeout=seconds,
+        retry=Retry(NoBackoff(), 0),
         decode_responses=True,
     )
 

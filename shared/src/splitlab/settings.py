@@ -63,6 +63,20 @@ class Settings(BaseSettings):
     kafka_topic_replication_factor: int = Field(default=1, ge=1)
     kafka_client_id: str = "splitlab"
 
+    # --- assignment ---------------------------------------------------------------------
+    sticky_ttl_seconds: int = Field(default=7_776_000, gt=0)
+    """Lifetime of a unit's sticky-assignment hash in Redis, renewed whenever a record is added."""
+    sticky_redis_timeout_seconds: float = Field(default=0.1, gt=0)
+    """Socket connect/read timeout of /assign's Redis calls; past it the answer is degraded."""
+    sticky_breaker_seconds: float = Field(default=5.0, ge=0)
+    """After a Redis failure, /assign skips Redis this long (answers degraded) before retrying."""
+    holdout_share: float = Field(default=0.0, ge=0, le=1)
+    """Share of all units in the global holdout: control everywhere, measured as their own group."""
+    holdout_seed: str = Field(default="splitlab-global-holdout", min_length=1)
+    """Hash seed of the global holdout; changing it reshuffles who is held out."""
+    experiment_cache_refresh_seconds: float = Field(default=5.0, gt=0)
+    """How often each replica reloads changed experiments from Postgres (its staleness bound)."""
+
     # --- Postgres -----------------------------------------------------------------------
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)

@@ -85,3 +85,55 @@ class Outcome(EventColumns, Base):
     value: Mapped[float] = mapped_column(Float)
 
     __table_args__ = (Index(None, "unit_id", "outcome_type", "occurred_at"),)
+
+
+class Experiment(Base):
+    """One experiment of the registry (the assignment service owns writes). ``version`` grows by
+    one with every change, so replicas reload only what changed."""
+
+    __tablename__ = "experiments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(Text, unique=True)
+    name: Mapped[str] = mapped_column(Text)
+    hypothesis: Mapped[str] = mapped_column(Text, default="")
+    owner: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(Text, index=True)
+    variants: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    coverage: Mapped[float] = mapped_column(Float)
+    hash_seed: Mapped[str | None] = mapped_column(Text, nullable=True)
+    hash_version: Mapped[int] = mapped_column(Integer)
+    hash_attribute: Mapped[str] = mapped_column(Text)
+    namespace: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    targeting: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    metrics: Mapped[dict[str, Any]] = mapped_column()
+    alpha: Mapped[float] = mapped_column(Float)
+    power: Mapped[float] = mapped_column(Float)
+    mde: Mapped[float | None] = mapped_column(Float, nullable=True)
+    planned_sample_size: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    auto_stop: Mapped[bool] = mapped_column(Boolean, default=False)
+    bucket_version: Mapped[int] = mapped_column(Integer, default=0)
+    min_bucket_version: Mapped[int] = mapped_column(Integer, default=0)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ExperimentAuditEntry(Base):
+    """Every change to an experiment: who, when, which action, the state before and after."""
+
+    __tablename__ = "experiment_audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_key: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    before: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    after: Mapped[dict[str, Any]] = mapped_column()
+    changes: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+
+    __table_args__ = (Index(None, "experiment_key", "at"),)

@@ -1,0 +1,41 @@
+"""Redis key names: built here and nowhere else.
+
+Keys holding one unit's data carry a Redis Cluster hash tag (the part in braces), so every key of
+a unit lives in one slot and multi-key pipelines for a unit stay on one node.
+
+- ``splitlab:{unit:<unit_id>}:sticky``: a hash of the unit's sticky assignments, one field per
+  experiment, ``experiment_key -> "<variant_key>|<bucket_version>"``. Experiments that bucket on
+  another attribute (``hash_attribute != "id"``) keep their records under that attribute's value:
+  ``splitlab:{attr:<name>=<value>}:sticky``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["PREFIX", "STICKY_SEPARATOR", "parse_sticky_value", "sticky_key", "sticky_value"]
+
+PREFIX: Final = "splitlab"
+STICKY_SEPARATOR: Final = "|"
+
+
+def sticky_key(hash_value: str, hash_attribute: str = "id") -> str:
+    """The hash of sticky records for a unit id (or for the value of another hash attribute)."""
+    if not hash_value:
+        raise ValueError("hash_value must be a non-empty string")
+    if hash_attribute == "id":
+        return f"{PREFIX}:{{unit:{hash_value}}}:sticky"
+    return f"{PREFIX}:{{attr:{hash_attribute}={hash_value}}}:sticky"
+
+
+def sticky_value(variant_key: str, bucket_version: int) -> str:
+    """A sticky record as stored in the hash field: ``"<variant_key>|<bucket_version>"``."""
+    return f"{variant_key}{STICKY_SEPARATOR}{bucket_version}"
+
+
+def parse_sticky_value(value: str) -> tuple[str, int] | None:
+    """``(variant_key, bucket_version)`` from a stored field; None when it is malformed."""
+    variant, sep, version = value.rpartition(STICKY_SEPARATOR)
+    if not sep or not variant or not version.isdigit():
+        return None
+    return variant, int(version)
