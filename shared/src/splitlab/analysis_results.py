@@ -118,6 +118,7 @@ class MetricResult:
                 for m, c in self.candidates.items()
             },
         }
+        out["cupac"] = None
         if self.cupac is not None:
             out["cupac"] = {
                 "model": self.cupac.model,

@@ -1,0 +1,355 @@
+"""``splitlab analyze`` (per-unit file -> variance-reduced analysis) and ``splitlab power``."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+class OutputFormat(StrEnum):
+    table = "table"
+    json = "json"
+    html = "html"
+
+
+class Method(StrEnum):
+    auto = "auto"
+    none = "none"
+    cuped = "cuped"
+    regression = "regression"
+    cupac = "cupac"
+
+
+class Alternative(StrEnum):
+    two_sided = "two-sided"
+    greater = "greater"
+    less = "less"
+
+
+class Correction(StrEnum):
+    holm = "holm"
+    bonferroni = "bonferroni"
+    benjamini_hochberg = "benjamini-hochberg"
+    none = "none"
+
+
+class MetricType(StrEnum):
+    mean = "mean"
+    proportion = "proportion"
+
+
+class MdeType(StrEnum):
+    absolute = "absolute"
+    relative = "relative"
+
+
+class PowerFormat(StrEnum):
+    table = "table"
+    json = "json"
+
+
+_OPTION_NAMES = {
+    "control=": "--control ",
+    "variant_col": "--variant-col",
+    "metrics must": "--metric must",
+    "covariates=[...]": "--covariate",
+    "alpha must": "--alpha must",
+    "weights has": "--weight has",
+    "weights must": "--weight must",
+    "mde_type": "--mde-type",
+    "metric_type": "--metric-type",
+    "treatment_ratio": "--treatment-ratio",
+    "variance_reduction": "--variance-reduction",
+    "daily_units": "--daily-units",
+    "n_variants": "--variants",
+    "continuity_correction": "--continuity-correction",
+    "power must": "--power must",
+    "baseline must": "--baseline must",
+    "sd must": "--sd must",
+    "mde must": "--mde must",
+}
+
+
+def _cli_names(message: str) -> str:
+    """Name the command-line option instead of the Python argument."""
+    for python_name, option in _OPTION_NAMES.items():
+        message = message.replace(python_name, option)
+    return message
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {_cli_names(message)}", err=True)
+    return typer.Exit(code=2)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file (chosen by extension; anything else is read as CSV)."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise ValueError(f"FILE: {path} does not exist; give a CSV or Parquet file")
+    try:
+        if path.suffix.lower() in {".parquet", ".pq"}:
+            return pd.read_parquet(path)
+        return pd.read_csv(path)
+    except (OSError, ValueError, pd.errors.ParserError, ImportError) as exc:
+        raise ValueError(f"FILE: {path} could not be read as CSV or Parquet ({exc})") from None
+
+
+def _pairs(values: list[str], option: str, convert: Callable[[str], Any]) -> dict[str, Any]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{option} expects NAME=VALUE, got {item!r}")
+        try:
+            out[key] = convert(value)
+        except ValueError:
+            raise ValueError(f"{option} {item!r}: {value!r} is not valid") from None
+    return out
+
+
+def _ratio(value: str) -> tuple[str, str]:
+    num, sep, den = value.partition("/")
+    if not sep or not num or not den:
+        raise ValueError(value)
+    return num, den
+
+
+def _emit(text: str, output: Path | None) -> None:
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        typer.echo(f"wrote {output}", err=True)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("analyze")
+    def analyze_command(
+        file: Annotated[
+            Path, typer.Argument(help="Per-unit data (CSV or Parquet), one row per unit.")
+        ],
+        metric: Annotated[
+            list[str],
+            typer.Option("--metric", help="Metric column (repeatable); the first is primary."),
+        ] = [],  # noqa: B006
+        covariate: Annotated[
+            list[str], typer.Option("--covariate", help="Pre-exposure column (repeatable).")
+        ] = [],  # noqa: B006
+        method: Annotated[
+            Method, typer.Option("--method", help="Variance reduction.")
+        ] = Method.auto,
+        output_format: Annotated[
+            OutputFormat, typer.Option("--format", help="Output.")
+        ] = OutputFormat.table,
+        output: Annotated[Path | None, typer.Option("--output", help="Write to this file.")] = None,
+        variant_col: Annotated[
+            str, typer.Option("--variant-col", help="Variant column.")
+        ] = "variant",
+        control: Annotated[
+            str, typer.Option("--control", help="Control variant label.")
+        ] = "control",
+        alpha: Annotated[
+            float, typer.Option("--alpha", help="Significance level in (0, 1).")
+        ] = 0.05,
+        alternative: Annotated[Alternative, typer.Option("--alternative")] = Alternative.two_sided,
+        sequential: Annotated[
+            bool, typer.Option("--sequential", help="Always-valid CIs and p-values.")
+        ] = False,
+        weight: Annotated[
+            list[str],
+            typer.Option("--weight", help="Configured split for SRM: VARIANT=WEIGHT (repeatable)."),
+        ] = [],  # noqa: B006
+        ratio: Annotated[
+            list[str],
+            typer.Option("--ratio", help="Ratio metric NAME=NUMERATOR/DENOMINATOR (repeatable)."),
+        ] = [],  # noqa: B006
+        correction: Annotated[
+            Correction, typer.Option("--correction", help="Multiple-arm correction.")
+        ] = Correction.holm,
+        guardrail: Annotated[
+            list[str],
+            typer.Option(
+                "--guardrail", help="METRIC=MARGIN: largest acceptable relative harm (repeatable)."
+            ),
+        ] = [],  # noqa: B006
+        lower_is_better: Annotated[
+            list[str],
+            typer.Option("--lower-is-better", help="Metric where lower is better (repeatable)."),
+        ] = [],  # noqa: B006
+        min_sample: Annotated[
+            int | None, typer.Option("--min-sample", help="Units per arm before a decision.")
+        ] = None,
+        cupac_folds: Annotated[int, typer.Option("--cupac-folds", help="Cross-fitting folds.")] = 5,
+        cupac_time_budget: Annotated[
+            float, typer.Option("--cupac-time-budget", help="Seconds for CUPAC model selection.")
+        ] = 300.0,
+        seed: Annotated[int, typer.Option("--seed", help="Random seed (folds, models).")] = 0,
+    ) -> None:
+        """Analyze an experiment from a per-unit file: every treatment against control."""
+        from splitlab.analysis import analyze
+
+        console = Console(stderr=True)
+        try:
+            data = read_table(file)
+            weights = _pairs(weight, "--weight", float) or None
+            ratios = _pairs(ratio, "--ratio", _ratio)
+            guardrails = _pairs(guardrail, "--guardrail", float)
+            if not metric and not ratios:
+                raise ValueError("--metric is required: name at least one metric column")
+            result = _run_with_progress(
+                console,
+                lambda progress: analyze(
+                    data,
+                    variant_col=variant_col,
+                    control=control,
+                    metrics=metric,
+                    covariates=covariate,
+                    method=method.value,
+                    alpha=alpha,
+                    alternative=alternative.value,
+                    sequential=sequential,
+                    weights=weights,
+                    ratio_metrics=ratios,
+                    correction=correction.value,
+                    guardrails=guardrails,
+                    lower_is_better=lower_is_better,
+                    min_sample=min_sample,
+                    cupac_folds=cupac_folds,
+                    cupac_time_budget_s=cupac_time_budget,
+                    random_state=seed,
+                    progress=progress,
+                ),
+            )
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+
+        if output_format is OutputFormat.json:
+            _emit(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n", output)
+        elif output_format is OutputFormat.html:
+            from splitlab.reports.analysis import html_report
+
+            columns = {c: data[c].to_numpy() for c in data.columns}
+            _emit(
+                html_report(result, columns, variant_col, title=f"SplitLab analysis: {file.name}"),
+                output,
+            )
+        else:
+            from splitlab.reports.analysis import summary_tables
+
+            target = (
+                Console(record=True, width=140, file=io.StringIO())
+                if output
+                else Console(width=140)
+            )
+            for table in summary_tables(result):
+                target.print(table)
+            if output is not None:
+                _emit(target.export_text(), output)
+
+    @app.command("power")
+    def power_command(
+        metric_type: Annotated[
+            MetricType, typer.Option("--metric-type", help="proportion or mean.")
+        ],
+        baseline: Annotated[float, typer.Option("--baseline", help="Control mean or proportion.")],
+        mde: Annotated[float, typer.Option("--mde", help="Minimum detectable effect.")],
+        sd: Annotated[float | None, typer.Option("--sd", help="Per-unit sd (means).")] = None,
+        mde_type: Annotated[MdeType, typer.Option("--mde-type")] = MdeType.absolute,
+        alpha: Annotated[float, typer.Option("--alpha")] = 0.05,
+        power: Annotated[float, typer.Option("--power")] = 0.8,
+        alternative: Annotated[Alternative, typer.Option("--alternative")] = Alternative.two_sided,
+        continuity_correction: Annotated[
+            bool, typer.Option("--continuity-correction", help="Fleiss correction (proportions).")
+        ] = False,
+        treatment_ratio: Annotated[
+            float, typer.Option("--treatment-ratio", help="n_treatment / n_control.")
+        ] = 1.0,
+        variants: Annotated[int, typer.Option("--variants", help="Arms including control.")] = 2,
+        variance_reduction: Annotated[
+            float,
+            typer.Option("--variance-reduction", help="Expected from CUPED/CUPAC, in [0, 1)."),
+        ] = 0.0,
+        daily_units: Annotated[
+            float | None, typer.Option("--daily-units", help="Eligible units per day, for runtime.")
+        ] = None,
+        output_format: Annotated[PowerFormat, typer.Option("--format")] = PowerFormat.table,
+    ) -> None:
+        """Sample size per variant for a target MDE (normal approximation)."""
+        from splitlab.stats.power import sample_size
+
+        try:
+            result = sample_size(
+                baseline,
+                mde,
+                metric_type=metric_type.value,
+                sd=sd,
+                mde_type=mde_type.value,
+                alpha=alpha,
+                power=power,
+                alternative=alternative.value,
+                treatment_ratio=treatment_ratio,
+                n_variants=variants,
+                variance_reduction=variance_reduction,
+                continuity_correction=continuity_correction,
+                daily_units=daily_units,
+            )
+        except ValueError as exc:
+            raise _fail(str(exc)) from None
+        if output_format is PowerFormat.json:
+            typer.echo(json.dumps(result.to_dict(), indent=2, allow_nan=False))
+            return
+        from rich.table import Table
+
+        table = Table(
+            title=f"Sample size ({metric_type.value}, {alternative.value})", title_justify="left"
+        )
+        table.add_column("measure")
+        table.add_column("value", justify="right")
+        rows = [
+            ("n per variant", f"{result.n_per_variant:,}"),
+            ("n control / treatment", f"{result.n_control:,} / {result.n_treatment:,}"),
+            ("total n", f"{result.total_n:,}"),
+            ("mde (absolute)", f"{result.mde_absolute:.4g}"),
+            ("mde (relative)", f"{result.mde_relative:.2%}"),
+            ("alpha / power", f"{result.alpha} / {result.power}"),
+        ]
+        if result.runtime_days is not None:
+            rows.append(("runtime (days)", f"{result.runtime_days:g}"))
+        for name, value in rows:
+            table.add_row(name, value)
+        Console(width=100).print(table)
+
+
+def _run_with_progress(console: Console, run: Callable[[Any], Any]) -> Any:
+    """Run ``run(progress_callback)`` with a rich progress bar for CUPAC's model fits."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("CUPAC", total=None, visible=False)
+
+        def update(description: str, completed: int, total: int) -> None:
+            bar.update(
+                task, description=description, completed=completed, total=total, visible=True
+            )
+
+        return run(update)

@@ -1,0 +1,264 @@
+"""``splitlab analyze`` and ``splitlab power`` through typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import splitlab
+from splitlab.cli import build_app
+
+runner = CliRunner()
+
+
+def _frame(n: int = 2000, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    variant = rng.choice(["control", "t1"], n)
+    x = rng.normal(size=n)
+    return pd.DataFrame(
+        {
+            "variant": variant,
+            "revenue": 3 + x + rng.normal(size=n) + 0.3 * (variant == "t1"),
+            "revenue_pre": 3 + x + 0.5 * rng.normal(size=n),
+            "label": rng.choice(["a", "b"], n),
+            "clicks": rng.poisson(2, n),
+            "sessions": rng.poisson(4, n) + 1,
+        }
+    )
+
+
+@pytest.fixture
+def csv_file(tmp_path: Path) -> Path:
+    path = tmp_path / "exp.csv"
+    _frame().to_csv(path, index=False)
+    return path
+
+
+def test_json_matches_the_library(csv_file: Path) -> None:
+    result = runner.invoke(
+        build_app(),
+        [
+            "analyze",
+            str(csv_file),
+            "--metric",
+            "revenue",
+            "--covariate",
+            "revenue_pre",
+            "--method",
+            "cuped",
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    expected = splitlab.analyze(
+        pd.read_csv(csv_file), metrics=["revenue"], covariates=["revenue_pre"], method="cuped"
+    ).to_dict()
+    assert out == json.loads(json.dumps(expected))
+    assert out["metrics"]["revenue"]["comparisons"]["t1"]["p_value"] < 0.05
+
+
+def test_parquet_table_and_ratio(tmp_path: Path) -> None:
+    path = tmp_path / "exp.parquet"
+    _frame().to_parquet(path)
+    result = runner.invoke(
+        build_app(),
+        [
+            "analyze",
+            str(path),
+            "--metric",
+            "revenue",
+            "--covariate",
+            "revenue_pre",
+            "--ratio",
+            "ctr=clicks/sessions",
+            "--method",
+            "auto",
+            "--cupac-folds",
+            "3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "revenue (mean)" in result.stdout
+    assert "ctr (ratio)" in result.stdout
+    assert "decision: t1" in result.stdout
+
+
+def test_html_report_with_plots(csv_file: Path, tmp_path: Path) -> None:
+    target = tmp_path / "report.html"
+    result = runner.invoke(
+        build_app(),
+        [
+            "analyze",
+            str(csv_file),
+            "--metric",
+            "revenue",
+            "--covariate",
+            "revenue_pre",
+            "--method",
+            "regression",
+            "--format",
+            "html",
+            "--output",
+            str(target),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    html = target.read_text()
+    assert html.count("<svg") == 2  # effects plot and the revenue distribution
+    assert "variance reduction" in html
+    assert "revenue" in html
+
+
+def test_sequential_weights_and_guardrails(csv_file: Path) -> None:
+    result = runner.invoke(
+        build_app(),
+        [
+            "analyze",
+            str(csv_file),
+            "--metric",
+            "revenue",
+            "--method",
+            "none",
+            "--sequential",
+            "--weight",
+            "control=0.5",
+            "--weight",
+            "t1=0.5",
+            "--guardrail",
+            "revenue=0.5",
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["sequential"] is True
+    assert out["srm"]["expected_weights"] == {"control": 0.5, "t1": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--metric", "nope"], "metric column(s) ['nope'] not found"),
+        (["--metric", "label"], "not numeric"),
+        (["--metric", "revenue", "--control", "base"], "--control 'base' is not a value"),
+        (["--metric", "revenue", "--alpha", "1.5"], "--alpha must be"),
+        (["--metric", "revenue", "--method", "cuped"], "needs --covariate"),
+        (["--metric", "revenue", "--weight", "control"], "--weight expects NAME=VALUE"),
+        (["--metric", "revenue", "--ratio", "ctr=clicks"], "--ratio 'ctr=clicks'"),
+        (["--metric", "revenue", "--variant-col", "arm"], "--variant-col column(s) ['arm']"),
+        ([], "--metric is required"),
+    ],
+)
+def test_errors_are_one_line_and_nonzero(csv_file: Path, extra: list[str], message: str) -> None:
+    result = runner.invoke(build_app(), ["analyze", str(csv_file), *extra])
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(build_app(), ["analyze", str(tmp_path / "none.csv"), "--metric", "x"])
+    assert result.exit_code == 2
+    assert "does not exist" in result.stderr
+
+
+def test_power_json_has_sizes() -> None:
+    result = runner.invoke(
+        build_app(),
+        [
+            "power",
+            "--metric-type",
+            "proportion",
+            "--baseline",
+            "0.07",
+            "--mde",
+            "0.04",
+            "--mde-type",
+            "relative",
+            "--alpha",
+            "0.05",
+            "--power",
+            "0.9",
+            "--format",
+            "json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    expected = splitlab.sample_size(
+        0.07, 0.04, metric_type="proportion", mde_type="relative", power=0.9
+    )
+    assert out["n_per_variant"] == expected.n_per_variant
+    assert out["total_n"] == 2 * out["n_per_variant"]
+    corrected = runner.invoke(
+        build_app(),
+        [
+            "power",
+            "--metric-type",
+            "proportion",
+            "--baseline",
+            "0.07",
+            "--mde",
+            "0.04",
+            "--mde-type",
+            "relative",
+            "--power",
+            "0.9",
+            "--continuity-correction",
+            "--format",
+            "json",
+        ],
+    )
+    assert json.loads(corrected.stdout)["n_per_variant"] > out["n_per_variant"]
+
+
+def test_power_table_and_errors() -> None:
+    table = runner.invoke(
+        build_app(),
+        [
+            "power",
+            "--metric-type",
+            "mean",
+            "--baseline",
+            "10",
+            "--sd",
+            "2",
+            "--mde",
+            "0.1",
+            "--daily-units",
+            "1000",
+        ],
+    )
+    assert table.exit_code == 0, table.output
+    assert "n per variant" in table.stdout
+    assert "runtime (days)" in table.stdout
+    bad = runner.invoke(
+        build_app(), ["power", "--metric-type", "mean", "--baseline", "10", "--mde", "0.1"]
+    )
+    assert bad.exit_code == 2
+    assert "--sd must be > 0" in bad.stderr
+    alpha = runner.invoke(
+        build_app(),
+        [
+            "power",
+            "--metric-type",
+            "proportion",
+            "--baseline",
+            "0.1",
+            "--mde",
+            "0.01",
+            "--alpha",
+            "0",
+        ],
+    )
+    assert alpha.exit_code == 2
+    assert "--alpha must be" in alpha.stderr
