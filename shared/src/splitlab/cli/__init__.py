@@ -15,6 +15,7 @@ import typer
 COMMAND_MODULES: tuple[str, ...] = (
     "splitlab.cli.infra",
     "splitlab.cli.synth",
+    "splitlab.cli.analyze",
 )
 
 
