@@ -1,34 +1,115 @@
 """The assignment service's FastAPI application.
 
 Run: ``uvicorn splitlab_assignment.app:create_app --factory``.
+
+The lifespan builds every collaborator once: the engine and sessions (registry), an asyncio Redis
+client with short timeouts (sticky store), the event publisher (exposures), the experiment cache
+(loaded at startup, refreshed periodically so replicas converge), and the global holdout.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
 
 from fastapi import FastAPI
 
+from splitlab.assignment import HoldoutConfig
+from splitlab.clients import create_async_redis
 from splitlab.health import DependencyCheck
+from splitlab.messaging.publisher import EventPublisher
 from splitlab.settings import Settings, load_settings
 from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
+from splitlab_assignment.api import assign, experiments
+from splitlab_assignment.assigner import AssignmentService, ExposurePublisher
+from splitlab_assignment.cache import ExperimentCache
+from splitlab_assignment.metrics import CACHE_REFRESH_FAILURES
+from splitlab_assignment.registry import ExperimentRegistry
+from splitlab_assignment.sticky import StickyStore
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTION = (
     "Experiment registry and deterministic, sticky assignment of units to variants (/assign)."
 )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def holdout_from(settings: Settings) -> HoldoutConfig | None:
+    if settings.holdout_share <= 0:
+        return None
+    return HoldoutConfig(share=settings.holdout_share, seed=settings.holdout_seed)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    publisher_factory: Callable[[Settings], ExposurePublisher] | None = None,
+) -> FastAPI:
     settings = settings or load_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Sequence[DependencyCheck]]:
         async with open_core_resources(settings) as core:
+            assert core.sessions is not None
+            cache = ExperimentCache()
+            registry = ExperimentRegistry(core.sessions, cache)
+            await _refresh(registry)
+            sticky_redis = create_async_redis(settings)
+            publisher: ExposurePublisher
+            event_publisher: EventPublisher | None = None
+            if publisher_factory is not None:
+                publisher = publisher_factory(settings)
+            else:
+                event_publisher = EventPublisher(settings, service="assignment")
+                event_publisher.start()
+                publisher = event_publisher
             app.state.core = core
-            yield core.checks
+            app.state.cache = cache
+            app.state.registry = registry
+            app.state.assigner = AssignmentService(
+                cache,
+                StickyStore(
+                    sticky_redis,
+                    ttl_seconds=settings.sticky_ttl_seconds,
+                    breaker_seconds=settings.sticky_breaker_seconds,
+                ),
+                publisher,
+                holdout_from(settings),
+            )
+            refresher = asyncio.create_task(
+                _refresh_periodically(registry, settings.experiment_cache_refresh_seconds)
+            )
+            try:
+                yield core.checks
+            finally:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
+                if event_publisher is not None:
+                    await asyncio.to_thread(event_publisher.close, 10.0)
+                await sticky_redis.aclose()
 
     return create_service_app(
-        service="assignment", settings=settings, lifespan=lifespan, description=DESCRIPTION
+        service="assignment",
+        settings=settings,
+        lifespan=lifespan,
+        description=DESCRIPTION,
+        routers=[experiments.router, assign.router],
     )
+
+
+async def _refresh(registry: ExperimentRegistry) -> None:
+    try:
+        await asyncio.to_thread(registry.refresh_cache)
+    except Exception:
+        CACHE_REFRESH_FAILURES.inc()
+        logger.exception("experiment cache refresh failed; keeping the cached experiments")
+
+
+async def _refresh_periodically(registry: ExperimentRegistry, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        await _refresh(registry)

@@ -1,0 +1,79 @@
+"""Admin routes of the experiment registry (``Authorization: Bearer <admin key>``)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, status
+
+from splitlab.lifecycle import Action, Status
+from splitlab_assignment.deps import Actor, AdminOnly, Registry
+from splitlab_assignment.schemas import (
+    AuditLog,
+    ExperimentCreate,
+    ExperimentList,
+    ExperimentRead,
+    ExperimentUpdate,
+)
+
+router = APIRouter(prefix="/experiments", tags=["experiments"], dependencies=[AdminOnly])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No admin key sent, or none configured."},
+    403: {"description": "Wrong admin key."},
+    404: {"description": "No such experiment."},
+    409: {"description": "Key taken, or the action is not allowed from the current status."},
+    422: {"description": "Invalid field; `error.field` names it."},
+}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS)
+def create_experiment(body: ExperimentCreate, registry: Registry, actor: Actor) -> ExperimentRead:
+    """Create a draft experiment."""
+    return registry.create(body, actor)
+
+
+@router.get("", responses=ERRORS)
+def list_experiments(
+    registry: Registry, status: Annotated[Status | None, Query()] = None
+) -> ExperimentList:
+    return registry.list_all(status)
+
+
+@router.get("/{key}", responses=ERRORS)
+def get_experiment(key: str, registry: Registry) -> ExperimentRead:
+    return registry.get(key)
+
+
+@router.patch("/{key}", responses=ERRORS)
+def update_experiment(
+    key: str, body: ExperimentUpdate, registry: Registry, actor: Actor
+) -> ExperimentRead:
+    """Change fields; a started experiment takes only changes that keep units in place, or a
+    reshuffling change together with a ``bucket_version`` bump."""
+    return registry.update(key, body, actor)
+
+
+@router.get("/{key}/audit", responses=ERRORS)
+def get_audit_log(
+    key: str, registry: Registry, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+) -> AuditLog:
+    """Who changed what and when, newest first."""
+    return registry.audit(key, limit)
+
+
+def _action_route(action: Action) -> None:
+    def act(key: str, registry: Registry, actor: Actor) -> ExperimentRead:
+        return registry.act(key, action, actor)
+
+    act.__name__ = f"{action.value}_experiment"
+    router.add_api_route(
+        f"/{{key}}/{action.value}",
+        act,
+        methods=["POST"],
+        responses=ERRORS,
+        summary=f"{action.value.capitalize()} the experiment",
+    )
+
+
+for _action in Action:
+    _action_route(_action)

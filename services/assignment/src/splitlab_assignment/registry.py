@@ -1,0 +1,261 @@
+"""The experiment registry: create, read, list, update and act on experiments, with the audit
+log and the cache kept in step.
+
+Lifecycle and change rules come from ``splitlab.lifecycle`` (pure); this module loads and stores
+through ``ExperimentRepository``, records who did what (before/after states and the field-by-field
+change assessment) in the same transaction, and refreshes this replica's cache after each commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import asdict
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from splitlab.lifecycle import (
+    Action,
+    ChangeError,
+    LifecycleError,
+    Status,
+    allowed_actions,
+    check_change,
+    transition,
+)
+from splitlab.storage.models import Experiment, ExperimentAuditEntry
+from splitlab.web.errors import ConflictError, InvalidInputError, NotFoundError
+from splitlab_assignment.cache import CachedExperiment, ExperimentCache
+from splitlab_assignment.definitions import to_definition
+from splitlab_assignment.metrics import EXPERIMENTS_CACHED
+from splitlab_assignment.repository import ExperimentRepository
+from splitlab_assignment.schemas import (
+    AuditEntryRead,
+    AuditLog,
+    ExperimentCreate,
+    ExperimentList,
+    ExperimentRead,
+    ExperimentUpdate,
+)
+
+logger = logging.getLogger(__name__)
+
+SPEC_FIELDS = (
+    "name",
+    "hypothesis",
+    "owner",
+    "variants",
+    "coverage",
+    "hash_seed",
+    "hash_version",
+    "hash_attribute",
+    "namespace",
+    "targeting",
+    "metrics",
+    "alpha",
+    "power",
+    "mde",
+    "planned_sample_size",
+    "auto_stop",
+    "bucket_version",
+    "min_bucket_version",
+)
+NULLABLE_FIELDS = frozenset({"hash_seed", "namespace", "targeting", "mde", "planned_sample_size"})
+TIMESTAMPS = ("created_at", "updated_at", "started_at", "stopped_at", "archived_at")
+_ACTION_TIMESTAMP = {
+    Action.START: "started_at",
+    Action.STOP: "stopped_at",
+    Action.ARCHIVE: "archived_at",
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def experiment_state(row: Experiment) -> dict[str, Any]:
+    """The row as a JSON-able dict: what reads show and the audit log stores."""
+    state: dict[str, Any] = {"key": row.key, "status": row.status, "version": row.version}
+    for name in SPEC_FIELDS:
+        state[name] = getattr(row, name)
+    for name in TIMESTAMPS:
+        value = getattr(row, name)
+        state[name] = None if value is None else value.isoformat()
+    return state
+
+
+def to_read(state: dict[str, Any]) -> ExperimentRead:
+    return ExperimentRead.model_validate(
+        {**state, "allowed_actions": list(allowed_actions(state["status"]))}
+    )
+
+
+class ExperimentRegistry:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        cache: ExperimentCache,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._sessions = sessions
+        self._cache = cache
+        self._clock = clock
+
+    # ------------------------------------------------------------------ reads
+    def get(self, key: str) -> ExperimentRead:
+        with self._sessions() as session:
+            return to_read(experiment_state(self._require(ExperimentRepository(session), key)))
+
+    def list_all(self, status: Status | None = None) -> ExperimentList:
+        with self._sessions() as session:
+            rows = ExperimentRepository(session).list(None if status is None else [status])
+            return ExperimentList(experiments=[to_read(experiment_state(r)) for r in rows])
+
+    def audit(self, key: str, limit: int = 100) -> AuditLog:
+        with self._sessions() as session:
+            repo = ExperimentRepository(session)
+            self._require(repo, key)
+            return AuditLog(
+                entries=[
+                    AuditEntryRead.model_validate(entry, from_attributes=True)
+                    for entry in repo.audit(key, limit)
+                ]
+            )
+
+    # ------------------------------------------------------------------ writes
+    def create(self, data: ExperimentCreate, actor: str) -> ExperimentRead:
+        spec = data.model_dump(mode="json")
+        to_definition({**spec, "status": Status.DRAFT})  # 422 naming the field if invalid
+        now = self._clock()
+        row = Experiment(
+            status=Status.DRAFT.value,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            **spec,
+        )
+        try:
+            with self._sessions.begin() as session:
+                repo = ExperimentRepository(session)
+                if repo.exists(data.key):
+                    raise self._duplicate(data.key)
+                repo.add(row)
+                state = experiment_state(row)
+                repo.add_audit(self._audit(row.key, "create", actor, now, None, state, []))
+        except IntegrityError:
+            raise self._duplicate(data.key) from None
+        self._cache.put(CachedExperiment.from_state(state))
+        return to_read(state)
+
+    def update(self, key: str, patch: ExperimentUpdate, actor: str) -> ExperimentRead:
+        changes = patch.changes()
+        for name, value in changes.items():
+            if value is None and name not in NULLABLE_FIELDS:
+                raise InvalidInputError(f"{name}: cannot be null", field=name)
+        with self._sessions.begin() as session:
+            repo = ExperimentRepository(session)
+            row = self._require(repo, key, for_update=True)
+            before = experiment_state(row)
+            after = {**before, **changes}
+            if after == before:
+                return to_read(before)
+            try:
+                assessment = check_change(to_definition(before), to_definition(after))
+            except ChangeError as exc:
+                raise InvalidInputError(str(exc), field=exc.field) from None
+            now = self._clock()
+            for name, value in changes.items():
+                setattr(row, name, value)
+            row.version += 1
+            row.updated_at = now
+            session.flush()
+            state = experiment_state(row)
+            field_changes = [
+                {**asdict(change), "kind": change.kind.value} for change in assessment.changes
+            ]
+            repo.add_audit(self._audit(key, "update", actor, now, before, state, field_changes))
+        self._cache.put(CachedExperiment.from_state(state))
+        return to_read(state)
+
+    def act(self, key: str, action: Action, actor: str) -> ExperimentRead:
+        with self._sessions.begin() as session:
+            repo = ExperimentRepository(session)
+            row = self._require(repo, key, for_update=True)
+            before = experiment_state(row)
+            try:
+                status = transition(row.status, action)
+            except LifecycleError as exc:
+                raise ConflictError(str(exc), field="status") from None
+            now = self._clock()
+            row.status = status.value
+            stamp = _ACTION_TIMESTAMP.get(action)
+            if stamp is not None and getattr(row, stamp) is None:
+                setattr(row, stamp, now)
+            row.version += 1
+            row.updated_at = now
+            session.flush()
+            state = experiment_state(row)
+            repo.add_audit(self._audit(key, action.value, actor, now, before, state, []))
+        self._cache.put(CachedExperiment.from_state(state))
+        return to_read(state)
+
+    # ------------------------------------------------------------------ cache
+    def refresh_cache(self) -> int:
+        """Reload experiments whose version changed; forget deleted ones. Returns the reloads."""
+        with self._sessions() as session:
+            repo = ExperimentRepository(session)
+            versions = repo.versions()
+            known = self._cache.versions()
+            stale = [key for key, version in versions.items() if known.get(key) != version]
+            entries = []
+            for row in repo.get_many(stale):
+                try:
+                    entries.append(CachedExperiment.from_state(experiment_state(row)))
+                except InvalidInputError:
+                    logger.exception("stored experiment is invalid", extra={"key": row.key})
+        self._cache.apply(entries, versions)
+        counts = dict.fromkeys(Status, 0)
+        for key in versions:
+            entry = self._cache.get(key)
+            if entry is not None:
+                counts[entry.definition.status] += 1
+        for status, count in counts.items():
+            EXPERIMENTS_CACHED.labels(status.value).set(count)
+        return len(entries)
+
+    # ------------------------------------------------------------------ helpers
+    @staticmethod
+    def _require(repo: ExperimentRepository, key: str, *, for_update: bool = False) -> Experiment:
+        row = repo.get(key, for_update=for_update)
+        if row is None:
+            raise NotFoundError(f"no experiment {key!r}", field="key")
+        return row
+
+    @staticmethod
+    def _duplicate(key: str) -> ConflictError:
+        return ConflictError(
+            f"an experiment with key {key!r} already exists; keys are unique", field="key"
+        )
+
+    @staticmethod
+    def _audit(
+        key: str,
+        action: str,
+        actor: str,
+        at: datetime,
+        before: dict[str, Any] | None,
+        after: dict[str, Any],
+        changes: list[dict[str, Any]],
+    ) -> ExperimentAuditEntry:
+        return ExperimentAuditEntry(
+            experiment_key=key,
+            action=action,
+            actor=actor,
+            at=at,
+            before=before,
+            after=after,
+            changes=changes,
+        )

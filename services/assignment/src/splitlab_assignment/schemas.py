@@ -1,0 +1,226 @@
+"""HTTP schemas of the assignment service: one family per resource.
+
+Experiments: ``ExperimentCreate`` (POST), ``ExperimentUpdate`` (PATCH, every field optional),
+``ExperimentRead`` (every answer), ``AuditEntryRead``. Assignment: ``AssignRequest`` /
+``AssignResponse`` and ``BatchAssignRequest`` / ``BatchAssignResponse``.
+
+Field-level rules (types, ranges, name syntax) live here; rules across fields (weights summing to
+1, duplicate variant keys, targeting syntax, what a started experiment may change) live in the
+pure core (``splitlab.assignment``, ``splitlab.lifecycle``) and reach the client as the same 422
+naming the field.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from splitlab.assignment import Reason
+from splitlab.lifecycle import Action, ChangeKind, Status
+
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$"
+"""URL-safe keys (RFC 3986 unreserved characters), starting with a letter or digit."""
+METRIC_PATTERN = r"^[a-z][a-z0-9_]{0,62}(\.[a-z][a-z0-9_]{0,62})?$"
+"""Metric names: lower-case identifiers, optionally ``namespace.name``. Checked for syntax only
+until the analyzer's metric registry exists."""
+
+ExperimentKey = Annotated[str, Field(pattern=KEY_PATTERN, examples=["ranker-v3"])]
+MetricName = Annotated[str, Field(pattern=METRIC_PATTERN, examples=["conversion"])]
+UnitId = Annotated[str, Field(min_length=1, max_length=256, examples=["user-42"])]
+Attributes = dict[str, Any]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VariantSpec(_Strict):
+    key: ExperimentKey
+    weight: float = Field(ge=0, le=1, allow_inf_nan=False)
+    model: str | None = Field(
+        default=None, max_length=256, description="Model reference for the router, if any."
+    )
+    description: str = Field(default="", max_length=2000)
+
+
+class NamespaceSpec(_Strict):
+    """Mutual exclusion: experiments with disjoint ``[start, end)`` slices of one id share no
+    unit."""
+
+    id: str = Field(min_length=1, max_length=128)
+    start: float = Field(ge=0, le=1, allow_inf_nan=False)
+    end: float = Field(ge=0, le=1, allow_inf_nan=False)
+
+
+class GuardrailSpec(_Strict):
+    metric: MetricName
+    margin: float = Field(
+        ge=0, allow_inf_nan=False, description="Non-inferiority margin (relative)."
+    )
+
+
+class MetricsSpec(_Strict):
+    primary: MetricName
+    secondary: list[MetricName] = Field(default_factory=list)
+    guardrails: list[GuardrailSpec] = Field(default_factory=list)
+
+
+class _ExperimentFields(_Strict):
+    """Fields shared by create and update; the update makes every one optional."""
+
+    name: str = Field(min_length=1, max_length=200)
+    hypothesis: str = Field(default="", max_length=5000)
+    owner: str = Field(default="", max_length=200)
+    variants: list[VariantSpec]
+    coverage: float = Field(default=1.0, ge=0, le=1, allow_inf_nan=False)
+    hash_seed: str | None = Field(default=None, max_length=256)
+    hash_version: int = Field(default=2, ge=1, le=2)
+    hash_attribute: str = Field(default="id", min_length=1, max_length=128)
+    namespace: NamespaceSpec | None = None
+    targeting: dict[str, Any] | None = None
+    metrics: MetricsSpec
+    alpha: float = Field(default=0.05, gt=0, lt=0.5)
+    power: float = Field(default=0.8, gt=0, lt=1)
+    mde: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    planned_sample_size: int | None = Field(default=None, ge=2)
+    auto_stop: bool = False
+    bucket_version: int = Field(default=0, ge=0)
+    min_bucket_version: int = Field(default=0, ge=0)
+
+
+class ExperimentCreate(_ExperimentFields):
+    key: ExperimentKey
+
+
+_UPDATE_FORBIDDEN = {
+    "key": "an experiment's key never changes; create a new experiment instead",
+    "status": "status changes through POST /experiments/{key}/start|pause|stop|archive",
+}
+
+
+class ExperimentUpdate(_Strict):
+    """A PATCH: only the fields present change."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    hypothesis: str | None = Field(default=None, max_length=5000)
+    owner: str | None = Field(default=None, max_length=200)
+    variants: list[VariantSpec] | None = None
+    coverage: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
+    hash_seed: str | None = Field(default=None, max_length=256)
+    hash_version: int | None = Field(default=None, ge=1, le=2)
+    hash_attribute: str | None = Field(default=None, min_length=1, max_length=128)
+    namespace: NamespaceSpec | None = None
+    targeting: dict[str, Any] | None = None
+    metrics: MetricsSpec | None = None
+    alpha: float | None = Field(default=None, gt=0, lt=0.5)
+    power: float | None = Field(default=None, gt=0, lt=1)
+    mde: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    planned_sample_size: int | None = Field(default=None, ge=2)
+    auto_stop: bool | None = None
+    bucket_version: int | None = Field(default=None, ge=0)
+    min_bucket_version: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _explain_forbidden(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            for name, why in _UPDATE_FORBIDDEN.items():
+                if name in data:
+                    raise ValueError(f"{name} cannot be updated: {why}")
+        return data
+
+    def changes(self) -> dict[str, Any]:
+        """The fields the client sent (``null`` included: it clears nullable fields)."""
+        return self.model_dump(include=self.model_fields_set)
+
+
+class ExperimentRead(BaseModel):
+    key: str
+    name: str
+    hypothesis: str
+    owner: str
+    status: Status
+    variants: list[VariantSpec]
+    coverage: float
+    hash_seed: str | None
+    hash_version: int
+    hash_attribute: str
+    namespace: NamespaceSpec | None
+    targeting: dict[str, Any] | None
+    metrics: MetricsSpec
+    alpha: float
+    power: float
+    mde: float | None
+    planned_sample_size: int | None
+    auto_stop: bool
+    bucket_version: int
+    min_bucket_version: int
+    version: int = Field(description="Grows by one with every change.")
+    allowed_actions: list[Action]
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    stopped_at: datetime | None
+    archived_at: datetime | None
+
+
+class ExperimentList(BaseModel):
+    experiments: list[ExperimentRead]
+
+
+class FieldChangeRead(BaseModel):
+    field: str
+    kind: ChangeKind
+    detail: str
+
+
+class AuditEntryRead(BaseModel):
+    experiment_key: str
+    action: str
+    actor: str
+    at: datetime
+    before: dict[str, Any] | None
+    after: dict[str, Any]
+    changes: list[FieldChangeRead]
+
+
+class AuditLog(BaseModel):
+    entries: list[AuditEntryRead]
+
+
+class AssignRequest(_Strict):
+    unit_id: UnitId
+    experiment_key: str = Field(min_length=1, max_length=128)
+    attributes: Attributes | None = None
+
+
+class Assignment(BaseModel):
+    experiment_key: str
+    variant: str
+    in_experiment: bool
+    reason: Reason
+    sticky: bool = Field(description="The variant is held by a sticky record in Redis.")
+    bucket_version: int
+
+
+class AssignResponse(Assignment):
+    degraded: bool = Field(
+        description="Redis was not consulted (unreachable): the answer comes from hashing alone."
+    )
+
+
+class BatchAssignRequest(_Strict):
+    unit_id: UnitId
+    attributes: Attributes | None = None
+    include_excluded: bool = Field(
+        default=False,
+        description="Also list running experiments the unit is not in, with the reason.",
+    )
+
+
+class BatchAssignResponse(BaseModel):
+    unit_id: str
+    assignments: list[Assignment]
+    degraded: bool

@@ -1,0 +1,122 @@
+"""Sticky assignments in Redis, with a circuit breaker so that a dead Redis costs nothing.
+
+Layout (``splitlab.storage.redis_keys``): one hash per unit, ``splitlab:{unit:<id>}:sticky``,
+field ``experiment_key`` -> ``"<variant>|<bucket_version>"``. Reading all of a unit's
+experiments is one ``HGETALL`` (one round trip, pipelined when experiments bucket on other
+attributes); writing new records is one pipelined ``HSET`` + ``EXPIRE``, sent only when a fresh
+assignment must be stored. The TTL is renewed on every write.
+
+Any Redis error opens the breaker: for ``breaker_seconds`` every call answers ``None``
+(degraded) without touching the network, then one call tries again. Errors are counted in
+``splitlab_assignment_redis_fallbacks``; nothing here raises to the caller.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import cast
+
+import redis.asyncio
+from redis.exceptions import RedisError
+
+from splitlab.assignment import StickyRecord
+from splitlab.storage.redis_keys import parse_sticky_value, sticky_value
+from splitlab_assignment.metrics import REDIS_FALLBACKS
+
+logger = logging.getLogger(__name__)
+
+StickyHash = dict[str, StickyRecord]
+"""A unit's records: experiment key -> record."""
+
+
+def parse_records(raw: Mapping[str, str]) -> StickyHash:
+    records: StickyHash = {}
+    for experiment_key, value in raw.items():
+        parsed = parse_sticky_value(value)
+        if parsed is not None:
+            records[experiment_key] = StickyRecord(*parsed)
+    return records
+
+
+class StickyStore:
+    def __init__(
+        self,
+        client: redis.asyncio.Redis,
+        *,
+        ttl_seconds: int,
+        breaker_seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._ttl = ttl_seconds
+        self._breaker_seconds = breaker_seconds
+        self._clock = clock
+        self._open_until = 0.0
+
+    @property
+    def available(self) -> bool:
+        """False while the breaker is open (Redis failed less than ``breaker_seconds`` ago)."""
+        return self._clock() >= self._open_until
+
+    async def read(self, keys: Sequence[str]) -> dict[str, StickyHash] | None:
+        """Each key's records, in one round trip; None when Redis is unavailable."""
+        if not keys:
+            return {}
+        if not self.available:
+            REDIS_FALLBACKS.labels("skipped").inc()
+            return None
+        try:
+            if len(keys) == 1:
+                raw = cast(dict[str, str], await self._client.hgetall(keys[0]))
+                return {keys[0]: parse_records(raw)}
+            pipe = self._client.pipeline(transaction=False)
+            for key in keys:
+                pipe.hgetall(key)
+            results = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._fail("read", exc)
+            return None
+        return {
+            key: parse_records(cast(dict[str, str], raw) if isinstance(raw, dict) else {})
+            for key, raw in zip(keys, results, strict=True)
+        }
+
+    async def write(self, records: Mapping[str, Mapping[str, StickyRecord]]) -> bool:
+        """Store ``{key: {experiment_key: record}}`` and renew each key's TTL; False on failure."""
+        if not records:
+            return True
+        if not self.available:
+            REDIS_FALLBACKS.labels("skipped").inc()
+            return False
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            for key, fields in records.items():
+                pipe.hset(
+                    key,
+                    mapping={
+                        exp: sticky_value(r.variant_key, r.bucket_version)
+                        for exp, r in fields.items()
+                    },
+                )
+                pipe.expire(key, self._ttl)
+            await pipe.execute()
+        except (RedisError, OSError) as exc:
+            self._fail("write", exc)
+            return False
+        return True
+
+    def _fail(self, operation: str, exc: BaseException) -> None:
+        REDIS_FALLBACKS.labels(operation).inc()
+        was_closed = self.available
+        self._open_until = self._clock() + self._breaker_seconds
+        if was_closed:
+            logger.warning(
+                "redis unavailable; answering from hashing",
+                extra={
+                    "operation": operation,
+                    "error": f"{type(exc).__name__}: {exc}",
+                    "retry_in_s": self._breaker_seconds,
+                },
+            )

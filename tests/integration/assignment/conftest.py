@@ -1,0 +1,77 @@
+"""Fixtures for the assignment service against the real stack."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from fastapi.testclient import TestClient
+
+from splitlab.settings import Settings
+from splitlab_assignment.app import create_app
+from tests.support.redis_server import RedisServer
+
+ADMIN_KEY = "test-admin-key-0123456789"
+
+
+@pytest.fixture
+def service_settings(settings: Settings, redis_client: redis.Redis) -> Settings:
+    """The stack's test settings with an admin key; Redis db 15 is flushed around each test."""
+    return settings.model_copy(update={"admin_api_key": _secret(ADMIN_KEY)})
+
+
+def _secret(value: str) -> Any:
+    from pydantic import SecretStr
+
+    return SecretStr(value)
+
+
+@pytest.fixture
+def admin() -> dict[str, str]:
+    return {"Authorization": f"Bearer {ADMIN_KEY}", "X-SplitLab-Actor": "alice@example.com"}
+
+
+@pytest.fixture
+def client(service_settings: Settings) -> Iterator[TestClient]:
+    with TestClient(create_app(service_settings)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def new_key() -> Callable[[], str]:
+    return lambda: f"exp-{uuid.uuid4().hex[:12]}"
+
+
+def experiment_body(key: str, /, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "key": key,
+        "name": "Ranker v3",
+        "hypothesis": "The new ranker raises conversion.",
+        "owner": "search-team",
+        "variants": [
+            {"key": "control", "weight": 0.5, "model": "ranker:2"},
+            {"key": "treatment", "weight": 0.5, "model": "ranker:3"},
+        ],
+        "metrics": {
+            "primary": "conversion",
+            "secondary": ["revenue"],
+            "guardrails": [{"metric": "latency_p99", "margin": 0.05}],
+        },
+        "alpha": 0.05,
+        "power": 0.8,
+        "mde": 0.02,
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()

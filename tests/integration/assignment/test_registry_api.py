@@ -1,0 +1,169 @@
+"""The experiment registry over HTTP against real Postgres: auth, validation, lifecycle, audit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+
+from splitlab.settings import Settings
+from splitlab_assignment.app import create_app
+from tests.integration.assignment.conftest import experiment_body
+
+
+def test_admin_endpoints_require_the_admin_key(
+    client: TestClient, admin: dict[str, str], new_key: Callable[[], str]
+) -> None:
+    missing = client.get("/experiments")
+    assert missing.status_code == 401
+    assert "Authorization: Bearer" in missing.json()["error"]["message"]
+    assert missing.headers["www-authenticate"] == "Bearer"
+    wrong = client.get("/experiments", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 403
+    assert client.post("/experiments", json=experiment_body(new_key())).status_code == 401
+    assert client.get("/experiments", headers=admin).status_code == 200
+
+
+def test_unset_admin_key_answers_401_saying_how_to_set_it(service_settings: Settings) -> None:
+    unset = service_settings.model_copy(update={"admin_api_key": None})
+    with TestClient(create_app(unset)) as client:
+        response = client.get("/experiments", headers={"Authorization": "Bearer anything"})
+    assert response.status_code == 401
+    assert "SPLITLAB_ADMIN_API_KEY" in response.json()["error"]["message"]
+
+
+def test_create_read_list_and_duplicate(
+    client: TestClient, admin: dict[str, str], new_key: Callable[[], str]
+) -> None:
+    key = new_key()
+    created = client.post("/experiments", json=experiment_body(key), headers=admin)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["status"] == "draft"
+    assert body["allowed_actions"] == ["start", "archive"]
+    assert body["variants"][1] == {
+        "key": "treatment",
+        "weight": 0.5,
+        "model": "ranker:3",
+        "description": "",
+    }
+    assert body["metrics"]["guardrails"] == [{"metric": "latency_p99", "margin": 0.05}]
+    assert client.get(f"/experiments/{key}", headers=admin).json() == body
+    listed = client.get("/experiments", params={"status": "draft"}, headers=admin).json()
+    assert key in [e["key"] for e in listed["experiments"]]
+    duplicate = client.post("/experiments", json=experiment_body(key), headers=admin)
+    assert duplicate.status_code == 409
+    assert duplicate.json()["error"]["field"] == "key"
+    assert client.get(f"/experiments/{new_key()}", headers=admin).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field", "words"),
+    [
+        (
+            {"variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.4}]},
+            "variants",
+            "sum to 1",
+        ),
+        ({"variants": [{"key": "a", "weight": 1.0}]}, "variants", "at least 2"),
+        (
+            {"variants": [{"key": "a", "weight": 0.5}, {"key": "a", "weight": 0.5}]},
+            "variants[1].key",
+            "duplicate",
+        ),
+        ({"coverage": 1.5}, "coverage", "less than or equal to 1"),
+        ({"coverage": -0.1}, "coverage", "greater than or equal to 0"),
+        ({"metrics": {"primary": "Not A Metric!"}}, "metrics.primary", "pattern"),
+        (
+            {"metrics": {"primary": "ok", "guardrails": [{"metric": "bad name", "margin": 0.1}]}},
+            "metrics.guardrails.0.metric",
+            "pattern",
+        ),
+        ({"targeting": {"email": {"$regex": "(["}}}, "targeting.email.$regex", "regular"),
+        ({"targeting": {"country": {"$inn": ["US"]}}}, "targeting.country.$inn", "unknown"),
+        ({"key": "not url safe/"}, "key", "pattern"),
+        ({"namespace": {"id": "ns", "start": 0.5, "end": 0.2}}, "namespace.end", "greater"),
+    ],
+)
+def test_invalid_experiments_are_422_naming_the_field(
+    client: TestClient,
+    admin: dict[str, str],
+    new_key: Callable[[], str],
+    overrides: dict[str, object],
+    field: str,
+    words: str,
+) -> None:
+    response = client.post(
+        "/experiments", json=experiment_body(new_key(), **overrides), headers=admin
+    )
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["field"] == field
+    assert words in error["message"]
+
+
+def test_lifecycle_change_rules_and_audit_log(
+    client: TestClient, admin: dict[str, str], new_key: Callable[[], str]
+) -> None:
+    key = new_key()
+    assert client.post("/experiments", json=experiment_body(key), headers=admin).status_code == 201
+    assert client.post(f"/experiments/{key}/pause", headers=admin).status_code == 409
+    started = client.post(f"/experiments/{key}/start", headers=admin)
+    assert started.status_code == 200
+    assert started.json()["status"] == "running"
+    assert started.json()["started_at"] is not None
+
+    ramp = {"variants": [{"key": "control", "weight": 0.2}, {"key": "treatment", "weight": 0.8}]}
+    patched = client.patch(f"/experiments/{key}", json=ramp, headers=admin)
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["variants"][1]["weight"] == 0.8
+
+    reseed = client.patch(f"/experiments/{key}", json={"hash_seed": "other"}, headers=admin)
+    assert reseed.status_code == 422
+    assert reseed.json()["error"]["field"] == "hash_seed"
+    assert "bump bucket_version" in reseed.json()["error"]["message"]
+    bumped = client.patch(
+        f"/experiments/{key}", json={"hash_seed": "other", "bucket_version": 1}, headers=admin
+    )
+    assert bumped.status_code == 200
+    assert bumped.json()["bucket_version"] == 1
+    forbidden = client.patch(f"/experiments/{key}", json={"status": "stopped"}, headers=admin)
+    assert forbidden.status_code == 422
+    assert "start|pause|stop|archive" in forbidden.json()["error"]["message"]
+    assert (
+        client.patch(f"/experiments/{key}", json={"name": None}, headers=admin).status_code == 422
+    )
+
+    assert client.post(f"/experiments/{key}/pause", headers=admin).json()["status"] == "paused"
+    assert client.post(f"/experiments/{key}/start", headers=admin).json()["status"] == "running"
+    assert client.post(f"/experiments/{key}/stop", headers=admin).json()["status"] == "stopped"
+    frozen = client.patch(f"/experiments/{key}", json={"coverage": 0.5}, headers=admin)
+    assert frozen.status_code == 422
+    archived = client.post(f"/experiments/{key}/archive", headers=admin).json()
+    assert archived["status"] == "archived"
+    assert archived["allowed_actions"] == []
+    assert archived["version"] == 8  # create, start, two updates, pause, start, stop, archive
+
+    entries = client.get(f"/experiments/{key}/audit", headers=admin).json()["entries"]
+    actions = [e["action"] for e in reversed(entries)]
+    assert actions == ["create", "start", "update", "update", "pause", "start", "stop", "archive"]
+    assert {e["actor"] for e in entries} == {"alice@example.com"}
+    ramp_entry = entries[-3]
+    assert ramp_entry["before"]["variants"][1]["weight"] == 0.5
+    assert ramp_entry["after"]["variants"][1]["weight"] == 0.8
+    assert [c["kind"] for c in ramp_entry["changes"]] == [
+        "relies_on_stickiness",
+        "relies_on_stickiness",
+    ]
+    assert entries[-1]["before"] is None
+
+
+def test_actor_defaults_to_admin(
+    client: TestClient, admin: dict[str, str], new_key: Callable[[], str]
+) -> None:
+    key = new_key()
+    headers = {"Authorization": admin["Authorization"]}
+    client.post("/experiments", json=experiment_body(key), headers=headers)
+    entries = client.get(f"/experiments/{key}/audit", headers=headers).json()["entries"]
+    assert entries[0]["actor"] == "admin"
