@@ -16,6 +16,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "splitlab.cli.infra",
     "splitlab.cli.synth",
     "splitlab.cli.analyze",
+    "splitlab.cli.experiments",
 )
 
 
