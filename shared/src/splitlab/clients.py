@@ -15,10 +15,15 @@ import redis.asyncio
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from splitlab.messaging.kafka_compat import close_sockets_of_failed_connects
 from splitlab.settings import Settings
 
 if TYPE_CHECKING:
-    from kafka import KafkaAdminClient, KafkaProducer
+    from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+
+
+def kafka_api_version(settings: Settings) -> tuple[int, ...]:
+    return tuple(int(part) for part in settings.kafka_api_version.split("."))
 
 
 def create_db_engine(settings: Settings, **overrides: Any) -> Engine:
@@ -75,6 +80,7 @@ def create_kafka_admin(settings: Settings, timeout_ms: int | None = None) -> Kaf
     """A Kafka admin client. Raises ``kafka.errors.NoBrokersAvailable`` if none answers."""
     from kafka import KafkaAdminClient
 
+    close_sockets_of_failed_connects()
     timeout = timeout_ms or int(settings.health_timeout_seconds * 1000)
     return KafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
@@ -82,6 +88,22 @@ def create_kafka_admin(settings: Settings, timeout_ms: int | None = None) -> Kaf
         request_timeout_ms=max(timeout, 1000),
         bootstrap_timeout_ms=timeout,
     )
+
+
+def create_kafka_consumer(settings: Settings, *topics: str, **overrides: Any) -> KafkaConsumer:
+    """A Kafka consumer in a group, committing offsets only when told to."""
+    from kafka import KafkaConsumer
+
+    close_sockets_of_failed_connects()
+    options: dict[str, Any] = {
+        "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+        "client_id": f"{settings.kafka_client_id}-consumer",
+        "api_version": kafka_api_version(settings),
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+    }
+    options.update(overrides)
+    return KafkaConsumer(*topics, **options)
 
 
 def create_kafka_producer(settings: Settings, **overrides: Any) -> KafkaProducer:
@@ -92,9 +114,13 @@ def create_kafka_producer(settings: Settings, **overrides: Any) -> KafkaProducer
     """
     from kafka import KafkaProducer
 
+    close_sockets_of_failed_connects()
     options: dict[str, Any] = {
         "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
         "client_id": f"{settings.kafka_client_id}-producer",
+        # A known protocol version: the producer is built without asking a broker, so a
+        # service starts (and spools) while Kafka is down instead of failing.
+        "api_version": kafka_api_version(settings),
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": 5,

@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     kafka_topic_partitions: int = Field(default=6, ge=1)
     kafka_topic_replication_factor: int = Field(default=1, ge=1)
     kafka_client_id: str = "splitlab"
+    kafka_api_version: str = Field(default="3.9", pattern=r"^\d+\.\d+(\.\d+)?$")
+    """Kafka protocol version the clients speak (brokers 3.9 and 4.x understand 3.9)."""
 
     # --- assignment ---------------------------------------------------------------------
     sticky_ttl_seconds: int = Field(default=7_776_000, gt=0)

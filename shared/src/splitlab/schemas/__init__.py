@@ -1,0 +1,1 @@
+"""Pydantic contracts shared across services: the Kafka events (``events``) and HTTP bodies."""
