@@ -10,7 +10,9 @@ answer; count everything).
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from splitlab.assignment import (
@@ -23,7 +25,7 @@ from splitlab.assignment import (
     in_holdout,
 )
 from splitlab.lifecycle import Status
-from splitlab.schemas.events import ExposureEvent
+from splitlab.schemas.events import SCHEMA_VERSION, ExposureEvent
 from splitlab.storage.redis_keys import sticky_key
 from splitlab.web.errors import NotFoundError
 from splitlab_assignment.cache import CachedExperiment, ExperimentCache
@@ -84,16 +86,24 @@ class AssignmentService:
             decision = assign(experiment, unit_id, attributes, None, self._holdout)
         else:
             key = sticky_key(hash_value, experiment.hash_attribute)
-            hashes = await self._sticky.read((key,))
-            record = None
-            if hashes is None:
+            # Hashing is deterministic, so the fresh decision is known before Redis answers:
+            # one round trip reads the record and stores the proposal when there is none.
+            fresh = assign(experiment, unit_id, attributes, None, None)
+            claim = await self._sticky.claim(
+                key, experiment.key, fresh.sticky_record if fresh.save_sticky else None
+            )
+            decision = fresh
+            if claim is None:
                 degraded = True
-            else:
-                record = hashes[key].get(experiment.key)
-            decision = assign(experiment, unit_id, attributes, record, None)
-            if decision.save_sticky and not degraded:
-                stored = await self._sticky.write({key: {experiment.key: decision.sticky_record}})
-                degraded = not stored
+            elif claim.stored:
+                stored = True
+            elif claim.existing is not None:
+                decision = assign(experiment, unit_id, attributes, claim.existing, None)
+                if decision.save_sticky:  # an outdated record: replace it (rare)
+                    stored = await self._sticky.write(
+                        {key: {experiment.key: decision.sticky_record}}
+                    )
+                    degraded = not stored
         self._record(entry, decision, request.unit_id, attributes)
         _SINGLE.observe(time.perf_counter() - start)
         return AssignResponse(
@@ -165,8 +175,15 @@ class AssignmentService:
         ASSIGNMENTS.labels(decision.experiment_key, decision.variant_key, decision.reason).inc()
         if not decision.in_experiment:
             return
+        # model_construct with every field given (defaults would cost a signature inspection
+        # per factory): every value is already valid (a unit id the request validated, keys
+        # and versions from a validated definition); full validation would double the cost.
         self._publisher.publish(
-            ExposureEvent(
+            ExposureEvent.model_construct(
+                event_id=uuid.uuid4(),
+                schema_version=SCHEMA_VERSION,
+                event_type="exposure",
+                occurred_at=datetime.now(UTC),
                 unit_id=unit_id,
                 experiment_key=decision.experiment_key,
                 variant=decision.variant_key,

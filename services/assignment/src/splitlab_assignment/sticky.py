@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import cast
+from typing import NamedTuple, cast
 
 import redis.asyncio
 from redis.exceptions import RedisError
@@ -29,6 +29,26 @@ logger = logging.getLogger(__name__)
 
 StickyHash = dict[str, StickyRecord]
 """A unit's records: experiment key -> record."""
+
+CLAIM_SCRIPT = """
+local current = redis.call('HGET', KEYS[1], ARGV[1])
+if not current and ARGV[2] ~= '' then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+  redis.call('EXPIRE', KEYS[1], ARGV[3])
+end
+return current
+"""
+"""Read one experiment's record and, when there is none, store the proposed one: one round trip.
+
+``KEYS[1]`` the unit's hash, ``ARGV`` the experiment key, the proposed value (empty: read
+only) and the TTL. Returns the record that was there (nil when the proposal was stored)."""
+
+
+class Claim(NamedTuple):
+    """What ``StickyStore.claim`` found: the existing record, or whether the proposal was stored."""
+
+    existing: StickyRecord | None
+    stored: bool
 
 
 def parse_records(raw: Mapping[str, str]) -> StickyHash:
@@ -54,6 +74,30 @@ class StickyStore:
         self._breaker_seconds = breaker_seconds
         self._clock = clock
         self._open_until = 0.0
+        self._claim = client.register_script(CLAIM_SCRIPT)
+
+    async def claim(
+        self, key: str, experiment_key: str, proposal: StickyRecord | None
+    ) -> Claim | None:
+        """The unit's record for one experiment; store ``proposal`` if there is none.
+
+        One round trip (a Lua script: no race between two first calls for a unit, the first
+        one's record wins). None when Redis is unavailable."""
+        if not self.available:
+            REDIS_FALLBACKS.labels("skipped").inc()
+            return None
+        value = (
+            "" if proposal is None else sticky_value(proposal.variant_key, proposal.bucket_version)
+        )
+        try:
+            current = await self._claim(keys=[key], args=[experiment_key, value, self._ttl])
+        except (RedisError, OSError) as exc:
+            self._fail("read", exc)
+            return None
+        if current is None:
+            return Claim(None, proposal is not None)
+        parsed = parse_sticky_value(str(current))
+        return Claim(None if parsed is None else StickyRecord(*parsed), False)
 
     @property
     def available(self) -> bool:
