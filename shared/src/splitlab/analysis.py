@@ -14,7 +14,6 @@ Two layers, so that the analyzer service reproduces the offline numbers from SQL
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -72,14 +71,13 @@ class MetricStatistics:
 
 # --- validation and preparation of per-unit data ---------------------------------------------
 def _columns(data: Any) -> dict[str, Any]:
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pd = None  # type: ignore[assignment]
-    if pd is not None and isinstance(data, pd.DataFrame):
-        return {str(c): data[c].to_numpy() for c in data.columns}
+    """Column name -> column (a pandas Series or an array), converted lazily by the callers."""
+    import pandas as pd
+
+    if isinstance(data, pd.DataFrame):
+        return {str(c): data[c] for c in data.columns}
     if isinstance(data, Mapping):
-        return {str(k): np.asarray(v) for k, v in data.items()}
+        return {str(k): v for k, v in data.items()}
     raise ValueError("data must be a pandas DataFrame or a mapping of column name -> array")
 
 
@@ -88,7 +86,7 @@ def _numeric(values: Any, name: str, role: str) -> np.ndarray:
     if array.dtype == bool:
         return array.astype(np.float64)
     if array.dtype.kind in "iuf":
-        return array.astype(np.float64)
+        return np.asarray(array, dtype=np.float64)
     if array.dtype.kind == "O":
         try:
             converted = np.asarray(
@@ -113,13 +111,23 @@ def _require(columns: Mapping[str, Any], names: Sequence[str], role: str) -> Non
         )
 
 
-def _variants(labels: Any, control: str) -> tuple[np.ndarray, list[str], np.ndarray]:
-    raw = np.asarray(labels, dtype=object)
-    present = np.array(
-        [v is not None and not (isinstance(v, float) and math.isnan(v)) for v in raw]
+def variant_labels(labels: Any) -> tuple[np.ndarray, list[str]]:
+    """Factorize a variant column: per-row codes into the returned labels (-1 = missing)."""
+    import pandas as pd
+
+    series = (
+        labels if isinstance(labels, pd.Series) else pd.Series(np.asarray(labels, dtype=object))
     )
-    as_text = np.array([str(v) for v in raw], dtype=object)
-    names = sorted(set(as_text[present].tolist()))
+    raw_codes, uniques = pd.factorize(series, sort=True)
+    text = [str(u) for u in uniques]
+    names = sorted(set(text))
+    remap = np.array([names.index(t) for t in text] + [-1], dtype=np.int64)
+    return remap[np.where(raw_codes < 0, len(text), raw_codes)], names
+
+
+def _variants(labels: Any, control: str) -> tuple[np.ndarray, list[str], np.ndarray]:
+    codes, names = variant_labels(labels)
+    present = codes >= 0
     if control not in names:
         raise ValueError(
             f"control={control!r} is not a value of the variant column (values: {names}); "
@@ -128,10 +136,8 @@ def _variants(labels: Any, control: str) -> tuple[np.ndarray, list[str], np.ndar
     if len(names) < 2:
         raise ValueError(f"the variant column holds {len(names)} variant(s) {names}; need >= 2")
     order = [control, *[n for n in names if n != control]]
-    lookup = {n: i for i, n in enumerate(order)}
-    codes = np.full(raw.shape[0], -1, dtype=np.int64)
-    codes[present] = [lookup[v] for v in as_text[present]]
-    return codes, order, present
+    position = np.array([order.index(n) for n in names] + [-1], dtype=np.int64)
+    return position[np.where(present, codes, len(names))], order, present
 
 
 def _moments_by_variant(
@@ -198,17 +204,20 @@ def compute_statistics(
             imputed += int(missing.sum())
         x[:, j] = values
 
-    out: list[MetricStatistics] = []
+    everyone = bool(present.all())
+    prepared = []
     for name in metrics:
         y = _numeric(columns[name], name, "metric")
         if np.isinf(y).any():
             raise ValueError(f"metric column {name!r} has infinite values; clip or drop them")
-        keep = present & ~np.isnan(y)
-        dropped = int((present & np.isnan(y)).sum())
-        yk, xk, ck = y[keep], x[keep], codes[keep]
-        kind: MetricKind = "proportion" if yk.size and np.isin(yk, (0.0, 1.0)).all() else "mean"
-        parts = [yk.reshape(-1, 1), xk]
-        names: tuple[str, ...] = (name, *covariates)
+        missing = np.isnan(y) & present
+        dropped = int(missing.sum())
+        keep = present & ~missing
+        whole = dropped == 0
+        yk = (y if everyone else y[present]) if whole else y[keep]
+        xk = (x if everyone else x[present]) if whole else x[keep]
+        binary = yk.size > 0 and bool(((yk == 0.0) | (yk == 1.0)).all())
+        kind: MetricKind = "proportion" if binary else "mean"
         fit = None
         if cupac and covariates and yk.size >= max(CUPAC_MIN_UNITS, 2 * cupac_folds):
             fit = cross_fit_predictions(
@@ -221,20 +230,39 @@ def compute_statistics(
                 cupac_params,
                 progress,
             )
-            parts.append(fit.predictions.reshape(-1, 1))
+        prepared.append((name, yk, xk, keep, whole, kind, dropped, fit))
+
+    # Metrics without missing values share one pass over the data: per-variant statistics of
+    # [every such metric, every CUPAC prediction, the covariates], then column selections.
+    shared = [p for p in prepared if p[4]]
+    joint: dict[str, Moments] = {}
+    if shared:
+        fits = [p[7].predictions for p in shared if p[7] is not None]
+        blocks = [np.column_stack([p[1] for p in shared] + fits), shared[0][2]]
+        codes_present = codes if everyone else codes[present]
+        joint = _moments_by_variant(np.hstack(blocks), codes_present, order)
+    n_shared, n_fits = len(shared), sum(p[7] is not None for p in shared)
+    cov_columns = list(range(n_shared + n_fits, n_shared + n_fits + len(covariates)))
+    fit_index = n_shared
+    out: list[MetricStatistics] = []
+    for name, yk, xk, keep, whole, kind, dropped, fit in prepared:
+        names: tuple[str, ...] = (name, *covariates)
+        if fit is not None:
             names = (*names, CUPAC_COLUMN)
-        matrix = np.hstack(parts)
+        if whole:
+            j = [p[0] for p in shared].index(name)
+            columns_of = [j, *cov_columns]
+            if fit is not None:
+                columns_of.append(fit_index)
+                fit_index += 1
+            moments = {v: m.select(columns_of) for v, m in joint.items()}
+        else:
+            parts = [yk.reshape(-1, 1), xk]
+            if fit is not None:
+                parts.append(fit.predictions.reshape(-1, 1))
+            moments = _moments_by_variant(np.hstack(parts), codes[keep], order)
         out.append(
-            MetricStatistics(
-                name,
-                kind,
-                _moments_by_variant(matrix, ck, order),
-                names,
-                tuple(covariates),
-                dropped,
-                imputed,
-                fit,
-            )
+            MetricStatistics(name, kind, moments, names, tuple(covariates), dropped, imputed, fit)
         )
     for name, (num, den) in ratios.items():
         a = _numeric(columns[num], num, "ratio numerator")
@@ -521,14 +549,12 @@ def _add_nonparametric(
     random_state: int,
 ) -> None:
     columns = _columns(data)
-    labels = np.array(
-        [str(v) for v in np.asarray(columns[variant_col], dtype=object)], dtype=object
-    )
+    codes, names = variant_labels(columns[variant_col])
     for name in metrics:
         y = _numeric(columns[name], name, "metric")
-        base = y[(labels == control) & ~np.isnan(y)]
+        base = y[(codes == names.index(control)) & ~np.isnan(y)]
         for v, comp in result.metrics[name].comparisons.items():
-            treated = y[(labels == v) & ~np.isnan(y)]
+            treated = y[(codes == names.index(v)) & ~np.isnan(y)]
             if mw:
                 test = mann_whitney(base, treated, alternative)
                 comp.extra["mann_whitney_p_value"] = test.p_value

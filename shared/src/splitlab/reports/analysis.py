@@ -192,7 +192,9 @@ def _distributions(
 ) -> dict[str, str]:
     if data is None:
         return {}
-    labels = np.array([str(v) for v in np.asarray(data[variant_col], dtype=object)], dtype=object)
+    from splitlab.analysis import variant_labels
+
+    codes, names = variant_labels(data[variant_col])
     rng = np.random.default_rng(0)
     plots = {}
     for name in metrics:
@@ -201,7 +203,7 @@ def _distributions(
         values = np.asarray(data[name], dtype=np.float64)
         per_variant = {}
         for variant in result.variants:
-            v = values[(labels == variant) & np.isfinite(values)]
+            v = values[(codes == names.index(variant)) & np.isfinite(values)]
             if v.size > MAX_DISTRIBUTION_POINTS:
                 v = rng.choice(v, MAX_DISTRIBUTION_POINTS, replace=False)
             per_variant[variant] = v

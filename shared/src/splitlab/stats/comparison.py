@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Literal
 
-from scipy import stats as sps
+from scipy import special
 
 Alternative = Literal["two-sided", "greater", "less"]
 ALTERNATIVES: tuple[str, ...] = ("two-sided", "greater", "less")
@@ -105,12 +105,16 @@ def p_value_from_statistic(statistic: float, df: float, alternative: Alternative
     """P-value of a t (``df`` finite) or z (``df`` infinite) statistic."""
     if not math.isfinite(statistic):
         return math.nan
-    dist = sps.norm if math.isinf(df) else sps.t(df)
     if alternative == "two-sided":
-        return float(min(1.0, 2.0 * dist.sf(abs(statistic))))
+        return float(min(1.0, 2.0 * _sf(abs(statistic), df)))
     if alternative == "greater":
-        return float(dist.sf(statistic))
-    return float(dist.cdf(statistic))
+        return float(_sf(statistic, df))
+    return float(_sf(-statistic, df))
+
+
+def _sf(x: float, df: float) -> float:
+    """Survival function of the t (or, for infinite ``df``, the normal) distribution."""
+    return float(special.ndtr(-x)) if math.isinf(df) else float(special.stdtr(df, -x))
 
 
 def _interval(
@@ -127,8 +131,9 @@ def _interval(
 def critical_value(alpha: float, df: float, alternative: Alternative) -> float:
     """The quantile that bounds a (1 - alpha) interval for the given alternative."""
     level = 1.0 - (alpha / 2.0 if alternative == "two-sided" else alpha)
-    dist = sps.norm if math.isinf(df) else sps.t(df)
-    return float(dist.ppf(level))
+    if math.isinf(df):
+        return float(special.ndtri(level))
+    return float(special.stdtrit(df, level))
 
 
 def satterthwaite(variances: tuple[float, float], dofs: tuple[float, float]) -> float:
