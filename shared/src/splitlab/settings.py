@@ -79,6 +79,25 @@ class Settings(BaseSettings):
     experiment_cache_refresh_seconds: float = Field(default=5.0, gt=0)
     """How often each replica reloads changed experiments from Postgres (its staleness bound)."""
 
+    # --- analyzer -----------------------------------------------------------------------
+    analyzer_consumer_group: str = Field(default="splitlab-analyzer", min_length=1)
+    """Kafka consumer group of the ingestion processes; replicas in one group share partitions."""
+    analyzer_batch_size: int = Field(default=5000, ge=1)
+    """Most events written to Postgres in one transaction (one offset commit per batch)."""
+    analyzer_batch_wait_ms: int = Field(default=500, ge=1)
+    """Longest wait for a batch to fill before writing what arrived."""
+    analyzer_consumer_metrics_port: int = Field(default=9108, ge=0, le=65535)
+    """Port of the consumer process's Prometheus /metrics (0: not served)."""
+    analyzer_retry_initial_seconds: float = Field(default=0.5, gt=0)
+    """First back-off after a failed database write; doubles up to the maximum."""
+    analyzer_retry_max_seconds: float = Field(default=30.0, gt=0)
+    """Longest back-off between retries of a failed database write."""
+    analyzer_results_ttl_seconds: float = Field(default=60.0, gt=0)
+    """How long a computed result is served from the cache before it is recomputed."""
+    analyzer_refresh_interval_seconds: float = Field(default=300.0, ge=0)
+    """Seconds between periodic refreshes (results, gauges, guardrails) of running experiments;
+    0 turns the periodic refresh off."""
+
     # --- Postgres -----------------------------------------------------------------------
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
