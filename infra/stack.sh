@@ -108,8 +108,19 @@ stop_redis() { stop_pidfile redis "$STATE/redis/redis.pid"; }
 # --------------------------------------------------------------------------- postgres
 as_postgres() { runuser -u postgres -- "$@"; }
 
+# Postgres runs as the postgres user, which must reach its data folder. When the checkout sits
+# below a folder that user cannot enter (a private home, say), the cluster lives under /var/lib.
+PG_DIR="$STATE/postgres"
+postgres_dir() {
+  mkdir -p "$STATE/postgres"
+  if ! runuser -u postgres -- test -x "$STATE/postgres" 2>/dev/null; then
+    PG_DIR="/var/lib/splitlab-stack/$(printf '%s' "$STATE" | md5sum | cut -c1-12)/postgres"
+    mkdir -p "$PG_DIR"
+  fi
+}
+
 start_postgres() {
-  local dir="$STATE/postgres"
+  local dir="$PG_DIR"
   mkdir -p "$dir/run"
   chown -R postgres:postgres "$dir"
   if [[ ! -f "$dir/data/PG_VERSION" ]]; then
@@ -130,7 +141,7 @@ start_postgres() {
   ensure_postgres_role
 }
 
-psql_admin() { as_postgres psql -h "$STATE/postgres/run" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
+psql_admin() { as_postgres psql -h "$PG_DIR/run" -p "$PG_PORT" -U postgres -v ON_ERROR_STOP=1 -qtA "$@"; }
 
 ensure_postgres_role() {
   local pw="${PG_PASSWORD//\'/\'\'}"
@@ -149,7 +160,7 @@ ensure_postgres_role() {
 }
 
 stop_postgres() {
-  local dir="$STATE/postgres"
+  local dir="$PG_DIR"
   if [[ -f "$dir/data/PG_VERSION" ]] && as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" status >/dev/null 2>&1; then
     as_postgres "$PG_BIN/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null && log "postgres stopped"
   fi
@@ -254,8 +265,8 @@ status() {
   for c in "${COMPONENTS[@]}"; do
     case "$c" in
       postgres)
-        if [[ -f "$STATE/postgres/data/postmaster.pid" ]] && kill -0 "$(head -n1 "$STATE/postgres/data/postmaster.pid")" 2>/dev/null; then
-          state="running (pid $(head -n1 "$STATE/postgres/data/postmaster.pid"), port $PG_PORT)"
+        if [[ -f "$PG_DIR/data/postmaster.pid" ]] && kill -0 "$(head -n1 "$PG_DIR/data/postmaster.pid")" 2>/dev/null; then
+          state="running (pid $(head -n1 "$PG_DIR/data/postmaster.pid"), port $PG_PORT)"
         else state="stopped"; fi ;;
       *)
         pidfile="$STATE/$c/$c.pid"
@@ -287,11 +298,13 @@ component() { # validates a component name
   die "unknown component '$1'; choose one of: ${COMPONENTS[*]}"
 }
 
+postgres_dir
+
 case "${1:-}" in
   up) up ;;
   down) down ;;
   status) status ;;
-  reset) down; rm -rf "$STATE/redis" "$STATE/postgres" "$STATE/kafka/data" "$STATE/prometheus" "$STATE/alertmanager" ;;
+  reset) down; rm -rf "$STATE/redis" "$PG_DIR" "$STATE/kafka/data" "$STATE/prometheus" "$STATE/alertmanager" ;;
   start) component "${2:-}"; mkdir -p "$STATE"; [[ "$2" == kafka ]] && install_kafka_jars; "start_$2" ;;
   stop) component "${2:-}"; "stop_$2" ;;
   install) mkdir -p "$STATE"; install_missing ;;

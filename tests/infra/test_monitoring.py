@@ -1,4 +1,4 @@
-"""Prometheus, Alertmanager and Grafana configuration: checked by their own tools and queried live."""
+"""Prometheus, Alertmanager and Grafana configuration: checked by their own tools, queried live."""
 
 from __future__ import annotations
 
@@ -85,7 +85,8 @@ def test_every_dashboard_query_runs_on_the_live_prometheus(
         unavailable("Prometheus at 127.0.0.1:9090")
     response = httpx.get(f"{PROMETHEUS}/api/v1/query", params={"query": substitute(expr)})
     body = response.json()
-    assert response.status_code == 200 and body["status"] == "success", (dashboard, panel, body)
+    assert response.status_code == 200, (dashboard, panel, body)
+    assert body["status"] == "success", (dashboard, panel, body)
 
 
 def test_dashboards_use_the_provisioned_datasource() -> None:

@@ -1,4 +1,5 @@
-"""infra/services.sh, which `make up` and `make down` use: real processes, started once, stopped by pid."""
+"""infra/services.sh, which `make up` and `make down` use: real processes, started once,
+stopped by pid."""
 
 from __future__ import annotations
 

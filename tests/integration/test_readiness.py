@@ -58,7 +58,8 @@ def test_killing_kafka_makes_readyz_503_naming_kafka(
             body = response.json()
             assert body["down"] == ["kafka"], name
             assert body["dependencies"]["kafka"]["error"], name
-            assert body["dependencies"]["postgres"]["up"] and body["dependencies"]["redis"]["up"]
+            assert body["dependencies"]["postgres"]["up"], name
+            assert body["dependencies"]["redis"]["up"], name
             metrics = client.get("/metrics").text
             assert f'splitlab_dependency_up{{dependency="kafka",service="{name}"}} 0.0' in metrics
 

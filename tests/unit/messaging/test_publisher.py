@@ -181,7 +181,8 @@ def test_events_spooled_before_a_crash_are_replayed_by_the_next_process(
 def test_two_publishers_of_one_service_never_share_a_spool(settings: Settings) -> None:
     broker = FakeBroker()
     one, two = make(settings, broker), make(settings, broker)
-    assert one._spool is not None and two._spool is not None
+    assert one._spool is not None
+    assert two._spool is not None
     assert one._spool.folder != two._spool.folder
     one.close()
     two.close()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,6 +19,7 @@ from splitlab.observability import request_id_var
 from splitlab.web.metrics import HTTP_LATENCY, HTTP_REJECTED_BODIES, HTTP_REQUESTS
 
 access_logger = logging.getLogger("splitlab.access")
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
@@ -30,6 +31,9 @@ class RequestMiddleware:
         self.service = service
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
+        # Label lookups cost microseconds each; the label sets are bounded, so cache the children.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -52,7 +56,7 @@ class RequestMiddleware:
             elif name == b"transfer-encoding" and b"chunked" in value.lower():
                 chunked = True
         if request_id is None:
-            request_id = uuid.uuid4().hex
+            request_id = os.urandom(16).hex()
         token = request_id_var.set(request_id)
         status = 500
         request_id_header = (b"x-request-id", request_id.encode("latin-1"))
@@ -81,9 +85,16 @@ class RequestMiddleware:
             elapsed = time.perf_counter() - start
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
-            method = scope["method"]
-            HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
-            HTTP_LATENCY.labels(self.service, template).observe(elapsed)
+            method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
+            counter = self._counters.get((method, template, status))
+            if counter is None:
+                counter = HTTP_REQUESTS.labels(self.service, method, template, str(status))
+                self._counters[(method, template, status)] = counter
+            counter.inc()
+            histogram = self._histograms.get(template)
+            if histogram is None:
+                histogram = self._histograms[template] = HTTP_LATENCY.labels(self.service, template)
+            histogram.observe(elapsed)
             if self.access_log and access_logger.isEnabledFor(logging.INFO):
                 access_logger.info(
                     "request",
