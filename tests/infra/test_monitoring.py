@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -14,7 +15,8 @@ import pytest
 from tests.support.stack import port_open, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
-PROMETHEUS = "http://127.0.0.1:9090"
+PROMETHEUS_PORT = int(os.environ.get("SPLITLAB_STACK_PROMETHEUS_PORT", "9090"))
+PROMETHEUS = f"http://127.0.0.1:{PROMETHEUS_PORT}"
 
 
 def tool(name: str) -> str:
@@ -81,8 +83,8 @@ def substitute(expr: str) -> str:
 def test_every_dashboard_query_runs_on_the_live_prometheus(
     dashboard: str, panel: str, expr: str
 ) -> None:
-    if not port_open("127.0.0.1", 9090):
-        unavailable("Prometheus at 127.0.0.1:9090")
+    if not port_open("127.0.0.1", PROMETHEUS_PORT):
+        unavailable(f"Prometheus at {PROMETHEUS}")
     response = httpx.get(f"{PROMETHEUS}/api/v1/query", params={"query": substitute(expr)})
     body = response.json()
     assert response.status_code == 200, (dashboard, panel, body)

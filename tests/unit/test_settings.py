@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,10 @@ def test_every_setting_is_documented_in_env_example() -> None:
     assert fields - documented == set(), "document these in .env.example"
 
 
-def test_env_example_loads_as_valid_settings() -> None:
+def test_env_example_loads_as_valid_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in list(os.environ):
+        if name.startswith("SPLITLAB_"):
+            monkeypatch.delenv(name)
     settings = Settings(_env_file=REPO / ".env.example")  # type: ignore[call-arg]
     assert settings.kafka_bootstrap_servers == "127.0.0.1:9092"
     assert settings.admin_api_key is not None
