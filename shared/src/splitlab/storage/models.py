@@ -137,3 +137,69 @@ class ExperimentAuditEntry(Base):
     changes: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
 
     __table_args__ = (Index(None, "experiment_key", "at"),)
+
+
+class MetricDefinition(Base):
+    """How the analyzer turns events into one number per unit (the analyzer owns writes).
+
+    A plain metric has a ``source`` (``outcome`` with its ``outcome_type``, ``prediction_latency``
+    or ``prediction_error``) and an ``aggregation`` per unit (sum, count, any, mean); a ratio
+    metric names a ``numerator`` and a ``denominator`` metric instead.
+    """
+
+    __tablename__ = "metric_definitions"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str | None] = mapped_column(Text, nullable=True)
+    outcome_type: Mapped[str | None] = mapped_column(Text, nullable=True)
+    aggregation: Mapped[str | None] = mapped_column(Text, nullable=True)
+    numerator: Mapped[str | None] = mapped_column(Text, nullable=True)
+    denominator: Mapped[str | None] = mapped_column(Text, nullable=True)
+    direction: Mapped[str] = mapped_column(Text)
+    guardrail_margin: Mapped[float | None] = mapped_column(Float, nullable=True)
+    attribution_window_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pre_period_days: Mapped[float] = mapped_column(Float)
+    covariates: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class UnitFeature(Base):
+    """Pre-exposure covariates: a unit's feature value as observed at a time."""
+
+    __tablename__ = "unit_features"
+
+    unit_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    value: Mapped[float] = mapped_column(Float)
+
+
+class CupacPrediction(Base):
+    """CUPAC covariates: one out-of-fold prediction of a metric per unit of an experiment."""
+
+    __tablename__ = "cupac_predictions"
+
+    experiment_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    metric: Mapped[str] = mapped_column(Text, primary_key=True)
+    unit_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    prediction: Mapped[float] = mapped_column(Float)
+    model: Mapped[str] = mapped_column(Text)
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class AnalyzerAction(Base):
+    """What the analyzer did on its own (flag, pause) and the evidence it acted on."""
+
+    __tablename__ = "analyzer_actions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_key: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[dict[str, Any]] = mapped_column()
+    outcome: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index(None, "experiment_key", "at"),)
