@@ -33,6 +33,12 @@ def _pct(value: float | None) -> str:
     return f"{value:+.2%}"
 
 
+def _share(value: float | None) -> str:
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return f"{value:.1%}"
+
+
 def _p(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "n/a"
@@ -82,7 +88,7 @@ def summary_tables(result: AnalysisResult) -> list[Table]:
                 f"[{_pct(c['rel_ci_lower'])}, {_pct(c['rel_ci_upper'])}]",
                 _p(c["p_value"]),
                 _p(c["p_value_adjusted"]),
-                _pct(c["chance_to_beat_control"]).lstrip("+"),
+                _share(c["chance_to_beat_control"]),
             )
         notes = [metric["reason"]] if metric["requested_method"] == "auto" else []
         if metric["dropped_rows"]:
@@ -235,6 +241,7 @@ def html_report(
         },
         fmt=_fmt,
         pct=_pct,
+        share=_share,
         p=_p,
     )
 
