@@ -7,13 +7,23 @@ a unit lives in one slot and multi-key pipelines for a unit stay on one node.
   experiment, ``experiment_key -> "<variant_key>|<bucket_version>"``. Experiments that bucket on
   another attribute (``hash_attribute != "id"``) keep their records under that attribute's value:
   ``splitlab:{attr:<name>=<value>}:sticky``.
+- ``splitlab:results:<experiment_key>:<method>:<fixed|sequential>``: the analyzer's cached
+  results (JSON) of one experiment, with a TTL.
 """
 
 from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["PREFIX", "STICKY_SEPARATOR", "parse_sticky_value", "sticky_key", "sticky_value"]
+__all__ = [
+    "PREFIX",
+    "STICKY_SEPARATOR",
+    "parse_sticky_value",
+    "results_key",
+    "results_pattern",
+    "sticky_key",
+    "sticky_value",
+]
 
 PREFIX: Final = "splitlab"
 STICKY_SEPARATOR: Final = "|"
@@ -39,3 +49,16 @@ def parse_sticky_value(value: str) -> tuple[str, int] | None:
     if not sep or not variant or not version.isdigit():
         return None
     return variant, int(version)
+
+
+def results_key(experiment_key: str, method: str, sequential: bool) -> str:
+    """The analyzer's cached results of one experiment for one method and horizon."""
+    if not experiment_key:
+        raise ValueError("experiment_key must be a non-empty string")
+    return f"{PREFIX}:results:{experiment_key}:{method}:{'sequential' if sequential else 'fixed'}"
+
+
+def results_pattern(experiment_key: str) -> str:
+    """A SCAN pattern matching every cached result of one experiment."""
+    escaped = "".join(f"\\{c}" if c in "*?[]\\" else c for c in experiment_key)
+    return f"{PREFIX}:results:{escaped}:*"
