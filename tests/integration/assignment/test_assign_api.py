@@ -14,16 +14,15 @@ import redis
 from fastapi.testclient import TestClient
 from scipy.stats import chisquare
 
+from splitlab.assigning.cache import CachedExperiment, ExperimentCache
+from splitlab.assigning.service import AssignmentService
+from splitlab.assigning.sticky import StickyStore
 from splitlab.assignment import HoldoutConfig
 from splitlab.clients import create_async_redis
 from splitlab.messaging.topics import EXPOSURES
 from splitlab.settings import Settings
 from splitlab.storage.redis_keys import sticky_key
 from splitlab_assignment.app import create_app
-from splitlab_assignment.assigner import AssignmentService
-from splitlab_assignment.cache import ExperimentCache
-from splitlab_assignment.schemas import AssignRequest
-from splitlab_assignment.sticky import StickyStore
 from tests.integration.assignment.conftest import experiment_body
 from tests.support.redis_server import RedisServer
 
@@ -166,8 +165,6 @@ def test_the_split_of_100k_units_matches_the_weights(
     service_settings: Settings, redis_client: redis.Redis
 ) -> None:
     """Through the service layer (real Redis stickiness), fast enough for the suite."""
-    from splitlab_assignment.cache import CachedExperiment
-
     weights = {"control": 0.5, "treatment": 0.3, "treatment-b": 0.2}
     state = {
         "key": "split-100k",
@@ -195,9 +192,7 @@ def test_the_split_of_100k_units_matches_the_weights(
 
         async def one(i: int) -> None:
             async with semaphore:
-                answer = await service.assign(
-                    AssignRequest(unit_id=f"unit-{i}", experiment_key="split-100k")
-                )
+                answer = await service.assign("split-100k", f"unit-{i}")
             assert not answer.degraded
             counts[answer.variant] += 1
 

@@ -33,7 +33,7 @@ EXPERIMENT = {
 
 
 def test_the_example_file_reads_as_a_valid_experiment() -> None:
-    from splitlab_assignment.definitions import to_definition
+    from splitlab.assigning.definitions import to_definition
     from splitlab_assignment.schemas import ExperimentCreate
 
     data = read_experiment_file(REPO / "examples" / "experiment.yaml")

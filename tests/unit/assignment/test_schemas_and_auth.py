@@ -1,4 +1,4 @@
-"""Schemas, definitions, the cache and the auth helpers, without servers."""
+"""The assignment service's schemas and their cross-field rules, without servers."""
 
 from __future__ import annotations
 
@@ -7,11 +7,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from splitlab.storage.redis_keys import parse_sticky_value, sticky_key, sticky_value
+from splitlab.assigning.definitions import to_definition
 from splitlab.web.errors import InvalidInputError
-from splitlab_assignment.cache import CachedExperiment, ExperimentCache
-from splitlab_assignment.definitions import exposure_attribute_names, to_definition
-from splitlab_assignment.deps import bearer_token, keys_match
 from splitlab_assignment.schemas import ExperimentCreate, ExperimentUpdate
 
 
@@ -82,62 +79,3 @@ def test_update_refuses_key_and_status_with_the_reason() -> None:
         ExperimentUpdate.model_validate({"key": "other"})
     patch = ExperimentUpdate.model_validate({"coverage": 0.5, "targeting": None})
     assert patch.changes() == {"coverage": 0.5, "targeting": None}
-
-
-def test_exposure_attributes_are_the_ones_targeting_and_hashing_read() -> None:
-    names = exposure_attribute_names(
-        {
-            "hash_attribute": "company",
-            "targeting": {
-                "country": "US",
-                "$or": [{"device.os": "ios"}, {"$not": {"plan": "free"}}],
-                "age": {"$not": {"$lt": 18}},
-            },
-        }
-    )
-    assert names == {"company", "country", "device", "plan", "age"}
-
-
-def test_cache_keeps_the_newest_version_and_lists_running_by_key() -> None:
-    def entry(key: str, version: int, status: str = "running") -> CachedExperiment:
-        return CachedExperiment.from_state(
-            {
-                "key": key,
-                "status": status,
-                "version": version,
-                "variants": [{"key": "c", "weight": 0.5}, {"key": "t", "weight": 0.5}],
-                "coverage": 1.0,
-            }
-        )
-
-    cache = ExperimentCache()
-    cache.put(entry("b", 2))
-    cache.put(entry("a", 1))
-    cache.put(entry("b", 1, "paused"))  # older: ignored
-    assert [e.definition.key for e in cache.running()] == ["a", "b"]
-    cache.apply([entry("a", 2, "paused")], present=["a"])  # b was deleted elsewhere
-    assert cache.get("b") is None
-    assert cache.running() == ()
-    assert cache.versions() == {"a": 2}
-
-
-def test_redis_key_layout() -> None:
-    assert sticky_key("user-42") == "splitlab:{unit:user-42}:sticky"
-    assert sticky_key("acme", "company") == "splitlab:{attr:company=acme}:sticky"
-    assert sticky_value("treatment", 3) == "treatment|3"
-    assert parse_sticky_value("a|b|12") == ("a|b", 12)
-    assert parse_sticky_value("garbage") is None
-    assert parse_sticky_value("x|") is None
-    with pytest.raises(ValueError, match="hash_value"):
-        sticky_key("")
-
-
-def test_bearer_parsing_and_constant_time_compare() -> None:
-    assert bearer_token("Bearer abc") == "abc"
-    assert bearer_token("bearer  abc ") == "abc"
-    assert bearer_token("Basic abc") is None
-    assert bearer_token("Bearer ") is None
-    assert bearer_token(None) is None
-    assert keys_match("secret", "secret")
-    assert not keys_match("secret", "secreT")
-    assert not keys_match("sécret", "secret")

@@ -16,6 +16,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 from fastapi import FastAPI
 
+from splitlab.assigning.cache import ExperimentCache
+from splitlab.assigning.metrics import CACHE_REFRESH_FAILURES
+from splitlab.assigning.sticky import StickyStore
 from splitlab.assignment import HoldoutConfig
 from splitlab.clients import create_async_redis
 from splitlab.health import DependencyCheck
@@ -24,11 +27,8 @@ from splitlab.settings import Settings, load_settings
 from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
 from splitlab_assignment.api import assign, experiments
-from splitlab_assignment.assigner import AssignmentService, ExposurePublisher
-from splitlab_assignment.cache import ExperimentCache
-from splitlab_assignment.metrics import CACHE_REFRESH_FAILURES
+from splitlab_assignment.assigner import AssignEndpoints, ExposurePublisher
 from splitlab_assignment.registry import ExperimentRegistry
-from splitlab_assignment.sticky import StickyStore
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ def create_app(
             app.state.core = core
             app.state.cache = cache
             app.state.registry = registry
-            app.state.assigner = AssignmentService(
+            app.state.assigner = AssignEndpoints(
                 cache,
                 StickyStore(
                     sticky_redis,

@@ -1,4 +1,5 @@
-"""FastAPI dependencies of the assignment service, as ``Annotated`` aliases.
+"""FastAPI dependencies of the assignment service, as ``Annotated`` aliases (the bearer-key
+checks are shared: ``splitlab.web.auth``).
 
 The lifespan puts the collaborators on ``app.state`` (``registry``, ``assigner``); routes get
 them through these aliases, and tests swap them with ``app.dependency_overrides`` if needed.
@@ -6,14 +7,14 @@ them through these aliases, and tests swap them with ``app.dependency_overrides`
 
 from __future__ import annotations
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, Header, Request
 
 from splitlab.settings import Settings
-from splitlab.web.errors import ForbiddenError, InvalidInputError, UnauthorizedError
-from splitlab_assignment.assigner import AssignmentService
+from splitlab.web.auth import require_admin, require_caller
+from splitlab.web.errors import InvalidInputError
+from splitlab_assignment.assigner import AssignEndpoints
 from splitlab_assignment.registry import ExperimentRegistry
 
 DEFAULT_ACTOR = "admin"
@@ -30,57 +31,9 @@ def get_registry(request: Request) -> ExperimentRegistry:
     return registry
 
 
-async def get_assigner(request: Request) -> AssignmentService:
-    assigner: AssignmentService = request.app.state.assigner
+async def get_assigner(request: Request) -> AssignEndpoints:
+    assigner: AssignEndpoints = request.app.state.assigner
     return assigner
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
-def keys_match(given: str, expected: str) -> bool:
-    """Constant-time comparison (no timing leak of how much of the key matched)."""
-    return hmac.compare_digest(given.encode(), expected.encode())
-
-
-def require_admin(
-    settings: Annotated[Settings, Depends(get_settings)],
-    authorization: Annotated[str | None, Header()] = None,
-) -> None:
-    if settings.admin_api_key is None:
-        raise UnauthorizedError(
-            "admin endpoints are disabled: no admin key is configured; set SPLITLAB_ADMIN_API_KEY "
-            "(in .env or the environment) and send it as 'Authorization: Bearer <key>'"
-        )
-    token = bearer_token(authorization)
-    if token is None:
-        raise UnauthorizedError(
-            "missing admin key: send 'Authorization: Bearer <SPLITLAB_ADMIN_API_KEY>'"
-        )
-    if not keys_match(token, settings.admin_api_key.get_secret_value()):
-        raise ForbiddenError("the admin key is not valid")
-
-
-async def require_assign_caller(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> None:
-    """Open unless ``SPLITLAB_ASSIGN_API_KEY`` is set (async: no thread hop on the hot path)."""
-    settings: Settings = request.app.state.settings
-    if settings.assign_api_key is None:
-        return
-    token = bearer_token(authorization)
-    if token is None:
-        raise UnauthorizedError(
-            "missing key: send 'Authorization: Bearer <SPLITLAB_ASSIGN_API_KEY>'"
-        )
-    if not keys_match(token, settings.assign_api_key.get_secret_value()):
-        raise ForbiddenError("the assign key is not valid")
 
 
 def get_actor(
@@ -98,7 +51,7 @@ def get_actor(
 
 
 Registry = Annotated[ExperimentRegistry, Depends(get_registry)]
-Assigner = Annotated[AssignmentService, Depends(get_assigner)]
+Assigner = Annotated[AssignEndpoints, Depends(get_assigner)]
 Actor = Annotated[str, Depends(get_actor)]
 AdminOnly = Depends(require_admin)
-AssignCaller = Depends(require_assign_caller)
+AssignCaller = Depends(require_caller)

@@ -17,6 +17,9 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from splitlab.assigning.cache import CachedExperiment, ExperimentCache
+from splitlab.assigning.definitions import to_definition
+from splitlab.assigning.loading import experiment_state, refresh_cache
 from splitlab.lifecycle import (
     Action,
     ChangeError,
@@ -28,9 +31,6 @@ from splitlab.lifecycle import (
 )
 from splitlab.storage.models import Experiment, ExperimentAuditEntry
 from splitlab.web.errors import ConflictError, InvalidInputError, NotFoundError
-from splitlab_assignment.cache import CachedExperiment, ExperimentCache
-from splitlab_assignment.definitions import to_definition
-from splitlab_assignment.metrics import EXPERIMENTS_CACHED
 from splitlab_assignment.repository import ExperimentRepository
 from splitlab_assignment.schemas import (
     AuditEntryRead,
@@ -43,28 +43,7 @@ from splitlab_assignment.schemas import (
 
 logger = logging.getLogger(__name__)
 
-SPEC_FIELDS = (
-    "name",
-    "hypothesis",
-    "owner",
-    "variants",
-    "coverage",
-    "hash_seed",
-    "hash_version",
-    "hash_attribute",
-    "namespace",
-    "targeting",
-    "metrics",
-    "alpha",
-    "power",
-    "mde",
-    "planned_sample_size",
-    "auto_stop",
-    "bucket_version",
-    "min_bucket_version",
-)
 NULLABLE_FIELDS = frozenset({"hash_seed", "namespace", "targeting", "mde", "planned_sample_size"})
-TIMESTAMPS = ("created_at", "updated_at", "started_at", "stopped_at", "archived_at")
 _ACTION_TIMESTAMP = {
     Action.START: "started_at",
     Action.STOP: "stopped_at",
@@ -74,17 +53,6 @@ _ACTION_TIMESTAMP = {
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def experiment_state(row: Experiment) -> dict[str, Any]:
-    """The row as a JSON-able dict: what reads show and the audit log stores."""
-    state: dict[str, Any] = {"key": row.key, "status": row.status, "version": row.version}
-    for name in SPEC_FIELDS:
-        state[name] = getattr(row, name)
-    for name in TIMESTAMPS:
-        value = getattr(row, name)
-        state[name] = None if value is None else value.isoformat()
-    return state
 
 
 def to_read(state: dict[str, Any]) -> ExperimentRead:
@@ -205,26 +173,7 @@ class ExperimentRegistry:
     # ------------------------------------------------------------------ cache
     def refresh_cache(self) -> int:
         """Reload experiments whose version changed; forget deleted ones. Returns the reloads."""
-        with self._sessions() as session:
-            repo = ExperimentRepository(session)
-            versions = repo.versions()
-            known = self._cache.versions()
-            stale = [key for key, version in versions.items() if known.get(key) != version]
-            entries = []
-            for row in repo.get_many(stale):
-                try:
-                    entries.append(CachedExperiment.from_state(experiment_state(row)))
-                except InvalidInputError:
-                    logger.exception("stored experiment is invalid", extra={"key": row.key})
-        self._cache.apply(entries, versions)
-        counts = dict.fromkeys(Status, 0)
-        for key in versions:
-            entry = self._cache.get(key)
-            if entry is not None:
-                counts[entry.definition.status] += 1
-        for status, count in counts.items():
-            EXPERIMENTS_CACHED.labels(status.value).set(count)
-        return len(entries)
+        return refresh_cache(self._sessions, self._cache)
 
     # ------------------------------------------------------------------ helpers
     @staticmethod

@@ -29,17 +29,6 @@ class ExperimentRepository:
             query = query.where(Experiment.status.in_(list(statuses)))
         return self.session.scalars(query).all()
 
-    def versions(self) -> dict[str, int]:
-        """Every experiment's key and version (what a cache refresh compares)."""
-        rows = self.session.execute(select(Experiment.key, Experiment.version)).all()
-        return {str(key): int(version) for key, version in rows}
-
-    def get_many(self, keys: Iterable[str]) -> Sequence[Experiment]:
-        wanted = list(keys)
-        if not wanted:
-            return []
-        return self.session.scalars(select(Experiment).where(Experiment.key.in_(wanted))).all()
-
     def add(self, experiment: Experiment) -> None:
         self.session.add(experiment)
         self.session.flush()

@@ -1,4 +1,4 @@
-"""In-memory stand-ins for the assignment service's collaborators (Redis, the publisher)."""
+"""In-memory stand-ins for the assignment runtime's collaborators (Redis, the publisher)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The assignment service layer with fake Redis and publisher: stickiness, degraded mode, the
-circuit breaker, the holdout, batch and exposures."""
+"""``splitlab.assigning.service`` with fake Redis and publisher: stickiness, degraded mode,
+the circuit breaker, the holdout, batch and exposures."""
 
 from __future__ import annotations
 
@@ -8,14 +8,13 @@ from typing import Any
 
 import pytest
 
+from splitlab.assigning.cache import CachedExperiment, ExperimentCache
+from splitlab.assigning.service import AssignmentService
+from splitlab.assigning.sticky import StickyStore
 from splitlab.assignment import HoldoutConfig, in_holdout
 from splitlab.storage.redis_keys import sticky_key
 from splitlab.web.errors import NotFoundError
-from splitlab_assignment.assigner import AssignmentService
-from splitlab_assignment.cache import CachedExperiment, ExperimentCache
-from splitlab_assignment.schemas import AssignRequest, BatchAssignRequest
-from splitlab_assignment.sticky import StickyStore
-from tests.unit.assignment.fakes import Clock, CollectingPublisher, FakeRedis
+from tests.unit.assigning.fakes import Clock, CollectingPublisher, FakeRedis
 
 
 def state(key: str = "exp", **overrides: Any) -> dict[str, Any]:
@@ -47,14 +46,12 @@ class Harness:
         self.service = AssignmentService(self.cache, self.store, self.publisher, holdout)
 
     def assign(self, unit: str, key: str = "exp", **attributes: Any) -> Any:
-        request = AssignRequest(unit_id=unit, experiment_key=key, attributes=attributes or None)
-        return asyncio.run(self.service.assign(request))
+        return asyncio.run(self.service.assign(key, unit, attributes or None))
 
     def batch(self, unit: str, include_excluded: bool = False, **attributes: Any) -> Any:
-        request = BatchAssignRequest(
-            unit_id=unit, attributes=attributes or None, include_excluded=include_excluded
+        return asyncio.run(
+            self.service.assign_batch(unit, attributes or None, include_excluded=include_excluded)
         )
-        return asyncio.run(self.service.assign_batch(request))
 
 
 def test_first_call_hashes_and_stores_then_sticks_in_one_round_trip_each() -> None:

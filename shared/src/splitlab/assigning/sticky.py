@@ -21,9 +21,9 @@ from typing import NamedTuple, cast
 import redis.asyncio
 from redis.exceptions import RedisError
 
+from splitlab.assigning.metrics import REDIS_FALLBACKS
 from splitlab.assignment import StickyRecord
 from splitlab.storage.redis_keys import parse_sticky_value, sticky_value
-from splitlab_assignment.metrics import REDIS_FALLBACKS
 
 logger = logging.getLogger(__name__)
 

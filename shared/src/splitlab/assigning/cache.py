@@ -15,9 +15,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from splitlab.assigning.definitions import exposure_attribute_names, to_definition
 from splitlab.assignment import ExperimentDefinition
 from splitlab.lifecycle import Status
-from splitlab_assignment.definitions import exposure_attribute_names, to_definition
 
 
 @dataclass(frozen=True, slots=True)
