@@ -10,7 +10,17 @@ import uuid
 from datetime import datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import Boolean, DateTime, Float, Index, Integer, MetaData, Text, func
+from sqlalchemy import (
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    Text,
+    UniqueConstraint,
+    func,
+)
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -203,3 +213,28 @@ class AnalyzerAction(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index(None, "experiment_key", "at"),)
+
+
+class RegisteredModel(Base):
+    """One version of a model the router can serve (the router owns writes). A registered
+    version never changes; ``name:version`` is what an experiment variant's ``model`` names.
+
+    ``flavor`` is ``sklearn`` (``artifact`` is a skops or joblib file in the model store) or
+    ``http`` (``url`` of a remote model server, called with ``timeout_ms``).
+    """
+
+    __tablename__ = "models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(Text)
+    version: Mapped[str] = mapped_column(Text)
+    flavor: Mapped[str] = mapped_column(Text)
+    artifact: Mapped[str | None] = mapped_column(Text, nullable=True)
+    sha256: Mapped[str | None] = mapped_column(Text, nullable=True)
+    url: Mapped[str | None] = mapped_column(Text, nullable=True)
+    timeout_ms: Mapped[int] = mapped_column(Integer)
+    input_schema: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    model_metadata: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (UniqueConstraint("name", "version"),)
