@@ -79,6 +79,21 @@ class Settings(BaseSettings):
     experiment_cache_refresh_seconds: float = Field(default=5.0, gt=0)
     """How often each replica reloads changed experiments from Postgres (its staleness bound)."""
 
+    # --- router -------------------------------------------------------------------------
+    router_event_logging: bool = True
+    """Publish exposure, prediction and outcome events from the router (off only to measure
+    what logging costs; outcomes are then accepted and dropped)."""
+    router_predict_threads: int = Field(default=4, ge=1)
+    """Threads that run scikit-learn predictions off the event loop."""
+    router_model_timeout_ms: int = Field(default=1000, ge=1)
+    """Default time limit of one model call (a model's own ``timeout_ms`` wins)."""
+    router_model_refresh_seconds: float = Field(default=5.0, gt=0)
+    """How often each router replica reloads the model registry (new or removed versions)."""
+    router_max_outcomes: int = Field(default=1000, ge=1)
+    """Most outcomes in one ``POST /outcomes`` batch."""
+    router_max_pending_shadows: int = Field(default=1000, ge=0)
+    """Shadow predictions running at once; past it new shadow copies are skipped (counted)."""
+
     # --- analyzer -----------------------------------------------------------------------
     analyzer_consumer_group: str = Field(default="splitlab-analyzer", min_length=1)
     """Kafka consumer group of the ingestion processes; replicas in one group share partitions."""
