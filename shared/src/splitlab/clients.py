@@ -19,6 +19,7 @@ from splitlab.messaging.kafka_compat import close_sockets_of_failed_connects
 from splitlab.settings import Settings
 
 if TYPE_CHECKING:
+    import httpx
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 
@@ -132,3 +133,19 @@ def create_kafka_producer(settings: Settings, **overrides: Any) -> KafkaProducer
     }
     options.update(overrides)
     return KafkaProducer(**options)
+
+
+def create_async_http_client(settings: Settings, **overrides: Any) -> httpx.AsyncClient:
+    """An asyncio HTTP client for calls to other servers (the router's remote models).
+
+    Each call passes its own timeout; the pool is sized for a busy replica, and redirects are not
+    followed (a model server that redirects is misconfigured)."""
+    import httpx
+
+    options: dict[str, Any] = {
+        "timeout": httpx.Timeout(settings.router_model_timeout_ms / 1000),
+        "limits": httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        "follow_redirects": False,
+    }
+    options.update(overrides)
+    return httpx.AsyncClient(**options)

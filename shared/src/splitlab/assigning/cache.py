@@ -25,10 +25,17 @@ class CachedExperiment:
     definition: ExperimentDefinition
     version: int
     exposure_attributes: frozenset[str]
+    variant_models: tuple[str | None, ...] = ()
+    """Each variant's ``model`` reference (``name:version``; None: none), in variant order."""
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> CachedExperiment:
-        return cls(to_definition(state), int(state["version"]), exposure_attribute_names(state))
+        return cls(
+            to_definition(state),
+            int(state["version"]),
+            exposure_attribute_names(state),
+            tuple(v.get("model") for v in state["variants"]),
+        )
 
 
 class ExperimentCache:
