@@ -4,56 +4,93 @@ from pathlib import Path
 
 import pytest
 
-from splitlab.messaging.spool import Spool, SpoolLockedError, open_spool
+from splitlab.messaging.spool import (
+    FolderLock,
+    SpoolLockedError,
+    SpoolReader,
+    SpoolWriter,
+    open_spools,
+    segments,
+)
 
 
-def test_segments_roll_over_and_read_back_in_order(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "s", segment_bytes=100)
-    lines = [f'{{"n": {i}}}'.encode() for i in range(30)]
-    for line in lines:
-        spool.append(line)
-    spool.sync()
-    spool.seal()
-    segments = spool.sealed_segments()
-    assert len(segments) > 1
-    assert [line for s in segments for line in spool.read(s)] == lines
-    assert spool.pending_events == 30
-    for segment in segments:
-        spool.remove(segment, sum(1 for _ in spool.read(segment)))
-    assert spool.is_empty()
-    spool.close()
+def lines(n: int, start: int = 0) -> list[bytes]:
+    return [f'{{"n": {i}}}'.encode() for i in range(start, start + n)]
+
+
+def test_reader_sees_what_the_writer_appended_across_segments(tmp_path: Path) -> None:
+    writer = SpoolWriter(tmp_path, segment_bytes=100)
+    written = lines(30)
+    for line in written:
+        writer.append(line)
+    assert len(segments(tmp_path)) > 1
+    reader = SpoolReader(tmp_path)
+    read, position = reader.read(1000)
+    assert read == written
+    assert reader.backlog() == 30
+    reader.commit(position)
+    assert reader.backlog() == 0
+    assert len(segments(tmp_path)) == 1, "finished segments are deleted, the newest kept"
+    writer.append(b'{"n": 30}')
+    assert SpoolReader(tmp_path).read(10)[0] == [b'{"n": 30}'], "the cursor survives a reopen"
+    writer.close()
+
+
+def test_reading_in_batches_moves_through_every_event_once(tmp_path: Path) -> None:
+    writer = SpoolWriter(tmp_path, segment_bytes=64)
+    for line in lines(25):
+        writer.append(line)
+    reader = SpoolReader(tmp_path)
+    seen: list[bytes] = []
+    while True:
+        batch, position = reader.read(7)
+        if not batch:
+            break
+        seen.extend(batch)
+        reader.commit(position)
+    assert seen == lines(25)
+    writer.close()
+
+
+def test_an_unfinished_last_line_waits_and_a_torn_old_one_is_skipped(tmp_path: Path) -> None:
+    crashed = SpoolWriter(tmp_path)
+    crashed.append(b'{"n": 0}')
+    crashed.close()
+    with segments(tmp_path)[-1].open("ab") as handle:
+        handle.write(b'{"n": torn')  # the crash interrupted this write
+    reader = SpoolReader(tmp_path)
+    assert reader.read(10)[0] == [b'{"n": 0}'], "the newest segment's partial line waits"
+
+    writer = SpoolWriter(tmp_path)  # the next process writes a new segment
+    writer.append(b'{"n": 1}')
+    assert reader.read(10)[0] == [b'{"n": 0}', b'{"n": 1}']
+    writer.close()
 
 
 def test_a_spool_folder_has_one_owner(tmp_path: Path) -> None:
-    owner = Spool(tmp_path / "s")
+    owner = FolderLock(tmp_path / "s")
     with pytest.raises(SpoolLockedError):
-        Spool(tmp_path / "s")
-    owner.close()
-    Spool(tmp_path / "s").close()
+        FolderLock(tmp_path / "s")
+    owner.release()
+    FolderLock(tmp_path / "s").release()
 
 
-def test_orphaned_folders_are_adopted_ahead_of_new_events(tmp_path: Path) -> None:
-    first = open_spool(tmp_path, "router")
-    second = open_spool(tmp_path, "router")
-    assert second.folder.name == "router-1"
-    second.append(b'{"old": 1}')
-    second.close()  # its process died with one event spooled
-    first.close()
+def test_folders_of_dead_processes_are_handed_to_the_next_one(tmp_path: Path) -> None:
+    live = open_spools(tmp_path, "router")
+    second = open_spools(tmp_path, "router")
+    assert second.own.name == "router-1"
+    writer = SpoolWriter(second.own)
+    writer.append(b'{"left": "behind"}')
+    writer.close()
+    second.release()  # that process died with an event unshipped
 
-    adopter = open_spool(tmp_path, "router")
-    adopter.append(b'{"new": 2}')
-    adopter.seal()
-    lines = [line for s in adopter.sealed_segments() for line in adopter.read(s)]
-    assert lines == [b'{"old": 1}', b'{"new": 2}']
-    assert adopter.pending_events == 2
-    adopter.close()
+    third = open_spools(tmp_path, "router")
+    assert third.own.name == "router-1"
+    assert third.orphans == []
+    third.release()
+    live.release()
 
-
-def test_pending_count_survives_a_reopen(tmp_path: Path) -> None:
-    spool = Spool(tmp_path / "s")
-    for _ in range(7):
-        spool.append(b"{}")
-    spool.close()
-    reopened = Spool(tmp_path / "s")
-    assert reopened.pending_events == 7
-    reopened.close()
+    adopter = open_spools(tmp_path, "router")
+    assert adopter.own.name == "router"
+    assert adopter.orphans == [tmp_path / "router-1"]
+    adopter.release()

@@ -1,175 +1,247 @@
-"""A durable local spool for events that could not reach Kafka.
+"""The event log every SplitLab process writes before Kafka sees an event.
 
-Events are appended, one JSON line each, to numbered segment files in a folder the process
-holds an exclusive lock on (so two replicas never share one). Writes are flushed at once and
-fsync'd in batches (``sync()``, called by the publisher at most every few milliseconds).
-Replay reads sealed segments oldest first and deletes a segment only after every event in it
-was acknowledged by Kafka, so a crash during replay sends some events twice, never zero times;
-downstream sinks drop the duplicates by event id.
+A spool is a folder of numbered segment files, one JSON event per line. The writer (the service
+process) appends and flushes each event at once and fsyncs in batches; the shipper
+(``splitlab.messaging.shipper``) reads complete lines behind a cursor, sends them to Kafka, and
+moves the cursor (written atomically) only after Kafka acknowledged them. Segments wholly behind
+the cursor are deleted. A crash of either side loses nothing that was flushed: the shipper
+resumes from the cursor, so at worst it sends some events twice, which sinks drop by event id.
+
+One process owns a folder at a time (``flock``); ``open_spools`` finds a free folder for a new
+process and hands over the folders of processes that died, so nothing is stranded.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 SEGMENT_PREFIX = "segment-"
 SEGMENT_SUFFIX = ".jsonl"
+CURSOR_FILE = "cursor"
+LOCK_FILE = ".lock"
+_NUMBER_WIDTH = 12
 
 
 class SpoolLockedError(RuntimeError):
     pass
 
 
-class Spool:
+def segment_name(number: int) -> str:
+    return f"{SEGMENT_PREFIX}{number:0{_NUMBER_WIDTH}d}{SEGMENT_SUFFIX}"
+
+
+def segment_number(path: Path) -> int:
+    return int(path.name[len(SEGMENT_PREFIX) : len(SEGMENT_PREFIX) + _NUMBER_WIDTH])
+
+
+def segments(folder: Path) -> list[Path]:
+    return sorted(folder.glob(f"{SEGMENT_PREFIX}*{SEGMENT_SUFFIX}"))
+
+
+class FolderLock:
+    """An exclusive, non-blocking ``flock`` on a spool folder, held while the object lives."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self._handle = (folder / LOCK_FILE).open("a")
+        try:
+            fcntl.flock(self._handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._handle.close()
+            raise SpoolLockedError(f"{folder} is in use by another process") from None
+
+    def release(self) -> None:
+        if not self._handle.closed:
+            fcntl.flock(self._handle, fcntl.LOCK_UN)
+            self._handle.close()
+
+
+class SpoolWriter:
+    """Appends events to the newest segment; thread-safe; never reads."""
+
     def __init__(self, folder: Path, *, segment_bytes: int = 16 * 1024 * 1024) -> None:
         self.folder = folder
         self.segment_bytes = segment_bytes
-        folder.mkdir(parents=True, exist_ok=True)
-        self._lock_file = (folder / ".lock").open("a")
-        try:
-            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_file.close()
-            raise SpoolLockedError(f"{folder} is in use by another process") from None
         self._mutex = threading.Lock()
-        self._active: IO[bytes] | None = None
-        self._active_path: Path | None = None
-        self._active_size = 0
+        existing = segments(folder)
+        # Always start a fresh segment: a torn last line of a crashed writer stays in its own file.
+        self._number = segment_number(existing[-1]) + 1 if existing else 1
+        self._file: IO[bytes] = (folder / segment_name(self._number)).open("ab")
+        self._size = 0
         self._dirty = False
-        self._pending_events = sum(self._count_lines(p) for p in self.segments())
-        self._closed = False
+        self.written = 0
 
-    # ------------------------------------------------------------------ writing
     def append(self, line: bytes) -> None:
-        """Append one event (a JSON document without newlines)."""
+        """Append one event (JSON without newlines) and flush it to the OS."""
         with self._mutex:
-            if self._closed:
-                raise RuntimeError("spool is closed")
-            if self._active is None or self._active_size >= self.segment_bytes:
-                self._open_new_segment()
-            assert self._active is not None
-            self._active.write(line + b"\n")
-            self._active.flush()
-            self._active_size += len(line) + 1
-            self._pending_events += 1
+            if self._size >= self.segment_bytes:
+                self._rotate()
+            self._file.write(line + b"\n")
+            self._file.flush()
+            self._size += len(line) + 1
             self._dirty = True
+            self.written += 1
 
     def sync(self) -> None:
         """fsync what was appended since the last call (cheap when nothing was)."""
         with self._mutex:
-            if self._active is not None and self._dirty:
-                os.fsync(self._active.fileno())
+            if self._dirty:
+                os.fsync(self._file.fileno())
                 self._dirty = False
 
-    def _open_new_segment(self) -> None:
-        self._seal_active()
-        start = len(SEGMENT_PREFIX)
-        number = 1 + max((int(p.name[start : start + 12]) for p in self.segments()), default=0)
-        self._active_path = self.folder / f"{SEGMENT_PREFIX}{number:012d}{SEGMENT_SUFFIX}"
-        self._active = self._active_path.open("ab")
-        self._active_size = 0
-
-    def _seal_active(self) -> None:
-        if self._active is not None:
-            self._active.flush()
-            os.fsync(self._active.fileno())
-            self._active.close()
-            self._active = None
-            self._active_path = None
-            self._dirty = False
-
-    # ------------------------------------------------------------------ reading
-    def segments(self) -> list[Path]:
-        return sorted(self.folder.glob(f"{SEGMENT_PREFIX}*{SEGMENT_SUFFIX}"))
-
-    def seal(self) -> None:
-        """Close the segment being written, so replay can take it; new events open a new one."""
-        with self._mutex:
-            self._seal_active()
-
-    def sealed_segments(self) -> list[Path]:
-        with self._mutex:
-            return [p for p in self.segments() if p != self._active_path]
-
-    def read(self, segment: Path) -> Iterator[bytes]:
-        with segment.open("rb") as handle:
-            for line in handle:
-                line = line.rstrip(b"\n")
-                if line:  # a torn last line after a crash has no newline but may be whole
-                    yield line
-
-    def remove(self, segment: Path, events: int) -> None:
-        """Delete a replayed segment (all ``events`` in it were acknowledged)."""
-        with self._mutex:
-            segment.unlink(missing_ok=True)
-            self._pending_events = max(0, self._pending_events - events)
-
-    # ------------------------------------------------------------------ state
-    @property
-    def pending_events(self) -> int:
-        return self._pending_events
-
-    def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in self.segments() if p.exists())
-
-    def is_empty(self) -> bool:
-        return self._pending_events == 0
+    def _rotate(self) -> None:
+        os.fsync(self._file.fileno())
+        self._file.close()
+        self._number += 1
+        self._file = (self.folder / segment_name(self._number)).open("ab")
+        self._size = 0
+        self._dirty = False
 
     def close(self) -> None:
         with self._mutex:
-            if self._closed:
-                return
-            self._seal_active()
-            self._closed = True
-            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
-            self._lock_file.close()
-
-    @staticmethod
-    def _count_lines(path: Path) -> int:
-        with path.open("rb") as handle:
-            return sum(1 for line in handle if line.strip())
+            if not self._file.closed:
+                os.fsync(self._file.fileno())
+                self._file.close()
 
 
-def open_spool(root: Path, name: str) -> Spool:
-    """Open ``root/name``, or ``root/name-1``, ``-2``... when another process holds it.
+@dataclass(frozen=True)
+class Position:
+    """How far a folder has been shipped: whole segments before ``segment``, and ``offset``
+    bytes of it."""
 
-    Folders of the same name left by processes that died are adopted: their segments move into
-    the opened folder (ahead of anything new), so nothing spooled before a crash is stranded.
-    """
+    segment: int
+    offset: int
+
+
+class SpoolReader:
+    """Reads complete events behind the cursor, oldest first, and advances the cursor."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.position = self._load_cursor()
+
+    def _load_cursor(self) -> Position:
+        path = self.folder / CURSOR_FILE
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            number, offset = path.read_text().split()
+            return Position(int(number), int(offset))
+        first = segments(self.folder)
+        return Position(segment_number(first[0]) if first else 1, 0)
+
+    def read(
+        self, max_events: int, max_bytes: int = 4 * 1024 * 1024
+    ) -> tuple[list[bytes], Position]:
+        """Up to ``max_events`` complete lines after the cursor, and where they end."""
+        lines: list[bytes] = []
+        position = self.position
+        size = 0
+        found = segments(self.folder)
+        for path in found:
+            number = segment_number(path)
+            if number < position.segment:
+                continue
+            offset = position.offset if number == position.segment else 0
+            with path.open("rb") as handle:
+                handle.seek(offset)
+                while len(lines) < max_events and size < max_bytes:
+                    line = handle.readline()
+                    if not line.endswith(b"\n"):
+                        if line and path != found[-1]:
+                            # A crashed writer's torn last line: never complete, never sent.
+                            offset += len(line)
+                        break  # else: the writer's unfinished line, complete on a later read
+                    offset += len(line)
+                    size += len(line)
+                    if line.strip():
+                        lines.append(line.rstrip(b"\n"))
+            position = Position(number, offset)
+            if len(lines) >= max_events or size >= max_bytes:
+                break
+        return lines, position
+
+    def commit(self, position: Position) -> None:
+        """Record that everything before ``position`` reached Kafka; drop finished segments."""
+        path = self.folder / CURSOR_FILE
+        temporary = path.with_suffix(".tmp")
+        with temporary.open("w") as handle:
+            handle.write(f"{position.segment} {position.offset}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+        self.position = position
+        newest = segments(self.folder)
+        for old in newest[:-1]:  # never the newest: the writer may still append to it
+            if segment_number(old) < position.segment:
+                old.unlink(missing_ok=True)
+
+    def backlog(self) -> int:
+        """Complete events after the cursor (counted by reading: for start-up and tests)."""
+        saved = self.position
+        count = 0
+        try:
+            while True:
+                lines, position = self.read(10_000)
+                if position == self.position:
+                    return count
+                count += len(lines)
+                self.position = position
+        finally:
+            self.position = saved
+
+    def drop_if_finished(self) -> bool:
+        """Delete an orphaned folder once every event in it was shipped."""
+        if self.read(1)[0]:
+            return False
+        for path in self.folder.iterdir():
+            if path.name != LOCK_FILE:
+                path.unlink(missing_ok=True)
+        return True
+
+
+@dataclass
+class OpenedSpools:
+    """What ``open_spools`` returns: this process's folder (written and shipped) and the
+    folders of dead processes (only shipped, then deleted), with the locks that guard them."""
+
+    own: Path
+    orphans: list[Path]
+    locks: list[FolderLock]
+
+    def release(self) -> None:
+        for lock in self.locks:
+            lock.release()
+
+
+def open_spools(root: Path, name: str) -> OpenedSpools:
+    """Lock ``root/name`` (or ``name-1``, ``name-2``... when a live process holds it) and every
+    unlocked sibling folder left by a process that died."""
     root.mkdir(parents=True, exist_ok=True)
-    spool: Spool | None = None
-    for index in range(0, 64):
+    locks: list[FolderLock] = []
+    own: Path | None = None
+    for index in range(64):
         folder = root / (name if index == 0 else f"{name}-{index}")
         try:
-            spool = Spool(folder)
-            break
+            locks.append(FolderLock(folder))
         except SpoolLockedError:
             continue
-    if spool is None:
+        own = folder
+        break
+    if own is None:
         raise SpoolLockedError(f"no free spool folder for {name!r} under {root}")
-    for other in [*sorted(root.glob(f"{name}-*")), root / name]:
-        if other == spool.folder or not other.is_dir():
+    orphans = []
+    for folder in [*sorted(root.glob(f"{name}-*")), root / name]:
+        if folder == own or not folder.is_dir() or not segments(folder):
             continue
         try:
-            orphan = Spool(other)
+            locks.append(FolderLock(folder))
         except SpoolLockedError:
             continue  # a live replica owns it
-        try:
-            _adopt(orphan, spool)
-        finally:
-            orphan.close()
-    return spool
-
-
-def _adopt(orphan: Spool, into: Spool) -> None:
-    for segment in orphan.sealed_segments():
-        with into._mutex:
-            # Orphaned events are older than anything the new owner holds: number them first.
-            target = into.folder / f"{SEGMENT_PREFIX}{0:012d}-{segment.name}"
-            os.replace(segment, target)
-            into._pending_events += Spool._count_lines(target)
+        orphans.append(folder)
+    return OpenedSpools(own, orphans, locks)

@@ -1,0 +1,268 @@
+"""Ships spooled events to Kafka: the other half of ``splitlab.messaging.publisher``.
+
+The shipper reads complete events behind each spool folder's cursor (dead processes' folders
+first, then its own), sends them with ``acks=all`` and idempotence, waits for Kafka to
+acknowledge the whole batch, and only then moves the cursor. If Kafka is away it waits and
+tries again; the spool keeps growing on disk meanwhile and nothing is dropped.
+
+In a service it runs in a child process of its own, so producing never competes with request
+handling for the interpreter lock; in unit tests it runs in a thread with a fake producer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from splitlab.messaging.spool import SpoolReader
+from splitlab.messaging.topics import EXPOSURES, topic_for
+from splitlab.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class RecordFuture(Protocol):
+    def succeeded(self) -> bool: ...
+
+
+class Producer(Protocol):
+    """The part of ``kafka.KafkaProducer`` the shipper uses (a fake implements it in tests)."""
+
+    def send(self, topic: str, value: bytes, key: bytes) -> RecordFuture: ...
+    def flush(self, timeout: float | None = None) -> None: ...
+    def close(self, timeout: float | None = None) -> None: ...
+    def partitions_for(self, topic: str) -> Any: ...
+
+
+class StopSignal(Protocol):
+    def is_set(self) -> bool: ...
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+
+STATUS_FILE = "shipper-status"
+
+
+@dataclass
+class ShipperStatus:
+    """What the shipper reports to the publisher, through a small file in the spool folder
+    (replaced atomically): events shipped and lines skipped since it started, and whether its
+    last send or probe reached Kafka."""
+
+    shipped: int = 0
+    unreadable: int = 0
+    kafka_up: bool = False
+
+    def write(self, folder: Path) -> None:
+        temporary = folder / f"{STATUS_FILE}.tmp"
+        temporary.write_text(f"{self.shipped} {self.unreadable} {int(self.kafka_up)}\n")
+        os.replace(temporary, folder / STATUS_FILE)
+
+    @classmethod
+    def read(cls, folder: Path) -> ShipperStatus:
+        try:
+            shipped, unreadable, up = (folder / STATUS_FILE).read_text().split()
+            return cls(int(shipped), int(unreadable), up == "1")
+        except (FileNotFoundError, ValueError):
+            return cls()
+
+
+@dataclass
+class ShipperConfig:
+    folders: Sequence[Path]
+    """Folders to ship, oldest owners first; the last one is the live process's own."""
+    retry_seconds: float = 1.0
+    poll_seconds: float = 0.01
+    batch_events: int = 5000
+
+
+class SpoolShipper:
+    def __init__(
+        self,
+        config: ShipperConfig,
+        producer_factory: Callable[[], Producer],
+        stop: StopSignal,
+        parent_pid: int | None = None,
+    ) -> None:
+        self.config = config
+        self._producer_factory = producer_factory
+        self._producer: Producer | None = None
+        self.status = ShipperStatus()
+        self._status_folder = Path(config.folders[-1])
+        self._stop = stop
+        self._parent_pid = parent_pid
+
+    def run(self) -> None:
+        readers = [SpoolReader(folder) for folder in self.config.folders]
+        own = readers[-1]
+        self.status.write(self._status_folder)
+        try:
+            while True:
+                if self._parent_pid is not None and os.getppid() != self._parent_pid:
+                    logger.warning("the publishing process is gone; the shipper stops")
+                    return
+                shipped, failed = self._ship_once(readers, own)
+                if failed:
+                    self._stop.wait(self.config.retry_seconds)
+                    if self._stop.is_set():
+                        return  # shutting down while Kafka is away: the spool keeps the rest
+                elif not shipped:
+                    if self._stop.is_set():
+                        return  # drained
+                    if not self.status.kafka_up:
+                        self._probe()
+                    self._stop.wait(self.config.poll_seconds)
+        finally:
+            if self._producer is not None:
+                self._producer.close(timeout=5)
+
+    def _ship_once(self, readers: list[SpoolReader], own: SpoolReader) -> tuple[int, bool]:
+        shipped = 0
+        for reader in list(readers):
+            lines, position = reader.read(self.config.batch_events)
+            if position == reader.position:
+                if reader is not own and reader.drop_if_finished():
+                    readers.remove(reader)
+                    logger.info(
+                        "finished shipping an orphaned spool", extra={"folder": str(reader.folder)}
+                    )
+                continue
+            if lines and not self._send(lines):
+                self._set_kafka_up(False)
+                return shipped, True
+            reader.commit(position)
+            shipped += len(lines)
+            self.status.shipped += len(lines)
+            self.status.kafka_up = True
+            self.status.write(self._status_folder)
+        return shipped, False
+
+    def _producer_or_none(self) -> Producer | None:
+        if self._producer is None:
+            try:
+                self._producer = self._producer_factory()
+            except Exception as exc:
+                logger.warning("Kafka producer unavailable", extra={"reason": str(exc)})
+        return self._producer
+
+    def _send(self, lines: list[bytes]) -> bool:
+        producer = self._producer_or_none()
+        if producer is None:
+            return False
+        futures = []
+        for line in lines:
+            try:
+                document = json.loads(line)
+                topic = topic_for(document["event_type"])
+                key = str(document["unit_id"]).encode()
+            except (ValueError, KeyError, TypeError):
+                self.status.unreadable += 1
+                logger.error("unreadable line in the spool skipped", extra={"line": line[:200]})
+                continue
+            try:
+                futures.append(producer.send(topic, value=line, key=key))
+            except Exception as exc:
+                logger.info(
+                    "Kafka unavailable; events wait in the spool", extra={"reason": str(exc)}
+                )
+                return False
+        try:
+            producer.flush(timeout=60)
+        except Exception:
+            return False
+        return all(future.succeeded() for future in futures)
+
+    def _probe(self) -> None:
+        producer = self._producer_or_none()
+        if producer is None:
+            return
+        try:
+            if producer.partitions_for(EXPOSURES):
+                self._set_kafka_up(True)
+        except Exception:
+            self._stop.wait(self.config.retry_seconds)
+
+    def _set_kafka_up(self, up: bool) -> None:
+        if self.status.kafka_up != up:
+            self.status.kafka_up = up
+            self.status.write(self._status_folder)
+            logger.info("Kafka reachable" if up else "Kafka unreachable; events wait in the spool")
+
+
+def run_in_thread(
+    config: ShipperConfig, producer_factory: Callable[[], Producer], stop: threading.Event
+) -> threading.Thread:
+    """The shipper in a thread of this process (tests, with a fake producer)."""
+    shipper = SpoolShipper(config, producer_factory, stop)
+    thread = threading.Thread(target=shipper.run, name="event-shipper", daemon=True)
+    thread.start()
+    return thread
+
+
+def start_process(
+    config: ShipperConfig, settings: Settings, service: str
+) -> subprocess.Popen[bytes]:
+    """The shipper as a child process (``python -m splitlab.messaging.shipper``)."""
+    arguments = [
+        sys.executable, "-m", "splitlab.messaging.shipper",
+        "--service", service,
+        "--bootstrap-servers", settings.kafka_bootstrap_servers,
+        "--client-id", settings.kafka_client_id,
+        "--api-version", settings.kafka_api_version,
+        "--log-level", settings.log_level,
+        "--log-format", settings.log_format,
+        "--retry-seconds", str(config.retry_seconds),
+        "--parent-pid", str(os.getpid()),
+        *[str(folder) for folder in config.folders],
+    ]  # fmt: skip
+    return subprocess.Popen(arguments, stdin=subprocess.DEVNULL)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Ship a SplitLab spool to Kafka.")
+    parser.add_argument("--service", required=True)
+    parser.add_argument("--bootstrap-servers", required=True)
+    parser.add_argument("--client-id", default="splitlab")
+    parser.add_argument("--api-version", default="3.9")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("--log-format", default="json")
+    parser.add_argument("--retry-seconds", type=float, default=1.0)
+    parser.add_argument("--parent-pid", type=int, required=True)
+    parser.add_argument("folders", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+
+    from splitlab.clients import create_kafka_producer
+    from splitlab.observability import configure_logging
+
+    configure_logging(f"{args.service}-shipper", args.log_level, args.log_format)
+    settings = Settings(
+        kafka_bootstrap_servers=args.bootstrap_servers,
+        kafka_client_id=args.client_id,
+        kafka_api_version=args.api_version,
+        _env_file=None,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def producer() -> Producer:
+        made: Producer = create_kafka_producer(
+            settings, request_timeout_ms=5000, delivery_timeout_ms=15_000, linger_ms=2
+        )
+        return made
+
+    config = ShipperConfig(folders=args.folders, retry_seconds=args.retry_seconds)
+    SpoolShipper(config, producer, stop, parent_pid=args.parent_pid).run()
+
+
+if __name__ == "__main__":
+    main()
