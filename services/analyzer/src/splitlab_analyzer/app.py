@@ -1,19 +1,42 @@
 """The analyzer service's FastAPI application.
 
-Run: ``uvicorn splitlab_analyzer.app:create_app --factory``.
+Run: ``uvicorn splitlab_analyzer.app:create_app --factory``. Ingestion runs as its own process
+(``splitlab-analyzer-consumer``, see :mod:`splitlab_analyzer.consumer`).
+
+The lifespan builds the engine, Redis (results cache), the repositories, the results service,
+the assignment-service client and the periodic refresh of running experiments.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Sequence
 
+import httpx
 from fastapi import FastAPI
 
 from splitlab.health import DependencyCheck
 from splitlab.settings import Settings, load_settings
 from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
+from splitlab_analyzer.api import features, metrics, results
+from splitlab_analyzer.assignment_client import AssignmentClient
+from splitlab_analyzer.automation import Automation
+from splitlab_analyzer.cupac_fill import CupacFiller
+from splitlab_analyzer.repositories import (
+    ActionRepository,
+    CupacRepository,
+    ExperimentRepository,
+    FeatureRepository,
+    MetricRepository,
+)
+from splitlab_analyzer.results.cache import ResultsCache
+from splitlab_analyzer.results.service import ResultsService
+from splitlab_analyzer.synthetic_control import router as synthetic_control_router
+
+logger = logging.getLogger(__name__)
 
 DESCRIPTION = (
     "Turns the event stream into results: variance-reduced "
@@ -21,15 +44,68 @@ DESCRIPTION = (
 )
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, *, assignment_http: httpx.Client | None = None
+) -> FastAPI:
+    """``assignment_http`` is the HTTP client to the assignment service (tests: in-process)."""
     settings = settings or load_settings()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Sequence[DependencyCheck]]:
         async with open_core_resources(settings) as core:
+            assert core.engine is not None
+            assert core.sessions is not None
             app.state.core = core
-            yield core.checks
+            app.state.metric_repository = MetricRepository(core.sessions)
+            app.state.feature_repository = FeatureRepository(core.engine)
+            app.state.action_repository = ActionRepository(core.sessions)
+            cupac = CupacRepository(core.engine)
+            service = ResultsService(
+                core.engine, ExperimentRepository(core.sessions), app.state.metric_repository, cupac
+            )
+            admin_key = settings.admin_api_key
+            assignment = AssignmentClient(
+                settings.assignment_url,
+                admin_key.get_secret_value() if admin_key else None,
+                client=assignment_http,
+            )
+            app.state.automation = Automation(
+                service,
+                ResultsCache(core.redis, settings.analyzer_results_ttl_seconds),
+                app.state.action_repository,
+                assignment,
+            )
+            app.state.cupac_filler = CupacFiller(service, cupac)
+            refresher = None
+            if settings.analyzer_refresh_interval_seconds > 0:
+                refresher = asyncio.create_task(
+                    _refresh_periodically(
+                        app.state.automation, settings.analyzer_refresh_interval_seconds
+                    )
+                )
+            try:
+                yield core.checks
+            finally:
+                if refresher is not None:
+                    refresher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await refresher
+                assignment.close()
 
     return create_service_app(
-        service="analyzer", settings=settings, lifespan=lifespan, description=DESCRIPTION
+        service="analyzer",
+        settings=settings,
+        lifespan=lifespan,
+        description=DESCRIPTION,
+        routers=[metrics.router, features.router, results.router, synthetic_control_router],
     )
+
+
+async def _refresh_periodically(automation: Automation, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            count = await asyncio.to_thread(automation.refresh_running)
+            logger.info("periodic refresh", extra={"experiments": count})
+        except Exception:
+            logger.exception("periodic refresh failed")

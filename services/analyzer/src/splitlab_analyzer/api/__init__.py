@@ -1,0 +1,1 @@
+"""HTTP routes of the analyzer (thin: parse, call one service function, return)."""

@@ -1,0 +1,46 @@
+"""The analyzer's only way to change an experiment: the assignment service's HTTP API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+ACTOR = "splitlab-analyzer"
+
+
+@dataclass(frozen=True)
+class PauseOutcome:
+    ok: bool
+    status_code: int | None
+    detail: str
+
+
+class AssignmentClient:
+    """``client`` lets tests pass an in-process app's client (``TestClient`` is an httpx one)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        admin_key: str | None,
+        timeout: float = 5.0,
+        client: httpx.Client | None = None,
+    ) -> None:
+        headers = {"X-SplitLab-Actor": ACTOR}
+        if admin_key:
+            headers["Authorization"] = f"Bearer {admin_key}"
+        self.headers = headers
+        self.client = client or httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
+
+    def pause(self, key: str) -> PauseOutcome:
+        """``POST /experiments/{key}/pause``; 409 (already paused or stopped) counts as done."""
+        try:
+            response = self.client.post(f"/experiments/{key}/pause", headers=self.headers)
+        except httpx.HTTPError as exc:
+            return PauseOutcome(False, None, f"{type(exc).__name__}: {exc}")
+        if response.status_code == 200:
+            return PauseOutcome(True, 200, "paused")
+        return PauseOutcome(response.status_code == 409, response.status_code, response.text[:500])
+
+    def close(self) -> None:
+        self.client.close()

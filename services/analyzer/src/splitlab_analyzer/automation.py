@@ -1,0 +1,111 @@
+"""Refreshing results and acting on them: cache, gauges, guardrail and SRM automation.
+
+After every refresh of a running experiment: the gauges are replaced; if a guardrail is
+violated (one-sided always-valid test) or SRM is detected, the experiment is *flagged* (a row
+in ``analyzer_actions`` with the evidence, the ``splitlab_experiment_*`` gauges for alerting),
+and, when the experiment has ``auto_stop``, it is paused through the assignment service's API
+(``X-SplitLab-Actor: splitlab-analyzer``, so the registry's audit log names the analyzer), and
+the pause and its evidence are recorded in ``analyzer_actions``. A flag is recorded once per
+reason while the experiment keeps violating (not at every refresh).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from splitlab_analyzer import gauges
+from splitlab_analyzer.assignment_client import AssignmentClient
+from splitlab_analyzer.repositories import ActionRepository
+from splitlab_analyzer.results.cache import ResultsCache
+from splitlab_analyzer.results.service import Computed, ResultsService
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_METHOD = "auto"
+
+
+@dataclass
+class Automation:
+    results: ResultsService
+    cache: ResultsCache
+    actions: ActionRepository
+    assignment: AssignmentClient
+    flagged: dict[str, set[str]] = field(default_factory=dict)
+    """Reasons already recorded per experiment (so a flag is written once)."""
+
+    def results_for(self, key: str, method: str, sequential: bool) -> dict[str, Any]:
+        """Cached results, computing (and caching) them on a miss."""
+        cached = self.cache.get(key, method, sequential)
+        if cached is not None:
+            return cached
+        computed = self.results.compute(key, method, sequential)
+        self.cache.put(key, method, sequential, computed.body)
+        if method == DEFAULT_METHOD and not sequential:
+            self.act_on(computed)
+        return computed.body
+
+    def refresh(self, key: str) -> dict[str, Any]:
+        """Recompute now (default method, both horizons), act on it, replace the cache."""
+        self.cache.invalidate(key)
+        computed = self.results.compute(key, DEFAULT_METHOD, sequential=False)
+        self.cache.put(key, DEFAULT_METHOD, False, computed.body)
+        sequential = self.results.compute(key, DEFAULT_METHOD, sequential=True)
+        self.cache.put(key, DEFAULT_METHOD, True, sequential.body)
+        self.act_on(computed)
+        return computed.body
+
+    def refresh_running(self) -> int:
+        """One periodic pass over every running experiment; returns how many were refreshed."""
+        done = 0
+        running = {e.key for e in self.results.experiments.running()}
+        for key in gauges.exported_experiments() - running:
+            gauges.forget(key)
+        for key in sorted(running):
+            try:
+                self.refresh(key)
+                done += 1
+            except Exception:
+                logger.exception("refresh failed", extra={"experiment": key})
+        return done
+
+    def act_on(self, computed: Computed) -> None:
+        info = computed.experiment
+        gauges.export(
+            info.key,
+            computed.body["sample"]["units"],
+            computed.result,
+            computed.monitoring,
+            computed.guardrails,
+        )
+        reasons: dict[str, dict[str, Any]] = {}
+        violated = [g for g in computed.guardrails if g.violated]
+        if violated:
+            reasons["guardrail_violated"] = {
+                "guardrails": [g.to_dict() for g in violated],
+                "units": computed.body["sample"]["units"],
+            }
+        if computed.result.srm.mismatch:
+            reasons["srm"] = {"srm": computed.body["srm"]}
+        seen = self.flagged.setdefault(info.key, set())
+        for reason, evidence in reasons.items():
+            if reason not in seen:
+                self.actions.record(info.key, "flag", reason, evidence, "flagged")
+                seen.add(reason)
+                logger.warning(
+                    "experiment flagged", extra={"experiment": info.key, "reason": reason}
+                )
+        if reasons and info.auto_stop and info.status == "running":
+            outcome = self.assignment.pause(info.key)
+            self.actions.record(
+                info.key,
+                "pause",
+                ", ".join(sorted(reasons)),
+                {**reasons, "response": {"status": outcome.status_code, "detail": outcome.detail}},
+                "paused" if outcome.ok else f"failed: {outcome.detail[:200]}",
+            )
+            logger.warning(
+                "experiment paused" if outcome.ok else "pausing the experiment failed",
+                extra={"experiment": info.key, "reasons": sorted(reasons)},
+            )

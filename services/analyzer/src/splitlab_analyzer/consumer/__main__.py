@@ -1,0 +1,3 @@
+from splitlab_analyzer.consumer.main import main
+
+main()

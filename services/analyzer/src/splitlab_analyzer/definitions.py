@@ -1,0 +1,76 @@
+"""Metric definitions as plain data (what the results query needs), apart from their storage.
+
+A *plain* metric turns a unit's events after its first exposure into one number: events come
+from a ``source`` (``outcome`` of an ``outcome_type``, ``prediction_latency`` or
+``prediction_error``) and are aggregated per unit by ``sum``, ``count``, ``any`` (0/1) or
+``mean`` (no events: no value, the unit is dropped for that metric). A *ratio* metric divides
+two plain metrics, summed over units (the delta method handles the ratio).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Source = Literal["outcome", "prediction_latency", "prediction_error"]
+Aggregation = Literal["sum", "count", "any", "mean"]
+Direction = Literal["higher_is_better", "lower_is_better"]
+
+SOURCES: tuple[str, ...] = ("outcome", "prediction_latency", "prediction_error")
+AGGREGATIONS: tuple[str, ...] = ("sum", "count", "any", "mean")
+DIRECTIONS: tuple[str, ...] = ("higher_is_better", "lower_is_better")
+
+
+@dataclass(frozen=True)
+class MetricDef:
+    name: str
+    source: Source | None = None
+    outcome_type: str | None = None
+    aggregation: Aggregation | None = None
+    numerator: str | None = None
+    denominator: str | None = None
+    direction: Direction = "higher_is_better"
+    guardrail_margin: float | None = None
+    attribution_window_seconds: float | None = None
+    pre_period_days: float = 14.0
+    covariates: tuple[str, ...] = field(default_factory=tuple)
+    description: str = ""
+
+    @property
+    def is_ratio(self) -> bool:
+        return self.numerator is not None
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.direction == "lower_is_better"
+
+    @property
+    def pre_covariate(self) -> str:
+        """Column name of the metric's own pre-exposure value (the CUPED covariate)."""
+        return f"{self.name}_pre"
+
+
+def check_definition(metric: MetricDef) -> None:
+    """Rules across fields; ``ValueError`` names the field."""
+    if metric.is_ratio:
+        if metric.denominator is None:
+            raise ValueError("denominator: a ratio metric needs both numerator and denominator")
+        if metric.source is not None or metric.aggregation is not None:
+            raise ValueError("source: a ratio metric takes numerator/denominator, not a source")
+        if metric.numerator == metric.name or metric.denominator == metric.name:
+            raise ValueError("numerator: a ratio metric cannot refer to itself")
+        if metric.covariates:
+            raise ValueError("covariates: ratio metrics are analyzed without covariates")
+        return
+    if metric.denominator is not None:
+        raise ValueError("numerator: a ratio metric needs both numerator and denominator")
+    if metric.source is None:
+        raise ValueError(f"source: one of {list(SOURCES)} (or numerator/denominator for a ratio)")
+    if metric.aggregation is None:
+        raise ValueError(f"aggregation: one of {list(AGGREGATIONS)}")
+    if (metric.source == "outcome") != (metric.outcome_type is not None):
+        raise ValueError("outcome_type: required when source is 'outcome', and only then")
+    if metric.pre_covariate in metric.covariates:
+        raise ValueError(f"covariates: {metric.pre_covariate!r} is the automatic pre-period column")
+    if len(set(metric.covariates)) != len(metric.covariates):
+        raise ValueError("covariates: names must be unique")

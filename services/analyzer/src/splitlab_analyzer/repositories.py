@@ -1,0 +1,289 @@
+"""Postgres access of the analyzer: metric definitions, unit features, CUPAC predictions, its
+own actions, and read-only experiment definitions.
+
+Experiments are read straight from the registry's table (``experiments``, owned by the
+assignment service) rather than over HTTP: the analyzer needs them on every refresh, the table
+is the registry's source of truth, and reads cannot break the registry's rules. Every *change*
+to an experiment (pausing it) goes through the assignment service's API.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session, sessionmaker
+
+from splitlab.storage.models import (
+    AnalyzerAction,
+    CupacPrediction,
+    Experiment,
+    MetricDefinition,
+)
+from splitlab_analyzer.definitions import MetricDef
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def to_def(row: MetricDefinition) -> MetricDef:
+    return MetricDef(
+        name=row.name,
+        source=row.source,  # type: ignore[arg-type]
+        outcome_type=row.outcome_type,
+        aggregation=row.aggregation,  # type: ignore[arg-type]
+        numerator=row.numerator,
+        denominator=row.denominator,
+        direction=row.direction,  # type: ignore[arg-type]
+        guardrail_margin=row.guardrail_margin,
+        attribution_window_seconds=row.attribution_window_seconds,
+        pre_period_days=row.pre_period_days,
+        covariates=tuple(row.covariates or ()),
+        description=row.description,
+    )
+
+
+class MetricRepository:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def get(self, name: str) -> MetricDef | None:
+        with self.sessions() as session:
+            row = session.get(MetricDefinition, name)
+            return None if row is None else to_def(row)
+
+    def all(self) -> list[MetricDef]:
+        with self.sessions() as session:
+            rows = session.scalars(select(MetricDefinition).order_by(MetricDefinition.name))
+            return [to_def(r) for r in rows]
+
+    def many(self, names: Iterable[str]) -> dict[str, MetricDef]:
+        wanted = list(set(names))
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(MetricDefinition).where(MetricDefinition.name.in_(wanted))
+            )
+            return {r.name: to_def(r) for r in rows}
+
+    def create(self, metric: MetricDef) -> bool:
+        """Insert; False when the name is taken."""
+        now = utc_now()
+        with self.sessions.begin() as session:
+            result = session.execute(
+                insert(MetricDefinition)
+                .values(
+                    name=metric.name,
+                    description=metric.description,
+                    source=metric.source,
+                    outcome_type=metric.outcome_type,
+                    aggregation=metric.aggregation,
+                    numerator=metric.numerator,
+                    denominator=metric.denominator,
+                    direction=metric.direction,
+                    guardrail_margin=metric.guardrail_margin,
+                    attribution_window_seconds=metric.attribution_window_seconds,
+                    pre_period_days=metric.pre_period_days,
+                    covariates=list(metric.covariates),
+                    created_at=now,
+                    updated_at=now,
+                )
+                .on_conflict_do_nothing(index_elements=["name"])
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class FeatureRow:
+    unit_id: str
+    name: str
+    observed_at: datetime
+    value: float
+
+
+class FeatureRepository:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def load(self, rows: Sequence[FeatureRow]) -> int:
+        """Upsert feature values (a re-load of the same file changes nothing); returns rows."""
+        if not rows:
+            return 0
+        buffer = io.StringIO()
+        for r in rows:
+            unit = r.unit_id.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            name = r.name.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            buffer.write(f"{unit}\t{name}\t{r.observed_at.isoformat()}\t{r.value!r}\n")
+        buffer.seek(0)
+        connection: Any = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(
+                "CREATE TEMP TABLE IF NOT EXISTS stage_unit_features "
+                "(LIKE unit_features) ON COMMIT DELETE ROWS"
+            )
+            cursor.copy_expert(
+                "COPY stage_unit_features (unit_id, name, observed_at, value) FROM STDIN", buffer
+            )
+            cursor.execute(
+                "INSERT INTO unit_features SELECT DISTINCT ON (unit_id, name, observed_at) * "
+                "FROM stage_unit_features ON CONFLICT (unit_id, name, observed_at) "
+                "DO UPDATE SET value = EXCLUDED.value"
+            )
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        finally:
+            connection.close()
+        return len(rows)
+
+    def names(self) -> list[str]:
+        with self.engine.connect() as c:
+            return [r[0] for r in c.execute(text("SELECT DISTINCT name FROM unit_features"))]
+
+
+@dataclass(frozen=True)
+class ExperimentInfo:
+    """What the analyzer reads of an experiment definition."""
+
+    key: str
+    status: str
+    variants: list[str]
+    weights: dict[str, float]
+    primary: str
+    secondary: list[str]
+    guardrails: dict[str, float]
+    alpha: float
+    power: float
+    mde: float | None
+    planned_sample_size: int | None
+    auto_stop: bool
+    started_at: datetime | None
+
+    @property
+    def control(self) -> str:
+        return self.variants[0]
+
+    @property
+    def metric_names(self) -> list[str]:
+        names = [self.primary, *self.secondary, *self.guardrails]
+        return list(dict.fromkeys(names))
+
+
+def to_info(row: Experiment) -> ExperimentInfo:
+    metrics = row.metrics or {}
+    return ExperimentInfo(
+        key=row.key,
+        status=row.status,
+        variants=[str(v["key"]) for v in row.variants],
+        weights={str(v["key"]): float(v["weight"]) for v in row.variants},
+        primary=str(metrics.get("primary")),
+        secondary=[str(m) for m in metrics.get("secondary", [])],
+        guardrails={str(g["metric"]): float(g["margin"]) for g in metrics.get("guardrails", [])},
+        alpha=row.alpha,
+        power=row.power,
+        mde=row.mde,
+        planned_sample_size=row.planned_sample_size,
+        auto_stop=row.auto_stop,
+        started_at=row.started_at,
+    )
+
+
+class ExperimentRepository:
+    """Read-only view of the registry's ``experiments`` table."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def get(self, key: str) -> ExperimentInfo | None:
+        with self.sessions() as session:
+            row = session.scalar(select(Experiment).where(Experiment.key == key))
+            return None if row is None else to_info(row)
+
+    def running(self) -> list[ExperimentInfo]:
+        with self.sessions() as session:
+            rows = session.scalars(select(Experiment).where(Experiment.status == "running"))
+            return [to_info(r) for r in rows]
+
+
+class ActionRepository:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def record(
+        self, key: str, action: str, reason: str, evidence: dict[str, Any], outcome: str
+    ) -> None:
+        with self.sessions.begin() as session:
+            session.add(
+                AnalyzerAction(
+                    experiment_key=key,
+                    action=action,
+                    reason=reason,
+                    evidence=evidence,
+                    outcome=outcome,
+                    at=utc_now(),
+                )
+            )
+
+    def list(self, key: str, limit: int = 100) -> list[dict[str, Any]]:
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(AnalyzerAction)
+                .where(AnalyzerAction.experiment_key == key)
+                .order_by(AnalyzerAction.at.desc(), AnalyzerAction.id.desc())
+                .limit(limit)
+            )
+            return [
+                {
+                    "experiment_key": r.experiment_key,
+                    "action": r.action,
+                    "reason": r.reason,
+                    "evidence": r.evidence,
+                    "outcome": r.outcome,
+                    "at": r.at.isoformat(),
+                }
+                for r in rows
+            ]
+
+
+class CupacRepository:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def metrics_with_predictions(self, key: str) -> frozenset[str]:
+        with self.engine.connect() as c:
+            rows = c.execute(
+                text("SELECT DISTINCT metric FROM cupac_predictions WHERE experiment_key = :k"),
+                {"k": key},
+            )
+            return frozenset(r[0] for r in rows)
+
+    def replace(
+        self, key: str, metric: str, units: Sequence[str], predictions: Sequence[float], model: str
+    ) -> int:
+        now = utc_now()
+        with self.engine.begin() as c:
+            c.execute(
+                text("DELETE FROM cupac_predictions WHERE experiment_key = :k AND metric = :m"),
+                {"k": key, "m": metric},
+            )
+            rows = [
+                {
+                    "experiment_key": key,
+                    "metric": metric,
+                    "unit_id": u,
+                    "prediction": float(p),
+                    "model": model,
+                    "computed_at": now,
+                }
+                for u, p in zip(units, predictions, strict=True)
+            ]
+            for start in range(0, len(rows), 10_000):
+                c.execute(insert(CupacPrediction), rows[start : start + 10_000])
+        return len(units)

@@ -1,0 +1,1 @@
+"""Results: SQL aggregation to sufficient statistics, the stats engine, monitoring extras."""

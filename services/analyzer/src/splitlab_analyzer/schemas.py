@@ -1,0 +1,155 @@
+"""HTTP schemas of the analyzer: one family per resource.
+
+Metric definitions: ``MetricCreate`` (POST /metrics), ``MetricRead``, ``MetricList``. Unit
+features: ``FeatureLoad`` (POST /unit-features) and ``FeatureLoadResult``. CUPAC:
+``CupacFillResult``. Results are ``splitlab.analyze``'s JSON shape (documented in
+``splitlab.analysis_results`` and docs/analyzer.md), returned as plain JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from splitlab_analyzer.definitions import (
+    Aggregation,
+    Direction,
+    MetricDef,
+    Source,
+    check_definition,
+)
+
+METRIC_PATTERN = r"^[a-z][a-z0-9_]{0,62}(\.[a-z][a-z0-9_]{0,62})?$"
+"""Same syntax as the registry's metric names (lower-case identifiers, optional namespace)."""
+MetricName = Annotated[str, Field(pattern=METRIC_PATTERN, examples=["conversion"])]
+FeatureName = Annotated[str, Field(min_length=1, max_length=128, examples=["spend_30d"])]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MetricCreate(_Strict):
+    name: MetricName
+    description: str = Field(default="", max_length=2000)
+    source: Source | None = Field(
+        default=None, description="Where values come from; omit for a ratio metric."
+    )
+    outcome_type: str | None = Field(
+        default=None, min_length=1, max_length=200, description="Required for source=outcome."
+    )
+    aggregation: Aggregation | None = Field(
+        default=None, description="Per unit: sum, count, any (0/1) or mean of its events."
+    )
+    numerator: MetricName | None = None
+    denominator: MetricName | None = None
+    direction: Direction = "higher_is_better"
+    guardrail_margin: float | None = Field(
+        default=None,
+        ge=0,
+        allow_inf_nan=False,
+        description="Default non-inferiority margin (relative) when used as a guardrail.",
+    )
+    attribution_window_seconds: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="Count events this long after "
+        "the unit's first exposure; unset: every event after it.",
+    )
+    pre_period_days: float = Field(
+        default=14.0,
+        ge=0,
+        le=3650,
+        allow_inf_nan=False,
+        description="Pre-exposure window of the automatic CUPED covariate; 0 turns it off.",
+    )
+    covariates: list[FeatureName] = Field(
+        default_factory=list, max_length=20, description="unit_features names to adjust with."
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> MetricCreate:
+        check_definition(self.to_def())
+        return self
+
+    def to_def(self) -> MetricDef:
+        return MetricDef(
+            name=self.name,
+            source=self.source,
+            outcome_type=self.outcome_type,
+            aggregation=self.aggregation,
+            numerator=self.numerator,
+            denominator=self.denominator,
+            direction=self.direction,
+            guardrail_margin=self.guardrail_margin,
+            attribution_window_seconds=self.attribution_window_seconds,
+            pre_period_days=self.pre_period_days,
+            covariates=tuple(self.covariates),
+            description=self.description,
+        )
+
+
+class MetricRead(BaseModel):
+    name: str
+    description: str
+    kind: str
+    source: str | None
+    outcome_type: str | None
+    aggregation: str | None
+    numerator: str | None
+    denominator: str | None
+    direction: str
+    guardrail_margin: float | None
+    attribution_window_seconds: float | None
+    pre_period_days: float
+    covariates: list[str]
+
+    @classmethod
+    def of(cls, m: MetricDef) -> MetricRead:
+        return cls(
+            name=m.name,
+            description=m.description,
+            kind="ratio" if m.is_ratio else "plain",
+            source=m.source,
+            outcome_type=m.outcome_type,
+            aggregation=m.aggregation,
+            numerator=m.numerator,
+            denominator=m.denominator,
+            direction=m.direction,
+            guardrail_margin=m.guardrail_margin,
+            attribution_window_seconds=m.attribution_window_seconds,
+            pre_period_days=m.pre_period_days,
+            covariates=list(m.covariates),
+        )
+
+
+class MetricList(BaseModel):
+    metrics: list[MetricRead]
+
+
+class FeatureValue(_Strict):
+    unit_id: str = Field(min_length=1, max_length=256)
+    name: FeatureName
+    value: float = Field(allow_inf_nan=False)
+    observed_at: AwareDatetime
+
+
+class FeatureLoad(_Strict):
+    features: list[FeatureValue] = Field(min_length=1, max_length=20_000)
+
+
+class FeatureLoadResult(BaseModel):
+    loaded: int
+
+
+class CupacFillResult(BaseModel):
+    experiment_key: str
+    metrics: dict[str, dict[str, Any]]
+    computed_at: datetime
+
+
+class ActionList(BaseModel):
+    actions: list[dict[str, Any]]

@@ -1,0 +1,130 @@
+"""Fixtures for the analyzer against the real stack: fresh topics, a consumer thread, the app."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import Engine, insert
+
+from splitlab.messaging.topics import EventType
+from splitlab.settings import Settings
+from splitlab.storage.models import Experiment
+from splitlab_analyzer.app import create_app
+from splitlab_analyzer.consumer.main import run
+from tests.integration.analyzer.simulation import METRICS, Event
+from tests.support.stack import StackEndpoints
+
+ADMIN_KEY = "analyzer-test-admin-key"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+
+@pytest.fixture
+def event_topics(stack: StackEndpoints) -> Iterator[dict[str, str]]:
+    """Fresh 3-partition topics: the three event topics and a dead-letter topic."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+
+    tag = uuid.uuid4().hex[:10]
+    names = {k: f"splitlab.test.{k}.{tag}" for k in ("exposure", "prediction", "outcome", "dlq")}
+    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
+    admin.create_topics([NewTopic(n, num_partitions=3, replication_factor=1) for n in names.values()])
+    yield names
+    admin.delete_topics(list(names.values()))
+    admin.close()
+
+
+@pytest.fixture
+def analyzer_settings(settings: Settings) -> Settings:
+    return settings.model_copy(
+        update={
+            "admin_api_key": SecretStr(ADMIN_KEY),
+            "analyzer_consumer_group": f"analyzer-test-{uuid.uuid4().hex[:8]}",
+            "analyzer_consumer_metrics_port": 0,
+            "analyzer_batch_size": 500,
+            "analyzer_batch_wait_ms": 200,
+            "analyzer_refresh_interval_seconds": 0.0,
+            "analyzer_retry_initial_seconds": 0.2,
+            "analyzer_retry_max_seconds": 1.0,
+        }
+    )
+
+
+def event_topic_map(topics: dict[str, str]) -> dict[EventType, str]:
+    return {"exposure": topics["exposure"], "prediction": topics["prediction"],
+            "outcome": topics["outcome"]}  # fmt: skip
+
+
+def produce(bootstrap: str, topics: dict[str, str], events: list[Event]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, acks="all")
+    for event in events:
+        producer.send(topics[event.event_type], event.to_bytes(), key=event.key())
+    producer.flush(60)
+    producer.close()
+
+
+def produce_raw(bootstrap: str, topic: str, payloads: list[bytes]) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for payload in payloads:
+        producer.send(topic, payload, key=b"raw")
+    producer.flush(30)
+    producer.close()
+
+
+@contextlib.contextmanager
+def consumer_thread(settings: Settings, topics: dict[str, str]) -> Iterator[threading.Event]:
+    stop = threading.Event()
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            run(settings, stop, topics=event_topic_map(topics), dead_letter_topic=topics["dlq"],
+                serve_metrics=False)  # fmt: skip
+        except BaseException as exc:  # surfaced by the test
+            errors.append(exc)
+
+    thread = threading.Thread(target=target, name="ingest", daemon=True)
+    thread.start()
+    try:
+        yield stop
+    finally:
+        stop.set()
+        thread.join(30)
+    assert not thread.is_alive(), "the consumer did not stop"
+    assert not errors, errors
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def insert_experiment(engine: Engine, row: dict[str, Any]) -> None:
+    with engine.begin() as connection:
+        connection.execute(insert(Experiment).values(**row))
+
+
+@pytest.fixture
+def analyzer(analyzer_settings: Settings, redis_client: Any) -> Iterator[TestClient]:
+    with TestClient(create_app(analyzer_settings)) as client:
+        yield client
+
+
+def define_metrics(client: TestClient) -> None:
+    """Create the simulation's metrics (a 409 means another test made them: same bodies)."""
+    for body in METRICS:
+        response = client.post("/metrics", json=body, headers=ADMIN)
+        assert response.status_code in (201, 409), response.text
