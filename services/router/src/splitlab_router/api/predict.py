@@ -1,0 +1,83 @@
+"""``/predict`` and ``/outcomes``: for production callers (optional caller key)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from splitlab_router.deps import Caller, Outcomes, Predictor
+from splitlab_router.schemas import (
+    OutcomeBatch,
+    OutcomeIn,
+    OutcomesAccepted,
+    PredictRequest,
+    PredictResponse,
+)
+
+router = APIRouter(tags=["prediction"], dependencies=[Caller])
+
+
+@router.post(
+    "/predict",
+    response_model=PredictResponse,
+    responses={
+        404: {"description": "No such experiment."},
+        409: {"description": "The experiment's control variant names no model."},
+        422: {"description": "A feature is missing or mistyped; `error.field` names it."},
+        503: {"description": "The model failed and control's model did not answer either."},
+    },
+)
+async def predict(body: PredictRequest, predictor: Predictor) -> Response:
+    """The unit's variant's prediction; a failing variant model answers with control's model
+    and ``fallback: true``."""
+    answer = await predictor.predict(body)
+    return Response(answer.model_dump_json(), media_type="application/json")
+
+
+_OUTCOME_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "oneOf": [
+                        {"$ref": "#/components/schemas/OutcomeIn"},
+                        {"$ref": "#/components/schemas/OutcomeBatch"},
+                    ]
+                }
+            }
+        },
+    }
+}
+
+
+@router.post(
+    "/outcomes",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OutcomesAccepted,
+    openapi_extra=_OUTCOME_SCHEMA,
+    responses={422: {"description": "Invalid outcome; `error.field` names the field."}},
+)
+async def post_outcomes(request: Request, outcomes: Outcomes) -> Response:
+    """One outcome, or ``{"outcomes": [...]}``; each is logged once per ``event_id``."""
+    try:
+        payload = await request.json()
+    except ValueError:
+        raise RequestValidationError(
+            [{"loc": ("body",), "msg": "body is not valid JSON", "type": "json_invalid"}]
+        ) from None
+    try:
+        if isinstance(payload, dict) and "outcomes" in payload:
+            items = OutcomeBatch.model_validate(payload).outcomes
+        else:
+            items = [OutcomeIn.model_validate(payload)]
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
+        ) from None
+    answer = outcomes.accept(items)
+    return Response(answer.model_dump_json(), status_code=202, media_type="application/json")

@@ -1,0 +1,130 @@
+"""HTTP schemas of the router: one family per resource.
+
+Models: ``ModelCreate`` (POST /models), ``ModelRead``, ``ModelList``. Predictions:
+``PredictRequest`` / ``PredictResponse``. Outcomes: ``OutcomeIn`` (one) or ``OutcomeBatch``
+(``{outcomes: [...]}``), answered by ``OutcomesAccepted``.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$"
+"""URL-safe names and versions (RFC 3986 unreserved characters), as experiment keys."""
+
+ModelName = Annotated[str, Field(pattern=KEY_PATTERN, examples=["ranker"])]
+ModelVersion = Annotated[str, Field(pattern=KEY_PATTERN, examples=["3"])]
+UnitId = Annotated[str, Field(min_length=1, max_length=256, examples=["user-42"])]
+FeatureType = Literal["float", "int", "bool", "str"]
+Flavor = Literal["sklearn", "http"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FeatureSpec(_Strict):
+    name: str = Field(min_length=1, max_length=128)
+    type: FeatureType = "float"
+
+
+class ModelCreate(_Strict):
+    name: ModelName
+    version: ModelVersion
+    flavor: Flavor
+    artifact: str | None = Field(
+        default=None,
+        max_length=1024,
+        description="sklearn: a .skops or .joblib file, relative to the model store folder.",
+    )
+    url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        max_length=2048,
+        description="http: the model server's prediction URL.",
+    )
+    timeout_ms: int | None = Field(
+        default=None, ge=1, le=60_000, description="Time limit of one call (default: setting)."
+    )
+    input_schema: list[FeatureSpec] = Field(min_length=1, max_length=1000)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _flavor_fields(self) -> ModelCreate:
+        if self.flavor == "sklearn" and not self.artifact:
+            raise ValueError("artifact: a sklearn model needs its file in the model store")
+        if self.flavor == "http" and not self.url:
+            raise ValueError("url: an http model needs its server's URL")
+        names = [f.name for f in self.input_schema]
+        if len(set(names)) != len(names):
+            raise ValueError("input_schema: feature names must be unique")
+        return self
+
+
+class ModelRead(BaseModel):
+    name: str
+    version: str
+    ref: str = Field(description="What an experiment variant's `model` names: `name:version`.")
+    flavor: Flavor
+    artifact: str | None
+    sha256: str | None
+    url: str | None
+    timeout_ms: int
+    input_schema: list[FeatureSpec]
+    metadata: dict[str, Any]
+    created_at: datetime
+    loaded: bool = Field(description="This replica holds the model ready to serve.")
+
+
+class ModelList(BaseModel):
+    models: list[ModelRead]
+
+
+class PredictRequest(_Strict):
+    unit_id: UnitId
+    experiment_key: str = Field(min_length=1, max_length=128)
+    features: dict[str, Any]
+    attributes: dict[str, Any] | None = None
+
+
+class PredictResponse(BaseModel):
+    request_id: str
+    prediction: Any
+    probabilities: dict[str, float] | None = None
+    variant: str
+    model_name: str
+    model_version: str
+    fallback: bool
+    in_experiment: bool
+
+
+class OutcomeIn(_Strict):
+    unit_id: UnitId
+    outcome_type: str = Field(min_length=1, max_length=200, examples=["conversion"])
+    value: float
+    request_id: str | None = Field(default=None, max_length=200)
+    event_id: uuid.UUID | None = Field(
+        default=None, description="Idempotency key; sending the same id twice records once."
+    )
+    occurred_at: AwareDatetime | None = None
+
+    @field_validator("value")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+
+class OutcomeBatch(_Strict):
+    outcomes: list[OutcomeIn] = Field(min_length=1)
+
+
+class OutcomesAccepted(BaseModel):
+    accepted: int
+    event_ids: list[uuid.UUID]
