@@ -20,7 +20,7 @@ BIN="$ROOT/.venv/bin"
 RUN="$STATE/run"
 LOGS="$STATE/logs"
 READY_TIMEOUT="${SPLITLAB_READY_TIMEOUT:-120}"
-PROCESSES=(assignment router analyzer trainer trainer-worker)
+PROCESSES=(assignment router analyzer analyzer-consumer trainer trainer-worker)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -33,6 +33,9 @@ port_of() { # port_of URL -> the port of http://host:port[/...]
 command_for() {
   local name="$1" url_var port
   case "$name" in
+    analyzer-consumer)
+      echo "$BIN/splitlab-analyzer-consumer"
+      ;;
     trainer-worker)
       echo "$BIN/celery -A splitlab_trainer.worker worker -P prefork -c 1 -n trainer@%h --loglevel INFO"
       ;;

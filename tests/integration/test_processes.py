@@ -18,7 +18,7 @@ from tests.support.kafka_broker import free_port
 from tests.support.stack import REPO
 
 SERVICES = ("assignment", "router", "analyzer", "trainer")
-PROCESSES = (*SERVICES, "trainer-worker")
+PROCESSES = (*SERVICES, "analyzer-consumer", "trainer-worker")
 
 
 def run_script(env: dict[str, str], action: str) -> subprocess.CompletedProcess[str]:
@@ -51,6 +51,9 @@ def environment(settings: Settings, tmp_path: Path) -> Iterator[dict[str, str]]:
         SPLITLAB_CELERY_BROKER_URL=settings.celery_broker_url,
         SPLITLAB_CELERY_RESULT_BACKEND=settings.celery_result_backend,
         SPLITLAB_ACCESS_LOG="false",
+        # Its own consumer group and no metrics port: never steal the dev consumer's partitions.
+        SPLITLAB_ANALYZER_CONSUMER_GROUP=f"processes-test-{uuid.uuid4().hex[:8]}",
+        SPLITLAB_ANALYZER_CONSUMER_METRICS_PORT="0",
     )
     for name in SERVICES:
         env[f"SPLITLAB_{name.upper()}_URL"] = f"http://127.0.0.1:{free_port()}"
