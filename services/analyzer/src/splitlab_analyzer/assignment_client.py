@@ -30,6 +30,7 @@ class AssignmentClient:
         if admin_key:
             headers["Authorization"] = f"Bearer {admin_key}"
         self.headers = headers
+        self.owns_client = client is None
         self.client = client or httpx.Client(base_url=base_url, headers=headers, timeout=timeout)
 
     def pause(self, key: str) -> PauseOutcome:
@@ -43,4 +44,5 @@ class AssignmentClient:
         return PauseOutcome(response.status_code == 409, response.status_code, response.text[:500])
 
     def close(self) -> None:
-        self.client.close()
+        if self.owns_client:
+            self.client.close()

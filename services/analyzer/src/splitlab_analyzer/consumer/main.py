@@ -38,7 +38,13 @@ def run(
     """Consume until ``stop`` is set. ``topics`` overrides the event topics (tests)."""
     event_topics = dict(topics or EVENT_TOPICS)
     if serve_metrics and settings.analyzer_consumer_metrics_port:
-        start_http_server(settings.analyzer_consumer_metrics_port, addr="127.0.0.1")
+        try:
+            start_http_server(settings.analyzer_consumer_metrics_port, addr="127.0.0.1")
+        except OSError as exc:  # another consumer on this host holds the port: keep consuming
+            logger.warning(
+                "metrics port unavailable; not serving /metrics",
+                extra={"port": settings.analyzer_consumer_metrics_port, "error": str(exc)},
+            )
     engine = create_db_engine(settings, pool_size=1, max_overflow=1)
     consumer = create_kafka_consumer(
         settings,

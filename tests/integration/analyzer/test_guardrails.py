@@ -1,0 +1,103 @@
+"""A violated guardrail pauses an auto-stop experiment through the assignment service's API;
+afterwards /assign answers control. The evidence is in analyzer_actions, the actor in the
+registry's audit log, and the violation in the gauges."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import REGISTRY
+from pydantic import SecretStr
+from sqlalchemy import Engine
+
+from splitlab.settings import Settings
+from splitlab_analyzer.app import create_app
+from splitlab_analyzer.consumer.rows import build_batch, RawRecord
+from splitlab_analyzer.consumer.sink import PostgresSink
+from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY, define_metrics
+from tests.integration.analyzer.simulation import simulate
+
+pytestmark = pytest.mark.integration
+
+
+class DiscardingPublisher:
+    def publish(self, event: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def assignment(analyzer_settings: Settings, redis_client: Any) -> Iterator[TestClient]:
+    from splitlab_assignment.app import create_app as create_assignment_app
+
+    app = create_assignment_app(
+        analyzer_settings.model_copy(update={"admin_api_key": SecretStr(ADMIN_KEY)}),
+        publisher_factory=lambda _settings: DiscardingPublisher(),  # type: ignore[arg-type,return-value]
+    )
+    with TestClient(app) as client:
+        yield client
+
+
+def test_guardrail_violation_pauses_an_auto_stop_experiment_and_assign_returns_control(
+    analyzer_settings: Settings, assignment: TestClient, engine: Engine
+) -> None:
+    key = f"guard-{uuid.uuid4().hex[:8]}"
+    body = {
+        "key": key,
+        "name": "latency regression",
+        "variants": [{"key": "control", "weight": 0.5}, {"key": "treatment", "weight": 0.5}],
+        "metrics": {
+            "primary": "revenue",
+            "secondary": [],
+            "guardrails": [{"metric": "latency", "margin": 0.02}],
+        },
+        "auto_stop": True,
+        "planned_sample_size": 4000,
+    }
+    created = assignment.post("/experiments", json=body, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    assert assignment.post(f"/experiments/{key}/start", headers=ADMIN).status_code == 200
+
+    # Treatment predictions are 40% slower: far beyond the 2% margin.
+    sim = simulate(key, n=1500, seed=5, latency_effect=0.4, variants=("control", "treatment"),
+                   weights=(0.5, 0.5))  # fmt: skip
+    records = [
+        RawRecord(e.topic, 0, i, e.key(), e.to_bytes()) for i, e in enumerate(sim.events)
+    ]
+    PostgresSink(engine).write(build_batch(records, {}).rows)
+
+    with TestClient(create_app(analyzer_settings, assignment_http=assignment)) as analyzer:
+        define_metrics(analyzer)
+        refreshed = analyzer.post(f"/experiments/{key}/refresh")
+        assert refreshed.status_code == 200, refreshed.text
+        result = refreshed.json()
+        actions = analyzer.get(f"/experiments/{key}/analyzer-actions").json()["actions"]
+
+    assert result["flags"]["guardrail_violated"] == ["latency"]
+    (guard,) = result["guardrails"]
+    assert guard["violated"] and guard["always_valid_p_value"] < 0.05
+    assert guard["harm_lower"] > 0.02
+    assert REGISTRY.get_sample_value(
+        "splitlab_experiment_guardrail_violated",
+        {"experiment": key, "metric": "latency", "variant": "treatment"},
+    ) == 1.0
+
+    state = assignment.get(f"/experiments/{key}", headers=ADMIN).json()
+    assert state["status"] == "paused"
+    for unit in ("a", "b", "c", "d"):
+        answer = assignment.post("/assign", json={"unit_id": unit, "experiment_key": key}).json()
+        assert answer["variant"] == "control"
+        assert answer["in_experiment"] is False
+
+    kinds = {(a["action"], a["outcome"]) for a in actions}
+    assert ("pause", "paused") in kinds
+    assert ("flag", "flagged") in kinds
+    pause = next(a for a in actions if a["action"] == "pause")
+    assert pause["reason"] == "guardrail_violated"
+    assert pause["evidence"]["guardrail_violated"]["guardrails"][0]["metric"] == "latency"
+    audit = assignment.get(f"/experiments/{key}/audit", headers=ADMIN).json()["entries"]
+    assert audit[0]["action"] == "pause"
+    assert audit[0]["actor"] == "splitlab-analyzer"
