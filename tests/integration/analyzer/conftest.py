@@ -35,7 +35,9 @@ def event_topics(stack: StackEndpoints) -> Iterator[dict[str, str]]:
     tag = uuid.uuid4().hex[:10]
     names = {k: f"splitlab.test.{k}.{tag}" for k in ("exposure", "prediction", "outcome", "dlq")}
     admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap_servers)
-    admin.create_topics([NewTopic(n, num_partitions=3, replication_factor=1) for n in names.values()])
+    admin.create_topics(
+        [NewTopic(n, num_partitions=3, replication_factor=1) for n in names.values()]
+    )
     yield names
     admin.delete_topics(list(names.values()))
     admin.close()

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from splitlab.settings import Settings
 from splitlab_analyzer.app import create_app
-from splitlab_analyzer.consumer.rows import build_batch, RawRecord
+from splitlab_analyzer.consumer.rows import RawRecord, build_batch
 from splitlab_analyzer.consumer.sink import PostgresSink
 from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY, define_metrics
 from tests.integration.analyzer.simulation import simulate
@@ -64,9 +64,7 @@ def test_guardrail_violation_pauses_an_auto_stop_experiment_and_assign_returns_c
     # Treatment predictions are 40% slower: far beyond the 2% margin.
     sim = simulate(key, n=1500, seed=5, latency_effect=0.4, variants=("control", "treatment"),
                    weights=(0.5, 0.5))  # fmt: skip
-    records = [
-        RawRecord(e.topic, 0, i, e.key(), e.to_bytes()) for i, e in enumerate(sim.events)
-    ]
+    records = [RawRecord(e.topic, 0, i, e.key(), e.to_bytes()) for i, e in enumerate(sim.events)]
     PostgresSink(engine).write(build_batch(records, {}).rows)
 
     with TestClient(create_app(analyzer_settings, assignment_http=assignment)) as analyzer:
@@ -78,12 +76,16 @@ def test_guardrail_violation_pauses_an_auto_stop_experiment_and_assign_returns_c
 
     assert result["flags"]["guardrail_violated"] == ["latency"]
     (guard,) = result["guardrails"]
-    assert guard["violated"] and guard["always_valid_p_value"] < 0.05
+    assert guard["violated"]
+    assert guard["always_valid_p_value"] < 0.05
     assert guard["harm_lower"] > 0.02
-    assert REGISTRY.get_sample_value(
-        "splitlab_experiment_guardrail_violated",
-        {"experiment": key, "metric": "latency", "variant": "treatment"},
-    ) == 1.0
+    assert (
+        REGISTRY.get_sample_value(
+            "splitlab_experiment_guardrail_violated",
+            {"experiment": key, "metric": "latency", "variant": "treatment"},
+        )
+        == 1.0
+    )
 
     state = assignment.get(f"/experiments/{key}", headers=ADMIN).json()
     assert state["status"] == "paused"

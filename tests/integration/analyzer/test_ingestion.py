@@ -100,8 +100,9 @@ def test_two_consumers_in_one_group_share_the_partitions(
 ) -> None:
     prefix = uuid.uuid4().hex[:8]
     events = outcomes(3000, prefix)
-    with consumer_thread(analyzer_settings, event_topics), consumer_thread(
-        analyzer_settings, event_topics
+    with (
+        consumer_thread(analyzer_settings, event_topics),
+        consumer_thread(analyzer_settings, event_topics),
     ):
         wait_until(lambda: _members(analyzer_settings) == 2, 30, "two group members")
         produce(analyzer_settings.kafka_bootstrap_servers, event_topics, events)
@@ -109,7 +110,9 @@ def test_two_consumers_in_one_group_share_the_partitions(
         assignments = _assignments(analyzer_settings)
     assert len(assignments) == 2
     owned = [set(a) for a in assignments]
-    assert owned[0] and owned[1] and not (owned[0] & owned[1])
+    assert owned[0]
+    assert owned[1]
+    assert not (owned[0] & owned[1])
     assert len(owned[0] | owned[1]) == 9
 
 
