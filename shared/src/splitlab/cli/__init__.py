@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "splitlab.cli.synth",
     "splitlab.cli.analyze",
     "splitlab.cli.experiments",
+    "splitlab.cli.models",
     "splitlab.cli.metrics",
 )
 
