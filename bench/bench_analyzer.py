@@ -363,7 +363,7 @@ def bench_results(settings: Settings) -> BenchResult:
             "variants": 3,
             "metrics": 5,
             "total_units": body["sample"]["total_units"],
-        },  # fmt: skip
+        },
     )
 
 

@@ -110,13 +110,13 @@ def export(
     _set(key, SRM_P_VALUE, (key,), result.srm.p_value)
     _set(key, SRM_MISMATCH, (key,), 1.0 if result.srm.mismatch else 0.0)
     for g in guardrails:
-        labels = (key, g.metric, g.variant)
-        _set(key, GUARDRAIL_VIOLATED, labels, 1.0 if g.violated else 0.0)
-        _set(key, GUARDRAIL_P_VALUE, labels, g.always_valid_p_value)
+        guard = (key, g.metric, g.variant)
+        _set(key, GUARDRAIL_VIOLATED, guard, 1.0 if g.violated else 0.0)
+        _set(key, GUARDRAIL_P_VALUE, guard, g.always_valid_p_value)
     for variant, decision in result.decisions.items():
         _set(key, DECISION, (key, variant), DECISION_CODES[decision.action])
-    for gauge, labels in before - _exported[key]:
-        gauge.remove(*labels)
+    for gauge, stale in before - _exported[key]:
+        gauge.remove(*stale)
 
 
 def forget(key: str) -> None:

@@ -101,7 +101,7 @@ class ResultsService:
         sql = query.aggregate_sql()
         with self.engine.connect() as connection:
             rows = connection.execute(text(sql), query.params).mappings().all()
-        return query.read(rows)
+        return query.read([dict(r) for r in rows])
 
     # --- the analysis ------------------------------------------------------------------------
     def compute(self, key: str, method: str = "auto", sequential: bool = False) -> Computed:

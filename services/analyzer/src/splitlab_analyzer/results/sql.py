@@ -258,9 +258,9 @@ class ResultsQuery:
                 out.append(f"false AS m{k}_binary")
             for a, col in enumerate(cols):
                 out.append(f"avg({col}) FILTER (WHERE {present}) AS m{k}_mean{a}")
-                for b in range(a, len(cols)):
+                for z in range(a, len(cols)):
                     out.append(
-                        f"regr_sxy({col}, {cols[b]}) FILTER (WHERE {present}) AS m{k}_s{a}_{b}"
+                        f"regr_sxy({col}, {cols[z]}) FILTER (WHERE {present}) AS m{k}_s{a}_{z}"
                     )
         return f"{head}\nSELECT {', '.join(out)} FROM filled GROUP BY variant"
 
