@@ -60,13 +60,18 @@ class InProcess:
         return None
 
 
-def wait_until(check: Callable[[], bool], seconds: float, what: str) -> None:
+def wait_until(
+    check: Callable[[], bool],
+    seconds: float,
+    what: str,
+    state: Callable[[], str] = lambda: "",
+) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if check():
             return
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what} {state()}")
 
 
 def consume_ids(bootstrap: str, expected: int, timeout: float = 90.0) -> list[str]:
@@ -148,7 +153,12 @@ def test_no_request_fails_and_no_event_is_lost_while_kafka_is_down(
         wait_until(lambda: not publisher.kafka_up, 60, "the publisher to notice the outage")
         assert publisher.pending() > 0, "events of the outage wait in the spool"
         private_kafka.start()
-        wait_until(lambda: publisher.pending() == 0 and publisher.kafka_up, 120, "the spool replay")
+        wait_until(
+            lambda: publisher.pending() == 0 and publisher.kafka_up,
+            120,
+            "the spool replay",
+            lambda: f"pending {publisher.pending()}, status {publisher.status()}",
+        )
         traffic(100, 100, "after")
     publisher.close(timeout=30)
 

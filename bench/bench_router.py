@@ -1,0 +1,201 @@
+"""``/predict`` end to end against the same model called directly in a trivial FastAPI endpoint,
+in the same run; and the router with Kafka event logging against the router without it.
+
+All three apps run under uvicorn (one worker, no access log, loopback) on the real stack
+(Postgres registry, sticky Redis in a database of its own, Kafka). Latency: one keep-alive
+connection, sequential requests (p50/p99 of each; the router's overhead is its p50 minus the
+trivial endpoint's). Throughput: ``wrk`` with 32 connections. Targets (issue 5): overhead at p50
+under 2 ms; throughput with logging at least 80% of the router without logging.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import redis
+from bench_assign import _ensure_wrk, _uvicorn
+from harness import BenchResult, percentile
+from sqlalchemy import create_engine, text
+
+from splitlab.settings import load_settings
+from splitlab.storage.migrate import upgrade
+
+BENCH_DIR = Path(__file__).resolve().parent
+_SCALE = float(os.environ.get("BENCH_ROUTER_SCALE", "1"))
+LATENCY_N = max(200, round(2000 * _SCALE))
+WRK_S = max(2, round(10 * _SCALE))
+CONNECTIONS = 32
+REDIS_DB = 11
+ADMIN_KEY = "bench-admin-key"
+LUA = """
+request = function()
+  local unit = math.random(1, 1000000)
+  local body = '{"unit_id":"unit-' .. unit .. '","experiment_key":"%s",'
+    .. '"features":{"x1":0.3,"x2":-1.2}}'
+  return wrk.format("POST", nil, {["Content-Type"] = "application/json"}, body)
+end
+"""
+
+
+def _latency(url: str, experiment: str) -> dict[str, float]:
+    timings = []
+    with httpx.Client() as client:
+        for i in range(LATENCY_N + 100):
+            body = {"unit_id": f"lat-{i}", "experiment_key": experiment,
+                    "features": {"x1": 0.3, "x2": -1.2}}  # fmt: skip
+            start = time.perf_counter()
+            client.post(f"{url}/predict", json=body).raise_for_status()
+            if i >= 100:
+                timings.append((time.perf_counter() - start) * 1000)
+    return {"p50_ms": percentile(timings, 50), "p99_ms": percentile(timings, 99)}
+
+
+def _wrk(url: str, script: Path) -> dict[str, float]:
+    import re
+    import subprocess
+
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{WRK_S}s", "-s", str(script), f"{url}/predict"],
+        capture_output=True, text=True, check=True, timeout=WRK_S + 30,
+    ).stdout  # fmt: skip
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    return {"rps": rps, "errors": float(non2xx.group(1)) if non2xx else 0.0}
+
+
+def _experiment(database_url: str, key: str, model: str) -> None:
+    engine = create_engine(database_url)
+    now = datetime.now(UTC)
+    variants = [{"key": "control", "weight": 0.5, "model": model},
+                {"key": "treatment", "weight": 0.5, "model": model}]  # fmt: skip
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO experiments (key, name, hypothesis, owner, status, variants, "
+                "coverage, hash_version, hash_attribute, metrics, alpha, power, auto_stop, "
+                "bucket_version, min_bucket_version, version, created_at, updated_at, "
+                "started_at) VALUES (:key, 'router benchmark', '', 'bench', 'running', "
+                "CAST(:variants AS JSONB), 1.0, 2, 'id', CAST(:metrics AS JSONB), 0.05, 0.8, "
+                "false, 0, 0, 1, :now, :now, :now)"
+            ),
+            {"key": key, "variants": json.dumps(variants),
+             "metrics": json.dumps({"primary": "conversion"}), "now": now},
+        )  # fmt: skip
+    engine.dispose()
+
+
+def _drop_experiment(database_url: str, key: str, model_name: str) -> None:
+    engine = create_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM experiments WHERE key = :k"), {"k": key})
+        connection.execute(text("DELETE FROM models WHERE name = :n"), {"n": model_name})
+    engine.dispose()
+
+
+def run() -> list[BenchResult]:
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+
+    problem = _ensure_wrk()
+    if problem:
+        return [BenchResult("router.overhead", {}, "overhead p50 < 2 ms", None, problem)]
+    settings = load_settings()
+    upgrade(settings.database_url)
+    workdir = Path(tempfile.mkdtemp(prefix="splitlab-bench-router-"))
+    store = workdir / "state" / "models"
+    store.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 2))
+    skops.io.dump(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)), store / "m.skops")
+    redis_url = settings.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    sticky = redis.Redis.from_url(redis_url)
+    sticky.flushdb()
+    experiment = f"bench-router-{uuid.uuid4().hex[:8]}"
+    model_name = f"bench-{uuid.uuid4().hex[:8]}"
+    env = {
+        **os.environ,
+        "SPLITLAB_ACCESS_LOG": "false",
+        "SPLITLAB_LOG_LEVEL": "WARNING",
+        "SPLITLAB_REDIS_URL": redis_url,
+        "SPLITLAB_ADMIN_API_KEY": ADMIN_KEY,
+        "SPLITLAB_STATE_DIR": str(workdir / "state"),
+        "SPLITLAB_EXPERIMENT_CACHE_REFRESH_SECONDS": "0.5",
+        "BENCH_MODEL_PATH": str(store / "m.skops"),
+        "PYTHONPATH": str(BENCH_DIR),
+    }
+    script = workdir / "predict.lua"
+    script.write_text(LUA % experiment)
+    results: dict[str, dict[str, float]] = {}
+    try:
+        with _uvicorn("trivial_model_app:app", env, False, workdir / "trivial.log") as url:
+            results["trivial"] = {**_latency(url, experiment), **_wrk(url, script)}
+        for name, logging in (("router", "true"), ("router_no_logging", "false")):
+            run_env = {**env, "SPLITLAB_ROUTER_EVENT_LOGGING": logging}
+            factory = "splitlab_router.app:create_app"
+            with _uvicorn(factory, run_env, True, workdir / f"{name}.log") as url:
+                if name == "router":
+                    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+                    httpx.post(f"{url}/models", headers=admin, json={
+                        "name": model_name, "version": "1", "flavor": "sklearn",
+                        "artifact": "m.skops",
+                        "input_schema": [{"name": "x1"}, {"name": "x2"}]},
+                    ).raise_for_status()  # fmt: skip
+                    _experiment(settings.database_url, experiment, f"{model_name}:1")
+                body = {"unit_id": "u", "experiment_key": experiment,
+                        "features": {"x1": 0.3, "x2": -1.2}}  # fmt: skip
+                deadline = time.monotonic() + 30
+                while httpx.post(f"{url}/predict", json=body).status_code != 200:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the router never served the benchmark experiment")
+                    time.sleep(0.2)
+                results[name] = {**_latency(url, experiment), **_wrk(url, script)}
+    finally:
+        _drop_experiment(settings.database_url, experiment, model_name)
+        sticky.flushdb()
+        sticky.close()
+    trivial, routed, bare = results["trivial"], results["router"], results["router_no_logging"]
+    overhead = routed["p50_ms"] - trivial["p50_ms"]
+    ratio = routed["rps"] / bare["rps"]
+    context = {
+        "server": "uvicorn, 1 worker, no access log, 127.0.0.1",
+        "model": "LogisticRegression on 2 features, skops file; predict_proba per request",
+        "latency": f"{LATENCY_N} sequential requests on one keep-alive connection, after 100",
+        "throughput": f"wrk -t1 -c{CONNECTIONS} {WRK_S}s, 1,000,000 random unit ids",
+        "errors": {k: v["errors"] for k, v in results.items()},
+        "machine": "2 cores shared with other engineers' processes; load generator on the "
+        "same machine",
+    }
+    return [
+        BenchResult(
+            "router.predict_latency",
+            {
+                "router_p50_ms": routed["p50_ms"],
+                "router_p99_ms": routed["p99_ms"],
+                "trivial_p50_ms": trivial["p50_ms"],
+                "trivial_p99_ms": trivial["p99_ms"],
+                "overhead_p50_ms": overhead,
+            },
+            "overhead_p50_ms < 2",
+            overhead < 2,
+            context=context,
+        ),
+        BenchResult(
+            "router.predict_throughput",
+            {
+                "router_per_s": routed["rps"],
+                "router_no_logging_per_s": bare["rps"],
+                "trivial_per_s": trivial["rps"],
+                "logging_ratio": ratio,
+            },
+            "router_per_s >= 0.80 x router_no_logging_per_s",
+            ratio >= 0.80,
+        ),
+    ]
