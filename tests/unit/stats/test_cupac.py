@@ -49,6 +49,20 @@ def test_predictions_are_out_of_fold() -> None:
     assert not np.allclose(again.predictions[ids != 1], base.predictions[ids != 1])
 
 
+def test_training_rows_are_capped_and_still_out_of_fold() -> None:
+    x, y = _nonlinear(3000, 6)
+    capped = cross_fit_predictions(x, y, folds=3, models=["linear"], max_train_rows=300)
+    full = cross_fit_predictions(x, y, folds=3, models=["linear"], max_train_rows=None)
+    assert not np.allclose(capped.predictions, full.predictions)
+    assert capped.r2["linear"] == pytest.approx(full.r2["linear"], abs=0.05)
+    ids = fold_ids(3000, 3, 0)
+    bumped = y.copy()
+    unit = int(np.flatnonzero(ids == 2)[0])
+    bumped[unit] += 1e6
+    again = cross_fit_predictions(x, bumped, folds=3, models=["linear"], max_train_rows=300)
+    assert again.predictions[unit] == capped.predictions[unit]
+
+
 def test_folds_are_balanced() -> None:
     counts = np.bincount(fold_ids(103, 5, 7))
     assert counts.max() - counts.min() <= 1
@@ -73,6 +87,7 @@ def test_time_budget_drops_the_slow_model_with_a_note() -> None:
         ({"models": ["forest"]}, "models"),
         ({"models": []}, "models"),
         ({"time_budget_s": 0}, "time_budget_s"),
+        ({"max_train_rows": 5}, "max_train_rows"),
     ],
 )
 def test_bad_arguments(kwargs: dict[str, object], match: str) -> None:
