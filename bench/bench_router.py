@@ -143,7 +143,7 @@ def run() -> list[BenchResult]:
             with _uvicorn(factory, run_env, True, workdir / f"{name}.log") as url:
                 if name == "router":
                     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-                    httpx.post(f"{url}/models", headers=admin, json={
+                    httpx.post(f"{url}/models", headers=admin, timeout=120, json={
                         "name": model_name, "version": "1", "flavor": "sklearn",
                         "artifact": "m.skops",
                         "input_schema": [{"name": "x1"}, {"name": "x2"}]},
