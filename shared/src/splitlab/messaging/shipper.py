@@ -138,6 +138,7 @@ class SpoolShipper:
                 continue
             if lines and not self._send(lines):
                 self._set_kafka_up(False)
+                self._discard_producer()
                 return shipped, True
             reader.commit(position)
             shipped += len(lines)
@@ -181,6 +182,16 @@ class SpoolShipper:
             return False
         return all(future.succeeded() for future in futures)
 
+    def _discard_producer(self) -> None:
+        """Drop the producer after a failed batch: an idempotent producer whose batches expired
+        cannot go on with its sequence numbers, so the next attempt starts a fresh one."""
+        if self._producer is not None:
+            try:
+                self._producer.close(timeout=0)
+            except Exception:
+                logger.debug("closing a failed producer raised", exc_info=True)
+            self._producer = None
+
     def _probe(self) -> None:
         producer = self._producer_or_none()
         if producer is None:
@@ -189,6 +200,7 @@ class SpoolShipper:
             if producer.partitions_for(EXPOSURES):
                 self._set_kafka_up(True)
         except Exception:
+            self._discard_producer()
             self._stop.wait(self.config.retry_seconds)
 
     def _set_kafka_up(self, up: bool) -> None:
