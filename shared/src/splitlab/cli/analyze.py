@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.console import Console
 
+from splitlab.cli.files import read_table
+
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 
 class OutputFormat(StrEnum):
@@ -90,20 +92,6 @@ def _cli_names(message: str) -> str:
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {_cli_names(message)}", err=True)
     return typer.Exit(code=2)
-
-
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file (chosen by extension; anything else is read as CSV)."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise ValueError(f"FILE: {path} does not exist; give a CSV or Parquet file")
-    try:
-        if path.suffix.lower() in {".parquet", ".pq"}:
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError, ImportError) as exc:
-        raise ValueError(f"FILE: {path} could not be read as CSV or Parquet ({exc})") from None
 
 
 def _pairs(values: list[str], option: str, convert: Callable[[str], Any]) -> dict[str, Any]:

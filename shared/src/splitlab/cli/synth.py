@@ -11,8 +11,10 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 
+from splitlab.cli.files import read_table
+
 if TYPE_CHECKING:
-    import pandas as pd
+    pass
 
 
 class OutputFormat(StrEnum):
@@ -26,20 +28,6 @@ class Method(StrEnum):
     classic = "classic"
     augmented = "augmented"
     forecast = "forecast"
-
-
-def read_panel(path: Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file (chosen by extension; anything else is read as CSV)."""
-    import pandas as pd
-
-    if not path.is_file():
-        raise ValueError(f"FILE: {path} does not exist; give a CSV or Parquet file")
-    try:
-        if path.suffix.lower() in {".parquet", ".pq"}:
-            return pd.read_parquet(path)
-        return pd.read_csv(path)
-    except (OSError, ValueError, pd.errors.ParserError) as exc:
-        raise ValueError(f"FILE: {path} could not be read as CSV or Parquet ({exc})") from None
 
 
 def register(app: typer.Typer) -> None:
@@ -74,7 +62,7 @@ def register(app: typer.Typer) -> None:
         from splitlab.synth import synthetic_control
 
         try:
-            data = read_panel(file)
+            data = read_table(file)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # library warnings are in the result's notes
                 result = synthetic_control(
