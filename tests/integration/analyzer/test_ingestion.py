@@ -104,14 +104,13 @@ def test_two_consumers_in_one_group_share_the_partitions(
         consumer_thread(analyzer_settings, event_topics),
         consumer_thread(analyzer_settings, event_topics),
     ):
-        wait_until(lambda: _members(analyzer_settings) == 2, 30, "two group members")
+        # Both members hold partitions once the group has settled.
+        wait_until(lambda: _shared(analyzer_settings), 60, "two members sharing partitions")
+        assignments = _assignments(analyzer_settings)
         produce(analyzer_settings.kafka_bootstrap_servers, event_topics, events)
         wait_until(lambda: stored(engine, prefix) == (3000, 3000), 60, "every event")
-        assignments = _assignments(analyzer_settings)
     assert len(assignments) == 2
     owned = [set(a) for a in assignments]
-    assert owned[0]
-    assert owned[1]
     assert not (owned[0] & owned[1])
     assert len(owned[0] | owned[1]) == 9
 
@@ -127,8 +126,9 @@ def _describe(settings: Settings) -> list[dict[str, Any]]:
     return list(groups[settings.analyzer_consumer_group]["members"])
 
 
-def _members(settings: Settings) -> int:
-    return len(_describe(settings))
+def _shared(settings: Settings) -> bool:
+    owned = _assignments(settings)
+    return len(owned) == 2 and all(owned)
 
 
 def _assignments(settings: Settings) -> list[list[tuple[str, int]]]:

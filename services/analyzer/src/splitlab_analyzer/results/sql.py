@@ -267,7 +267,7 @@ class ResultsQuery:
     def per_unit_sql(self) -> str:
         """Every unit's values (for CUPAC fitting only): ``unit_id``, ``variant``, then columns."""
         head = self.sql()
-        return f"{head}\nSELECT * FROM filled ORDER BY unit_id"
+        return f'{head}\nSELECT * FROM filled ORDER BY unit_id COLLATE "C"'
 
     # --- reading the answer ------------------------------------------------------------------
     def read(self, rows: Sequence[Mapping[str, Any]]) -> ExperimentStatistics:
