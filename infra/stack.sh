@@ -31,7 +31,7 @@ PG_BIN="/usr/lib/postgresql/15/bin"
 KAFKA_LIBS="$STATE/kafka/libs"
 KAFKA_HEAP="${SPLITLAB_STACK_KAFKA_HEAP:--Xms256m -Xmx512m}"
 # Services whose /metrics Prometheus scrapes on loopback (name=port).
-SCRAPE_TARGETS="${SPLITLAB_STACK_SCRAPE_TARGETS:-assignment=8001 router=8002 analyzer=8003 trainer=8004}"
+SCRAPE_TARGETS="${SPLITLAB_STACK_SCRAPE_TARGETS:-assignment=8001 router=8002 analyzer=8003 trainer=8004 analyzer-consumer=9108}"
 COMPONENTS=(redis postgres kafka prometheus alertmanager)
 
 log() { printf '[stack] %s\n' "$*" >&2; }

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     """Longest wait for a batch to fill before writing what arrived."""
     analyzer_consumer_metrics_port: int = Field(default=9108, ge=0, le=65535)
     """Port of the consumer process's Prometheus /metrics (0: not served)."""
+    analyzer_consumer_metrics_host: str = "127.0.0.1"
+    """Address the consumer's /metrics listens on (0.0.0.0 in containers for Prometheus)."""
     analyzer_retry_initial_seconds: float = Field(default=0.5, gt=0)
     """First back-off after a failed database write; doubles up to the maximum."""
     analyzer_retry_max_seconds: float = Field(default=30.0, gt=0)

@@ -39,7 +39,10 @@ def run(
     event_topics = dict(topics or EVENT_TOPICS)
     if serve_metrics and settings.analyzer_consumer_metrics_port:
         try:
-            start_http_server(settings.analyzer_consumer_metrics_port, addr="127.0.0.1")
+            start_http_server(
+                settings.analyzer_consumer_metrics_port,
+                addr=settings.analyzer_consumer_metrics_host,
+            )
         except OSError as exc:  # another consumer on this host holds the port: keep consuming
             logger.warning(
                 "metrics port unavailable; not serving /metrics",
