@@ -90,11 +90,25 @@ class SpoolWriter:
             self.written += 1
 
     def sync(self) -> None:
-        """fsync what was appended since the last call (cheap when nothing was)."""
+        """fsync what was appended since the last call (cheap when nothing was).
+
+        The fsync runs on a duplicate of the file descriptor outside the mutex: an fsync takes
+        milliseconds (tens on a busy disk), and ``append`` runs on the request path (the event
+        loop), so it must never wait for one. Lines appended meanwhile mark the spool dirty
+        again and are synced by the next call."""
         with self._mutex:
-            if self._dirty:
-                os.fsync(self._file.fileno())
-                self._dirty = False
+            if not self._dirty:
+                return
+            self._dirty = False
+            fd = os.dup(self._file.fileno())
+        try:
+            os.fsync(fd)
+        except BaseException:
+            with self._mutex:
+                self._dirty = True
+            raise
+        finally:
+            os.close(fd)
 
     def _rotate(self) -> None:
         os.fsync(self._file.fileno())
