@@ -97,7 +97,7 @@ def create_app(
         settings=settings,
         lifespan=lifespan,
         description=DESCRIPTION,
-        routers=[experiments.router, assign.router],
+        routers=[assign.router, experiments.router],  # the hot routes are matched first
     )
 
 

@@ -2,7 +2,8 @@
 checks are shared: ``splitlab.web.auth``).
 
 The lifespan puts the collaborators on ``app.state`` (``registry``, ``assigner``); routes get
-them through these aliases, and tests swap them with ``app.dependency_overrides`` if needed.
+them through these aliases (the hot ``/assign`` routes call ``get_assigner`` directly), and
+tests swap them with ``app.dependency_overrides`` if needed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ def get_registry(request: Request) -> ExperimentRegistry:
     return registry
 
 
-async def get_assigner(request: Request) -> AssignEndpoints:
+def get_assigner(request: Request) -> AssignEndpoints:
+    """Called by the lean ``/assign`` routes directly (no ``Depends``: see ``api/assign.py``)."""
     assigner: AssignEndpoints = request.app.state.assigner
     return assigner
 
@@ -51,7 +53,6 @@ def get_actor(
 
 
 Registry = Annotated[ExperimentRegistry, Depends(get_registry)]
-Assigner = Annotated[AssignEndpoints, Depends(get_assigner)]
 Actor = Annotated[str, Depends(get_actor)]
 AdminOnly = Depends(require_admin)
 AssignCaller = Depends(require_caller)

@@ -1,11 +1,16 @@
-"""``/assign`` and ``/assign/batch``: for production callers (optional assign key)."""
+"""``/assign`` and ``/assign/batch``: for production callers (optional assign key).
+
+Both are ``LeanRoute``s (``splitlab.web.routing``): no per-request dependency solving; the
+assigner comes from ``app.state`` (``deps.get_assigner``), the caller-key check still runs.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from splitlab_assignment.deps import AssignCaller, Assigner
+from splitlab.web.routing import LeanRoute
+from splitlab_assignment.deps import AssignCaller, get_assigner
 from splitlab_assignment.schemas import (
     AssignRequest,
     AssignResponse,
@@ -13,7 +18,7 @@ from splitlab_assignment.schemas import (
     BatchAssignResponse,
 )
 
-router = APIRouter(tags=["assignment"], dependencies=[AssignCaller])
+router = APIRouter(tags=["assignment"], dependencies=[AssignCaller], route_class=LeanRoute)
 
 
 @router.post(
@@ -21,17 +26,17 @@ router = APIRouter(tags=["assignment"], dependencies=[AssignCaller])
     response_model=AssignResponse,
     responses={404: {"description": "No such experiment."}},
 )
-async def assign(body: AssignRequest, assigner: Assigner) -> Response:
+async def assign(body: AssignRequest, request: Request) -> Response:
     """The unit's variant in one experiment; a non-running experiment answers control with
     ``in_experiment: false`` and the reason, never an error."""
     # Serialized here (a built model needs no second validation as a response_model).
-    answer = await assigner.assign(body)
+    answer = await get_assigner(request).assign(body)
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
 @router.post("/assign/batch", response_model=BatchAssignResponse)
-async def assign_batch(body: BatchAssignRequest, assigner: Assigner) -> Response:
+async def assign_batch(body: BatchAssignRequest, request: Request) -> Response:
     """The unit's variants in every running experiment it is in (all running ones with
     ``include_excluded``)."""
-    answer = await assigner.assign_batch(body)
+    answer = await get_assigner(request).assign_batch(body)
     return Response(answer.model_dump_json(), media_type="application/json")
