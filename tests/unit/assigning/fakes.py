@@ -5,21 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 
 class FakeScript:
+    sha = "fake-claim-sha"
+
     def __init__(self, redis: FakeRedis) -> None:
         self.redis = redis
 
     async def __call__(self, keys: list[str], args: list[Any]) -> str | None:
         self.redis.check()
         self.redis.calls += 1
-        key, (field, value, ttl) = keys[0], args
-        current = self.redis.hashes.get(key, {}).get(field)
-        if current is None and value != "":
-            self.redis.hashes.setdefault(key, {})[field] = value
-            self.redis.ttls[key] = int(ttl)
-        return current
+        return self.redis.claim(keys[0], *args)
 
 
 class FakePipeline:
@@ -36,12 +34,21 @@ class FakePipeline:
     def expire(self, name: str, time: int) -> None:
         self.ops.append(("expire", (name, time)))
 
-    async def execute(self) -> list[Any]:
+    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> None:
+        assert (sha, numkeys) == (FakeScript.sha, 1)
+        self.ops.append(("claim", keys_and_args))
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
         self.redis.check()
         self.redis.calls += 1
         results: list[Any] = []
         for op, args in self.ops:
-            if op == "hgetall":
+            if op == "claim":
+                if args[0] in self.redis.failing_keys:
+                    results.append(ResponseError("WRONGTYPE"))
+                else:
+                    results.append(self.redis.claim(*args))
+            elif op == "hgetall":
                 results.append(dict(self.redis.hashes.get(args[0], {})))
             elif op == "hset":
                 self.redis.hashes.setdefault(args[0], {}).update(args[1])
@@ -60,6 +67,15 @@ class FakeRedis:
         self.ttls: dict[str, int] = {}
         self.down = False
         self.calls = 0
+        self.failing_keys: set[str] = set()
+        """Keys whose claim in a pipeline answers an error (one caller's failure)."""
+
+    def claim(self, key: str, field: str, value: str, ttl: Any) -> str | None:
+        current = self.hashes.get(key, {}).get(field)
+        if current is None and value != "":
+            self.hashes.setdefault(key, {})[field] = value
+            self.ttls[key] = int(ttl)
+        return current
 
     def check(self) -> None:
         if self.down:

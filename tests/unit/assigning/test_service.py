@@ -201,3 +201,41 @@ def test_batch_for_a_held_out_unit_skips_redis() -> None:
     answer = h.batch("u1", include_excluded=True)
     assert {a.reason for a in answer.assignments} == {"holdout"}
     assert h.redis.calls == 0
+
+
+def test_concurrent_claims_share_one_round_trip_and_keep_their_own_answers() -> None:
+    h = Harness()
+    h.assign("u0")  # a record to find
+    h.redis.calls = 0
+
+    async def together() -> list[Any]:
+        return list(await asyncio.gather(*(h.service.assign("exp", f"u{i}") for i in range(5))))
+
+    answers = asyncio.run(together())
+    assert h.redis.calls == 1  # one pipeline for the five claims
+    assert [a.reason.value for a in answers] == ["sticky"] + ["hashed"] * 4
+    assert all(a.sticky and not a.degraded for a in answers)
+    assert sorted(h.redis.hashes) == sorted(sticky_key(f"u{i}", "id") for i in range(5))
+
+
+def test_a_failed_claim_in_a_batch_degrades_only_its_caller() -> None:
+    h = Harness()
+    h.redis.failing_keys.add(sticky_key("u1", "id"))
+
+    async def together() -> list[Any]:
+        return list(await asyncio.gather(*(h.service.assign("exp", f"u{i}") for i in range(3))))
+
+    answers = asyncio.run(together())
+    assert [a.degraded for a in answers] == [False, True, False]
+    assert not h.store.available  # the failure still opens the breaker
+
+
+def test_redis_down_fails_every_claim_of_a_batch_to_hashing() -> None:
+    h = Harness()
+    h.redis.down = True
+
+    async def together() -> list[Any]:
+        return list(await asyncio.gather(*(h.service.assign("exp", f"u{i}") for i in range(3))))
+
+    answers = asyncio.run(together())
+    assert all(a.degraded and not a.sticky and a.in_experiment for a in answers)

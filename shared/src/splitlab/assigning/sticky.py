@@ -6,6 +6,12 @@ experiments is one ``HGETALL`` (one round trip, pipelined when experiments bucke
 attributes); writing new records is one pipelined ``HSET`` + ``EXPIRE``, sent only when a fresh
 assignment must be stored. The TTL is renewed on every write.
 
+Claims from concurrent requests are coalesced: every ``claim`` made in one event-loop tick joins
+a pending batch, and one flush (scheduled with ``loop.call_soon``) sends the whole batch as one
+pipeline of ``EVALSHA`` calls; each caller awaits its own future and gets its own result or
+error. Under load this turns N round trips (and N passes through redis-py's per-command
+machinery) into one; a lone call still goes out on the next tick.
+
 Any Redis error opens the breaker: for ``breaker_seconds`` every call answers ``None``
 (degraded) without touching the network, then one call tries again. Errors are counted in
 ``splitlab_assignment_redis_fallbacks``; nothing here raises to the caller.
@@ -13,13 +19,14 @@ Any Redis error opens the breaker: for ``breaker_seconds`` every call answers ``
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 
 import redis.asyncio
-from redis.exceptions import RedisError
+from redis.exceptions import NoScriptError, RedisError
 
 from splitlab.assigning.metrics import REDIS_FALLBACKS
 from splitlab.assignment import StickyRecord
@@ -51,6 +58,13 @@ class Claim(NamedTuple):
     stored: bool
 
 
+class _PendingClaim(NamedTuple):
+    key: str
+    field: str
+    value: str
+    future: asyncio.Future[Any]
+
+
 def parse_records(raw: Mapping[str, str]) -> StickyHash:
     records: StickyHash = {}
     for experiment_key, value in raw.items():
@@ -75,6 +89,8 @@ class StickyStore:
         self._clock = clock
         self._open_until = 0.0
         self._claim = client.register_script(CLAIM_SCRIPT)
+        self._pending: list[_PendingClaim] = []
+        self._flushes: set[asyncio.Task[None]] = set()
 
     async def claim(
         self, key: str, experiment_key: str, proposal: StickyRecord | None
@@ -89,8 +105,12 @@ class StickyStore:
         value = (
             "" if proposal is None else sticky_value(proposal.variant_key, proposal.bucket_version)
         )
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append(_PendingClaim(key, experiment_key, value, future))
+        if len(self._pending) == 1:
+            future.get_loop().call_soon(self._flush)
         try:
-            current = await self._claim(keys=[key], args=[experiment_key, value, self._ttl])
+            current = await future
         except (RedisError, OSError) as exc:
             self._fail("read", exc)
             return None
@@ -98,6 +118,54 @@ class StickyStore:
             return Claim(None, proposal is not None)
         parsed = parse_sticky_value(str(current))
         return Claim(None if parsed is None else StickyRecord(*parsed), False)
+
+    def _flush(self) -> None:
+        """Send every claim made since the last flush (one tick's worth) in one round trip."""
+        batch, self._pending = self._pending, []
+        if batch:
+            task = asyncio.get_running_loop().create_task(self._send(batch))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
+
+    async def _send(self, batch: list[_PendingClaim]) -> None:
+        try:
+            if len(batch) == 1:
+                claim = batch[0]
+                results: list[Any] = [
+                    await self._claim(keys=[claim.key], args=[claim.field, claim.value, self._ttl])
+                ]
+            else:
+                results = await self._send_pipeline(batch)
+        except BaseException as exc:  # every caller sees the failure as its own
+            for claim in batch:
+                if not claim.future.done():
+                    claim.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for claim, result in zip(batch, results, strict=True):
+            if claim.future.done():  # the caller went away (request cancelled)
+                continue
+            if isinstance(result, Exception):
+                claim.future.set_exception(result)
+            else:
+                claim.future.set_result(result)
+
+    async def _send_pipeline(self, batch: list[_PendingClaim]) -> list[Any]:
+        """EVALSHA per claim in one pipeline; loads the script if Redis lost it, then resends
+        (a claim is safe to repeat: it only stores a proposal where there is no record)."""
+        results = await self._pipeline(batch)
+        if any(isinstance(result, NoScriptError) for result in results):
+            self._claim.sha = await self._client.script_load(CLAIM_SCRIPT)
+            results = await self._pipeline(batch)
+        return results
+
+    async def _pipeline(self, batch: list[_PendingClaim]) -> list[Any]:
+        pipe = self._client.pipeline(transaction=False)
+        for claim in batch:
+            pipe.evalsha(self._claim.sha, 1, claim.key, claim.field, claim.value, self._ttl)
+        results: list[Any] = await pipe.execute(raise_on_error=False)
+        return results
 
     @property
     def available(self) -> bool:
