@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -25,8 +25,29 @@ from splitlab_analyzer.consumer.rows import TABLE_COLUMNS, TABLES, Row
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
 
+def _copy_str(value: str) -> str:
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_ESCAPES)
+    return value
+
+
+_COPY_BY_TYPE: dict[type, Callable[[Any], str]] = {
+    # Exact types (a ``bool`` is not formatted as an ``int``); anything else takes the slow path.
+    type(None): lambda _: "\\N",
+    bool: lambda v: "t" if v else "f",
+    float: float.__repr__,
+    int: int.__str__,
+    uuid.UUID: uuid.UUID.__str__,
+    datetime: datetime.isoformat,
+    str: _copy_str,
+}
+
+
 def copy_field(value: object) -> str:
     """One value in ``COPY ... FROM STDIN`` text format (``\\N`` is NULL)."""
+    fast = _COPY_BY_TYPE.get(type(value))
+    if fast is not None:
+        return fast(value)
     if value is None:
         return "\\N"
     if isinstance(value, bool):
