@@ -150,7 +150,7 @@ def test_no_request_fails_and_no_event_is_lost_while_kafka_is_down(
         outage_start = len(publisher.ids)
         traffic(1500, 1000, "during")
         outage_ids = publisher.ids[outage_start:]
-        wait_until(lambda: not publisher.kafka_up, 60, "the publisher to notice the outage")
+        wait_until(lambda: not publisher.kafka_up, 150, "the publisher to notice the outage")
         assert publisher.pending() > 0, "events of the outage wait in the spool"
         private_kafka.start()
         wait_until(
