@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -10,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 
 from splitlab.settings import Settings
 from splitlab.storage.migrate import upgrade
@@ -44,15 +45,22 @@ def stack() -> Iterator[StackEndpoints]:
 
 
 @pytest.fixture(scope="session")
-def migrated_database(stack: StackEndpoints) -> str:
-    """The test database, emptied and migrated to head once per session."""
-    engine = create_engine(stack.database_url)
-    with engine.begin() as connection:
-        connection.execute(text("DROP SCHEMA public CASCADE"))
-        connection.execute(text("CREATE SCHEMA public"))
-    engine.dispose()
-    upgrade(stack.database_url)
-    return stack.database_url
+def migrated_database(stack: StackEndpoints) -> Iterator[str]:
+    """A database of this test session's own, migrated to head, dropped at the end.
+
+    Its own, so that two sessions (two developers, or a developer and CI) never wipe each
+    other's tables: the configured test database only serves to create it.
+    """
+    name = f"splitlab_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(stack.database_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(stack.database_url).set(database=name).render_as_string(hide_password=False)
+    upgrade(url)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
 
 
 @pytest.fixture
