@@ -144,7 +144,7 @@ def create_app(
         settings=settings,
         lifespan=lifespan,
         description=DESCRIPTION,
-        routers=[predict.router, models.router],
+        routers=[predict.router, predict.outcomes_router, models.router],
     )
 
 

@@ -13,7 +13,8 @@ from splitlab_router.predictor import PredictionService
 from splitlab_router.registry import ModelRegistry
 
 
-async def get_predictor(request: Request) -> PredictionService:
+def get_predictor(request: Request) -> PredictionService:
+    """Called by the lean ``/predict`` route directly (no ``Depends``)."""
     predictor: PredictionService = request.app.state.predictor
     return predictor
 
@@ -28,7 +29,6 @@ def get_models(request: Request) -> ModelRegistry:
     return models
 
 
-Predictor = Annotated[PredictionService, Depends(get_predictor)]
 Outcomes = Annotated[OutcomeService, Depends(get_outcomes)]
 Models = Annotated[ModelRegistry, Depends(get_models)]
 AdminOnly = Depends(require_admin)

@@ -1,4 +1,8 @@
-"""``/predict`` and ``/outcomes``: for production callers (optional caller key)."""
+"""``/predict`` and ``/outcomes``: for production callers (optional caller key).
+
+``/predict`` is a ``LeanRoute`` (``splitlab.web.routing``): no per-request dependency solving;
+the predictor comes from ``app.state`` (``deps.get_predictor``), the caller-key check still runs.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from splitlab_router.deps import Caller, Outcomes, Predictor
+from splitlab.web.routing import LeanRoute
+from splitlab_router.deps import Caller, Outcomes, get_predictor
 from splitlab_router.schemas import (
     OutcomeBatch,
     OutcomeIn,
@@ -18,7 +23,8 @@ from splitlab_router.schemas import (
     PredictResponse,
 )
 
-router = APIRouter(tags=["prediction"], dependencies=[Caller])
+router = APIRouter(tags=["prediction"], dependencies=[Caller], route_class=LeanRoute)
+outcomes_router = APIRouter(tags=["prediction"], dependencies=[Caller])
 
 
 @router.post(
@@ -31,10 +37,10 @@ router = APIRouter(tags=["prediction"], dependencies=[Caller])
         503: {"description": "The model failed and control's model did not answer either."},
     },
 )
-async def predict(body: PredictRequest, predictor: Predictor) -> Response:
+async def predict(body: PredictRequest, request: Request) -> Response:
     """The unit's variant's prediction; a failing variant model answers with control's model
     and ``fallback: true``."""
-    answer = await predictor.predict(body)
+    answer = await get_predictor(request).predict(body)
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
@@ -55,7 +61,7 @@ _OUTCOME_SCHEMA: dict[str, Any] = {
 }
 
 
-@router.post(
+@outcomes_router.post(
     "/outcomes",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=OutcomesAccepted,
