@@ -1,8 +1,13 @@
 """Model flavors: how a registered model version is loaded, validated against and called.
 
 - ``SklearnModel``: a scikit-learn estimator from a ``.skops`` file (loaded with skops' safe
-  loader, refusing types it does not trust) or a ``.joblib``/``.pkl`` file (trusted store only),
-  called in a thread pool so the event loop never runs a prediction;
+  loader, refusing types it does not trust) or a ``.joblib``/``.pkl`` file (trusted store only).
+  A model starts in a thread pool (with its timeout); once its calls are known to cost less than
+  ``INLINE_BUDGET_S`` (a moving average of the calling thread's CPU time, which neither waiting
+  for the interpreter lock nor being preempted inflates) it runs inline on the event loop, where
+  a 1-row ``predict_proba`` of a small model costs less than the pool hop itself; it goes back
+  to the pool when the average rises over the budget. Models that use threads of their own
+  (``n_jobs`` other than 1) always run in the pool;
 - ``HttpModel``: a remote model server; the router POSTs ``{"instances": [features]}`` and reads
   ``{"predictions": [p]}`` where ``p`` is a value or ``{"value", "probabilities"}`` (KServe's V1
   shape; a thin adapter fits Seldon or BentoML).
@@ -16,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -26,6 +32,12 @@ import httpx
 import numpy as np
 
 from splitlab.web.errors import InvalidInputError
+
+INLINE_BUDGET_S = 0.001
+"""A model whose calls average less than this runs inline on the event loop (no pool hop)."""
+_WARMUP_CALLS = 8
+"""Pool calls measured before a model may run inline."""
+_EWMA_WEIGHT = 0.1
 
 SKOPS_SUFFIXES = frozenset({".skops"})
 JOBLIB_SUFFIXES = frozenset({".joblib", ".pkl"})
@@ -168,13 +180,38 @@ class SklearnModel:
         self._proba = hasattr(estimator, "predict_proba") and hasattr(estimator, "classes_")
         self._classes = [str(_plain(c)) for c in estimator.classes_] if self._proba else []
         self._class_values = list(estimator.classes_) if self._proba else []
+        self._mean_s = 0.0  # moving average of predict_now's CPU time in the calling thread
+        self._measured = 0
+        # Work in other threads is invisible to the calling thread's CPU time: never inline.
+        self._pool_only = getattr(estimator, "n_jobs", None) not in (None, 1)
+
+    @property
+    def inline(self) -> bool:
+        """Whether calls run on the event loop (measured cheap) rather than in the pool."""
+        return (
+            not self._pool_only
+            and self._measured >= _WARMUP_CALLS
+            and self._mean_s < INLINE_BUDGET_S
+        )
+
+    def _measure(self, seconds: float) -> None:
+        self._measured += 1
+        weight = 1.0 / self._measured if self._measured < _WARMUP_CALLS else _EWMA_WEIGHT
+        self._mean_s += weight * (seconds - self._mean_s)
+
+    def _timed(self, features: Mapping[str, Any]) -> ModelOutput:
+        start = time.thread_time()
+        try:
+            return self.predict_now(features)
+        finally:
+            self._measure(time.thread_time() - start)
 
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
 
     def predict_now(self, features: Mapping[str, Any]) -> ModelOutput:
-        """The blocking call (runs in the pool)."""
+        """The blocking call (in the pool, or inline once measured cheap)."""
         if self._frame:
             import pandas as pd
 
@@ -191,8 +228,14 @@ class SklearnModel:
         return ModelOutput(_plain(self._estimator.predict(x)[0]))
 
     async def predict(self, features: Mapping[str, Any]) -> ModelOutput:
+        if self.inline:
+            try:
+                return self._timed(features)
+            except Exception as exc:
+                message = f"{self.ref}: {type(exc).__name__}: {exc}"[:500]
+                raise ModelError("error", message) from None
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self._executor, self.predict_now, features)
+        future = loop.run_in_executor(self._executor, self._timed, features)
         try:
             return await asyncio.wait_for(future, self.timeout_s)
         except TimeoutError:
