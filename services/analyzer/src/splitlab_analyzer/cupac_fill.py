@@ -37,6 +37,8 @@ class CupacFiller:
         metrics, found = self.results.definitions(info)
         query = ResultsQuery(key, info.variants, metrics, found)
         with self.results.engine.connect() as connection:
+            for statement in query.settings_sql():
+                connection.execute(text(statement))
             rows = connection.execute(text(query.per_unit_sql()), query.params).mappings().all()
         out: dict[str, dict[str, Any]] = {}
         for plan in query.planned:

@@ -100,6 +100,8 @@ class ResultsService:
         query = self.query(info)
         sql = query.aggregate_sql()
         with self.engine.connect() as connection:
+            for statement in query.settings_sql():
+                connection.execute(text(statement))
             rows = connection.execute(text(sql), query.params).mappings().all()
         return query.read([dict(r) for r in rows])
 

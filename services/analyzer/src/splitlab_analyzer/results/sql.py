@@ -2,13 +2,14 @@
 
 Shape (see docs/analyzer.md)::
 
-    units     first exposure per unit (its variant and time)            DISTINCT ON
-    o_agg     per unit: outcome aggregates after / before first exposure  JOIN + GROUP BY unit
-    p_agg     per unit: prediction latency / error aggregates             JOIN + GROUP BY unit
+    u         first exposure per unit (its variant and time)               DISTINCT ON
+    agg       per unit: every metric's aggregates after / before the first exposure, from one
+              hash join of the units with outcomes UNION ALL the experiment's predictions and
+              one GROUP BY unit (window conditions computed once per row as flags)
     c_agg     per unit: CUPAC predictions (pivoted by metric)              GROUP BY unit
     pu        one row per unit: metric values, pre-period values, features (latest before
               first exposure), CUPAC predictions
-    filled    missing covariates imputed with their mean over all units (as splitlab.analyze)
+    filled    missing covariates imputed with their mean over the analyzed units
     final     GROUP BY variant: n, means (AVG) and centred cross products (REGR_SXY) of every
               metric with its covariates, plus counts of dropped rows and imputed values
 
@@ -30,6 +31,18 @@ from splitlab.analysis import CUPAC_COLUMN, MetricStatistics
 from splitlab.stats.adjustment import MetricKind
 from splitlab.stats.sufficient import Moments
 from splitlab_analyzer.definitions import MetricDef
+
+QUERY_SETTINGS: tuple[tuple[str, str], ...] = (
+    # The per-unit aggregation holds one hash entry per unit (~0.6 kB with five metrics): with
+    # the default 4MB everything spills to disk. SET LOCAL: only this transaction.
+    ("work_mem", "512MB"),
+    # The join of units with events is estimated far too large (no statistics through DISTINCT
+    # ON and UNION ALL), which makes the planner sort 2-3 rows per unit for a merge join and
+    # spend a second compiling JIT code; a hash join of the units is what it should pick.
+    ("enable_mergejoin", "off"),
+    ("jit", "off"),
+)
+"""Planner settings for the results query, applied with ``SET LOCAL`` (see :meth:`settings_sql`)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +91,7 @@ class ResultsQuery:
         self.features: list[str] = []
         self.planned: list[PlannedMetric] = []
         self.imputable: list[str] = []
+        self._flags: dict[str, str] = {}
         self._x = 0
         for metric in self.metrics:
             self.planned.append(self._plan(metric))
@@ -117,25 +131,38 @@ class ResultsQuery:
         return PlannedMetric(metric, f"y{i}", None, tuple(covariates))
 
     # --- SQL ---------------------------------------------------------------------------------
+    def _bind(self, name: str, value: Any) -> str:
+        """Bind ``value`` as ``:name``, or reuse the parameter already holding an equal value
+        (equal conditions then have equal text and become one flag)."""
+        for bound, existing in self.params.items():
+            if bound.rstrip("0123456789") == name.rstrip("0123456789") and existing == value:
+                return bound
+        self.params[name] = value
+        return name
+
     def _window(self, alias: str, i: int, base: MetricDef, pre: bool) -> str:
         t = f"{alias}.occurred_at"
         if pre:
-            self.params[f"pre{i}"] = base.pre_period_days * 86400.0
-            return f"{t} < u.first_at AND {t} >= u.first_at - make_interval(secs => :pre{i})"
+            pre_s = self._bind(f"pre{i}", base.pre_period_days * 86400.0)
+            return f"{t} < u.first_at AND {t} >= u.first_at - make_interval(secs => :{pre_s})"
         if base.attribution_window_seconds is None:
             return f"{t} >= u.first_at"
-        self.params[f"win{i}"] = base.attribution_window_seconds
-        return f"{t} >= u.first_at AND {t} < u.first_at + make_interval(secs => :win{i})"
+        win = self._bind(f"win{i}", base.attribution_window_seconds)
+        return f"{t} >= u.first_at AND {t} < u.first_at + make_interval(secs => :{win})"
+
+    def _flag(self, condition: str) -> str:
+        """A boolean column of the joined rows (``k0``...), computed once per row."""
+        return self._flags.setdefault(condition, f"k{len(self._flags)}")
 
     def _aggregates(self, alias: str, i: int, base: MetricDef, value: str, match: str) -> list[str]:
         out = []
         periods = [("", False)] + ([("_pre", True)] if base.pre_period_days > 0 else [])
         for suffix, pre in periods:
-            cond = f"{match}{self._window(alias, i, base, pre)}"
+            flag = self._flag(f"{match}{self._window(alias, i, base, pre)}")
             if base.aggregation in ("sum", "mean"):
                 fn = "sum" if base.aggregation == "sum" else "avg"
-                out.append(f"{fn}({value}) FILTER (WHERE {cond}) AS a{i}{suffix}")
-            out.append(f"count(*) FILTER (WHERE {cond}) AS n{i}{suffix}")
+                out.append(f"{fn}({value}) FILTER (WHERE {flag}) AS a{i}{suffix}")
+            out.append(f"count(*) FILTER (WHERE {flag}) AS n{i}{suffix}")
         return out
 
     def _value(self, i: int, base: MetricDef, agg: str) -> str:
@@ -150,44 +177,62 @@ class ResultsQuery:
 
     def sql(self) -> str:
         self.params.update(key=self.experiment_key, variants=list(self.variants))
-        ctes = [
-            "units AS MATERIALIZED (SELECT * FROM (SELECT DISTINCT ON (unit_id) unit_id, "
-            "variant, occurred_at AS first_at FROM exposures WHERE experiment_key = :key "
-            "ORDER BY unit_id, occurred_at, event_id) first "
-            "WHERE variant = ANY(CAST(:variants AS text[])))"
-        ]
+        # First exposure per unit. Inlined (not MATERIALIZED): it is read once, so the planner
+        # sees its real size and may run the join and the aggregation below in parallel.
+        # ``COLLATE "C"`` sorts by bytes (equality of text is bytewise either way).
+        units = (
+            '(SELECT DISTINCT ON (unit_id COLLATE "C") unit_id, variant, '
+            "occurred_at AS first_at FROM exposures WHERE experiment_key = :key "
+            'ORDER BY unit_id COLLATE "C", occurred_at, event_id) u'
+        )
         outcome = [(i, b) for i, b in enumerate(self.bases) if b.source == "outcome"]
         predicted = [(i, b) for i, b in enumerate(self.bases) if b.source != "outcome"]
-        joins = []
+        # Every event a metric may count, outcomes and the experiment's predictions, in one
+        # relation: one join with the units and one GROUP BY unit compute every metric's
+        # per-unit aggregates (``src`` 0 = outcome, 1 = prediction).
+        events: list[str] = []
+        aggs: list[str] = []
         if outcome:
-            aggs: list[str] = []
             types: list[str] = []
             for i, b in outcome:
-                self.params[f"ot{i}"] = b.outcome_type
+                ot = self._bind(f"ot{i}", b.outcome_type)
                 types.append(str(b.outcome_type))
-                aggs += self._aggregates("o", i, b, "o.value", f"o.outcome_type = :ot{i} AND ")
+                aggs += self._aggregates(
+                    "e", i, b, "x.value", f"e.src = 0 AND e.outcome_type = :{ot} AND "
+                )
             self.params["outcome_types"] = sorted(set(types))
-            ctes.append(
-                f"o_agg AS (SELECT u.unit_id, {', '.join(aggs)} FROM units u "
-                "JOIN outcomes o ON o.unit_id = u.unit_id "
-                "WHERE o.outcome_type = ANY(CAST(:outcome_types AS text[])) GROUP BY u.unit_id)"
+            events.append(
+                "SELECT unit_id, occurred_at, 0 AS src, outcome_type, value, "
+                "NULL::float8 AS latency_ms, NULL::text AS error FROM outcomes "
+                "WHERE outcome_type = ANY(CAST(:outcome_types AS text[]))"
             )
-            joins.append("LEFT JOIN o_agg USING (unit_id)")
         if predicted:
-            aggs = []
             for i, b in predicted:
                 value = (
-                    "p.latency_ms"
+                    "x.latency_ms"
                     if b.source == "prediction_latency"
-                    else ("(p.error IS NOT NULL)::int::float8")
+                    else ("(x.error IS NOT NULL)::int::float8")
                 )
-                aggs += self._aggregates("p", i, b, value, "")
-            ctes.append(
-                f"p_agg AS (SELECT u.unit_id, {', '.join(aggs)} FROM units u "
-                "JOIN predictions p ON p.unit_id = u.unit_id AND p.experiment_key = :key "
-                "AND NOT p.shadow GROUP BY u.unit_id)"
+                aggs += self._aggregates("e", i, b, value, "e.src = 1 AND ")
+            events.append(
+                "SELECT unit_id, occurred_at, 1 AS src, NULL::text AS outcome_type, "
+                "NULL::float8 AS value, latency_ms, error FROM predictions "
+                "WHERE experiment_key = :key AND NOT shadow"
             )
-            joins.append("LEFT JOIN p_agg USING (unit_id)")
+        if events:
+            # The window conditions become boolean columns of the joined rows, each computed
+            # once per row; OFFSET 0 keeps the planner from inlining them back into every
+            # aggregate's FILTER (where equal conditions would be evaluated again and again).
+            flags = ", ".join(f"{cond} AS {flag}" for cond, flag in self._flags.items())
+            ctes = [
+                f"agg AS (SELECT unit_id, variant, first_at, {', '.join(aggs)} "
+                "FROM (SELECT u.unit_id, u.variant, u.first_at, e.value, e.latency_ms, e.error, "
+                f"{flags} FROM {units} LEFT JOIN ({' UNION ALL '.join(events)}) e "
+                "ON e.unit_id = u.unit_id OFFSET 0) x GROUP BY unit_id, variant, first_at)"
+            ]
+        else:
+            ctes = [f"agg AS (SELECT u.unit_id, u.variant, u.first_at FROM {units})"]
+        joins = []
         cupac = [
             i
             for i, b in enumerate(self.bases)
@@ -219,7 +264,11 @@ class ResultsQuery:
                 f"ORDER BY f.observed_at DESC LIMIT 1) AS f{j}"
             )
         columns += [f"c{i}" for i in cupac]
-        ctes.append(f"pu AS (SELECT {', '.join(columns)} FROM units u {' '.join(joins)})")
+        ctes.append(f"pu AS (SELECT {', '.join(columns)} FROM agg u {' '.join(joins)})")
+        # Units whose variant is not in the experiment are left out: by FILTER here and WHERE in
+        # the final aggregation, not earlier, so that the planner keeps its row estimates (a
+        # filter on the DISTINCT ON output would be pushed down and estimated at ~1.5%).
+        analyzed = "variant = ANY(CAST(:variants AS text[]))"
         filled = ["unit_id", "variant", "first_at"]
         for i, b in enumerate(self.bases):
             filled.append(f"y{i}")
@@ -228,10 +277,17 @@ class ResultsQuery:
                 if f"y{i}_pre" not in self.imputable:
                     filled.append(f"y{i}_pre")
         for col in self.imputable:
-            filled.append(f"coalesce({col}, avg({col}) OVER (), 0) AS {col}")
+            filled.append(
+                f"coalesce({col}, avg({col}) FILTER (WHERE {analyzed}) OVER (), 0) AS {col}"
+            )
             filled.append(f"({col} IS NULL)::int AS {col}_missing")
         ctes.append(f"filled AS (SELECT {', '.join(filled)} FROM pu)")
         return "WITH " + ",\n".join(ctes)
+
+    @staticmethod
+    def settings_sql() -> list[str]:
+        """``SET LOCAL`` statements to run in the query's transaction before it."""
+        return [f"SET LOCAL {name} = '{value}'" for name, value in QUERY_SETTINGS]
 
     def aggregate_sql(self) -> str:
         """The whole query: one row per variant."""
@@ -262,12 +318,18 @@ class ResultsQuery:
                     out.append(
                         f"regr_sxy({col}, {cols[z]}) FILTER (WHERE {present}) AS m{k}_s{a}_{z}"
                     )
-        return f"{head}\nSELECT {', '.join(out)} FROM filled GROUP BY variant"
+        return (
+            f"{head}\nSELECT {', '.join(out)} FROM filled "
+            "WHERE variant = ANY(CAST(:variants AS text[])) GROUP BY variant"
+        )
 
     def per_unit_sql(self) -> str:
         """Every unit's values (for CUPAC fitting only): ``unit_id``, ``variant``, then columns."""
         head = self.sql()
-        return f'{head}\nSELECT * FROM filled ORDER BY unit_id COLLATE "C"'
+        return (
+            f"{head}\nSELECT * FROM filled WHERE variant = ANY(CAST(:variants AS text[])) "
+            'ORDER BY unit_id COLLATE "C"'
+        )
 
     # --- reading the answer ------------------------------------------------------------------
     def read(self, rows: Sequence[Mapping[str, Any]]) -> ExperimentStatistics:
