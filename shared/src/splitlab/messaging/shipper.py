@@ -6,10 +6,7 @@ acknowledge the whole batch, and only then moves the cursor. If Kafka is away it
 tries again; the spool keeps growing on disk meanwhile and nothing is dropped.
 
 In a service it runs in a child process of its own, so producing never competes with request
-handling for the interpreter lock; in unit tests it runs in a thread with a fake producer. The
-child lowers its CPU priority (``SHIPPER_NICENESS``): when the machine is saturated, requests
-get the cores and the spool absorbs the difference (on disk, nothing lost), shipped as soon as
-there is idle CPU; below saturation it keeps up as before.
+handling for the interpreter lock; in unit tests it runs in a thread with a fake producer.
 """
 
 from __future__ import annotations
@@ -53,8 +50,6 @@ class StopSignal(Protocol):
 
 
 STATUS_FILE = "shipper-status"
-SHIPPER_NICENESS = 10
-"""Added to the shipper process's niceness: shipping yields the CPU to request handling."""
 
 
 @dataclass
@@ -262,10 +257,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     from splitlab.observability import configure_logging
 
     configure_logging(f"{args.service}-shipper", args.log_level, args.log_format)
-    try:
-        os.nice(SHIPPER_NICENESS)
-    except OSError as exc:  # not fatal: the shipper just competes at normal priority
-        logger.warning("could not lower the shipper's priority", extra={"reason": str(exc)})
     settings = Settings(
         kafka_bootstrap_servers=args.bootstrap_servers,
         kafka_client_id=args.client_id,
