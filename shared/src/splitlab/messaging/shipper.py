@@ -19,8 +19,9 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -82,6 +83,10 @@ class ShipperConfig:
     """Folders to ship, oldest owners first; the last one is the live process's own."""
     retry_seconds: float = 1.0
     poll_seconds: float = 0.01
+    linger_seconds: float = 0.02
+    """After a batch smaller than ``batch_events``, wait this long so the next one is fuller:
+    fewer, larger produce requests cost the broker and this process less per event."""
+    status_interval_seconds: float = 0.05
     batch_events: int = 5000
 
 
@@ -98,30 +103,36 @@ class SpoolShipper:
         self._producer: Producer | None = None
         self.status = ShipperStatus()
         self._status_folder = Path(config.folders[-1])
+        self._status_written = 0.0
+        self._status_reported = ShipperStatus(shipped=-1)
         self._stop = stop
         self._parent_pid = parent_pid
 
     def run(self) -> None:
         readers = [SpoolReader(folder) for folder in self.config.folders]
         own = readers[-1]
-        self.status.write(self._status_folder)
+        self._write_status(force=True)
         try:
             while True:
                 if self._parent_pid is not None and os.getppid() != self._parent_pid:
                     logger.warning("the publishing process is gone; the shipper stops")
                     return
                 shipped, failed = self._ship_once(readers, own)
+                if 0 < shipped < self.config.batch_events and not self._stop.is_set():
+                    self._stop.wait(self.config.linger_seconds)
                 if failed:
                     self._stop.wait(self.config.retry_seconds)
                     if self._stop.is_set():
                         return  # shutting down while Kafka is away: the spool keeps the rest
                 elif not shipped:
+                    self._write_status(force=True)
                     if self._stop.is_set():
                         return  # drained
                     if not self.status.kafka_up:
                         self._probe()
                     self._stop.wait(self.config.poll_seconds)
         finally:
+            self._write_status(force=True)
             if self._producer is not None:
                 self._producer.close(timeout=5)
 
@@ -143,9 +154,19 @@ class SpoolShipper:
             reader.commit(position)
             shipped += len(lines)
             self.status.shipped += len(lines)
-            self.status.kafka_up = True
-            self.status.write(self._status_folder)
+            self._set_kafka_up(True)
+            self._write_status(force=False)
         return shipped, False
+
+    def _write_status(self, *, force: bool) -> None:
+        """Report the counts at most every ``status_interval_seconds`` while busy, and at once
+        when idle (``force``) so the publisher never sees a stale backlog."""
+        now = time.monotonic()
+        stale = self.status != self._status_reported
+        if stale and (force or now - self._status_written >= self.config.status_interval_seconds):
+            self.status.write(self._status_folder)
+            self._status_reported = replace(self.status)
+            self._status_written = now
 
     def _producer_or_none(self) -> Producer | None:
         if self._producer is None:
@@ -207,7 +228,7 @@ class SpoolShipper:
     def _set_kafka_up(self, up: bool) -> None:
         if self.status.kafka_up != up:
             self.status.kafka_up = up
-            self.status.write(self._status_folder)
+            self._write_status(force=True)
             logger.info("Kafka reachable" if up else "Kafka unreachable; events wait in the spool")
 
 

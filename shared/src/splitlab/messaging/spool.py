@@ -181,13 +181,14 @@ class SpoolReader:
         return lines, position
 
     def commit(self, position: Position) -> None:
-        """Record that everything before ``position`` reached Kafka; drop finished segments."""
+        """Record that everything before ``position`` reached Kafka; drop finished segments.
+
+        The cursor is replaced atomically but not fsync'd: after a power loss it may point
+        back a little, and those events are sent again (duplicates, which sinks drop), never lost.
+        """
         path = self.folder / CURSOR_FILE
         temporary = path.with_suffix(".tmp")
-        with temporary.open("w") as handle:
-            handle.write(f"{position.segment} {position.offset}\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        temporary.write_text(f"{position.segment} {position.offset}\n")
         os.replace(temporary, path)
         self.position = position
         newest = segments(self.folder)
