@@ -15,34 +15,14 @@ from markupsafe import Markup
 from rich.table import Table
 
 from splitlab.analysis_results import AnalysisResult
+from splitlab.reports.numbers import number as _fmt
+from splitlab.reports.numbers import p_value as _p
+from splitlab.reports.numbers import share as _share
+from splitlab.reports.numbers import signed_percent as _pct
 
 __all__ = ["distribution_svg", "effects_svg", "html_report", "summary_tables"]
 
 MAX_DISTRIBUTION_POINTS = 200_000
-
-
-def _fmt(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.4g}"
-
-
-def _pct(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:+.2%}"
-
-
-def _share(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.1%}"
-
-
-def _p(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.4f}" if value >= 1e-4 else f"{value:.1e}"
 
 
 def summary_tables(result: AnalysisResult) -> list[Table]:

@@ -5,29 +5,18 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 from importlib import resources
 from typing import Any
 
 import jinja2
 from rich.table import Table
 
+from splitlab.reports.numbers import number as _fmt
+from splitlab.reports.numbers import signed_percent as _pct
 from splitlab.synth.panel import format_time
 from splitlab.synth.result import SyntheticControlResult
 
 MAX_WEIGHTS_SHOWN = 10
-
-
-def _fmt(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:.4g}"
-
-
-def _pct(value: float | None) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    return f"{value:+.2%}"
 
 
 def top_weights(
