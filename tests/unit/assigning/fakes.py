@@ -14,10 +14,62 @@ class FakeScript:
     def __init__(self, redis: FakeRedis) -> None:
         self.redis = redis
 
-    async def __call__(self, keys: list[str], args: list[Any]) -> str | None:
+
+def parse_commands(payload: bytes) -> list[list[str]]:
+    """RESP arrays of bulk strings (what a client writes) -> commands."""
+    commands = []
+    lines = iter(payload.split(b"\r\n"))
+    for line in lines:
+        if not line:
+            continue
+        assert line.startswith(b"*"), line
+        command = []
+        for _ in range(int(line[1:])):
+            length = next(lines)
+            value = next(lines)
+            assert length == b"$%d" % len(value)
+            command.append(value.decode())
+        commands.append(command)
+    return commands
+
+
+class FakeConnection:
+    """A pooled connection: takes written commands (``EVALSHA`` claims), answers one each."""
+
+    def __init__(self, redis: FakeRedis) -> None:
+        self.redis = redis
+        self.replies: list[Any] = []
+
+    async def send_packed_command(self, payload: bytes, check_health: bool = True) -> None:
         self.redis.check()
         self.redis.calls += 1
-        return self.redis.claim(keys[0], *args)
+        for command in parse_commands(payload):
+            assert command[:3] == ["EVALSHA", FakeScript.sha, "1"], command
+            key, field, value, ttl = command[3:]
+            if key in self.redis.failing_keys:
+                self.replies.append(ResponseError("WRONGTYPE"))
+            else:
+                self.replies.append(self.redis.claim(key, field, value, ttl))
+
+    async def read_response(self) -> Any:
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+    async def disconnect(self) -> None:
+        self.replies.clear()
+
+
+class FakePool:
+    def __init__(self, redis: FakeRedis) -> None:
+        self.redis = redis
+
+    async def get_connection(self) -> FakeConnection:
+        return FakeConnection(self.redis)
+
+    async def release(self, connection: FakeConnection) -> None:
+        assert not connection.replies, "a connection went back to the pool with unread replies"
 
 
 class FakePipeline:
@@ -34,21 +86,12 @@ class FakePipeline:
     def expire(self, name: str, time: int) -> None:
         self.ops.append(("expire", (name, time)))
 
-    def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> None:
-        assert (sha, numkeys) == (FakeScript.sha, 1)
-        self.ops.append(("claim", keys_and_args))
-
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
         self.redis.check()
         self.redis.calls += 1
         results: list[Any] = []
         for op, args in self.ops:
-            if op == "claim":
-                if args[0] in self.redis.failing_keys:
-                    results.append(ResponseError("WRONGTYPE"))
-                else:
-                    results.append(self.redis.claim(*args))
-            elif op == "hgetall":
+            if op == "hgetall":
                 results.append(dict(self.redis.hashes.get(args[0], {})))
             elif op == "hset":
                 self.redis.hashes.setdefault(args[0], {}).update(args[1])
@@ -69,6 +112,7 @@ class FakeRedis:
         self.calls = 0
         self.failing_keys: set[str] = set()
         """Keys whose claim in a pipeline answers an error (one caller's failure)."""
+        self.connection_pool = FakePool(self)
 
     def claim(self, key: str, field: str, value: str, ttl: Any) -> str | None:
         current = self.hashes.get(key, {}).get(field)

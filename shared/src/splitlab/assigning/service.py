@@ -30,6 +30,7 @@ from splitlab.assignment import (
     in_holdout,
 )
 from splitlab.lifecycle import Status
+from splitlab.metric_labels import Children
 from splitlab.schemas.events import SCHEMA_VERSION, ExposureEvent
 from splitlab.storage.redis_keys import sticky_key
 from splitlab.web.errors import NotFoundError
@@ -37,6 +38,7 @@ from splitlab.web.errors import NotFoundError
 __all__ = ["Assigned", "AssignmentService", "BatchAssigned", "ExposurePublisher"]
 
 _EMPTY: Mapping[str, Any] = {}
+_ASSIGNMENTS = Children(ASSIGNMENTS)
 
 
 class ExposurePublisher(Protocol):
@@ -201,7 +203,7 @@ class AssignmentService:
         unit_id: str,
         attributes: Mapping[str, Any],
     ) -> None:
-        ASSIGNMENTS.labels(decision.experiment_key, decision.variant_key, decision.reason).inc()
+        _ASSIGNMENTS(decision.experiment_key, decision.variant_key, decision.reason).inc()
         if not decision.in_experiment:
             return
         # model_construct with every field given (defaults would cost a signature inspection

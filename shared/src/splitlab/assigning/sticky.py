@@ -7,8 +7,8 @@ attributes); writing new records is one pipelined ``HSET`` + ``EXPIRE``, sent on
 assignment must be stored. The TTL is renewed on every write.
 
 Claims from concurrent requests are coalesced: every ``claim`` made in one event-loop tick joins
-a pending batch, and one flush (scheduled with ``loop.call_soon``) sends the whole batch as one
-pipeline of ``EVALSHA`` calls; each caller awaits its own future and gets its own result or
+a pending batch, and one flush (scheduled with ``loop.call_soon``) writes the whole batch's
+``EVALSHA`` calls at once; each caller awaits its own future and gets its own result or
 error. Under load this turns N round trips (and N passes through redis-py's per-command
 machinery) into one; a lone call still goes out on the next tick.
 
@@ -20,13 +20,14 @@ Any Redis error opens the breaker: for ``breaker_seconds`` every call answers ``
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, cast
 
 import redis.asyncio
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from splitlab.assigning.metrics import REDIS_FALLBACKS
 from splitlab.assignment import StickyRecord
@@ -63,6 +64,17 @@ class _PendingClaim(NamedTuple):
     field: str
     value: str
     future: asyncio.Future[Any]
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%s\r\n" % (len(value), value)
+
+
+@functools.lru_cache(maxsize=4)
+def _claim_head(sha: str) -> bytes:
+    """``EVALSHA <sha> 1``: the first three of a claim's seven words (then key, experiment,
+    proposal, TTL), in RESP."""
+    return b"*7\r\n" + _bulk(b"EVALSHA") + _bulk(sha.encode()) + _bulk(b"1")
 
 
 def parse_records(raw: Mapping[str, str]) -> StickyHash:
@@ -129,13 +141,7 @@ class StickyStore:
 
     async def _send(self, batch: list[_PendingClaim]) -> None:
         try:
-            if len(batch) == 1:
-                claim = batch[0]
-                results: list[Any] = [
-                    await self._claim(keys=[claim.key], args=[claim.field, claim.value, self._ttl])
-                ]
-            else:
-                results = await self._send_pipeline(batch)
+            results = await self._send_claims(batch)
         except BaseException as exc:  # every caller sees the failure as its own
             for claim in batch:
                 if not claim.future.done():
@@ -151,20 +157,43 @@ class StickyStore:
             else:
                 claim.future.set_result(result)
 
-    async def _send_pipeline(self, batch: list[_PendingClaim]) -> list[Any]:
-        """EVALSHA per claim in one pipeline; loads the script if Redis lost it, then resends
-        (a claim is safe to repeat: it only stores a proposal where there is no record)."""
-        results = await self._pipeline(batch)
+    async def _send_claims(self, batch: list[_PendingClaim]) -> list[Any]:
+        """One ``EVALSHA`` per claim in one write; loads the script if Redis lost it, then
+        resends (a claim is safe to repeat: it only stores a proposal where there is none)."""
+        results = await self._round_trip(batch)
         if any(isinstance(result, NoScriptError) for result in results):
             self._claim.sha = await self._client.script_load(CLAIM_SCRIPT)
-            results = await self._pipeline(batch)
+            results = await self._round_trip(batch)
         return results
 
-    async def _pipeline(self, batch: list[_PendingClaim]) -> list[Any]:
-        pipe = self._client.pipeline(transaction=False)
-        for claim in batch:
-            pipe.evalsha(self._claim.sha, 1, claim.key, claim.field, claim.value, self._ttl)
-        results: list[Any] = await pipe.execute(raise_on_error=False)
+    async def _round_trip(self, batch: list[_PendingClaim]) -> list[Any]:
+        """Write the batch's commands at once and read one reply each (an error reply is
+        returned in its place), on a connection of the client's pool.
+
+        Packed here rather than through a redis-py pipeline: its per-command argument
+        encoding and bookkeeping cost more than the rest of ``/assign``'s Redis work; the
+        connection (connect, auth, timeouts, reply parsing with hiredis) is still redis-py's."""
+        head = _claim_head(self._claim.sha)
+        ttl = _bulk(str(self._ttl).encode())
+        payload = b"".join(
+            head + _bulk(c.key.encode()) + _bulk(c.field.encode()) + _bulk(c.value.encode()) + ttl
+            for c in batch
+        )
+        pool = self._client.connection_pool
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            await connection.send_packed_command(payload, check_health=False)
+            results: list[Any] = []
+            for _ in batch:
+                try:
+                    results.append(await connection.read_response())
+                except ResponseError as exc:  # this command's error; the rest still follow
+                    results.append(exc)
+        except BaseException:
+            await connection.disconnect()  # replies may be left unread: never reuse it
+            raise
+        finally:
+            await pool.release(connection)
         return results
 
     @property

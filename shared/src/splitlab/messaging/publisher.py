@@ -66,6 +66,7 @@ class EventPublisher:
         """``producer_factory`` runs the shipper in a thread with that producer (for tests);
         without it the shipper is a child process with a real Kafka producer."""
         self.service = service
+        self._written = EVENTS_WRITTEN.labels(service)
         self._settings = settings
         self._producer_factory = producer_factory
         self._spool_root = spool_root or settings.spool_dir
@@ -131,7 +132,7 @@ class EventPublisher:
         try:
             assert self._writer is not None, "EventPublisher.start() was not called"
             self._writer.append(event.to_bytes())
-            EVENTS_WRITTEN.labels(self.service).inc()
+            self._written.inc()
         except Exception:
             EVENTS_LOST.labels(self.service).inc()
             logger.exception("could not spool an event: it is lost")

@@ -2,9 +2,9 @@
 
 A service supplies its name, its settings and a lifespan that builds its clients (through
 ``splitlab.clients``) and returns its readiness checks. The factory adds what all services share:
-JSON logs with request ids, the body-size limit, HTTP metrics, ``/healthz``, ``/readyz``,
-``/metrics``, one error format, and a background loop that keeps the ``splitlab_dependency_up``
-gauges fresh for the alert rules.
+JSON logs with request ids, the body-size limit, HTTP metrics, the hot lane for lean routes
+(``splitlab.web.routing``), ``/healthz``, ``/readyz``, ``/metrics``, one error format, and a
+background loop that keeps the ``splitlab_dependency_up`` gauges fresh for the alert rules.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import ASGIApp
 
 from splitlab import __version__
 from splitlab.health import CheckOutcome, DependencyCheck, run_checks
@@ -27,6 +28,7 @@ from splitlab.settings import Settings
 from splitlab.web.errors import install_error_handlers
 from splitlab.web.metrics import DEPENDENCY_UP
 from splitlab.web.middleware import RequestMiddleware
+from splitlab.web.routing import HotLane
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +60,7 @@ def create_service_app(
                     await refresher
                 logger.info("stopping")
 
-    app = FastAPI(
+    app = ServiceApp(
         title=f"SplitLab {service}",
         description=description,
         version=__version__,
@@ -71,16 +73,25 @@ def create_service_app(
     app.state.settings = settings
     app.state.health_checks = []
     install_error_handlers(app)
-    app.add_middleware(
-        RequestMiddleware,
-        service=service,
-        max_body_bytes=settings.max_body_bytes,
-        access_log=settings.access_log,
-    )
     app.include_router(_operations_router())
     for router in routers:
         app.include_router(router)
     return app
+
+
+class ServiceApp(FastAPI):
+    """FastAPI with SplitLab's outer layers: ``RequestMiddleware`` (request id, body limit,
+    metrics, access log) around ``HotLane`` (lean routes answered directly) around FastAPI's
+    own stack. Built on the first request, when every route is known."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        settings: Settings = self.state.settings
+        return RequestMiddleware(
+            HotLane(self, super().build_middleware_stack()),
+            service=self.state.service,
+            max_body_bytes=settings.max_body_bytes,
+            access_log=settings.access_log,
+        )
 
 
 async def check_dependencies(app: FastAPI) -> list[CheckOutcome]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from splitlab.metric_labels import Children
 from splitlab.observability import request_id_var
 from splitlab.web.metrics import HTTP_LATENCY, HTTP_REJECTED_BODIES, HTTP_REQUESTS
 
@@ -31,9 +32,8 @@ class RequestMiddleware:
         self.service = service
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
-        # Label lookups cost microseconds each; the label sets are bounded, so cache the children.
-        self._counters: dict[tuple[str, str, int], Any] = {}
-        self._histograms: dict[str, Any] = {}
+        self._requests = Children(HTTP_REQUESTS)
+        self._latency = Children(HTTP_LATENCY)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -78,7 +78,7 @@ class RequestMiddleware:
                 if buffered is None:
                     await self._reject_too_large(send_with_id, None)
                 else:
-                    await self.app(scope, _replay(buffered, receive), send_with_id)
+                    await self.app(scope, replay_receive(buffered, receive), send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
         finally:
@@ -86,15 +86,8 @@ class RequestMiddleware:
             route = scope.get("route")
             template = getattr(route, "path", None) or "unmatched"
             method = scope["method"] if scope["method"] in _KNOWN_METHODS else "OTHER"
-            counter = self._counters.get((method, template, status))
-            if counter is None:
-                counter = HTTP_REQUESTS.labels(self.service, method, template, str(status))
-                self._counters[(method, template, status)] = counter
-            counter.inc()
-            histogram = self._histograms.get(template)
-            if histogram is None:
-                histogram = self._histograms[template] = HTTP_LATENCY.labels(self.service, template)
-            histogram.observe(elapsed)
+            self._requests(self.service, method, template, str(status)).inc()
+            self._latency(self.service, template).observe(elapsed)
             if self.access_log and access_logger.isEnabledFor(logging.INFO):
                 access_logger.info(
                     "request",
@@ -152,7 +145,8 @@ class RequestMiddleware:
         await send({"type": "http.response.body", "body": payload})
 
 
-def _replay(messages: list[Message], receive: Receive) -> Receive:
+def replay_receive(messages: list[Message], receive: Receive) -> Receive:
+    """A ``receive`` that hands out ``messages`` again, then reads on from ``receive``."""
     pending = list(messages)
 
     async def replay() -> Message:

@@ -1,35 +1,48 @@
-"""``LeanRoute``: a FastAPI route class for the hot endpoints (``/assign``, ``/predict``).
+"""The hot lane: ``/assign`` and ``/predict`` answered without FastAPI's per-request machinery.
 
-FastAPI solves an endpoint's dependency graph on every request (about a third of a small
-endpoint's cost, measured on ``/assign``). A lean route takes the common case out of it: a JSON
-body that validates goes through a prebuilt ``TypeAdapter.validate_json`` on the raw bytes, the
-route's checks (``require_caller``: request and header parameters only) run as plain calls, and
-the endpoint gets the parsed body and the ``Request``. Everything else (a non-JSON content type,
-a body that does not validate) goes through FastAPI's own handler, so 422 answers, the error
-format and the OpenAPI schema (built from the same signature) stay exactly FastAPI's.
+A route declared with ``route_class=LeanRoute`` is an ordinary FastAPI route (OpenAPI schema,
+422 answers and error format all FastAPI's), plus a prebuilt ``LeanEndpoint``. ``HotLane``, an
+ASGI layer that ``create_service_app`` puts right inside the request middleware, answers the
+common case of those routes itself: an exact method and path match, a JSON body that validates
+(``TypeAdapter.validate_json`` on the raw bytes), the route's checks (``require_caller``) as
+plain calls, the endpoint, its ``Response``. That skips Starlette's middleware stack, the
+router's linear route matching, dependency solving and two ``AsyncExitStack``s per request:
+about half of what a bare FastAPI endpoint costs, measured on ``/assign`` (docs/assignment.md).
 
-What an endpoint may declare: one body parameter (a pydantic model), a ``Request`` parameter,
-and route or router dependencies whose own parameters are a ``Request`` and optional string
-headers. It must return a ``Response``. Anything else fails at start-up, not per request.
-Collaborators come from ``request.app.state`` in the endpoint.
+Everything else goes through FastAPI unchanged: any other route, a non-JSON content type, a
+body that does not validate (FastAPI's stack gets the same body again and answers its own 422).
+A ``SplitLabError`` or ``HTTPException`` raised in the lane is rendered by the app's own
+exception handlers, so the error format is the same on both paths.
+
+What a lean endpoint may declare: one body parameter (a pydantic model), a ``Request``
+parameter, and route or router dependencies whose own parameters are a ``Request`` and
+optional string headers. It must return a ``Response``. Anything else fails at start-up, not
+per request. Collaborators come from ``request.app.state`` in the endpoint.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
+from fastapi import FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from pydantic import TypeAdapter, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["LeanRoute"]
+from splitlab.web.middleware import replay_receive
 
-_JSON = "application/json"
+__all__ = ["HotLane", "LeanEndpoint", "LeanRoute"]
+
+_JSON = b"application/json"
+
+ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,20 +93,27 @@ class _Check:
             self.call(**kwargs)
 
 
-class LeanRoute(APIRoute):
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        standard = super().get_route_handler()
-        dependant = self.dependant
-        route = f"{sorted(self.methods or ())} {self.path}"
+@dataclass(frozen=True, slots=True)
+class LeanEndpoint:
+    """What the hot lane runs for one route: built once, at start-up."""
+
+    route: str
+    adapter: TypeAdapter[Any]
+    body_name: str
+    request_name: str | None
+    checks: tuple[_Check, ...]
+    call: Callable[..., Awaitable[Response]]
+
+    @classmethod
+    def from_dependant(cls, dependant: Dependant, route: str) -> LeanEndpoint:
         if len(dependant.body_params) != 1 or not inspect.iscoroutinefunction(dependant.call):
             raise TypeError(f"LeanRoute {route}: needs an async endpoint with one body parameter")
+        if dependant.query_params or dependant.path_params or dependant.header_params:
+            raise TypeError(f"LeanRoute {route}: only a body and a Request are supported")
         body_field = dependant.body_params[0]
-        body_name = body_field.name
         annotation = body_field.field_info.annotation
         if annotation is None:
             raise TypeError(f"LeanRoute {route}: the body parameter needs a type")
-        adapter: TypeAdapter[Any] = TypeAdapter(annotation)
-        request_name = dependant.request_param_name
         checks = []
         for sub in dependant.dependencies:
             if sub.call is not None and sub.name is not None:
@@ -102,27 +122,125 @@ class LeanRoute(APIRoute):
                     "dependency; read collaborators from request.app.state"
                 )
             checks.append(_Check.from_dependant(sub, route))
-        if dependant.query_params or dependant.path_params or dependant.header_params:
-            raise TypeError(f"LeanRoute {route}: only a body and a Request are supported")
-        endpoint: Callable[..., Awaitable[Response]] = dependant.call
+        assert dependant.call is not None
+        return cls(
+            route=route,
+            adapter=TypeAdapter(annotation),
+            body_name=body_field.name,
+            request_name=dependant.request_param_name,
+            checks=tuple(checks),
+            call=dependant.call,
+        )
 
-        async def handler(request: Request) -> Response:
-            content_type = request.headers.get("content-type", "")
-            if not content_type.startswith(_JSON):
-                return await standard(request)
-            raw = await request.body()
-            try:
-                body = adapter.validate_json(raw)
-            except ValidationError:
-                return await standard(request)  # FastAPI's own 422 (or the checks' 401/403)
-            for check in checks:
-                await check.run(request)
-            kwargs: dict[str, Any] = {body_name: body}
-            if request_name is not None:
-                kwargs[request_name] = request
-            response = await endpoint(**kwargs)
-            if not isinstance(response, Response):
-                raise TypeError(f"LeanRoute {route}: the endpoint must return a Response")
-            return response
+    async def respond(self, request: Request, raw: bytes) -> Response | None:
+        """The endpoint's answer, or None when ``raw`` does not validate (FastAPI answers)."""
+        try:
+            body = self.adapter.validate_json(raw)
+        except ValidationError:
+            return None
+        for check in self.checks:
+            await check.run(request)
+        kwargs: dict[str, Any] = {self.body_name: body}
+        if self.request_name is not None:
+            kwargs[self.request_name] = request
+        response = await self.call(**kwargs)
+        if not isinstance(response, Response):
+            raise TypeError(f"LeanRoute {self.route}: the endpoint must return a Response")
+        return response
 
-        return handler
+
+class LeanRoute(APIRoute):
+    """A FastAPI route that ``HotLane`` may answer directly (see the module docstring)."""
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        # Fails here, at declaration, for an endpoint the lane cannot run.
+        LeanEndpoint.from_dependant(self.dependant, f"{sorted(self.methods or ())} {self.path}")
+
+
+class HotLane:
+    """ASGI: lean routes by exact method and path; every other request to ``fallback``."""
+
+    def __init__(self, app: FastAPI, fallback: ASGIApp) -> None:
+        self.app = app
+        self.fallback = fallback
+        self.routes: dict[tuple[str, str], tuple[Any, LeanEndpoint]] = {}
+        for route, path, methods, dependant in _lean_routes(app.routes):
+            # Built from the effective dependant: it holds the include-level dependencies too.
+            lean = LeanEndpoint.from_dependant(dependant, f"{sorted(methods)} {path}")
+            for method in methods:
+                self.routes[(method, path)] = (route, lean)
+        self.handlers: Mapping[Any, ExceptionHandler] = dict(app.exception_handlers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        found = None
+        if scope["type"] == "http" and self.routes:
+            path = scope["path"]
+            root = scope.get("root_path", "")
+            if root and path.startswith(root):
+                path = path[len(root) :]
+            found = self.routes.get((scope["method"], path))
+        if found is None or not _is_json(scope):
+            await self.fallback(scope, receive, send)
+            return
+        messages = await _read_body(receive)
+        replay = replay_receive(messages, receive)
+        # What Starlette's router would have put in the scope (the request middleware labels
+        # its metrics with ``scope["route"].path``).
+        route, lean = found
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = {}
+        request = Request(scope, replay)
+        raw = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
+        try:
+            response = await lean.respond(request, raw)
+        except Exception as exc:
+            handler = self._handler_for(exc)
+            if handler is None:
+                raise
+            response = await handler(request, exc)
+        if response is None:  # FastAPI's own answer (a 422) from the same body
+            await self.fallback(scope, replay_receive(messages, receive), send)
+            return
+        await response(scope, replay, send)
+
+    def _handler_for(self, exc: Exception) -> ExceptionHandler | None:
+        if isinstance(exc, HTTPException) and exc.status_code in self.handlers:
+            return self.handlers[exc.status_code]
+        for cls in type(exc).__mro__:
+            if cls in self.handlers:
+                return self.handlers[cls]
+        return None
+
+
+def _lean_routes(routes: Sequence[BaseRoute]) -> Iterator[tuple[Any, str, set[str], Dependant]]:
+    """Every lean route as (the route as FastAPI dispatches it, full path, methods, dependant).
+
+    An included router (FastAPI >= 0.160) keeps its routes and dispatches through "effective
+    contexts" that carry the include's prefix and dependencies; they are what to match."""
+    for route in routes:
+        contexts = getattr(route, "effective_route_contexts", None)
+        if contexts is not None:
+            for context in contexts():
+                if isinstance(context.original_route, LeanRoute) and context.dependant:
+                    yield context, context.path, set(context.methods), context.dependant
+        elif isinstance(route, LeanRoute):
+            yield route, route.path, set(route.methods or ()), route.dependant
+
+
+def _is_json(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            return bool(value.startswith(_JSON))
+    return False
+
+
+async def _read_body(receive: Receive) -> list[Message]:
+    """Every message up to the end of the body (the request middleware bounds its size)."""
+    messages = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request" or not message.get("more_body", False):
+            return messages
