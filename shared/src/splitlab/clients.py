@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     import httpx
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
+    from splitlab.messaging.confluent_producer import ConfluentProducer
+
 
 def kafka_api_version(settings: Settings) -> tuple[int, ...]:
     return tuple(int(part) for part in settings.kafka_api_version.split("."))
@@ -133,6 +135,35 @@ def create_kafka_producer(settings: Settings, **overrides: Any) -> KafkaProducer
     }
     options.update(overrides)
     return KafkaProducer(**options)
+
+
+def create_confluent_producer(settings: Settings, **overrides: Any) -> ConfluentProducer:
+    """The spool shipper's producer: confluent-kafka (librdkafka), ``acks=all`` and idempotence.
+
+    Keys and values are bytes; overrides name librdkafka properties with underscores for dots
+    (``message_timeout_ms=2000``). ``partitioner`` is the Java client's (and kafka-python's)
+    murmur2, so a unit's events land on the same partition whichever client produced them.
+    Nothing connects here: librdkafka connects in the background, so a shipper starts (and
+    waits) while Kafka is down.
+    """
+    from splitlab.messaging.confluent_producer import ConfluentProducer
+
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.kafka_bootstrap_servers,
+        "client.id": f"{settings.kafka_client_id}-producer",
+        "enable.idempotence": True,
+        "acks": "all",
+        "partitioner": "murmur2_random",
+        "linger.ms": 5,
+        "request.timeout.ms": 5_000,
+        # Past this every record is acknowledged or failed (the shipper flushes with a longer
+        # timeout, and resends from its cursor after a failure).
+        "message.timeout.ms": 15_000,
+        "compression.type": "none",
+        "log.connection.close": False,
+    }
+    config.update({name.replace("_", "."): value for name, value in overrides.items()})
+    return ConfluentProducer(config)
 
 
 def create_async_http_client(settings: Settings, **overrides: Any) -> httpx.AsyncClient:

@@ -3,16 +3,26 @@
 The shipper reads complete events behind each spool folder's cursor (dead processes' folders
 first, then its own), sends them with ``acks=all`` and idempotence, waits for Kafka to
 acknowledge the whole batch, and only then moves the cursor. If Kafka is away it waits and
-tries again; the spool keeps growing on disk meanwhile and nothing is dropped.
+tries again; the spool keeps growing on disk meanwhile and nothing is dropped. After any failed
+batch the producer is discarded (an idempotent producer whose batches expired cannot go on with
+its sequence numbers) and the batch is sent again from the cursor by a fresh one.
 
 In a service it runs in a child process of its own, so producing never competes with request
 handling for the interpreter lock; in unit tests it runs in a thread with a fake producer.
+
+Its CPU still competes with the service on the same cores, so the per-event work is kept small:
+the producer is confluent-kafka (librdkafka, in C: partitioning, batching and the protocol cost
+no Python; ``splitlab.messaging.confluent_producer``), and each line is parsed with
+``pydantic_core.from_json`` (a whole-line JSON parse, three times faster than ``json.loads``)
+for its topic (``event_type``) and key (``unit_id``); a line that is not a JSON object with both
+is counted as unreadable and skipped. Records are the spooled bytes unchanged. Measured on 100k
+exposure events against the local broker: about 6 µs of CPU per event, against 53-76 µs with
+kafka-python and ``json.loads`` (``bench/bench_shipper.py``).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import signal
@@ -25,6 +35,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from pydantic_core import from_json
+
 from splitlab.messaging.spool import SpoolReader
 from splitlab.messaging.topics import EXPOSURES, topic_for
 from splitlab.settings import Settings
@@ -33,11 +45,17 @@ logger = logging.getLogger(__name__)
 
 
 class RecordFuture(Protocol):
-    def succeeded(self) -> bool: ...
+    def succeeded(self) -> bool:
+        """True once Kafka acknowledged the record (after ``Producer.flush``)."""
+        ...
 
 
 class Producer(Protocol):
-    """The part of ``kafka.KafkaProducer`` the shipper uses (a fake implements it in tests)."""
+    """What the shipper needs of a Kafka producer: ``ConfluentProducer`` in a service,
+    ``kafka.KafkaProducer`` also fits (the benchmark compares them), a fake in unit tests.
+
+    ``flush`` returns once every record sent is acknowledged or failed, or raises (a timeout
+    included); ``partitions_for`` answers from the broker or raises."""
 
     def send(self, topic: str, value: bytes, key: bytes) -> RecordFuture: ...
     def flush(self, timeout: float | None = None) -> None: ...
@@ -147,13 +165,15 @@ class SpoolShipper:
                         "finished shipping an orphaned spool", extra={"folder": str(reader.folder)}
                     )
                 continue
-            if lines and not self._send(lines):
+            skipped = self._send(lines) if lines else 0
+            if skipped is None:
                 self._set_kafka_up(False)
                 self._discard_producer()
                 return shipped, True
             reader.commit(position)
             shipped += len(lines)
-            self.status.shipped += len(lines)
+            self.status.shipped += len(lines) - skipped
+            self.status.unreadable += skipped
             self._set_kafka_up(True)
             self._write_status(force=False)
         return shipped, False
@@ -176,18 +196,21 @@ class SpoolShipper:
                 logger.warning("Kafka producer unavailable", extra={"reason": str(exc)})
         return self._producer
 
-    def _send(self, lines: list[bytes]) -> bool:
+    def _send(self, lines: list[bytes]) -> int | None:
+        """Send one batch and wait for Kafka: the number of unreadable lines skipped if every
+        record was acknowledged, None if any was not (the whole batch is sent again)."""
         producer = self._producer_or_none()
         if producer is None:
-            return False
+            return None
         futures = []
+        skipped = 0
         for line in lines:
             try:
-                document = json.loads(line)
+                document = from_json(line)
                 topic = topic_for(document["event_type"])
                 key = str(document["unit_id"]).encode()
             except (ValueError, KeyError, TypeError):
-                self.status.unreadable += 1
+                skipped += 1
                 logger.error("unreadable line in the spool skipped", extra={"line": line[:200]})
                 continue
             try:
@@ -196,13 +219,14 @@ class SpoolShipper:
                 logger.info(
                     "Kafka unavailable; events wait in the spool", extra={"reason": str(exc)}
                 )
-                return False
+                return None
         try:
             # Past the delivery timeout (15 s) every record is acknowledged or failed.
             producer.flush(timeout=30)
-        except Exception:
-            return False
-        return all(future.succeeded() for future in futures)
+        except Exception as exc:
+            logger.info("Kafka did not answer in time", extra={"reason": str(exc)})
+            return None
+        return skipped if all(future.succeeded() for future in futures) else None
 
     def _discard_producer(self) -> None:
         """Drop the producer after a failed batch: an idempotent producer whose batches expired
@@ -251,7 +275,6 @@ def start_process(
         "--service", service,
         "--bootstrap-servers", settings.kafka_bootstrap_servers,
         "--client-id", settings.kafka_client_id,
-        "--api-version", settings.kafka_api_version,
         "--log-level", settings.log_level,
         "--log-format", settings.log_format,
         "--retry-seconds", str(config.retry_seconds),
@@ -266,7 +289,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--service", required=True)
     parser.add_argument("--bootstrap-servers", required=True)
     parser.add_argument("--client-id", default="splitlab")
-    parser.add_argument("--api-version", default="3.9")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", default="json")
     parser.add_argument("--retry-seconds", type=float, default=1.0)
@@ -274,14 +296,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("folders", nargs="+", type=Path)
     args = parser.parse_args(argv)
 
-    from splitlab.clients import create_kafka_producer
+    from splitlab.clients import create_confluent_producer
     from splitlab.observability import configure_logging
 
     configure_logging(f"{args.service}-shipper", args.log_level, args.log_format)
     settings = Settings(
         kafka_bootstrap_servers=args.bootstrap_servers,
         kafka_client_id=args.client_id,
-        kafka_api_version=args.api_version,
         _env_file=None,
     )
     stop = threading.Event()
@@ -289,10 +310,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
 
     def producer() -> Producer:
-        made: Producer = create_kafka_producer(
-            settings, request_timeout_ms=5000, delivery_timeout_ms=15_000, linger_ms=2
-        )
-        return made
+        return create_confluent_producer(settings)
 
     config = ShipperConfig(folders=args.folders, retry_seconds=args.retry_seconds)
     SpoolShipper(config, producer, stop, parent_pid=args.parent_pid).run()
