@@ -152,6 +152,15 @@ class ChangeAssessment:
     def reshuffling(self) -> tuple[FieldChange, ...]:
         return tuple(c for c in self.changes if c.kind is ChangeKind.RESHUFFLES)
 
+    @property
+    def moves_recorded_units(self) -> bool:
+        """Some unit's sticky record may now differ from what hashing gives it: a bucket-version
+        bump, or any change but a harmless one (``KEEPS``: a coverage ramp-up). Until the first
+        such change after the start, hashing alone answers what every record says."""
+        return self.bucket_version_bumped or any(
+            c.kind is not ChangeKind.KEEPS for c in self.changes
+        )
+
 
 class ChangeError(ValueError):
     """A change a started experiment may not take; ``field`` names the setting (the API's 422)."""

@@ -45,7 +45,10 @@ def _assign_all(client: TestClient, key: str, units: list[str]) -> dict[str, dic
 
 
 def test_assign_answers_the_contract_and_not_running_is_not_an_error(
-    client: TestClient, admin: dict[str, str], new_key: Callable[[], str]
+    client: TestClient,
+    admin: dict[str, str],
+    new_key: Callable[[], str],
+    redis_client: redis.Redis,
 ) -> None:
     key = new_key()
     client.post("/experiments", json=experiment_body(key), headers=admin)
@@ -66,17 +69,22 @@ def test_assign_answers_the_contract_and_not_running_is_not_an_error(
     client.post(f"/experiments/{key}/start", headers=admin)
     first = client.post("/assign", json={"unit_id": "u1", "experiment_key": key}).json()
     assert (first["in_experiment"], first["reason"], first["sticky"]) == (True, "hashed", True)
+    # Nothing has moved a unit since the start: hashing answers, the record is written behind.
     again = client.post("/assign", json={"unit_id": "u1", "experiment_key": key}).json()
     assert (again["variant"], again["reason"], again["sticky"]) == (
         first["variant"],
-        "sticky",
+        "hashed",
         True,
     )
+    deadline = time.monotonic() + 5
+    while redis_client.hget(sticky_key("u1"), key) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert redis_client.hget(sticky_key("u1"), key) == f"{first['variant']}|0"
     bad = client.post("/assign", json={"unit_id": "", "experiment_key": key})
     assert bad.status_code == 422
     assert bad.json()["error"]["field"] == "unit_id"
     metrics = client.get("/metrics").text
-    assert f'splitlab_assignments_total{{experiment="{key}",reason="sticky"' in metrics
+    assert f'splitlab_assignments_total{{experiment="{key}",reason="hashed"' in metrics
 
 
 def test_stickiness_survives_a_weight_change_and_a_restart(
@@ -174,6 +182,7 @@ def test_the_split_of_100k_units_matches_the_weights(
         "coverage": 1.0,
         "hash_version": 2,
         "hash_attribute": "id",
+        "allocation_epoch": 0,  # a fresh experiment: records are written in the background
     }
     cache = ExperimentCache()
     cache.put(CachedExperiment.from_state(state))
@@ -198,6 +207,7 @@ def test_the_split_of_100k_units_matches_the_weights(
 
         for chunk in range(0, 100_000, 5_000):
             await asyncio.gather(*(one(i) for i in range(chunk, chunk + 5_000)))
+        await store.settled()
         await client.aclose()
         return counts
 
@@ -237,6 +247,9 @@ def test_exposure_events_arrive_in_kafka(
             "/assign", json={"unit_id": unit, "experiment_key": key, "attributes": attributes}
         )
         answers[unit] = response.json()
+    # A change that moves units: from now on answers read the unit's record ("sticky").
+    weights = {"variants": [{"key": "control", "weight": 0.4}, {"key": "treatment", "weight": 0.6}]}
+    assert client.patch(f"/experiments/{key}", json=weights, headers=admin).status_code == 200
     client.post(
         "/assign", json={"unit_id": "kafka-unit-0", "experiment_key": key, "attributes": attributes}
     )
@@ -292,11 +305,16 @@ def test_killing_redis_gives_degraded_answers_and_no_5xx_then_recovers(
         assert not any(a["degraded"] for a in healthy)
         private_redis.kill()
         down = [call(f"r-{i}") for i in range(200)]
-        assert all(a["degraded"] and not a["sticky"] for a in down)
+        # Answers before the first failed round trip cannot know (the records of a fresh
+        # experiment are written behind the answer); from the first failure on, every answer
+        # is flagged, including the breaker's periodic retries.
+        flagged = next(i for i, a in enumerate(down) if a["degraded"])
+        assert flagged <= 2, [a["degraded"] for a in down[:10]]
+        assert all(a["degraded"] and not a["sticky"] for a in down[flagged:])
         assert [a["variant"] for a in down[:50]] == [a["variant"] for a in healthy]
         assert {a["reason"] for a in down} == {"hashed"}
         metrics = client.get("/metrics").text
-        assert 'splitlab_assignment_redis_fallbacks_total{operation="read"}' in metrics
+        assert 'splitlab_assignment_redis_fallbacks_total{operation="write"}' in metrics
         assert 'splitlab_assignment_redis_fallbacks_total{operation="skipped"}' in metrics
 
         private_redis.start()  # same port, empty (no persistence)
@@ -307,5 +325,6 @@ def test_killing_redis_gives_degraded_answers_and_no_5xx_then_recovers(
             recovered = call("r-after")
         assert recovered["degraded"] is False
         assert recovered["sticky"] is True
-        assert call("r-after")["reason"] == "sticky"
+        assert redis.Redis.from_url(private_redis.url).hget(sticky_key("r-after"), key)
+        assert call("r-after")["degraded"] is False
     assert set(statuses) == {200}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -157,6 +158,32 @@ def test_lifecycle_change_rules_and_audit_log(
         "relies_on_stickiness",
     ]
     assert entries[-1]["before"] is None
+
+
+def test_allocation_epoch_counts_only_changes_that_move_recorded_units(
+    client: TestClient, admin: dict[str, str], new_key: Callable[[], str]
+) -> None:
+    """While it is 0 ``/assign`` skips the sticky read, so it must grow with every change
+    after the start that can make a record differ from hashing, and with nothing else."""
+    key = new_key()
+    body = {**experiment_body(key), "coverage": 0.5}
+    assert client.post("/experiments", json=body, headers=admin).json()["allocation_epoch"] == 0
+
+    def patch(change: dict[str, Any]) -> int:
+        response = client.patch(f"/experiments/{key}", json=change, headers=admin)
+        assert response.status_code == 200, response.text
+        return int(response.json()["allocation_epoch"])
+
+    weights = {"variants": [{"key": "control", "weight": 0.3}, {"key": "treatment", "weight": 0.7}]}
+    assert patch(weights) == 0  # a draft has no records yet
+    client.post(f"/experiments/{key}/start", headers=admin)
+    assert patch({"coverage": 0.8}) == 0  # a ramp-up keeps every assigned unit where it is
+    assert patch({"name": "renamed"}) == 0
+    reset = {"variants": [{"key": "control", "weight": 0.5}, {"key": "treatment", "weight": 0.5}]}
+    assert patch(reset) == 1  # weights: only records hold assigned units now
+    assert patch({"coverage": 0.4}) == 2  # narrowing
+    assert patch({"hash_seed": "other", "bucket_version": 1}) == 3
+    assert client.get(f"/experiments/{key}", headers=admin).json()["allocation_epoch"] == 3
 
 
 def test_actor_defaults_to_admin(

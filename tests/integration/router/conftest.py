@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 from sqlalchemy import Engine, text
 
+from splitlab.messaging.topics import EXPOSURES, OUTCOMES, PREDICTIONS
 from splitlab.settings import Settings
 from splitlab_router.app import create_app
 
@@ -71,9 +72,12 @@ class Setup:
     names: dict[str, str]
 
 
-def insert_experiment(engine: Engine, key: str, variants: list[dict[str, Any]]) -> None:
+def insert_experiment(
+    engine: Engine, key: str, variants: list[dict[str, Any]], allocation_epoch: int = 0
+) -> None:
     """A running experiment written straight to the registry's table (the assignment service's
-    admin API owns it in production; the router only reads it)."""
+    admin API owns it in production; the router only reads it). ``allocation_epoch`` > 0: as if
+    its weights had changed since the start, so answers read each unit's sticky record."""
     import json
     from datetime import UTC, datetime
 
@@ -84,15 +88,17 @@ def insert_experiment(engine: Engine, key: str, variants: list[dict[str, Any]]) 
                 "INSERT INTO experiments (key, name, hypothesis, owner, status, variants, "
                 "coverage, hash_seed, hash_version, hash_attribute, namespace, targeting, "
                 "metrics, alpha, power, mde, planned_sample_size, auto_stop, bucket_version, "
-                "min_bucket_version, version, created_at, updated_at, started_at) VALUES "
+                "min_bucket_version, allocation_epoch, version, created_at, updated_at, "
+                "started_at) VALUES "
                 "(:key, :key, '', '', 'running', CAST(:variants AS JSONB), 1.0, NULL, 2, 'id', "
-                "NULL, NULL, CAST(:metrics AS JSONB), 0.05, 0.8, NULL, NULL, false, 0, 0, 1, "
-                ":now, :now, :now)"
+                "NULL, NULL, CAST(:metrics AS JSONB), 0.05, 0.8, NULL, NULL, false, 0, 0, "
+                ":epoch, 1, :now, :now, :now)"
             ),
             {
                 "key": key,
                 "variants": json.dumps(variants),
                 "metrics": json.dumps({"primary": "conversion"}),
+                "epoch": allocation_epoch,
                 "now": now,
             },
         )
@@ -127,6 +133,27 @@ def wait_for_experiment(client: TestClient, key: str, features: dict[str, Any]) 
     raise AssertionError(f"the router never loaded experiment {key}")
 
 
+_MARKS: dict[Any, int] = {}
+"""End offsets of the event topics when the running test began (see ``_mark_topics``)."""
+
+
+@pytest.fixture(autouse=True)
+def _mark_topics(router_settings: Settings) -> Iterator[None]:
+    """Where each event topic ended before this test: ``consume`` reads from there, so a topic
+    holding millions of older events (benchmarks share the dev broker) costs nothing."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=router_settings.kafka_bootstrap_servers)
+    try:
+        for topic in (EXPOSURES, PREDICTIONS, OUTCOMES):
+            partitions = consumer.partitions_for_topic(topic) or set()
+            _MARKS.update(consumer.end_offsets([TopicPartition(topic, p) for p in partitions]))
+    finally:
+        consumer.close()
+    yield
+    _MARKS.clear()
+
+
 def consume(
     bootstrap: str,
     topic: str,
@@ -134,21 +161,25 @@ def consume(
     wanted: int,
     timeout: float = 30.0,
 ) -> list[Any]:
-    """Messages of ``topic`` (from the beginning) that ``keep`` accepts, until ``wanted`` of
-    them arrived or ``timeout`` seconds passed."""
+    """Messages of ``topic`` written since the test began that ``keep`` accepts, until
+    ``wanted`` of them arrived or ``timeout`` seconds passed."""
     import json
     import time
 
-    from kafka import KafkaConsumer
+    from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         group_id=None,
         consumer_timeout_ms=1000,
     )
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    consumer.assign(partitions)
+    for tp in partitions:
+        if tp in _MARKS:
+            consumer.seek(tp, _MARKS[tp])
     found: list[Any] = []
     deadline = time.monotonic() + timeout
     try:

@@ -27,7 +27,14 @@ from tests.integration.router.conftest import (
 X = {"x1": 0.3, "x2": -1.2}
 
 
-def _ab(client: TestClient, engine: Engine, ab: Setup, *, shadow: bool = True) -> None:
+def _ab(
+    client: TestClient,
+    engine: Engine,
+    ab: Setup,
+    *,
+    shadow: bool = True,
+    allocation_epoch: int = 0,
+) -> None:
     register(client, ab.names["a"], "1", flavor="sklearn", artifact="a.skops")
     register(client, ab.names["b"], "1", flavor="sklearn", artifact="b.joblib")
     variants: list[dict[str, Any]] = [
@@ -37,7 +44,7 @@ def _ab(client: TestClient, engine: Engine, ab: Setup, *, shadow: bool = True) -
     if shadow:
         register(client, ab.names["shadow"], "1", flavor="sklearn", artifact="shadow.skops")
         variants.append({"key": "candidate", "weight": 0.0, "model": f"{ab.names['shadow']}:1"})
-    insert_experiment(engine, ab.key, variants)
+    insert_experiment(engine, ab.key, variants, allocation_epoch)
     wait_for_experiment(client, ab.key, X)
 
 
@@ -66,7 +73,7 @@ def test_ab_predictions_match_the_models_and_events_match_responses_one_to_one(
     variants = Counter(body["variant"] for _, body in answers)
     assert set(variants) == {"control", "treatment"}
 
-    # Sticky, and the same answer as the assignment runtime stored in Redis.
+    # The same answer again (hashing: nothing has moved a unit since the start).
     again = router.post(
         "/predict", json={"unit_id": "user-7", "experiment_key": ab.key, "features": X}
     ).json()
@@ -112,13 +119,13 @@ def test_ab_predictions_match_the_models_and_events_match_responses_one_to_one(
         len(answers) + 1,
     )
     assert len(exposures) == len(answers) + 1
-    assert Counter(e["reason"] for e in exposures)["sticky"] >= 1
+    assert {e["reason"] for e in exposures} == {"hashed"}
 
 
 def test_sticky_record_is_the_one_assign_reads(
     router: TestClient, engine: Engine, ab: Setup, redis_client: Any
 ) -> None:
-    _ab(router, engine, ab, shadow=False)
+    _ab(router, engine, ab, shadow=False, allocation_epoch=1)  # records rule, as after a change
     body = router.post(
         "/predict", json={"unit_id": "sticky-u", "experiment_key": ab.key, "features": X}
     ).json()

@@ -239,3 +239,67 @@ def test_redis_down_fails_every_claim_of_a_batch_to_hashing() -> None:
 
     answers = asyncio.run(together())
     assert all(a.degraded and not a.sticky and a.in_experiment for a in answers)
+
+
+# --- experiments whose allocation never changed since the start: hashing is every record -------
+
+
+def test_an_unchanged_experiment_answers_from_hashing_and_writes_the_record_behind() -> None:
+    h = Harness(state(allocation_epoch=0))
+
+    async def scenario() -> None:
+        first = await h.service.assign("exp", "u1")
+        assert (first.reason, first.sticky, first.degraded) == ("hashed", True, False)
+        assert h.redis.calls == 0, "the answer must not wait for Redis"
+        await h.store.settled()
+        assert h.redis.hashes[sticky_key("u1")] == {"exp": f"{first.variant}|0"}
+        again = await h.service.assign("exp", "u1")
+        assert (again.variant, again.reason) == (first.variant, "hashed")
+
+    asyncio.run(scenario())
+    assert [e.unit_id for e in h.publisher.events] == ["u1", "u1"]
+
+
+def test_records_remembered_together_go_out_in_one_round_trip() -> None:
+    h = Harness(state(allocation_epoch=0))
+
+    async def scenario() -> None:
+        answers = await asyncio.gather(*(h.service.assign("exp", f"u{i}") for i in range(20)))
+        await h.store.settled()
+        assert h.redis.calls == 1
+        for i, answer in enumerate(answers):
+            assert h.redis.hashes[sticky_key(f"u{i}")] == {"exp": f"{answer.variant}|0"}
+
+    asyncio.run(scenario())
+
+
+def test_after_a_change_that_moves_units_a_remembered_record_holds_the_unit() -> None:
+    h = Harness(state(allocation_epoch=0))
+    moved = state(
+        allocation_epoch=1,
+        version=2,
+        variants=[{"key": "control", "weight": 0.01}, {"key": "treatment", "weight": 0.99}],
+    )
+
+    async def scenario() -> None:
+        before = {u: (await h.service.assign("exp", u)).variant for u in map(str, range(40))}
+        h.cache.put(CachedExperiment.from_state(moved))  # before the background write ran
+        after = {u: await h.service.assign("exp", u) for u in before}
+        assert {u: a.variant for u, a in after.items()} == before
+        assert {a.reason for a in after.values()} == {"sticky"}
+
+    asyncio.run(scenario())
+
+
+def test_a_failed_background_write_opens_the_breaker_and_answers_turn_degraded() -> None:
+    h = Harness(state(allocation_epoch=0))
+    h.redis.down = True
+
+    async def scenario() -> None:
+        await h.service.assign("exp", "u1")
+        await h.store.settled()  # the write failed
+        later = await h.service.assign("exp", "u2")
+        assert (later.reason, later.sticky, later.degraded) == ("hashed", False, True)
+
+    asyncio.run(scenario())
+    assert h.redis.calls == 0

@@ -69,16 +69,12 @@ def create_app(
             app.state.core = core
             app.state.cache = cache
             app.state.registry = registry
-            app.state.assigner = AssignEndpoints(
-                cache,
-                StickyStore(
-                    sticky_redis,
-                    ttl_seconds=settings.sticky_ttl_seconds,
-                    breaker_seconds=settings.sticky_breaker_seconds,
-                ),
-                publisher,
-                holdout_from(settings),
+            sticky = StickyStore(
+                sticky_redis,
+                ttl_seconds=settings.sticky_ttl_seconds,
+                breaker_seconds=settings.sticky_breaker_seconds,
             )
+            app.state.assigner = AssignEndpoints(cache, sticky, publisher, holdout_from(settings))
             refresher = asyncio.create_task(
                 _refresh_periodically(registry, settings.experiment_cache_refresh_seconds)
             )
@@ -90,6 +86,7 @@ def create_app(
                     await refresher
                 if event_publisher is not None:
                     await asyncio.to_thread(event_publisher.close, 10.0)
+                await sticky.settled()  # records remembered by the last answers
                 await sticky_redis.aclose()
 
     return create_service_app(

@@ -101,6 +101,7 @@ class ExperimentRegistry:
         row = Experiment(
             status=Status.DRAFT.value,
             version=1,
+            allocation_epoch=0,
             created_at=now,
             updated_at=now,
             **spec,
@@ -137,6 +138,8 @@ class ExperimentRegistry:
             now = self._clock()
             for name, value in changes.items():
                 setattr(row, name, value)
+            if row.started_at is not None and assessment.moves_recorded_units:
+                row.allocation_epoch += 1
             row.version += 1
             row.updated_at = now
             session.flush()

@@ -158,6 +158,11 @@ class ExperimentRead(BaseModel):
     bucket_version: int
     min_bucket_version: int
     version: int = Field(description="Grows by one with every change.")
+    allocation_epoch: int = Field(
+        description="Changes since the start that units' sticky records must absorb (weights, "
+        "narrowing, bucket versions; not coverage ramp-ups). While 0, hashing alone gives every "
+        "unit its recorded variant and /assign answers without reading Redis."
+    )
     allowed_actions: list[Action]
     created_at: datetime
     updated_at: datetime

@@ -92,16 +92,12 @@ def create_app(
                 publisher = event_publisher
             else:
                 publisher = DiscardingPublisher()
-            assigner = AssignmentService(
-                cache,
-                StickyStore(
-                    sticky_redis,
-                    ttl_seconds=settings.sticky_ttl_seconds,
-                    breaker_seconds=settings.sticky_breaker_seconds,
-                ),
-                publisher,
-                holdout_from(settings),
+            sticky = StickyStore(
+                sticky_redis,
+                ttl_seconds=settings.sticky_ttl_seconds,
+                breaker_seconds=settings.sticky_breaker_seconds,
             )
+            assigner = AssignmentService(cache, sticky, publisher, holdout_from(settings))
             predictor = PredictionService(
                 assigner,
                 catalog,
@@ -135,6 +131,7 @@ def create_app(
                 await predictor.drain_shadows(5.0)
                 if event_publisher is not None:
                     await asyncio.to_thread(event_publisher.close, 10.0)
+                await sticky.settled()  # records remembered by the last answers
                 await sticky_redis.aclose()
                 await http.aclose()
                 executor.shutdown(wait=False, cancel_futures=True)

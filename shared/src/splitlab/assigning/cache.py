@@ -27,6 +27,9 @@ class CachedExperiment:
     exposure_attributes: frozenset[str]
     variant_models: tuple[str | None, ...] = ()
     """Each variant's ``model`` reference (``name:version``; None: none), in variant order."""
+    hashing_holds: bool = False
+    """No change since the start could have made a sticky record differ from hashing
+    (``allocation_epoch`` 0): a unit's record, if any, is what hashing gives it now."""
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> CachedExperiment:
@@ -35,6 +38,7 @@ class CachedExperiment:
             int(state["version"]),
             exposure_attribute_names(state),
             tuple(v.get("model") for v in state["variants"]),
+            state.get("allocation_epoch") == 0,  # unknown: read Redis (always right)
         )
 
 

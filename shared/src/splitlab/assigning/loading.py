@@ -49,7 +49,12 @@ TIMESTAMPS = ("created_at", "updated_at", "started_at", "stopped_at", "archived_
 
 def experiment_state(row: Experiment) -> dict[str, Any]:
     """The row as a JSON-able dict: what reads show and the audit log stores."""
-    state: dict[str, Any] = {"key": row.key, "status": row.status, "version": row.version}
+    state: dict[str, Any] = {
+        "key": row.key,
+        "status": row.status,
+        "version": row.version,
+        "allocation_epoch": row.allocation_epoch,
+    }
     for name in SPEC_FIELDS:
         state[name] = getattr(row, name)
     for name in TIMESTAMPS:

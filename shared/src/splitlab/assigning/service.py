@@ -1,6 +1,12 @@
 """``AssignmentService``: cache lookup, one sticky read, the pure decision, one conditional
 sticky write, exposure events. No database access.
 
+While nothing since an experiment's start has moved a recorded unit (``allocation_epoch`` 0:
+``CachedExperiment.hashing_holds``), every sticky record equals what hashing gives, so the read
+is skipped: the answer comes from hashing and the record is written in the background
+(``StickyStore.remember``), ready for the first change that makes records matter. From that
+change on, every call reads the unit's record first (docs/assignment.md).
+
 The assignment service's ``/assign`` and ``/assign/batch`` and the router's ``/predict`` call
 this one class, so a unit gets the same variant, with the same stickiness and the same exposure
 event, from either. The pure decision is ``splitlab.assignment.assign``/``assign_all``; this
@@ -128,10 +134,22 @@ class AssignmentService:
         ):
             # Decided before the sticky step: no Redis round trip.
             decision = assign(experiment, unit_id, attrs, None, self._holdout)
+        elif entry.hashing_holds and self._sticky.healthy:
+            # Nothing since the start has moved a recorded unit: its record, if any, is this
+            # very decision. Answer at once; the record is stored in the background for the day
+            # a change makes records matter. (After a Redis failure, the path below waits for
+            # Redis until a round trip succeeds, so answers are flagged degraded meanwhile.)
+            decision = assign(experiment, unit_id, attrs, None, None)
+            if decision.save_sticky:
+                key = sticky_key(hash_value, experiment.hash_attribute)
+                stored = self._sticky.remember(key, experiment.key, decision.sticky_record)
+            degraded = not self._sticky.available
         else:
             key = sticky_key(hash_value, experiment.hash_attribute)
-            # Hashing is deterministic, so the fresh decision is known before Redis answers:
-            # one round trip reads the record and stores the proposal when there is none.
+            # Records may differ from hashing. Records remembered before the change land first;
+            # then one round trip reads this unit's and stores the fresh decision if it has none
+            # (hashing is deterministic, so the proposal is known before Redis answers).
+            await self._sticky.settled()
             fresh = assign(experiment, unit_id, attrs, None, None)
             claim = await self._sticky.claim(
                 key, experiment.key, fresh.sticky_record if fresh.save_sticky else None

@@ -63,7 +63,8 @@ class _PendingClaim(NamedTuple):
     key: str
     field: str
     value: str
-    future: asyncio.Future[Any]
+    future: asyncio.Future[Any] | None
+    """The caller waiting for the reply; None for a remembered record (nobody waits)."""
 
 
 def _bulk(value: bytes) -> bytes:
@@ -103,6 +104,9 @@ class StickyStore:
         self._claim = client.register_script(CLAIM_SCRIPT)
         self._pending: list[_PendingClaim] = []
         self._flushes: set[asyncio.Task[None]] = set()
+        self._remembered: list[_PendingClaim] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._healthy = True
 
     async def claim(
         self, key: str, experiment_key: str, proposal: StickyRecord | None
@@ -131,6 +135,46 @@ class StickyStore:
         parsed = parse_sticky_value(str(current))
         return Claim(None if parsed is None else StickyRecord(*parsed), False)
 
+    def remember(self, key: str, experiment_key: str, record: StickyRecord) -> bool:
+        """Store ``record`` where there is none, without waiting for Redis.
+
+        For experiments whose records can only agree with hashing (``CachedExperiment.
+        hashing_holds``): the answer does not depend on the reply, and the record only matters
+        from the first change that moves recorded units on. Records queue while a write is in
+        flight and go out together (one round trip per batch, never on a request's path).
+        False, and nothing queued, while the breaker is open; a failed write opens it."""
+        if not self.available:
+            REDIS_FALLBACKS.labels("skipped").inc()
+            return False
+        value = sticky_value(record.variant_key, record.bucket_version)
+        self._remembered.append(_PendingClaim(key, experiment_key, value, None))
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_remembered())
+        return True
+
+    async def settled(self) -> None:
+        """Return once every remembered record is written (or its write failed)."""
+        while self._writer is not None:
+            await asyncio.shield(self._writer)
+
+    async def _write_remembered(self) -> None:
+        try:
+            while self._remembered:
+                batch, self._remembered = self._remembered, []
+                try:
+                    results = await self._send_claims(batch)
+                except Exception as exc:  # Redis away: these records are lost, as degraded
+                    self._fail("write", exc)  # answers' are; the breaker stops new ones
+                    self._remembered.clear()
+                    return
+                failed = next((r for r in results if isinstance(r, Exception)), None)
+                if failed is not None:
+                    self._fail("write", failed)
+                else:
+                    self._healthy = True
+        finally:
+            self._writer = None
+
     def _flush(self) -> None:
         """Send every claim made since the last flush (one tick's worth) in one round trip."""
         batch, self._pending = self._pending, []
@@ -144,13 +188,14 @@ class StickyStore:
             results = await self._send_claims(batch)
         except BaseException as exc:  # every caller sees the failure as its own
             for claim in batch:
-                if not claim.future.done():
+                if claim.future is not None and not claim.future.done():
                     claim.future.set_exception(exc)
             if not isinstance(exc, Exception):
                 raise
             return
+        self._healthy = True
         for claim, result in zip(batch, results, strict=True):
-            if claim.future.done():  # the caller went away (request cancelled)
+            if claim.future is None or claim.future.done():  # the caller went away
                 continue
             if isinstance(result, Exception):
                 claim.future.set_exception(result)
@@ -201,6 +246,13 @@ class StickyStore:
         """False while the breaker is open (Redis failed less than ``breaker_seconds`` ago)."""
         return self._clock() >= self._open_until
 
+    @property
+    def healthy(self) -> bool:
+        """The last round trip succeeded. After a failure only a call that waits for Redis
+        (``claim``, ``read``, ``write``) can tell that it is back: until one does, answers must
+        not rely on ``remember``, whose failure would surface only after the answer."""
+        return self._healthy
+
     async def read(self, keys: Sequence[str]) -> dict[str, StickyHash] | None:
         """Each key's records, in one round trip; None when Redis is unavailable."""
         if not keys:
@@ -211,6 +263,7 @@ class StickyStore:
         try:
             if len(keys) == 1:
                 raw = cast(dict[str, str], await self._client.hgetall(keys[0]))
+                self._healthy = True
                 return {keys[0]: parse_records(raw)}
             pipe = self._client.pipeline(transaction=False)
             for key in keys:
@@ -219,6 +272,7 @@ class StickyStore:
         except (RedisError, OSError) as exc:
             self._fail("read", exc)
             return None
+        self._healthy = True
         return {
             key: parse_records(cast(dict[str, str], raw) if isinstance(raw, dict) else {})
             for key, raw in zip(keys, results, strict=True)
@@ -246,9 +300,11 @@ class StickyStore:
         except (RedisError, OSError) as exc:
             self._fail("write", exc)
             return False
+        self._healthy = True
         return True
 
     def _fail(self, operation: str, exc: BaseException) -> None:
+        self._healthy = False
         REDIS_FALLBACKS.labels(operation).inc()
         was_closed = self.available
         self._open_until = self._clock() + self._breaker_seconds

@@ -124,6 +124,10 @@ class Experiment(Base):
     auto_stop: Mapped[bool] = mapped_column(Boolean, default=False)
     bucket_version: Mapped[int] = mapped_column(Integer, default=0)
     min_bucket_version: Mapped[int] = mapped_column(Integer, default=0)
+    allocation_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Grows by one with every change after the start that could make a unit's sticky record
+    differ from what hashing now gives it (weights, narrowing, bucket versions...); while it is
+    0 hashing alone is every unit's record, so ``/assign`` need not read Redis."""
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
