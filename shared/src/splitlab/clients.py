@@ -160,6 +160,9 @@ def create_confluent_producer(settings: Settings, **overrides: Any) -> Confluent
         # timeout, and resends from its cursor after a failure).
         "message.timeout.ms": 15_000,
         "compression.type": "none",
+        # Reconnect to a broker that went away at least every second (default: up to 10 s),
+        # so the spool starts draining as soon as it is back.
+        "reconnect.backoff.max.ms": 1_000,
         "log.connection.close": False,
     }
     config.update({name.replace("_", "."): value for name, value in overrides.items()})

@@ -1,11 +1,15 @@
-"""DeliveryBatch: the per-message delivery reports of one batch, and what they add up to.
-(The adapter itself is tested against the real broker in tests/integration/messaging.)"""
+"""DeliveryBatch: the per-message delivery reports of one batch, and what they add up to;
+ErrorLog: client errors without the repeats of an outage. (The adapter itself is tested
+against the real broker in tests/integration/messaging.)"""
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from confluent_kafka import KafkaError, Message
 
-from splitlab.messaging.confluent_producer import DeliveryBatch
+from splitlab.messaging.confluent_producer import DeliveryBatch, ErrorLog
 
 
 def sent(n: int) -> DeliveryBatch:
@@ -40,3 +44,15 @@ def test_one_failed_record_fails_the_batch_and_keeps_the_first_reason() -> None:
 
 def test_an_empty_batch_has_nothing_to_wait_for() -> None:
     assert sent(0).succeeded()
+
+
+def test_a_client_error_is_logged_once_while_it_repeats(caplog: pytest.LogCaptureFixture) -> None:
+    log = ErrorLog()
+    with caplog.at_level(logging.INFO, logger="splitlab.messaging.confluent_producer"):
+        for _ in range(20):  # every reconnect to a dead broker
+            log(KafkaError(KafkaError._TRANSPORT))
+            log(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    assert [r.reason for r in caplog.records] == [  # type: ignore[attr-defined]
+        str(KafkaError(KafkaError._TRANSPORT)),
+        str(KafkaError(KafkaError._ALL_BROKERS_DOWN)),
+    ]

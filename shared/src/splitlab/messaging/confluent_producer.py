@@ -28,6 +28,38 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 LIBRDKAFKA_LOGGER = logging.getLogger("splitlab.messaging.librdkafka")
+ERROR_REPEAT_SECONDS = 60.0
+"""A client error already logged is logged again only after this long: while Kafka is down
+librdkafka reports a refused connection at every reconnect, of every fresh producer."""
+
+
+class LibrdkafkaLog:
+    """librdkafka's own log lines, kept at DEBUG: errors that matter also reach ``error_cb``
+    (logged, without repeats) and the delivery reports (the shipper logs and retries)."""
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        LIBRDKAFKA_LOGGER.debug(message, *args)
+
+
+class ErrorLog:
+    """Logs client-wide errors, each code at most once per ``ERROR_REPEAT_SECONDS``."""
+
+    def __init__(self) -> None:
+        self._logged: dict[int, float] = {}
+
+    def __call__(self, error: KafkaError) -> None:
+        now = time.monotonic()
+        if now - self._logged.get(error.code(), -ERROR_REPEAT_SECONDS) < ERROR_REPEAT_SECONDS:
+            return
+        self._logged[error.code()] = now
+        if error.fatal():
+            logger.warning("Kafka producer fatal error", extra={"reason": str(error)})
+        else:
+            # Transient (a broker down, all brokers down): librdkafka reconnects by itself.
+            logger.info("Kafka producer error", extra={"reason": str(error)})
+
+
+_ERRORS = ErrorLog()
 
 
 class DeliveryBatch:
@@ -70,9 +102,7 @@ class ConfluentProducer:
         metadata_timeout_seconds: float = 2.0,
         queue_full_timeout_seconds: float = 15.0,
     ) -> None:
-        self._producer = RdKafkaProducer(
-            {**config, "error_cb": self._on_error, "logger": LIBRDKAFKA_LOGGER}
-        )
+        self._producer = RdKafkaProducer({**config, "error_cb": _ERRORS, "logger": LibrdkafkaLog()})
         self._metadata_timeout = metadata_timeout_seconds
         self._queue_full_timeout = queue_full_timeout_seconds
         self._batch = DeliveryBatch()
@@ -140,12 +170,3 @@ class ConfluentProducer:
     def __len__(self) -> int:
         """Records queued or in flight, delivery reports not yet served included."""
         return len(self._producer)
-
-    @staticmethod
-    def _on_error(error: KafkaError) -> None:
-        # Client-wide errors (a broker down, all brokers down) are transient: librdkafka
-        # reconnects, and the records' delivery reports tell the shipper what failed.
-        if error.fatal():
-            logger.warning("Kafka producer fatal error", extra={"reason": str(error)})
-        else:
-            logger.info("Kafka producer error", extra={"reason": str(error)})
