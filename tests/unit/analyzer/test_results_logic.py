@@ -80,12 +80,20 @@ def test_the_query_binds_values_and_reuses_shared_parts() -> None:
     )
     sql = query.aggregate_sql()
     assert "DROP TABLE" not in sql
-    assert query.params["ot0"] == "purchase'; DROP TABLE x; --"
+    assert "purchase'; DROP TABLE x; --" in query.params.values()
     assert [b.name for b in query.bases] == ["revenue", "clicks"]
     assert query.planned[1].columns == ("y0", "y1")
     assert [c.name for c in query.planned[0].covariates] == ["revenue_pre", "spend"]
+    # revenue reads a post and a pre slot of its outcome type; clicks (no pre-period) one slot
+    assert [(s.outcome_type[:8], s.kind) for s in query.plan.slots] == [
+        ("click", "post"), ("purchase", "post"), ("purchase", "pre"),
+    ]  # fmt: skip
     assert "regr_sxy" in sql
-    assert "GROUP BY variant" in sql
+    assert "GROUP BY variant, (f0 IS NULL)" in sql  # the feature's missing pattern
+    assert "FROM outcomes" in sql
+    stored = query.aggregate_sql(rollups=True)
+    assert "FROM unit_rollups u" in stored
+    assert "outcomes" not in stored
 
 
 def test_memory_cache_expires_and_invalidates_per_experiment() -> None:

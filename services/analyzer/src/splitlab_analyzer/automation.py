@@ -24,6 +24,8 @@ from splitlab_analyzer.results.service import Computed, ResultsService
 logger = logging.getLogger(__name__)
 
 DEFAULT_METHOD = "auto"
+KEEP_ROLLUPS = ("running", "paused")
+"""Experiment statuses whose stored rollups the periodic refresh keeps."""
 
 
 @dataclass
@@ -47,8 +49,13 @@ class Automation:
         return computed.body
 
     def refresh(self, key: str) -> dict[str, Any]:
-        """Recompute now (default method, both horizons), act on it, replace the cache."""
+        """Recompute now (default method, both horizons), act on it, replace the cache.
+
+        First the experiment's per-unit rollups are built if its metric definitions ask for
+        slots that are not stored yet (see :mod:`splitlab_analyzer.rollups`).
+        """
         self.cache.invalidate(key)
+        self.results.build_rollups(key)
         computed = self.results.compute(key, DEFAULT_METHOD, sequential=False)
         self.cache.put(key, DEFAULT_METHOD, False, computed.body)
         sequential = self.results.compute(key, DEFAULT_METHOD, sequential=True)
@@ -62,6 +69,10 @@ class Automation:
         running = {e.key for e in self.results.experiments.running()}
         for key in gauges.exported_experiments() - running:
             gauges.forget(key)
+        for key in set(self.results.rollups.keys()) - running:
+            info = self.results.experiments.get(key)
+            if info is None or info.status not in KEEP_ROLLUPS:
+                self.results.rollups.drop(key)  # ingestion stops maintaining it
         for key in sorted(running):
             try:
                 self.refresh(key)

@@ -12,11 +12,13 @@ from typing import Any, ClassVar
 
 from sqlalchemy import (
     Boolean,
+    Column,
     DateTime,
     Float,
     Index,
     Integer,
     MetaData,
+    Table,
     Text,
     UniqueConstraint,
     func,
@@ -188,6 +190,51 @@ class UnitFeature(Base):
     name: Mapped[str] = mapped_column(Text, primary_key=True)
     observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     value: Mapped[float] = mapped_column(Float)
+
+
+class ExperimentUnit(Base):
+    """The first exposure of a unit in an experiment (earliest ``occurred_at``, then event
+    id): its variant and start. Kept by the analyzer's consumer at ingestion, so results never
+    search the raw exposures for it."""
+
+    __tablename__ = "experiment_units"
+
+    experiment_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    unit_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    variant: Mapped[str] = mapped_column(Text)
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    first_event_id: Mapped[uuid.UUID] = mapped_column()
+
+
+class ExperimentRollup(Base):
+    """Which per-unit slots ``unit_rollups`` holds for an experiment (the analyzer's rollup
+    plan, identified by ``digest``), and when they were built."""
+
+    __tablename__ = "experiment_rollups"
+
+    experiment_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    digest: Mapped[str] = mapped_column(Text)
+    slots: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
+    built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+ROLLUP_SLOTS = 16
+"""Slot columns of ``unit_rollups``: ``n0..n15`` (events in the slot's window) and
+``s0..s15`` (the sum of their values); a plan uses the first ones."""
+
+unit_rollups = Table(
+    "unit_rollups",
+    Base.metadata,
+    Column("experiment_key", Text, primary_key=True),
+    Column("unit_id", Text, primary_key=True),
+    Column("variant", Text, nullable=False),
+    Column("first_at", DateTime(timezone=True), nullable=False),
+    *(Column(f"n{i}", Integer, nullable=True) for i in range(ROLLUP_SLOTS)),
+    *(Column(f"s{i}", Float, nullable=True) for i in range(ROLLUP_SLOTS)),
+)
+"""Per (experiment, unit) with a stored plan: the unit's first exposure and its slots, kept
+by the analyzer's consumer (increments of new events, recomputed when the first exposure
+moves). A Core table: its slot columns are numbered, not named."""
 
 
 class CupacPrediction(Base):

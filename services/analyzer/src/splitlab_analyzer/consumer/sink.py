@@ -6,6 +6,9 @@ transaction. ``COPY`` is the fastest way into Postgres; the insert-select keeps 
 idempotency that a plain ``COPY`` into the table cannot give (a replayed event would violate
 the primary key and fail the whole batch). Duplicates, within a batch or against earlier
 batches, are no-ops.
+
+The same transaction keeps the first exposure per (experiment, unit) and the stored per-unit
+rollups in step (:mod:`splitlab_analyzer.rollups.maintenance`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy import Engine
 
 from splitlab.messaging.topics import EventType
 from splitlab_analyzer.consumer.rows import TABLE_COLUMNS, TABLES, Row
+from splitlab_analyzer.rollups.maintenance import RollupMaintainer
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -73,8 +77,9 @@ def copy_text(rows: Sequence[Row]) -> io.StringIO:
 class PostgresSink:
     """Owns nothing but the engine; each write borrows one pooled connection."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, rollups: RollupMaintainer | None = None) -> None:
         self.engine = engine
+        self.rollups = rollups or RollupMaintainer()
 
     def write(self, rows: dict[EventType, list[Row]]) -> dict[EventType, int]:
         """Insert every row in one transaction; returns the rows new to the database per type.
@@ -86,6 +91,7 @@ class PostgresSink:
         connection: Any = self.engine.raw_connection()
         try:
             cursor = connection.cursor()
+            plans = self.rollups.begin(cursor)
             for kind, batch in rows.items():
                 if not batch:
                     continue
@@ -97,11 +103,21 @@ class PostgresSink:
                     f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
                 )
                 cursor.copy_expert(f"COPY {stage} ({columns}) FROM STDIN", copy_text(batch))
-                cursor.execute(
+                insert = (
                     f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} "
                     "ON CONFLICT (event_id) DO NOTHING"
                 )
+                cursor.execute(self.rollups.insert_sql(table, insert, plans))
                 inserted[kind] = cursor.rowcount
+                if kind == "exposure":
+                    self.rollups.record_exposures(cursor, stage, plans)
+            if plans:
+                self.rollups.apply(
+                    cursor,
+                    plans,
+                    events=bool(inserted.get("outcome") or inserted.get("prediction")),
+                    exposures=bool(rows.get("exposure")),
+                )
             connection.commit()
         except BaseException:
             try:

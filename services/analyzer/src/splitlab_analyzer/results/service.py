@@ -36,6 +36,7 @@ from splitlab_analyzer.results.monitoring import (
     power_so_far,
 )
 from splitlab_analyzer.results.sql import ExperimentStatistics, ResultsQuery
+from splitlab_analyzer.rollups.store import RollupStore, count_units, stored_digest
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +64,7 @@ class ResultsService:
         self.experiments = experiments
         self.metrics = metrics
         self.cupac = cupac
+        self.rollups = RollupStore(engine)
 
     # --- inputs ------------------------------------------------------------------------------
     def experiment(self, key: str) -> ExperimentInfo:
@@ -97,13 +99,23 @@ class ResultsService:
         )
 
     def statistics(self, info: ExperimentInfo) -> ExperimentStatistics:
+        """One snapshot (REPEATABLE READ): the stored rollups when they hold the slots the
+        metrics need, else the events."""
         query = self.query(info)
-        sql = query.aggregate_sql()
-        with self.engine.connect() as connection:
-            for statement in query.settings_sql():
+        with self.engine.connect().execution_options(
+            isolation_level="REPEATABLE READ"
+        ) as connection:
+            rollups = stored_digest(connection, info.key) == query.plan.digest
+            units = 0 if rollups else count_units(connection, info.key)
+            for statement in query.settings_sql(rollups, units):
                 connection.execute(text(statement))
+            sql = query.aggregate_sql(rollups)
             rows = connection.execute(text(sql), query.params).mappings().all()
         return query.read([dict(r) for r in rows])
+
+    def build_rollups(self, key: str) -> bool:
+        """Store (or rebuild) the experiment's per-unit rollups unless they are current."""
+        return self.rollups.ensure(key, self.query(self.experiment(key)).plan)
 
     # --- the analysis ------------------------------------------------------------------------
     def compute(self, key: str, method: str = "auto", sequential: bool = False) -> Computed:

@@ -1,0 +1,34 @@
+"""What the results query computes per metric: its columns and covariates (plain data)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from splitlab_analyzer.definitions import MetricDef
+
+
+@dataclass(frozen=True)
+class Covariate:
+    column: str
+    """Column name in the per-unit CTEs (``x0``...)."""
+    name: str
+    """Name the engine sees (``<metric>_pre``, a feature name, ``cupac_prediction``)."""
+    imputable: bool
+    """True when a unit may lack a value (then imputed with the mean)."""
+    pre_of: int | None = None
+    """For a pre-period covariate: the base metric whose pre-period events decide inclusion."""
+
+
+@dataclass(frozen=True)
+class PlannedMetric:
+    definition: MetricDef
+    y: str
+    """Column of the metric value (plain) or the numerator (ratio)."""
+    denominator: str | None = None
+    covariates: tuple[Covariate, ...] = ()
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        if self.denominator is not None:
+            return (self.y, self.denominator)
+        return (self.y, *(c.column for c in self.covariates))
