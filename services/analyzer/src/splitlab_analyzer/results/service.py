@@ -9,6 +9,7 @@ always-valid test of each guardrail), ``flags`` and ``computed_at``.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -111,7 +112,8 @@ class ResultsService:
                 connection.execute(text(statement))
             sql = query.aggregate_sql(rollups)
             rows = connection.execute(text(sql), query.params).mappings().all()
-        return query.read([dict(r) for r in rows])
+        stats = query.read([dict(r) for r in rows])
+        return dataclasses.replace(stats, per_unit="rollups" if rollups else "events")
 
     def build_rollups(self, key: str) -> bool:
         """Store (or rebuild) the experiment's per-unit rollups unless they are current."""
@@ -207,6 +209,7 @@ class ResultsService:
         body["timings"] = {
             "sql_s": round(sql_seconds, 4),
             "total_s": round(time.perf_counter() - started, 4),
+            "per_unit": stats.per_unit,
         }
         return Computed(body, result, monitoring, guardrails, info)
 

@@ -32,6 +32,8 @@ class ExperimentStatistics:
     counts: dict[str, int]
     first_exposure_at: Any = None
     last_exposure_at: Any = None
+    per_unit: str = "events"
+    """Where the per-unit values came from: ``rollups`` (stored) or ``events``."""
 
     @property
     def total_units(self) -> int:
