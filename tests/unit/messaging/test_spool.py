@@ -8,6 +8,7 @@ from splitlab.messaging.spool import (
     FolderLock,
     SpoolLockedError,
     SpoolReader,
+    SpoolSyncer,
     SpoolWriter,
     open_spools,
     segments,
@@ -94,3 +95,19 @@ def test_folders_of_dead_processes_are_handed_to_the_next_one(tmp_path: Path) ->
     assert adopter.own.name == "router"
     assert adopter.orphans == [tmp_path / "router-1"]
     adopter.release()
+
+
+def test_the_syncer_fsyncs_segments_that_grew_and_forgets_deleted_ones(tmp_path: Path) -> None:
+    writer = SpoolWriter(tmp_path, segment_bytes=64)
+    syncer = SpoolSyncer([tmp_path])
+    assert syncer.sync() == 1  # the fresh, empty segment (and the folder, for its name)
+    writer.append(b'{"n": 1}')
+    assert syncer.sync() == 1
+    assert syncer.sync() == 0, "nothing appended since: nothing to fsync"
+    for n in range(20):  # past segment_bytes: new segments
+        writer.append(b'{"n": %d}' % n)
+    assert syncer.sync() == len(segments(tmp_path))
+    oldest = segments(tmp_path)[0]
+    oldest.unlink()  # shipped and deleted
+    assert syncer.sync() == 0
+    writer.close()

@@ -4,7 +4,9 @@
 spool``): one buffered write and flush, a few microseconds, never a network call, never an
 exception. A shipper (``splitlab.messaging.shipper``) in a child process of its own reads the
 spool and produces to Kafka with ``acks=all`` and idempotence, moving its cursor only after
-Kafka acknowledged; a thread here fsyncs the spool every ``fsync_interval_seconds``. When Kafka
+Kafka acknowledged; a thread of that process fsyncs the spool every ``fsync_interval_seconds``
+(no thread of this process wakes periodically: each wake-up cost the event loop the
+interpreter lock, see ``splitlab.messaging.spool.SpoolSyncer``). When Kafka
 is away the spool grows on disk and is shipped, in order, when it returns; when this process
 dies, the next one (or another replica's publisher) ships what it left.
 
@@ -75,8 +77,6 @@ class EventPublisher:
         self._spools: OpenedSpools | None = None
         self._writer: SpoolWriter | None = None
         self._backlog_at_start = 0
-        self._stop_sync = threading.Event()
-        self._syncer: threading.Thread | None = None
         self._thread: threading.Thread | None = None
         self._stop_thread = threading.Event()
         self._process: subprocess.Popen[bytes] | None = None
@@ -92,23 +92,20 @@ class EventPublisher:
             )
         self._writer = SpoolWriter(self._spools.own)
         (self._spools.own / STATUS_FILE).unlink(missing_ok=True)  # a previous run's counts
-        config = ShipperConfig(folders=folders, retry_seconds=self._retry_seconds)
+        config = ShipperConfig(
+            folders=folders,
+            retry_seconds=self._retry_seconds,
+            fsync_interval_seconds=self._fsync_interval,
+        )
         if self._producer_factory is not None:
             self._thread = run_in_thread(config, self._producer_factory, self._stop_thread)
         else:
             self._process = start_process(config, self._settings, self.service)
-        self._syncer = threading.Thread(
-            target=self._sync_loop, name=f"{self.service}-spool-sync", daemon=True
-        )
-        self._syncer.start()
         _LIVE.add(self)
 
     def close(self, timeout: float = 10.0) -> None:
         """fsync the spool, let the shipper send what it can within ``timeout``, then stop it.
         Whatever is not shipped by then stays in the spool for the next start."""
-        self._stop_sync.set()
-        if self._syncer is not None:
-            self._syncer.join()
         if self._writer is not None:
             self._writer.close()
         self._stop_thread.set()
@@ -161,14 +158,6 @@ class EventPublisher:
         return sum(
             path.stat().st_size for folder in folders for path in segments(folder) if path.exists()
         )
-
-    def _sync_loop(self) -> None:
-        while not self._stop_sync.wait(self._fsync_interval):
-            try:
-                assert self._writer is not None
-                self._writer.sync()
-            except Exception:
-                logger.exception("spool fsync failed")
 
 
 _LIVE: weakref.WeakSet[EventPublisher] = weakref.WeakSet()

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 
 from pydantic_core import from_json
 
-from splitlab.messaging.spool import SpoolReader
+from splitlab.messaging.spool import SpoolReader, SpoolSyncer
 from splitlab.messaging.topics import EXPOSURES, topic_for
 from splitlab.settings import Settings
 
@@ -106,6 +106,8 @@ class ShipperConfig:
     fewer, larger produce requests cost the broker and this process less per event."""
     status_interval_seconds: float = 0.05
     batch_events: int = 5000
+    fsync_interval_seconds: float = 0.05
+    """How often the syncer thread fsyncs what the writer appended (``SpoolSyncer``)."""
 
 
 class SpoolShipper:
@@ -130,6 +132,16 @@ class SpoolShipper:
         readers = [SpoolReader(folder) for folder in self.config.folders]
         own = readers[-1]
         self._write_status(force=True)
+        # fsyncs in a thread of its own: the loop below may wait on Kafka for many seconds,
+        # which is exactly when the spool grows.
+        syncer_stop = threading.Event()
+        syncer = threading.Thread(
+            target=SpoolSyncer(self.config.folders).run,
+            args=(syncer_stop, self.config.fsync_interval_seconds),
+            name="spool-syncer",
+            daemon=True,
+        )
+        syncer.start()
         try:
             while True:
                 if self._parent_pid is not None and os.getppid() != self._parent_pid:
@@ -150,6 +162,8 @@ class SpoolShipper:
                         self._probe()
                     self._stop.wait(self.config.poll_seconds)
         finally:
+            syncer_stop.set()
+            syncer.join()
             self._write_status(force=True)
             if self._producer is not None:
                 self._producer.close(timeout=5)
@@ -278,6 +292,7 @@ def start_process(
         "--log-level", settings.log_level,
         "--log-format", settings.log_format,
         "--retry-seconds", str(config.retry_seconds),
+        "--fsync-interval-seconds", str(config.fsync_interval_seconds),
         "--parent-pid", str(os.getpid()),
         *[str(folder) for folder in config.folders],
     ]  # fmt: skip
@@ -292,6 +307,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("--log-format", default="json")
     parser.add_argument("--retry-seconds", type=float, default=1.0)
+    parser.add_argument("--fsync-interval-seconds", type=float, default=0.05)
     parser.add_argument("--parent-pid", type=int, required=True)
     parser.add_argument("folders", nargs="+", type=Path)
     args = parser.parse_args(argv)
@@ -312,7 +328,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     def producer() -> Producer:
         return create_confluent_producer(settings)
 
-    config = ShipperConfig(folders=args.folders, retry_seconds=args.retry_seconds)
+    config = ShipperConfig(
+        folders=args.folders,
+        retry_seconds=args.retry_seconds,
+        fsync_interval_seconds=args.fsync_interval_seconds,
+    )
     SpoolShipper(config, producer, stop, parent_pid=args.parent_pid).run()
 
 

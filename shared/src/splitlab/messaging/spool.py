@@ -1,7 +1,8 @@
 """The event log every SplitLab process writes before Kafka sees an event.
 
 A spool is a folder of numbered segment files, one JSON event per line. The writer (the service
-process) appends and flushes each event at once and fsyncs in batches; the shipper
+process) appends and flushes each event at once; the shipper's process fsyncs what was appended
+every few tens of milliseconds (``SpoolSyncer``); the shipper
 (``splitlab.messaging.shipper``) reads complete lines behind a cursor, sends them to Kafka, and
 moves the cursor (written atomically) only after Kafka acknowledged them. Segments wholly behind
 the cursor are deleted. A crash of either side loses nothing that was flushed: the shipper
@@ -17,6 +18,7 @@ import contextlib
 import fcntl
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -75,7 +77,6 @@ class SpoolWriter:
         self._number = segment_number(existing[-1]) + 1 if existing else 1
         self._file: IO[bytes] = (folder / segment_name(self._number)).open("ab")
         self._size = 0
-        self._dirty = False
         self.written = 0
 
     def append(self, line: bytes) -> None:
@@ -86,43 +87,73 @@ class SpoolWriter:
             self._file.write(line + b"\n")
             self._file.flush()
             self._size += len(line) + 1
-            self._dirty = True
             self.written += 1
 
-    def sync(self) -> None:
-        """fsync what was appended since the last call (cheap when nothing was).
-
-        The fsync runs on a duplicate of the file descriptor outside the mutex: an fsync takes
-        milliseconds (tens on a busy disk), and ``append`` runs on the request path (the event
-        loop), so it must never wait for one. Lines appended meanwhile mark the spool dirty
-        again and are synced by the next call."""
-        with self._mutex:
-            if not self._dirty:
-                return
-            self._dirty = False
-            fd = os.dup(self._file.fileno())
-        try:
-            os.fsync(fd)
-        except BaseException:
-            with self._mutex:
-                self._dirty = True
-            raise
-        finally:
-            os.close(fd)
-
     def _rotate(self) -> None:
-        os.fsync(self._file.fileno())
+        # No fsync here (on the request path): the syncer also syncs segments no longer written.
         self._file.close()
         self._number += 1
         self._file = (self.folder / segment_name(self._number)).open("ab")
         self._size = 0
-        self._dirty = False
 
     def close(self) -> None:
         with self._mutex:
             if not self._file.closed:
                 os.fsync(self._file.fileno())
                 self._file.close()
+
+
+class SpoolSyncer:
+    """fsyncs every segment of some spool folders that grew since its last pass.
+
+    Runs in the shipper's process, not the writer's: fsync from any descriptor flushes the
+    file's pages, and a thread in the service process waking every few tens of milliseconds
+    cost the event loop its interpreter lock each time (``/assign``'s p99 at half its maximum
+    rate: 75 ms with the syncer in process, 7.8 ms without, same session). The folder is
+    fsynced too when segments appear, so a new segment's name is durable with its contents."""
+
+    def __init__(self, folders: Sequence[Path]) -> None:
+        self.folders = list(folders)
+        self._synced: dict[Path, int] = {}
+
+    def sync(self) -> int:
+        """One pass; returns how many files were fsynced."""
+        synced = 0
+        seen: set[Path] = set()
+        for folder in self.folders:
+            new_segment = False
+            for path in segments(folder):
+                seen.add(path)
+                try:
+                    size = path.stat().st_size
+                    if self._synced.get(path) == size:
+                        continue
+                    new_segment = new_segment or path not in self._synced
+                    with path.open("rb") as handle:
+                        os.fsync(handle.fileno())
+                except FileNotFoundError:  # shipped and deleted meanwhile
+                    continue
+                self._synced[path] = size
+                synced += 1
+            if new_segment:
+                _fsync_folder(folder)
+        for gone in set(self._synced) - seen:
+            del self._synced[gone]
+        return synced
+
+    def run(self, stop: threading.Event, interval_seconds: float) -> None:
+        """Pass every ``interval_seconds`` until ``stop``, then once more."""
+        while not stop.wait(interval_seconds):
+            self.sync()
+        self.sync()
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 @dataclass(frozen=True)
