@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -50,6 +51,11 @@ def create_service_app(
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with lifespan(app) as checks:
             app.state.health_checks = list(checks)
+            # Everything built so far lives as long as the process: out of the collector's
+            # sight, a full collection no longer walks it (pauses of tens of ms on the request
+            # path otherwise; the technique Instagram described for its Django fleet).
+            gc.collect()
+            gc.freeze()
             refresher = asyncio.create_task(_refresh_dependency_gauges(app))
             logger.info("started", extra={"version": __version__})
             try:
