@@ -153,17 +153,22 @@ def increment_sql(
     plan: RollupPlan, bind: Bind, key: str, *, outcomes: str, predictions: str
 ) -> str:
     """Add new events (tables ``outcomes``/``predictions`` holding only this batch's new rows)
-    to the stored rollups of their units (units without a rollup row are left alone)."""
+    to the stored rollups of their units (units without a rollup row are left alone).
+
+    The rows to update are found once, by the join that reads their first exposure, and
+    updated by ``ctid`` (no second index lookup); safe because rollups change only under the
+    ingestion lock, and each row is updated once per statement.
+    """
     events = events_sql(plan, key, outcomes=outcomes, predictions=predictions)
     flags = ", ".join(f"{slot_condition(s, bind)} AS k{i}" for i, s in enumerate(plan.slots))
     rows = (
-        f"SELECT u.unit_id, e.value, e.latency_ms, e.err, {flags} FROM unit_rollups u "
+        f"SELECT u.ctid AS rid, e.value, e.latency_ms, e.err, {flags} FROM unit_rollups u "
         f"JOIN ({events}) e ON {events_condition(plan, bind, key)} "
         f"WHERE u.experiment_key = {key} OFFSET 0"
     )
     columns = slot_columns(plan)
     return (
         f"UPDATE unit_rollups r SET {', '.join(f'{c} = r.{c} + d.{c}' for c in columns)} "
-        f"FROM (SELECT x.unit_id, {', '.join(slot_aggregates(plan))} FROM ({rows}) x "
-        f"GROUP BY x.unit_id) d WHERE r.experiment_key = {key} AND r.unit_id = d.unit_id"
+        f"FROM (SELECT x.rid, {', '.join(slot_aggregates(plan))} FROM ({rows}) x "
+        f"GROUP BY x.rid) d WHERE r.ctid = d.rid"
     )
