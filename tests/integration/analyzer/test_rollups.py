@@ -205,6 +205,21 @@ def test_rollups_kept_by_the_sink_equal_the_events_and_results_agree(engine: Eng
 
     from_rollups = results.compute(key, "none")
     assert from_rollups.body["timings"]["per_unit"] == "rollups"
+    # Per-unit values (what CUPAC fits on) are the same from either source.
+    query = results.query(results.experiment(key))
+    with engine.connect() as c:
+        per_unit = [
+            c.execute(text(query.per_unit_sql(rollups)), query.params).mappings().all()
+            for rollups in (True, False)
+        ]
+    assert len(per_unit[0]) == 300
+    for stored, computed in zip(*per_unit, strict=True):
+        assert stored.keys() == computed.keys()
+        for column, value in computed.items():
+            if isinstance(value, float):
+                assert stored[column] == pytest.approx(value, rel=1e-12), column
+            else:
+                assert stored[column] == value, column
     results.rollups.drop(key)
     from_events = results.compute(key, "none")
     assert from_events.body["timings"]["per_unit"] == "events"
