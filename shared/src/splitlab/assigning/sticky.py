@@ -52,6 +52,12 @@ return current
 only) and the TTL. Returns the record that was there (nil when the proposal was stored)."""
 
 
+REMEMBER_LINGER_SECONDS = 0.005
+"""How long a background write waits for more records when it has fewer than
+``REMEMBER_BATCH``."""
+REMEMBER_BATCH = 256
+
+
 class Claim(NamedTuple):
     """What ``StickyStore.claim`` found: the existing record, or whether the proposal was stored."""
 
@@ -160,6 +166,11 @@ class StickyStore:
     async def _write_remembered(self) -> None:
         try:
             while self._remembered:
+                if len(self._remembered) < REMEMBER_BATCH:
+                    # Linger so one round trip carries many records: under a steady trickle of
+                    # requests each write would otherwise carry one (a round trip of CPU on
+                    # the event loop and in Redis per answer).
+                    await asyncio.sleep(REMEMBER_LINGER_SECONDS)
                 batch, self._remembered = self._remembered, []
                 try:
                     results = await self._send_claims(batch)
