@@ -1,6 +1,7 @@
-"""First exposures and per-unit rollups through real Postgres: the consumer's sink keeps them
-exact whatever the order of the batches, replays and concurrent writers, and results read from
-the rollups equal results computed from the events, also after a metric definition changes."""
+"""First exposures and per-unit rollups through real Postgres: whatever the order of the
+batches, replays, and consumers writing while rollups are built and caught up, caught-up
+rollups equal the slots computed from the events, and results read from the rollups equal
+results computed from the events, also after a metric definition changes."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from splitlab_analyzer.repositories import CupacRepository, ExperimentRepository
 from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.rollups.plan import RollupPlan
 from splitlab_analyzer.rollups.sql import Binder, unit_slots_sql
-from splitlab_analyzer.rollups.store import stored_digest
+from splitlab_analyzer.rollups.store import RollupStore, built_digest
 from tests.integration.analyzer.conftest import insert_experiment
 from tests.integration.analyzer.simulation import (
     T0,
@@ -152,7 +153,9 @@ def traffic(key: str, n: int, rng: random.Random) -> list[Event]:
 
 
 def stored_equal_computed(engine: Engine, key: str, plan: RollupPlan) -> int:
-    """Every stored rollup row equals the same slots computed from the events; returns rows."""
+    """After a catch-up every stored rollup row equals the same slots computed from the
+    events; returns the rows."""
+    RollupStore(engine).catch_up()
     bind = Binder("named")
     sql = unit_slots_sql(plan, bind, bind("key", key))
     with engine.connect() as c:
@@ -201,10 +204,15 @@ def test_rollups_kept_by_the_sink_equal_the_events_and_results_agree(engine: Eng
         if i % 3 == 2:
             write(sink, written[i - 1])  # a replayed batch adds nothing
     write(sink, events[:200])  # replays of early events too
+    with engine.connect() as c:
+        pending = c.execute(text("SELECT count(DISTINCT unit_id) FROM rollup_backlog"))
+        assert pending.scalar_one() > 0  # noted by ingestion, not yet caught up
     assert stored_equal_computed(engine, key, plan) == 300
 
+    write(sink, traffic(key, 300, random.Random(6))[:400])  # more, then results catch up
     from_rollups = results.compute(key, "none")
     assert from_rollups.body["timings"]["per_unit"] == "rollups"
+    assert from_rollups.body["timings"]["rollup_catch_up_units"] > 0
     # Per-unit values (what CUPAC fits on) are the same from either source.
     query = results.query(results.experiment(key))
     with engine.connect() as c:
@@ -239,26 +247,26 @@ def test_rollups_kept_by_the_sink_equal_the_events_and_results_agree(engine: Eng
     assert changed.body["timings"]["per_unit"] == "events"
     assert changed.body["metrics"] != from_events.body["metrics"]
     with engine.connect() as c:
-        assert stored_digest(c, key) != results.query(results.experiment(key)).plan.digest
+        assert built_digest(c, key) != results.query(results.experiment(key)).plan.digest
     assert results.build_rollups(key)
     rebuilt = results.compute(key, "none")
     assert rebuilt.body["timings"]["per_unit"] == "rollups"
     assert_same(changed.body["metrics"], rebuilt.body["metrics"])
 
 
-def test_concurrent_consumers_keep_the_rollups_exact(
+def test_builds_and_catch_ups_while_two_consumers_write_stay_exact(
     engine: Engine, migrated_database: str
 ) -> None:
     tag = f"c{uuid.uuid4().hex[:6]}"
     key = f"rollups-{tag}"
     experiment(engine, key, define(engine, tag))
     results = service(engine)
-    assert results.build_rollups(key)
     plan = results.query(results.experiment(key)).plan
     rng = random.Random(9)
     events = traffic(key, 200, rng)
     halves = [events[0::2], events[1::2]]  # the same units in both, interleaved in time
     errors: list[BaseException] = []
+    done = threading.Event()
 
     def consume(part: list[Event], seed: int) -> None:
         own = create_engine(migrated_database)
@@ -271,10 +279,83 @@ def test_concurrent_consumers_keep_the_rollups_exact(
         finally:
             own.dispose()
 
-    threads = [threading.Thread(target=consume, args=(h, s)) for s, h in enumerate(halves)]
-    for t in threads:
-        t.start()
-    for t in threads:
+    def maintain() -> None:
+        own = create_engine(migrated_database)
+        try:
+            store = RollupStore(own)
+            built = False
+            while not done.is_set():
+                if not built:
+                    built = store.ensure(key, plan)  # a build in the middle of ingestion
+                store.catch_up()
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            own.dispose()
+
+    consumers = [threading.Thread(target=consume, args=(h, s)) for s, h in enumerate(halves)]
+    maintainer = threading.Thread(target=maintain)
+    consumers[0].start()
+    maintainer.start()
+    consumers[1].start()
+    for t in consumers:
         t.join(120)
+    done.set()
+    maintainer.join(120)
     assert not errors, errors
     assert stored_equal_computed(engine, key, plan) == 200
+
+
+def test_a_build_waits_for_the_batches_in_flight_and_includes_them(
+    engine: Engine, migrated_database: str
+) -> None:
+    tag = f"w{uuid.uuid4().hex[:6]}"
+    key = f"rollups-{tag}"
+    experiment(engine, key, define(engine, tag))
+    results = service(engine)
+    plan = results.query(results.experiment(key)).plan
+    events = traffic(key, 20, random.Random(4))
+    rows: dict[Any, list[tuple[object, ...]]] = {"exposure": [], "prediction": [], "outcome": []}
+    for e in events:
+        row = {"exposure": exposure_row, "prediction": prediction_row, "outcome": outcome_row}
+        rows[e.event_type].append(row[e.event_type](e))  # type: ignore[operator]
+
+    class Paused(PostgresSink):
+        """Commits only when told: a batch in flight while the build starts."""
+
+        def __init__(self, engine: Engine) -> None:
+            super().__init__(engine)
+            self.written = threading.Event()
+            self.release = threading.Event()
+
+        def write(self, batch: Any) -> Any:
+            connection: Any = self.engine.raw_connection()
+            original = connection.commit
+
+            def commit() -> None:
+                self.written.set()
+                assert self.release.wait(30)
+                original()
+
+            connection.commit = commit
+            self.engine.raw_connection = lambda: connection  # type: ignore[method-assign]
+            return super().write(batch)
+
+    own = create_engine(migrated_database)
+    sink = Paused(own)
+    writer = threading.Thread(target=sink.write, args=(rows,))
+    writer.start()
+    builder = threading.Thread(target=results.build_rollups, args=(key,))
+    try:
+        assert sink.written.wait(30)
+        builder.start()
+        builder.join(1.5)
+        waited = builder.is_alive()
+    finally:
+        sink.release.set()
+        writer.join(30)
+        if builder.is_alive() or builder.ident is not None:
+            builder.join(60)
+        own.dispose()
+    assert waited, "the build must wait for the batch in flight"
+    assert stored_equal_computed(engine, key, plan) == 20

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from splitlab_analyzer.definitions import MetricDef
+from splitlab_analyzer.rollups.maintenance import backlog_sql, first_exposures_sql
 from splitlab_analyzer.rollups.plan import MAX_SLOTS, RollupPlan, Slot
-from splitlab_analyzer.rollups.sql import Binder, increment_sql, unit_slots_sql
+from splitlab_analyzer.rollups.sql import Binder, store_sql, unit_slots_sql
 
 REVENUE = MetricDef("revenue", "outcome", "purchase", "sum")
 ORDERS = MetricDef("orders", "outcome", "purchase", "count")
@@ -53,7 +54,14 @@ def test_slot_sql_binds_values_and_styles() -> None:
     assert ":ots0" in sql
     assert named.params["ots0"] == ["it's"]
     pyformat = Binder("pyformat")
-    sql = increment_sql(plan, pyformat, pyformat("key", "exp"), outcomes="o", predictions="p")
+    sql = store_sql(plan, pyformat, pyformat("key", "exp"), units="experiment_units u JOIN b")
     assert "%(key0)s" in sql
-    assert "FROM o UNION ALL" in sql
-    assert "UPDATE unit_rollups" in sql
+    assert "FROM outcomes UNION ALL" in sql
+    assert "ON CONFLICT (experiment_key, unit_id) DO UPDATE" in sql
+
+
+def test_ingestion_sql_keeps_the_earliest_exposure_and_notes_units() -> None:
+    upsert = first_exposures_sql("stage_exposures")
+    assert "ORDER BY experiment_key, unit_id, occurred_at, event_id" in upsert
+    assert "WHERE (excluded.first_at, excluded.first_event_id) <" in upsert
+    assert backlog_sql("stage_outcomes").endswith("FROM stage_outcomes")

@@ -20,7 +20,7 @@ from splitlab.stats.cupac import cross_fit_predictions
 from splitlab_analyzer.repositories import CupacRepository
 from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.results.sql import ResultsQuery
-from splitlab_analyzer.rollups.store import count_units, stored_digest
+from splitlab_analyzer.rollups.store import built_digest, count_units
 
 MIN_UNITS = 200
 """Fewer units with the metric than this: no fit (as ``splitlab.analyze``)."""
@@ -37,10 +37,11 @@ class CupacFiller:
         info = self.results.experiment(key)
         metrics, found = self.results.definitions(info)
         query = ResultsQuery(key, info.variants, metrics, found)
+        caught = self.results.catch_up_rollups(key, query)
         with self.results.engine.connect().execution_options(
             isolation_level="REPEATABLE READ"
         ) as connection:
-            rollups = stored_digest(connection, key) == query.plan.digest
+            rollups = caught is not None and built_digest(connection, key) == query.plan.digest
             size = 0 if rollups else count_units(connection, key)
             for statement in query.settings_sql(rollups, size):
                 connection.execute(text(statement))

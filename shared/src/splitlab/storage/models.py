@@ -208,14 +208,14 @@ class ExperimentUnit(Base):
 
 class ExperimentRollup(Base):
     """Which per-unit slots ``unit_rollups`` holds for an experiment (the analyzer's rollup
-    plan, identified by ``digest``), and when they were built."""
+    plan, identified by ``digest``), and when they were built (NULL: being built)."""
 
     __tablename__ = "experiment_rollups"
 
     experiment_key: Mapped[str] = mapped_column(Text, primary_key=True)
     digest: Mapped[str] = mapped_column(Text)
     slots: Mapped[list[dict[str, Any]]] = mapped_column(JSONB)
-    built_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    built_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 ROLLUP_SLOTS = 16
@@ -232,9 +232,17 @@ unit_rollups = Table(
     *(Column(f"n{i}", Integer, nullable=True) for i in range(ROLLUP_SLOTS)),
     *(Column(f"s{i}", Float, nullable=True) for i in range(ROLLUP_SLOTS)),
 )
-"""Per (experiment, unit) with a stored plan: the unit's first exposure and its slots, kept
-by the analyzer's consumer (increments of new events, recomputed when the first exposure
-moves). A Core table: its slot columns are numbered, not named."""
+"""Per (experiment, unit) with a stored plan: the unit's first exposure and its slots, as of
+the last catch-up (see ``rollup_backlog``). A Core table: its slot columns are numbered."""
+
+rollup_backlog = Table(
+    "rollup_backlog",
+    Base.metadata,
+    Column("unit_id", Text, nullable=False),
+)
+"""Units with events written since the last rollup catch-up (appended by the analyzer's
+consumer while any rollups are stored, deleted by the catch-up that recomputed them). An
+append-only log: no key, duplicates allowed."""
 
 
 class CupacPrediction(Base):

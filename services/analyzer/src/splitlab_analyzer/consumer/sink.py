@@ -7,8 +7,9 @@ idempotency that a plain ``COPY`` into the table cannot give (a replayed event w
 the primary key and fail the whole batch). Duplicates, within a batch or against earlier
 batches, are no-ops.
 
-The same transaction keeps the first exposure per (experiment, unit) and the stored per-unit
-rollups in step (:mod:`splitlab_analyzer.rollups.maintenance`).
+The same transaction keeps the first exposure per (experiment, unit) and, while rollups are
+stored, notes the batch's units in the rollup backlog
+(:mod:`splitlab_analyzer.rollups.maintenance`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from sqlalchemy import Engine
 
 from splitlab.messaging.topics import EventType
 from splitlab_analyzer.consumer.rows import TABLE_COLUMNS, TABLES, Row
-from splitlab_analyzer.rollups.maintenance import RollupMaintainer
+from splitlab_analyzer.rollups import maintenance
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -77,9 +78,8 @@ def copy_text(rows: Sequence[Row]) -> io.StringIO:
 class PostgresSink:
     """Owns nothing but the engine; each write borrows one pooled connection."""
 
-    def __init__(self, engine: Engine, rollups: RollupMaintainer | None = None) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self.rollups = rollups or RollupMaintainer()
 
     def write(self, rows: dict[EventType, list[Row]]) -> dict[EventType, int]:
         """Insert every row in one transaction; returns the rows new to the database per type.
@@ -91,7 +91,7 @@ class PostgresSink:
         connection: Any = self.engine.raw_connection()
         try:
             cursor = connection.cursor()
-            plans = self.rollups.begin(cursor)
+            backlog = maintenance.begin(cursor)
             for kind, batch in rows.items():
                 if not batch:
                     continue
@@ -107,17 +107,12 @@ class PostgresSink:
                     f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} "
                     "ON CONFLICT (event_id) DO NOTHING"
                 )
-                cursor.execute(self.rollups.insert_sql(table, insert, plans))
+                cursor.execute(insert)
                 inserted[kind] = cursor.rowcount
                 if kind == "exposure":
-                    self.rollups.record_exposures(cursor, stage, plans)
-            if plans:
-                self.rollups.apply(
-                    cursor,
-                    plans,
-                    events=bool(inserted.get("outcome") or inserted.get("prediction")),
-                    exposures=bool(rows.get("exposure")),
-                )
+                    cursor.execute(maintenance.first_exposures_sql(stage))
+                if backlog:
+                    cursor.execute(maintenance.backlog_sql(stage))
             connection.commit()
         except BaseException:
             try:

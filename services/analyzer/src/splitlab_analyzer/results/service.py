@@ -37,7 +37,7 @@ from splitlab_analyzer.results.monitoring import (
     power_so_far,
 )
 from splitlab_analyzer.results.sql import ExperimentStatistics, ResultsQuery
-from splitlab_analyzer.rollups.store import RollupStore, count_units, stored_digest
+from splitlab_analyzer.rollups.store import CatchUp, RollupStore, built_digest, count_units
 
 logger = logging.getLogger(__name__)
 
@@ -99,21 +99,32 @@ class ResultsService:
             cupac_metrics=self.cupac.metrics_with_predictions(info.key),
         )
 
+    def catch_up_rollups(self, key: str, query: ResultsQuery) -> CatchUp | None:
+        """When the experiment's built rollups hold the slots ``query`` needs, bring them up to
+        date (the backlog since the last catch-up) and return what that took; else None."""
+        with self.engine.connect() as connection:
+            if built_digest(connection, key) != query.plan.digest:
+                return None
+        return self.rollups.catch_up()
+
     def statistics(self, info: ExperimentInfo) -> ExperimentStatistics:
-        """One snapshot (REPEATABLE READ): the stored rollups when they hold the slots the
-        metrics need, else the events."""
+        """From the rollups (caught up first) when they hold the slots the metrics need, else
+        from the events; one snapshot (REPEATABLE READ)."""
         query = self.query(info)
+        caught = self.catch_up_rollups(info.key, query)
         with self.engine.connect().execution_options(
             isolation_level="REPEATABLE READ"
         ) as connection:
-            rollups = stored_digest(connection, info.key) == query.plan.digest
+            rollups = caught is not None and built_digest(connection, info.key) == query.plan.digest
             units = 0 if rollups else count_units(connection, info.key)
             for statement in query.settings_sql(rollups, units):
                 connection.execute(text(statement))
             sql = query.aggregate_sql(rollups)
             rows = connection.execute(text(sql), query.params).mappings().all()
         stats = query.read([dict(r) for r in rows])
-        return dataclasses.replace(stats, per_unit="rollups" if rollups else "events")
+        return dataclasses.replace(
+            stats, per_unit="rollups" if rollups else "events", catch_up=caught
+        )
 
     def build_rollups(self, key: str) -> bool:
         """Store (or rebuild) the experiment's per-unit rollups unless they are current."""
@@ -211,6 +222,9 @@ class ResultsService:
             "total_s": round(time.perf_counter() - started, 4),
             "per_unit": stats.per_unit,
         }
+        if stats.catch_up is not None:
+            body["timings"]["rollup_catch_up_s"] = round(stats.catch_up.seconds, 4)
+            body["timings"]["rollup_catch_up_units"] = stats.catch_up.units
         return Computed(body, result, monitoring, guardrails, info)
 
 

@@ -34,6 +34,8 @@ class ExperimentStatistics:
     last_exposure_at: Any = None
     per_unit: str = "events"
     """Where the per-unit values came from: ``rollups`` (stored) or ``events``."""
+    catch_up: Any = None
+    """The rollup catch-up that preceded the query (``rollups.store.CatchUp``), if any."""
 
     @property
     def total_units(self) -> int:

@@ -1,5 +1,5 @@
-"""SQL of per-unit slots: from the events (results without rollups, building and repairing
-rollups) and as increments of new events (ingestion). Text only; values are bind parameters.
+"""SQL of per-unit slots computed from the events: results without rollups, rollup builds and
+catch-ups. Text only; values are bind parameters.
 
 One relation holds every event a slot may count: the outcomes and the experiment's
 predictions, as a ``UNION ALL`` whose branches have no ``WHERE`` (the filters sit in the join
@@ -146,29 +146,4 @@ def store_sql(plan: RollupPlan, bind: Bind, key: str, units: str = "experiment_u
         f"{', '.join(columns)}) SELECT {key}, a.unit_id, a.variant, a.first_at, "
         f"{', '.join(f'a.{c}' for c in columns)} FROM ({unit_slots_sql(plan, bind, key, units)}) a "
         f"ON CONFLICT (experiment_key, unit_id) DO UPDATE SET {replace}"
-    )
-
-
-def increment_sql(
-    plan: RollupPlan, bind: Bind, key: str, *, outcomes: str, predictions: str
-) -> str:
-    """Add new events (tables ``outcomes``/``predictions`` holding only this batch's new rows)
-    to the stored rollups of their units (units without a rollup row are left alone).
-
-    The rows to update are found once, by the join that reads their first exposure, and
-    updated by ``ctid`` (no second index lookup); safe because rollups change only under the
-    ingestion lock, and each row is updated once per statement.
-    """
-    events = events_sql(plan, key, outcomes=outcomes, predictions=predictions)
-    flags = ", ".join(f"{slot_condition(s, bind)} AS k{i}" for i, s in enumerate(plan.slots))
-    rows = (
-        f"SELECT u.ctid AS rid, e.value, e.latency_ms, e.err, {flags} FROM unit_rollups u "
-        f"JOIN ({events}) e ON {events_condition(plan, bind, key)} "
-        f"WHERE u.experiment_key = {key} OFFSET 0"
-    )
-    columns = slot_columns(plan)
-    return (
-        f"UPDATE unit_rollups r SET {', '.join(f'{c} = r.{c} + d.{c}' for c in columns)} "
-        f"FROM (SELECT x.rid, {', '.join(slot_aggregates(plan))} FROM ({rows}) x "
-        f"GROUP BY x.rid) d WHERE r.ctid = d.rid"
     )
