@@ -52,10 +52,12 @@ class Automation:
         """Recompute now (default method, both horizons), act on it, replace the cache.
 
         First the experiment's per-unit rollups are built if its metric definitions ask for
-        slots that are not stored yet (see :mod:`splitlab_analyzer.rollups`).
+        slots that are not stored yet, and every stored rollup is caught up on the units
+        written since the last catch-up (see :mod:`splitlab_analyzer.rollups`).
         """
         self.cache.invalidate(key)
         self.results.build_rollups(key)
+        self.results.rollups.catch_up()
         computed = self.results.compute(key, DEFAULT_METHOD, sequential=False)
         self.cache.put(key, DEFAULT_METHOD, False, computed.body)
         sequential = self.results.compute(key, DEFAULT_METHOD, sequential=True)

@@ -37,7 +37,13 @@ from splitlab_analyzer.results.monitoring import (
     power_so_far,
 )
 from splitlab_analyzer.results.sql import ExperimentStatistics, ResultsQuery
-from splitlab_analyzer.rollups.store import CatchUp, RollupStore, built_digest, count_units
+from splitlab_analyzer.rollups.store import (
+    MAX_CATCH_UP_UNITS,
+    CatchUp,
+    RollupStore,
+    built_digest,
+    count_units,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -100,11 +106,14 @@ class ResultsService:
         )
 
     def catch_up_rollups(self, key: str, query: ResultsQuery) -> CatchUp | None:
-        """When the experiment's built rollups hold the slots ``query`` needs, bring them up to
-        date (the backlog since the last catch-up) and return what that took; else None."""
+        """When the experiment's built rollups hold the slots ``query`` needs and the backlog
+        is short (:data:`~splitlab_analyzer.rollups.store.MAX_CATCH_UP_UNITS`), bring them up
+        to date and return what that took; else None (compute from the events)."""
         with self.engine.connect() as connection:
             if built_digest(connection, key) != query.plan.digest:
                 return None
+        if self.rollups.backlog_units() > MAX_CATCH_UP_UNITS:
+            return None
         return self.rollups.catch_up()
 
     def statistics(self, info: ExperimentInfo) -> ExperimentStatistics:
