@@ -171,9 +171,9 @@ class RollupStore:
                          "WHERE built_at IS NOT NULL")
                 ).all()  # fmt: skip
                 c.execute(text("SET LOCAL jit = off"))
-                units = (
-                    "experiment_units u JOIN (SELECT DISTINCT unit_id FROM rollup_backlog) b "
-                    "ON b.unit_id = u.unit_id"
+                units = (  # in key order: index pages are read in order
+                    "experiment_units u JOIN (SELECT DISTINCT unit_id FROM rollup_backlog "
+                    "ORDER BY unit_id) b ON b.unit_id = u.unit_id"
                 )
                 for key, slots in plans:
                     plan = RollupPlan.from_json(slots)
