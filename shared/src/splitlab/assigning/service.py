@@ -146,10 +146,9 @@ class AssignmentService:
             degraded = not self._sticky.available
         else:
             key = sticky_key(hash_value, experiment.hash_attribute)
-            # Records may differ from hashing. Records remembered before the change land first;
-            # then one round trip reads this unit's and stores the fresh decision if it has none
-            # (hashing is deterministic, so the proposal is known before Redis answers).
-            await self._sticky.settled()
+            # Records may differ from hashing: one round trip reads this unit's and stores the
+            # fresh decision if it has none (hashing is deterministic, so the proposal is known
+            # before Redis answers). The store lands records remembered earlier first.
             fresh = assign(experiment, unit_id, attrs, None, None)
             claim = await self._sticky.claim(
                 key, experiment.key, fresh.sticky_record if fresh.save_sticky else None

@@ -124,6 +124,7 @@ class StickyStore:
         if not self.available:
             REDIS_FALLBACKS.labels("skipped").inc()
             return None
+        await self.settled()  # a record remembered before must be what this read sees
         value = (
             "" if proposal is None else sticky_value(proposal.variant_key, proposal.bucket_version)
         )
@@ -271,6 +272,7 @@ class StickyStore:
         if not self.available:
             REDIS_FALLBACKS.labels("skipped").inc()
             return None
+        await self.settled()  # records remembered before must be what this read sees
         try:
             if len(keys) == 1:
                 raw = cast(dict[str, str], await self._client.hgetall(keys[0]))
