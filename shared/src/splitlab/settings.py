@@ -114,6 +114,10 @@ class Settings(BaseSettings):
     analyzer_refresh_interval_seconds: float = Field(default=300.0, ge=0)
     """Seconds between periodic refreshes (results, gauges, guardrails) of running experiments;
     0 turns the periodic refresh off."""
+    analyzer_rollup_catch_up_seconds: float = Field(default=10.0, ge=0)
+    """Seconds between catch-ups of the stored per-unit rollups with the units ingestion noted
+    since (``rollup_backlog``): a results read then finds a short backlog and stays on the
+    rollups. 0 turns it off (a read and the periodic refresh still catch up first)."""
 
     # --- Postgres -----------------------------------------------------------------------
     db_pool_size: int = Field(default=10, ge=1)

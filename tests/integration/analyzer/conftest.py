@@ -53,6 +53,7 @@ def analyzer_settings(settings: Settings) -> Settings:
             "analyzer_batch_size": 500,
             "analyzer_batch_wait_ms": 200,
             "analyzer_refresh_interval_seconds": 0.0,
+            "analyzer_rollup_catch_up_seconds": 0.0,
             "analyzer_retry_initial_seconds": 0.2,
             "analyzer_retry_max_seconds": 1.0,
         }

@@ -13,10 +13,13 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import sessionmaker
 
 from splitlab.schemas.events import ExposureEvent
+from splitlab.settings import Settings
+from splitlab_analyzer.app import create_app
 from splitlab_analyzer.consumer.rows import exposure_row, outcome_row, prediction_row
 from splitlab_analyzer.consumer.sink import PostgresSink
 from splitlab_analyzer.definitions import MetricDef
@@ -25,7 +28,7 @@ from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.rollups.plan import RollupPlan
 from splitlab_analyzer.rollups.sql import Binder, unit_slots_sql
 from splitlab_analyzer.rollups.store import RollupStore, built_digest
-from tests.integration.analyzer.conftest import insert_experiment
+from tests.integration.analyzer.conftest import insert_experiment, wait_until
 from tests.integration.analyzer.simulation import (
     T0,
     Event,
@@ -367,3 +370,39 @@ def test_a_build_waits_for_the_batches_in_flight_and_includes_them(
         own.dispose()
     assert waited, "the build must wait for the batch in flight"
     assert stored_equal_computed(engine, key, plan) == 20
+
+
+def test_the_analyzer_app_catches_the_rollups_up_without_a_read(
+    engine: Engine, analyzer_settings: Settings, redis_client: Any
+) -> None:
+    """With the periodic catch-up on, what ingestion noted lands in the rollups while nobody
+    reads; a read then has nothing left to catch up and stays on the rollups."""
+    tag = f"c{uuid.uuid4().hex[:6]}"
+    key = f"catch-up-{tag}"
+    metrics = define(engine, tag)
+    experiment(engine, key, metrics)
+    results = service(engine)
+    rng = random.Random(8)
+    events = traffic(key, 120, rng)
+    sink = PostgresSink(engine)
+    write(sink, events[: len(events) // 2])
+    assert results.build_rollups(key)
+    for batch in batches(events[len(events) // 2 :], 50, rng):
+        write(sink, batch)
+
+    def backlog() -> int:
+        with engine.connect() as c:
+            return int(c.execute(text("SELECT count(*) FROM rollup_backlog")).scalar_one())
+
+    assert backlog() > 0
+    settings = analyzer_settings.model_copy(update={"analyzer_rollup_catch_up_seconds": 0.2})
+    with TestClient(create_app(settings)) as client:
+        wait_until(lambda: backlog() == 0, 30, "the periodic rollup catch-up")
+        exported = client.get("/metrics").text
+    assert "splitlab_analyzer_rollup_caught_up_units_total" in exported
+    computed = results.compute(key, "none")
+    assert computed.body["timings"]["per_unit"] == "rollups"
+    assert computed.body["timings"]["rollup_catch_up_units"] == 0
+    plan = results.query(results.experiment(key)).plan
+    assert stored_equal_computed(engine, key, plan) == 120
+    results.rollups.drop(key)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 from fastapi import FastAPI
@@ -34,6 +34,7 @@ from splitlab_analyzer.repositories import (
 )
 from splitlab_analyzer.results.cache import ResultsCache
 from splitlab_analyzer.results.service import ResultsService
+from splitlab_analyzer.rollups.store import RollupStore
 from splitlab_analyzer.synthetic_control import router as synthetic_control_router
 
 logger = logging.getLogger(__name__)
@@ -76,20 +77,29 @@ def create_app(
                 assignment,
             )
             app.state.cupac_filler = CupacFiller(service, cupac)
-            refresher = None
-            if settings.analyzer_refresh_interval_seconds > 0:
-                refresher = asyncio.create_task(
-                    _refresh_periodically(
-                        app.state.automation, settings.analyzer_refresh_interval_seconds
-                    )
-                )
+            automation = app.state.automation
+            jobs = {
+                "periodic refresh": (
+                    settings.analyzer_refresh_interval_seconds,
+                    lambda: _refresh(automation),
+                ),
+                "rollup catch-up": (
+                    settings.analyzer_rollup_catch_up_seconds,
+                    lambda: _catch_up(service.rollups),
+                ),
+            }
+            background = [
+                asyncio.create_task(_periodically(seconds, what, work))
+                for what, (seconds, work) in jobs.items()
+                if seconds > 0
+            ]
             try:
                 yield core.checks
             finally:
-                if refresher is not None:
-                    refresher.cancel()
+                for task in background:
+                    task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
-                        await refresher
+                        await task
                 assignment.close()
 
     return create_service_app(
@@ -101,11 +111,26 @@ def create_app(
     )
 
 
-async def _refresh_periodically(automation: Automation, seconds: float) -> None:
+async def _periodically(seconds: float, what: str, work: Callable[[], None]) -> None:
+    """Run ``work`` in a worker thread every ``seconds`` until cancelled; a failure is logged
+    and the next round goes ahead."""
     while True:
         await asyncio.sleep(seconds)
         try:
-            count = await asyncio.to_thread(automation.refresh_running)
-            logger.info("periodic refresh", extra={"experiments": count})
+            await asyncio.to_thread(work)
         except Exception:
-            logger.exception("periodic refresh failed")
+            logger.exception("%s failed", what)
+
+
+def _refresh(automation: Automation) -> None:
+    count = automation.refresh_running()
+    logger.info("periodic refresh", extra={"experiments": count})
+
+
+def _catch_up(rollups: RollupStore) -> None:
+    caught = rollups.catch_up()
+    if caught.units:
+        logger.info(
+            "rollups caught up",
+            extra={"units": caught.units, "seconds": round(caught.seconds, 3)},
+        )

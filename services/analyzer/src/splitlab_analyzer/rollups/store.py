@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from prometheus_client import Counter, Histogram
 from sqlalchemy import Connection, Engine, text
 
 from splitlab_analyzer.rollups.maintenance import INGEST_LOCK
@@ -36,6 +37,16 @@ logger = logging.getLogger(__name__)
 
 MAINTENANCE_LOCK = 0x53504C54524F4C4C
 """Advisory lock key serializing rollup builds, catch-ups and drops (session level)."""
+
+CATCH_UP_SECONDS = Histogram(
+    "splitlab_analyzer_rollup_catch_up_seconds",
+    "Time to catch the stored rollups up with the backlog (lock wait included).",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+CAUGHT_UP_UNITS = Counter(
+    "splitlab_analyzer_rollup_caught_up_units_total",
+    "Units whose rollups a catch-up recomputed.",
+)
 
 MAX_CATCH_UP_UNITS = 20_000
 """A results computation catches up at most this many backlog units (about 0.1 ms each when
@@ -181,7 +192,10 @@ class RollupStore:
                     sql = store_sql(plan, bind, bind("key", str(key)), units=units)
                     c.execute(text(sql), bind.params)
                 c.execute(text("DELETE FROM rollup_backlog"))
-        return CatchUp(pending, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        CATCH_UP_SECONDS.observe(seconds)
+        CAUGHT_UP_UNITS.inc(pending)
+        return CatchUp(pending, seconds)
 
     def drop(self, key: str) -> None:
         with self._maintenance() as c, c.begin():
