@@ -16,6 +16,7 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from splitlab.settings import Settings
 from splitlab.storage.migrate import upgrade
 from tests.support.kafka_broker import KafkaBroker
+from tests.support.postgres_server import PostgresServer
 from tests.support.stack import (
     StackEndpoints,
     docker_engine_answers,
@@ -118,3 +119,15 @@ def private_kafka(tmp_path: Path) -> Iterator[KafkaBroker]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def private_postgres(tmp_path: Path) -> Iterator[PostgresServer]:
+    """A Postgres of this test's own, migrated to head, which the test may kill."""
+    server = PostgresServer(tmp_path / "postgres")
+    try:
+        server.start()
+        upgrade(server.url)
+        yield server
+    finally:
+        server.close()
