@@ -25,6 +25,7 @@ from splitlab.health import DependencyCheck
 from splitlab.messaging.publisher import EventPublisher
 from splitlab.settings import Settings, load_settings
 from splitlab.web.app import create_service_app
+from splitlab.web.errors import DependencyUnavailableError
 from splitlab.web.resources import open_core_resources
 from splitlab_assignment.api import assign, experiments
 from splitlab_assignment.assigner import AssignEndpoints, ExposurePublisher
@@ -101,6 +102,9 @@ def create_app(
 async def _refresh(registry: ExperimentRegistry) -> None:
     try:
         await asyncio.to_thread(registry.refresh_cache)
+    except DependencyUnavailableError:  # Postgres down: expected, logged by the registry
+        CACHE_REFRESH_FAILURES.inc()
+        logger.warning("experiment cache refresh failed; keeping the cached experiments")
     except Exception:
         CACHE_REFRESH_FAILURES.inc()
         logger.exception("experiment cache refresh failed; keeping the cached experiments")
