@@ -291,6 +291,8 @@ int main(int argc, char **argv) {
                 break; /* every connection busy: the request waits, and its latency shows it */
             send_request(c, next, now - (start_ns + next * interval_ns));
             next++;
+            if (c->request < 0) /* the send failed (counted): the connection reopens on reuse */
+                push_idle(c);
         }
         struct timespec timeout = {0, 1000000}; /* waiting for answers only: 1 ms */
         if (next < total && idle_count + (MAX_CONNECTIONS - connection_count) > 0) {
