@@ -36,7 +36,17 @@ def create_db_engine(settings: Settings, **overrides: Any) -> Engine:
         "max_overflow": settings.db_max_overflow,
         "pool_pre_ping": True,
         "pool_recycle": 1800,
-        "connect_args": {"connect_timeout": max(1, int(settings.health_timeout_seconds))},
+        "connect_args": {
+            "connect_timeout": max(1, int(settings.health_timeout_seconds)),
+            # A server that vanished without closing the connection (host down, network split)
+            # fails the call within about a minute instead of the kernel's two hours: keepalive
+            # probes while waiting for an answer, a bound on unacknowledged data while sending.
+            "keepalives": 1,
+            "keepalives_idle": 30,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
+            "tcp_user_timeout": 60_000,
+        },
     }
     options.update(overrides)
     return create_engine(settings.database_url, **options)

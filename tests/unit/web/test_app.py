@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 
+import psycopg2
+import psycopg2.extensions
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
 from splitlab.health import DependencyCheck
 from splitlab.settings import Settings
@@ -16,6 +19,22 @@ from splitlab.web.app import create_service_app
 from splitlab.web.errors import NotFoundError
 
 state = {"cache_up": True}
+
+DATABASE_FAILURES = {
+    "refused-connection": OperationalError(
+        "SELECT 1", {}, psycopg2.OperationalError('connection to server at "127.0.0.1", port '
+                                                  "5432 failed: Connection refused")
+    ),
+    "lost-connection": InterfaceError(
+        "SELECT 1", {}, psycopg2.InterfaceError("connection already closed")
+    ),
+    "deadlock": OperationalError(
+        "UPDATE t", {}, psycopg2.extensions.TransactionRollbackError("deadlock detected")
+    ),
+    "bad-statement": ProgrammingError(
+        "SELEC 1", {}, psycopg2.ProgrammingError('syntax error at or near "SELEC"')
+    ),
+}  # fmt: skip
 
 
 def cache_ping() -> None:
@@ -39,6 +58,8 @@ def build(max_body_bytes: int = 1024) -> FastAPI:
     async def create(order_id: str, order: Order) -> dict[str, object]:
         if order_id == "missing":
             raise NotFoundError("order 'missing' does not exist", field="order_id")
+        if order_id in DATABASE_FAILURES:
+            raise DATABASE_FAILURES[order_id]
         return {"order_id": order_id, "quantity": order.quantity}
 
     settings = Settings(
@@ -142,3 +163,27 @@ def test_metrics_count_requests_by_route_template(client: TestClient) -> None:
 def test_openapi_docs_are_served(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
     assert "/orders/{order_id}" in client.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize("failure", ["refused-connection", "lost-connection"])
+def test_a_call_needing_an_unreachable_postgres_is_a_503_naming_it(
+    client: TestClient, failure: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = client.post(f"/orders/{failure}", json={"sku": "a", "quantity": 1})
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    error = response.json()["error"]
+    assert error["code"] == "dependency_unavailable"
+    assert error["message"].startswith("Postgres is unavailable")
+    outage = [r for r in caplog.records if r.getMessage() == "Postgres unavailable"]
+    assert outage
+    assert outage[0].exc_info is None  # one line, no traceback
+
+
+@pytest.mark.parametrize("failure", ["deadlock", "bad-statement"])
+def test_a_statement_postgres_refused_stays_a_500_with_the_error_shape(
+    client: TestClient, failure: str
+) -> None:
+    response = client.post(f"/orders/{failure}", json={"sku": "a", "quantity": 1})
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"

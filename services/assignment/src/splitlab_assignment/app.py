@@ -24,8 +24,8 @@ from splitlab.clients import create_async_redis
 from splitlab.health import DependencyCheck
 from splitlab.messaging.publisher import EventPublisher
 from splitlab.settings import Settings, load_settings
+from splitlab.storage.errors import driver_reason, is_connection_error
 from splitlab.web.app import create_service_app
-from splitlab.web.errors import DependencyUnavailableError
 from splitlab.web.resources import open_core_resources
 from splitlab_assignment.api import assign, experiments
 from splitlab_assignment.assigner import AssignEndpoints, ExposurePublisher
@@ -102,12 +102,16 @@ def create_app(
 async def _refresh(registry: ExperimentRegistry) -> None:
     try:
         await asyncio.to_thread(registry.refresh_cache)
-    except DependencyUnavailableError:  # Postgres down: expected, logged by the registry
+    except Exception as exc:
         CACHE_REFRESH_FAILURES.inc()
-        logger.warning("experiment cache refresh failed; keeping the cached experiments")
-    except Exception:
-        CACHE_REFRESH_FAILURES.inc()
-        logger.exception("experiment cache refresh failed; keeping the cached experiments")
+        if is_connection_error(exc):  # Postgres down: an outage, not a bug (no traceback)
+            logger.warning(
+                "experiment cache refresh failed: Postgres unavailable; keeping the cached "
+                "experiments",
+                extra={"error": driver_reason(exc)},
+            )
+        else:
+            logger.exception("experiment cache refresh failed; keeping the cached experiments")
 
 
 async def _refresh_periodically(registry: ExperimentRegistry, seconds: float) -> None:

@@ -4,22 +4,17 @@ log and the cache kept in step.
 Lifecycle and change rules come from ``splitlab.lifecycle`` (pure); this module loads and stores
 through ``ExperimentRepository``, records who did what (before/after states and the field-by-field
 change assessment) in the same transaction, and refreshes this replica's cache after each commit.
-
-When Postgres cannot be reached every method raises ``DependencyUnavailableError`` (a 503 that
-names Postgres) as soon as the connection fails; /assign does not come here and keeps answering
-from the cache.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
-from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from splitlab.assigning.cache import CachedExperiment, ExperimentCache
@@ -35,12 +30,7 @@ from splitlab.lifecycle import (
     transition,
 )
 from splitlab.storage.models import Experiment, ExperimentAuditEntry
-from splitlab.web.errors import (
-    ConflictError,
-    DependencyUnavailableError,
-    InvalidInputError,
-    NotFoundError,
-)
+from splitlab.web.errors import ConflictError, InvalidInputError, NotFoundError
 from splitlab_assignment.repository import ExperimentRepository
 from splitlab_assignment.schemas import (
     AuditEntryRead,
@@ -61,43 +51,8 @@ _ACTION_TIMESTAMP = {
 }
 
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-POSTGRES_UNAVAILABLE = (
-    "Postgres is unavailable: the experiment registry cannot be read or changed right now "
-    "(/assign keeps answering from the cached experiments); retry shortly"
-)
-
-
 def utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def is_connection_error(exc: DBAPIError) -> bool:
-    """Postgres down, restarting or unreachable, or a connection lost mid-call (not a refused
-    statement: those stay errors of their own)."""
-    return bool(exc.connection_invalidated) or isinstance(exc, (OperationalError, InterfaceError))
-
-
-def needs_postgres(method: Callable[P, R]) -> Callable[P, R]:
-    """Turn a failed connection into ``DependencyUnavailableError`` (503) naming Postgres."""
-
-    @functools.wraps(method)
-    def call(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return method(*args, **kwargs)
-        except DBAPIError as exc:
-            if not is_connection_error(exc):
-                raise
-            reason = str(exc.orig or exc).strip().splitlines()[0][:200]
-            logger.warning(
-                "experiment registry: Postgres unavailable",
-                extra={"operation": method.__name__, "error": reason},
-            )
-            raise DependencyUnavailableError(POSTGRES_UNAVAILABLE) from exc
-
-    return call
 
 
 def to_read(state: dict[str, Any]) -> ExperimentRead:
@@ -118,18 +73,15 @@ class ExperimentRegistry:
         self._clock = clock
 
     # ------------------------------------------------------------------ reads
-    @needs_postgres
     def get(self, key: str) -> ExperimentRead:
         with self._sessions() as session:
             return to_read(experiment_state(self._require(ExperimentRepository(session), key)))
 
-    @needs_postgres
     def list_all(self, status: Status | None = None) -> ExperimentList:
         with self._sessions() as session:
             rows = ExperimentRepository(session).list(None if status is None else [status])
             return ExperimentList(experiments=[to_read(experiment_state(r)) for r in rows])
 
-    @needs_postgres
     def audit(self, key: str, limit: int = 100) -> AuditLog:
         with self._sessions() as session:
             repo = ExperimentRepository(session)
@@ -142,7 +94,6 @@ class ExperimentRegistry:
             )
 
     # ------------------------------------------------------------------ writes
-    @needs_postgres
     def create(self, data: ExperimentCreate, actor: str) -> ExperimentRead:
         spec = data.model_dump(mode="json")
         to_definition({**spec, "status": Status.DRAFT})  # 422 naming the field if invalid
@@ -168,7 +119,6 @@ class ExperimentRegistry:
         self._cache.put(CachedExperiment.from_state(state))
         return to_read(state)
 
-    @needs_postgres
     def update(self, key: str, patch: ExperimentUpdate, actor: str) -> ExperimentRead:
         changes = patch.changes()
         for name, value in changes.items():
@@ -201,7 +151,6 @@ class ExperimentRegistry:
         self._cache.put(CachedExperiment.from_state(state))
         return to_read(state)
 
-    @needs_postgres
     def act(self, key: str, action: Action, actor: str) -> ExperimentRead:
         with self._sessions.begin() as session:
             repo = ExperimentRepository(session)
@@ -225,7 +174,6 @@ class ExperimentRegistry:
         return to_read(state)
 
     # ------------------------------------------------------------------ cache
-    @needs_postgres
     def refresh_cache(self) -> int:
         """Reload experiments whose version changed; forget deleted ones. Returns the reloads."""
         return refresh_cache(self._sessions, self._cache)

@@ -1,17 +1,27 @@
 """One error hierarchy for every HTTP service: domain errors carry their HTTP status.
 
 Handlers render every error as ``{"error": {"code", "message", "field"}}``; validation errors
-keep FastAPI's ``detail`` list too, and their message names the field and the problem.
+keep FastAPI's ``detail`` list too, and their message names the field and the problem. A call
+that needs Postgres while it cannot be reached is a 503 ``dependency_unavailable`` naming it,
+in every service.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from splitlab.storage.errors import POSTGRES_UNAVAILABLE, driver_reason, is_connection_error
+
+logger = logging.getLogger(__name__)
+
+POSTGRES_RETRY_AFTER_SECONDS = 5
 
 
 class SplitLabError(Exception):
@@ -85,6 +95,20 @@ def install_error_handlers(app: FastAPI) -> None:
             "detail": [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors],
         }
         return JSONResponse(body, status_code=422)
+
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if is_connection_error(exc):
+            # An outage, not a bug: one line, no traceback (every call logs it while it lasts).
+            where = {"path": request.url.path, "error": driver_reason(exc)}
+            logger.warning("Postgres unavailable", extra=where)
+            body = DependencyUnavailableError(POSTGRES_UNAVAILABLE).to_body()
+            headers = {"Retry-After": str(POSTGRES_RETRY_AFTER_SECONDS)}
+            return JSONResponse(body, status_code=503, headers=headers)
+        logger.error("database error", exc_info=exc, extra={"path": request.url.path})
+        message = "internal error in a database call; the service log has it under this request id"
+        body = {"error": {"code": "internal_error", "message": message, "field": None}}
+        return JSONResponse(body, status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
