@@ -140,3 +140,38 @@ def test_a_batch_with_one_unacknowledged_record_is_resent_whole_by_a_fresh_produ
     assert values[:9] == lines[:6] + lines[7:], "the first attempt, less its lost record"
     assert values[9:] == lines, "the whole batch again, from the cursor"
     assert SpoolReader(tmp_path).backlog() == 0
+
+
+class ScriptedStop:
+    """A stop signal that records every wait, spools one event at the ``write_at``-th and is
+    set after ``waits`` waits."""
+
+    def __init__(self, writer: SpoolWriter, write_at: int, waits: int) -> None:
+        self.writer = writer
+        self.write_at = write_at
+        self.total = waits
+        self.waits: list[float | None] = []
+
+    def is_set(self) -> bool:
+        return len(self.waits) >= self.total
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits.append(timeout)
+        if len(self.waits) == self.write_at:
+            self.writer.append(exposure("after-a-quiet-spell"))
+        return self.is_set()
+
+
+def test_an_idle_spool_is_looked_at_less_and_less_often_until_an_event_comes(
+    tmp_path: Path,
+) -> None:
+    writer = SpoolWriter(tmp_path)
+    stop = ScriptedStop(writer, write_at=6, waits=9)
+    received: list[tuple[str, bytes, bytes]] = []
+    config = ShipperConfig(folders=[tmp_path], poll_seconds=0.01, idle_poll_max_seconds=0.1,
+                           linger_seconds=0.02)  # fmt: skip
+    SpoolShipper(config, lambda: RecordingProducer(received, None), stop).run()
+    writer.close()
+    # idle: doubling up to the cap; the event ships, then the linger, then idle from the start
+    assert stop.waits == [0.01, 0.02, 0.04, 0.08, 0.1, 0.1, 0.02, 0.01, 0.02]
+    assert [key for _, _, key in received] == [b"after-a-quiet-spell"]
