@@ -4,17 +4,20 @@ in the same run; and the router with Kafka event logging against the router with
 All three apps run under uvicorn (one worker, no access log, loopback) on the real stack
 (Postgres registry, sticky Redis in a database of its own, Kafka). Latency: one keep-alive
 connection, sequential requests (p50/p99 of each; the router's overhead is its p50 minus the
-trivial endpoint's). Throughput: ``wrk`` with 32 connections. Targets (issue 5): overhead at p50
-under 2 ms; throughput with logging at least 80% of the router without logging.
+trivial endpoint's). Throughput: ``wrk`` with 32 connections. The three apps run at once and
+take turns over three rounds of both measures; the medians are compared. Targets (issue 5):
+overhead at p50 under 2 ms; throughput with logging at least 80% of the router without logging.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import statistics
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -30,8 +33,9 @@ from splitlab.storage.migrate import upgrade
 
 BENCH_DIR = Path(__file__).resolve().parent
 _SCALE = float(os.environ.get("BENCH_ROUTER_SCALE", "1"))
-LATENCY_N = max(200, round(2000 * _SCALE))
-WRK_S = max(2, round(10 * _SCALE))
+LATENCY_N = max(200, round(1000 * _SCALE))
+WRK_S = max(2, round(5 * _SCALE))
+ROUNDS = 3
 CONNECTIONS = 32
 REDIS_DB = 11
 ADMIN_KEY = "bench-admin-key"
@@ -69,6 +73,15 @@ def _wrk(url: str, script: Path) -> dict[str, float]:
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     return {"rps": rps, "errors": float(non2xx.group(1)) if non2xx else 0.0}
+
+
+def _wait_serving(url: str, experiment: str) -> None:
+    body = {"unit_id": "u", "experiment_key": experiment, "features": {"x1": 0.3, "x2": -1.2}}
+    deadline = time.monotonic() + 30
+    while httpx.post(f"{url}/predict", json=body).status_code != 200:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the router never served the benchmark experiment")
+        time.sleep(0.2)
 
 
 def _experiment(database_url: str, key: str, model: str) -> None:
@@ -133,34 +146,42 @@ def run() -> list[BenchResult]:
     }
     script = workdir / "predict.lua"
     script.write_text(LUA % experiment)
-    results: dict[str, dict[str, float]] = {}
+    factory = "splitlab_router.app:create_app"
+    apps = {
+        "trivial": ("trivial_model_app:app", False, env),
+        "router": (factory, True, {**env, "SPLITLAB_ROUTER_EVENT_LOGGING": "true"}),
+        "router_no_logging": (factory, True, {**env, "SPLITLAB_ROUTER_EVENT_LOGGING": "false"}),
+    }
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in apps}
     try:
-        with _uvicorn("trivial_model_app:app", env, False, workdir / "trivial.log") as url:
-            results["trivial"] = {**_latency(url, experiment), **_wrk(url, script)}
-        for name, logging in (("router", "true"), ("router_no_logging", "false")):
-            run_env = {**env, "SPLITLAB_ROUTER_EVENT_LOGGING": logging}
-            factory = "splitlab_router.app:create_app"
-            with _uvicorn(factory, run_env, True, workdir / f"{name}.log") as url:
-                if name == "router":
-                    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
-                    httpx.post(f"{url}/models", headers=admin, timeout=120, json={
-                        "name": model_name, "version": "1", "flavor": "sklearn",
-                        "artifact": "m.skops",
-                        "input_schema": [{"name": "x1"}, {"name": "x2"}]},
-                    ).raise_for_status()  # fmt: skip
-                    _experiment(settings.database_url, experiment, f"{model_name}:1")
-                body = {"unit_id": "u", "experiment_key": experiment,
-                        "features": {"x1": 0.3, "x2": -1.2}}  # fmt: skip
-                deadline = time.monotonic() + 30
-                while httpx.post(f"{url}/predict", json=body).status_code != 200:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("the router never served the benchmark experiment")
-                    time.sleep(0.2)
-                results[name] = {**_latency(url, experiment), **_wrk(url, script)}
+        with ExitStack() as running:
+            urls = {
+                name: running.enter_context(_uvicorn(app, app_env, is_factory, workdir / name))
+                for name, (app, is_factory, app_env) in apps.items()
+            }
+            admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+            httpx.post(f"{urls['router']}/models", headers=admin, timeout=120, json={
+                "name": model_name, "version": "1", "flavor": "sklearn", "artifact": "m.skops",
+                "input_schema": [{"name": "x1"}, {"name": "x2"}]},
+            ).raise_for_status()  # fmt: skip
+            _experiment(settings.database_url, experiment, f"{model_name}:1")
+            for name in ("router", "router_no_logging"):
+                _wait_serving(urls[name], experiment)
+            # All three run at once and take turns, the order reversed every other round: a
+            # drift in what the machine gives falls on every side of the comparisons.
+            order = list(apps)
+            for round_ in range(ROUNDS):
+                for name in order if round_ % 2 == 0 else order[::-1]:
+                    url = urls[name]
+                    rounds[name].append({**_latency(url, experiment), **_wrk(url, script)})
     finally:
         _drop_experiment(settings.database_url, experiment, model_name)
         sticky.flushdb()
         sticky.close()
+    results = {
+        name: {figure: statistics.median(r[figure] for r in taken) for figure in taken[0]}
+        for name, taken in rounds.items()
+    }
     trivial, routed, bare = results["trivial"], results["router"], results["router_no_logging"]
     overhead = routed["p50_ms"] - trivial["p50_ms"]
     ratio = routed["rps"] / bare["rps"]
@@ -169,7 +190,10 @@ def run() -> list[BenchResult]:
         "model": "LogisticRegression on 2 features, skops file; predict_proba per request",
         "latency": f"{LATENCY_N} sequential requests on one keep-alive connection, after 100",
         "throughput": f"wrk -t1 -c{CONNECTIONS} {WRK_S}s, 1,000,000 random unit ids",
-        "errors": {k: v["errors"] for k, v in results.items()},
+        "rounds": f"{ROUNDS} rounds of each measure against each app, medians compared",
+        "rounds_per_s": {name: [r["rps"] for r in taken] for name, taken in rounds.items()},
+        "rounds_p50_ms": {name: [r["p50_ms"] for r in taken] for name, taken in rounds.items()},
+        "errors": {name: sum(r["errors"] for r in taken) for name, taken in rounds.items()},
         "machine": "2 cores shared with other engineers' processes; load generator on the "
         "same machine",
     }
