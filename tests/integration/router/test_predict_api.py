@@ -222,6 +222,12 @@ def test_outcomes_single_and_batch_are_idempotent_by_event_id(
     )
     assert too_many.status_code == 422
     assert too_many.json()["error"]["field"] == "outcomes"
+    broken = router.post(
+        "/outcomes", content=b'{"unit_id": "u",', headers={"content-type": "application/json"}
+    )
+    assert broken.status_code == 422
+    assert broken.json()["error"]["field"] == "body"
+    assert broken.json()["error"]["message"].startswith("body: not valid JSON at character 16 (")
     found = consume(
         router_settings.kafka_bootstrap_servers, OUTCOMES, lambda e: e["event_id"] in ids, len(ids)
     )

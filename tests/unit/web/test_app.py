@@ -187,3 +187,40 @@ def test_a_statement_postgres_refused_stays_a_500_with_the_error_shape(
     response = client.post(f"/orders/{failure}", json={"sku": "a", "quantity": 1})
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "internal_error"
+
+
+def test_a_body_that_is_not_json_says_where_it_breaks(client: TestClient) -> None:
+    response = client.post(
+        "/orders/1", content=b'{"sku": "a",, }', headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["field"] == "body"
+    assert error["message"].startswith("body: not valid JSON at character 12 (")
+
+
+def test_a_body_sent_without_the_json_content_type_is_told_the_fix(client: TestClient) -> None:
+    response = client.post(
+        "/orders/1", content=b'{"sku": "a", "quantity": 1}', headers={"content-type": "text/plain"}
+    )
+    assert response.status_code == 422
+    message = response.json()["error"]["message"]
+    assert "sent as text/plain: send JSON with Content-Type: application/json" in message
+
+
+def test_an_empty_or_undecodable_body_names_the_body_and_the_fix(client: TestClient) -> None:
+    empty = client.post("/orders/1", content=b"", headers={"content-type": "application/json"})
+    assert empty.status_code == 422
+    assert empty.json()["error"] == {
+        "code": "invalid_input",
+        "message": "body: missing; send a JSON object",
+        "field": "body",
+    }
+    latin1 = client.post(
+        "/orders/1", content='{"sku": "é"}'.encode("latin-1"),
+        headers={"content-type": "application/json"},
+    )  # fmt: skip
+    assert latin1.status_code == 400
+    error = latin1.json()["error"]
+    assert (error["code"], error["field"]) == ("invalid_input", "body")
+    assert "not UTF-8" in error["message"]

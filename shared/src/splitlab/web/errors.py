@@ -74,6 +74,25 @@ class DependencyUnavailableError(SplitLabError):
     code = "dependency_unavailable"
 
 
+_JSON = "application/json"
+_JSON_HINT = "Content-Type: application/json"
+_FASTAPI_UNPARSEABLE = "There was an error parsing the body"
+
+
+def _describe(error: Any) -> tuple[str, str]:
+    """One validation error as (message naming the field, field)."""
+    if error["type"] == "json_invalid":
+        # FastAPI puts the decoder's character position where a field would be.
+        at = error["loc"][-1] if len(error["loc"]) > 1 else None
+        reason = (error.get("ctx") or {}).get("error") or error["msg"]
+        where = f" at character {at}" if isinstance(at, int) else ""
+        return f"body: not valid JSON{where} ({reason}); send a JSON object", "body"
+    if error["type"] == "missing" and tuple(error["loc"]) == ("body",):
+        return "body: missing; send a JSON object", "body"
+    path = _field_path(error["loc"])
+    return f"{path}: {error['msg']}", path
+
+
 def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or ".".join(str(p) for p in loc)
@@ -86,12 +105,20 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(exc.to_body(), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
-        messages = [f"{_field_path(e['loc'])}: {e['msg']}" for e in errors]
-        first = _field_path(errors[0]["loc"]) if errors else None
+        described = [_describe(e) for e in errors]
+        messages = [message for message, _ in described]
+        content_type = request.headers.get("content-type", "")
+        if not content_type.startswith(_JSON) and any(e["loc"][:1] == ("body",) for e in errors):
+            sent = f"as {content_type}" if content_type else "without a Content-Type"
+            messages.append(f"the body was sent {sent}: send JSON with {_JSON_HINT}")
         body = {
-            "error": {"code": "invalid_input", "message": "; ".join(messages), "field": first},
+            "error": {
+                "code": "invalid_input",
+                "message": "; ".join(messages),
+                "field": described[0][1] if described else None,
+            },
             "detail": [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors],
         }
         return JSONResponse(body, status_code=422)
@@ -113,5 +140,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        body = {"error": {"code": code, "message": str(exc.detail), "field": None}}
+        message, field = str(exc.detail), None
+        if exc.status_code == 400 and message == _FASTAPI_UNPARSEABLE:
+            # FastAPI's answer when the JSON decoder itself fails (bytes that are not UTF-8,
+            # nesting deeper than the decoder's recursion limit): say which field and the fix.
+            code, field = "invalid_input", "body"
+            message = (
+                "body: could not be decoded as JSON (not UTF-8, or nested too deeply); "
+                f"send a UTF-8 JSON object with {_JSON_HINT}"
+            )
+        body = {"error": {"code": code, "message": message, "field": field}}
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)

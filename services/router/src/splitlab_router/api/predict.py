@@ -72,10 +72,15 @@ async def post_outcomes(request: Request, outcomes: Outcomes) -> Response:
     """One outcome, or ``{"outcomes": [...]}``; each is logged once per ``event_id``."""
     try:
         payload = await request.json()
-    except ValueError:
-        raise RequestValidationError(
-            [{"loc": ("body",), "msg": "body is not valid JSON", "type": "json_invalid"}]
-        ) from None
+    except ValueError as exc:  # the same error FastAPI gives a model body that is not JSON
+        position = getattr(exc, "pos", None)
+        error = {
+            "loc": ("body", position) if isinstance(position, int) else ("body",),
+            "msg": "JSON decode error",
+            "type": "json_invalid",
+            "ctx": {"error": getattr(exc, "msg", str(exc))},
+        }
+        raise RequestValidationError([error]) from None
     try:
         if isinstance(payload, dict) and "outcomes" in payload:
             items = OutcomeBatch.model_validate(payload).outcomes
