@@ -75,15 +75,15 @@ def test_create_read_list_and_duplicate(
         ),
         ({"coverage": 1.5}, "coverage", "less than or equal to 1"),
         ({"coverage": -0.1}, "coverage", "greater than or equal to 0"),
-        ({"metrics": {"primary": "Not A Metric!"}}, "metrics.primary", "pattern"),
+        ({"metrics": {"primary": "Not A Metric!"}}, "metrics.primary", "lower-case identifier"),
         (
             {"metrics": {"primary": "ok", "guardrails": [{"metric": "bad name", "margin": 0.1}]}},
             "metrics.guardrails.0.metric",
-            "pattern",
+            "lower-case identifier",
         ),
         ({"targeting": {"email": {"$regex": "(["}}}, "targeting.email.$regex", "regular"),
         ({"targeting": {"country": {"$inn": ["US"]}}}, "targeting.country.$inn", "unknown"),
-        ({"key": "not url safe/"}, "key", "pattern"),
+        ({"key": "not url safe/"}, "key", "URL-safe characters"),
         ({"namespace": {"id": "ns", "start": 0.5, "end": 0.2}}, "namespace.end", "greater"),
     ],
 )

@@ -10,7 +10,7 @@ import psycopg2.extensions
 import pytest
 from fastapi import APIRouter, FastAPI
 from fastapi.testclient import TestClient
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
 from splitlab.health import DependencyCheck
@@ -45,6 +45,13 @@ def cache_ping() -> None:
 class Order(BaseModel):
     sku: str
     quantity: int = Field(gt=0)
+    wrap: str = Field(default="none", pattern="^(none|paper|box)$")
+
+    @model_validator(mode="after")
+    def _limit(self) -> Order:
+        if self.sku == "rare" and self.quantity > 1:
+            raise ValueError("quantity: at most 1 of a rare item")
+        return self
 
 
 def build(max_body_bytes: int = 1024) -> FastAPI:
@@ -224,3 +231,16 @@ def test_an_empty_or_undecodable_body_names_the_body_and_the_fix(client: TestCli
     error = latin1.json()["error"]
     assert (error["code"], error["field"]) == ("invalid_input", "body")
     assert "not UTF-8" in error["message"]
+
+
+def test_an_enumeration_pattern_lists_the_values_not_the_regex(client: TestClient) -> None:
+    response = client.post("/orders/1", json={"sku": "a", "quantity": 1, "wrap": "bag"})
+    assert response.status_code == 422
+    assert response.json()["error"]["message"] == "wrap: should be one of none, paper, box"
+
+
+def test_a_model_check_naming_a_field_points_at_that_field(client: TestClient) -> None:
+    response = client.post("/orders/1", json={"sku": "rare", "quantity": 2})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert (error["field"], error["message"]) == ("quantity", "quantity: at most 1 of a rare item")

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from splitlab.schemas.names import METRIC_PATTERN
 from splitlab_analyzer.definitions import (
     Aggregation,
     Direction,
@@ -21,8 +22,6 @@ from splitlab_analyzer.definitions import (
     check_definition,
 )
 
-METRIC_PATTERN = r"^[a-z][a-z0-9_]{0,62}(\.[a-z][a-z0-9_]{0,62})?$"
-"""Same syntax as the registry's metric names (lower-case identifiers, optional namespace)."""
 MetricName = Annotated[str, Field(pattern=METRIC_PATTERN, examples=["conversion"])]
 FeatureName = Annotated[str, Field(min_length=1, max_length=128, examples=["spend_30d"])]
 

@@ -19,12 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from splitlab.assignment import Reason
 from splitlab.lifecycle import Action, ChangeKind, Status
-
-KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$"
-"""URL-safe keys (RFC 3986 unreserved characters), starting with a letter or digit."""
-METRIC_PATTERN = r"^[a-z][a-z0-9_]{0,62}(\.[a-z][a-z0-9_]{0,62})?$"
-"""Metric names: lower-case identifiers, optionally ``namespace.name``. Checked for syntax only
-until the analyzer's metric registry exists."""
+from splitlab.schemas.names import KEY_PATTERN, METRIC_PATTERN
 
 ExperimentKey = Annotated[str, Field(pattern=KEY_PATTERN, examples=["ranker-v3"])]
 MetricName = Annotated[str, Field(pattern=METRIC_PATTERN, examples=["conversion"])]

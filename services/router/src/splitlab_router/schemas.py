@@ -14,8 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-KEY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$"
-"""URL-safe names and versions (RFC 3986 unreserved characters), as experiment keys."""
+from splitlab.schemas.names import KEY_PATTERN
 
 ModelName = Annotated[str, Field(pattern=KEY_PATTERN, examples=["ranker"])]
 ModelVersion = Annotated[str, Field(pattern=KEY_PATTERN, examples=["3"])]

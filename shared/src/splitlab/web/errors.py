@@ -9,6 +9,7 @@ in every service.
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from splitlab.schemas.names import PATTERN_RULES
 from splitlab.storage.errors import POSTGRES_UNAVAILABLE, driver_reason, is_connection_error
 
 logger = logging.getLogger(__name__)
@@ -77,6 +79,8 @@ class DependencyUnavailableError(SplitLabError):
 _JSON = "application/json"
 _JSON_HINT = "Content-Type: application/json"
 _FASTAPI_UNPARSEABLE = "There was an error parsing the body"
+_NAMED = re.compile(r"([A-Za-z_][\w.]*): (.+)", re.DOTALL)
+_CHOICES = re.compile(r"\^\(([\w-]+(?:\|[\w-]+)+)\)\$")
 
 
 def _describe(error: Any) -> tuple[str, str]:
@@ -90,7 +94,21 @@ def _describe(error: Any) -> tuple[str, str]:
     if error["type"] == "missing" and tuple(error["loc"]) == ("body",):
         return "body: missing; send a JSON object", "body"
     path = _field_path(error["loc"])
-    return f"{path}: {error['msg']}", path
+    message = str(error["msg"])
+    if error["type"] == "value_error":
+        message = message.removeprefix("Value error, ")  # our validators' own words
+        named = _NAMED.match(message)
+        if named:  # a model's own check that names one of its fields: point at that field
+            field = named.group(1) if path == "body" else f"{path}.{named.group(1)}"
+            return f"{field}: {named.group(2)}", field
+    elif error["type"] == "string_pattern_mismatch":
+        pattern = str((error.get("ctx") or {}).get("pattern", ""))
+        choices = _CHOICES.fullmatch(pattern)
+        if pattern in PATTERN_RULES:  # say the rule in words, not as a regular expression
+            message = f"should be {PATTERN_RULES[pattern]}"
+        elif choices:  # an enumeration written as a pattern: list the values
+            message = f"should be one of {', '.join(choices.group(1).split('|'))}"
+    return f"{path}: {message}", path
 
 
 def _field_path(loc: tuple[Any, ...] | list[Any]) -> str:
