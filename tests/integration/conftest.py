@@ -17,6 +17,7 @@ from splitlab.settings import Settings
 from splitlab.storage.migrate import upgrade
 from tests.support.kafka_broker import KafkaBroker
 from tests.support.postgres_server import PostgresServer
+from tests.support.redis_server import RedisServer
 from tests.support.stack import (
     StackEndpoints,
     docker_engine_answers,
@@ -119,6 +120,15 @@ def private_kafka(tmp_path: Path) -> Iterator[KafkaBroker]:
     broker.start()
     yield broker
     broker.stop()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (no persistence), which the test may kill."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +12,6 @@ from fastapi.testclient import TestClient
 
 from splitlab.settings import Settings
 from splitlab_assignment.app import create_app
-from tests.support.redis_server import RedisServer
 
 ADMIN_KEY = "test-admin-key-0123456789"
 
@@ -67,11 +65,3 @@ def experiment_body(key: str, /, **overrides: Any) -> dict[str, Any]:
     }
     body.update(overrides)
     return body
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    server.stop()

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import math
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 
 from splitlab.stats.comparison import ArmEstimate, Comparison, compare
 from splitlab_analyzer.definitions import MetricDef, check_definition
@@ -108,3 +111,53 @@ def test_memory_cache_expires_and_invalidates_per_experiment() -> None:
     expired = ResultsCache(None, ttl_seconds=1e-9)
     expired.put("a", "auto", False, {"x": 1})
     assert expired.get("a", "auto", False) is None
+
+
+class FlakyRedis:
+    """Stands in for ``redis.Redis``: fails every call while ``down``; counts the calls."""
+
+    def __init__(self) -> None:
+        self.down = False
+        self.calls = 0
+        self.data: dict[str, str] = {}
+
+    def _call(self) -> None:
+        self.calls += 1
+        if self.down:
+            raise redis.ConnectionError("Connection refused.")
+
+    def get(self, name: str) -> str | None:
+        self._call()
+        return self.data.get(name)
+
+    def set(self, name: str, value: str, px: int) -> None:
+        self._call()
+        self.data[name] = value
+
+
+def test_redis_cache_failing_is_a_miss_then_left_alone_for_the_retry_period(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = FlakyRedis()
+    cache = ResultsCache(client, ttl_seconds=60, retry_seconds=0.05)  # type: ignore[arg-type]
+    cache.put("a", "auto", False, {"x": 1})
+    assert cache.get("a", "auto", False) == {"x": 1}
+    client.down = True
+    with caplog.at_level(logging.INFO, logger="splitlab_analyzer.results.cache"):
+        assert cache.get("a", "auto", False) is None
+        calls = client.calls
+        cache.put("a", "auto", False, {"x": 2})  # skipped: Redis is left alone for a while
+        assert cache.get("a", "auto", False) is None
+        assert client.calls == calls
+        time.sleep(0.06)
+        assert cache.get("a", "auto", False) is None  # tried again, still down
+        assert client.calls == calls + 1
+        client.down = False
+        time.sleep(0.06)
+        assert cache.get("a", "auto", False) == {"x": 1}
+        cache.put("a", "auto", False, {"x": 3})
+        assert cache.get("a", "auto", False) == {"x": 3}
+    assert [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records] == [
+        ("WARNING", "results cache unavailable; computing results without it", None),
+        ("INFO", "results cache available again", None),
+    ]
