@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from pydantic import SecretStr
 from sqlalchemy import Engine, insert
 
@@ -131,3 +132,32 @@ def define_metrics(client: TestClient) -> None:
     for body in METRICS:
         response = client.post("/metrics", json=body, headers=ADMIN)
         assert response.status_code in (201, 409), response.text
+
+
+def committed_offsets(settings: Settings) -> dict[TopicPartition, int]:
+    """The analyzer group's committed offsets (``settings.analyzer_consumer_group``)."""
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    try:
+        group = settings.analyzer_consumer_group
+        offsets = admin.list_group_offsets(group)[group]
+    finally:
+        admin.close()
+    return {tp: meta.offset for tp, meta in offsets.items()}
+
+
+def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        return {tp: int(offset) for tp, offset in consumer.end_offsets(partitions).items()}
+    finally:
+        consumer.close()
+
+
+def all_committed(settings: Settings, topics: list[str]) -> bool:
+    """Whether the group has committed up to the end of every partition of ``topics``."""
+    committed = committed_offsets(settings)
+    ends = end_offsets(settings.kafka_bootstrap_servers, topics)
+    return all(committed.get(tp, 0) == end for tp, end in ends.items())

@@ -14,13 +14,19 @@ import time
 import uuid
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from sqlalchemy import Engine, text
 
 from splitlab.schemas.events import ExposureEvent, OutcomeEvent
 from splitlab.settings import Settings
-from tests.integration.analyzer.conftest import consumer_thread, produce, wait_until
+from tests.integration.analyzer.conftest import (
+    all_committed,
+    consumer_thread,
+    end_offsets,
+    produce,
+    wait_until,
+)
 from tests.support.kafka_broker import KafkaBroker
 
 pytestmark = pytest.mark.integration
@@ -74,33 +80,6 @@ def stored_count(engine: Engine, experiment: str) -> int:
     )
     with engine.connect() as connection:
         return int(connection.execute(text(sql), {"k": experiment}).scalar_one())
-
-
-def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        partitions = [
-            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
-        ]
-        return {tp: int(offset) for tp, offset in consumer.end_offsets(partitions).items()}
-    finally:
-        consumer.close()
-
-
-def committed_offsets(settings: Settings) -> dict[TopicPartition, int]:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        group = settings.analyzer_consumer_group
-        offsets = admin.list_group_offsets(group)[group]
-    finally:
-        admin.close()
-    return {tp: meta.offset for tp, meta in offsets.items()}
-
-
-def all_committed(settings: Settings, topics: list[str]) -> bool:
-    committed = committed_offsets(settings)
-    ends = end_offsets(settings.kafka_bootstrap_servers, topics)
-    return all(committed.get(tp, 0) == end for tp, end in ends.items())
 
 
 def cpu_seconds() -> float:

@@ -13,13 +13,19 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, create_engine, text
 
 from splitlab.schemas.events import ExposureEvent, OutcomeEvent
 from splitlab.settings import Settings
-from tests.integration.analyzer.conftest import consumer_thread, wait_until
+from tests.integration.analyzer.conftest import (
+    all_committed,
+    committed_offsets,
+    consumer_thread,
+    end_offsets,
+    wait_until,
+)
 from tests.support.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.integration
@@ -85,33 +91,6 @@ def stored_count(engine: Engine) -> int:
     with engine.connect() as connection:
         sql = "SELECT (SELECT count(*) FROM exposures) + (SELECT count(*) FROM outcomes)"
         return int(connection.execute(text(sql)).scalar_one())
-
-
-def committed_offsets(settings: Settings) -> dict[TopicPartition, int]:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
-    try:
-        group = settings.analyzer_consumer_group
-        offsets = admin.list_group_offsets(group)[group]
-    finally:
-        admin.close()
-    return {tp: meta.offset for tp, meta in offsets.items()}
-
-
-def end_offsets(bootstrap: str, topics: list[str]) -> dict[TopicPartition, int]:
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
-    try:
-        partitions = [
-            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
-        ]
-        return {tp: int(offset) for tp, offset in consumer.end_offsets(partitions).items()}
-    finally:
-        consumer.close()
-
-
-def all_committed(settings: Settings, topics: list[str]) -> bool:
-    committed = committed_offsets(settings)
-    ends = end_offsets(settings.kafka_bootstrap_servers, topics)
-    return all(committed.get(tp, 0) == end for tp, end in ends.items())
 
 
 def metric(name: str) -> float:
