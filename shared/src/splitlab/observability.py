@@ -27,6 +27,13 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+def _prints_to_console(handler: logging.Handler) -> bool:
+    if getattr(handler, "splitlab", False):
+        return True
+    stream = getattr(handler, "stream", None)
+    return type(handler) is logging.StreamHandler and stream in (sys.stderr, sys.stdout)
+
+
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
     """Send every logger's records to stderr, as JSON lines (or text for local reading)."""
     handler = logging.StreamHandler(sys.stderr)
@@ -45,8 +52,11 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
                 "%(asctime)s %(levelname)s %(service)s %(name)s [%(request_id)s] %(message)s"
             )
         )
+    handler.splitlab = True  # type: ignore[attr-defined]
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Ours from an earlier call, or a console handler (``basicConfig``), would print every line
+    # twice: they go. Any other handler stays (a test's log capture, an embedding app's file).
+    root.handlers[:] = [h for h in root.handlers if not _prints_to_console(h)] + [handler]
     root.setLevel(level)
     # uvicorn's own access log would duplicate ours (splitlab.access) without the request id.
     logging.getLogger("uvicorn.access").disabled = True
