@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from splitlab.observability import configure_logging
+from splitlab.observability import RepeatFilter, configure_logging
 
 
 @pytest.fixture
@@ -49,3 +49,21 @@ def test_console_lines_are_json_with_the_service(
     logging.getLogger("splitlab.demo").warning("hello")
     line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
     assert (line["message"], line["service"], line["level"]) == ("hello", "demo", "WARNING")
+
+
+def test_a_library_flood_is_one_line_per_minute_for_each_kind() -> None:
+    now = [0.0]
+    flood = RepeatFilter(prefixes=("kafka",), seconds=60, clock=lambda: now[0])
+
+    def passes(name: str, message: str, *args: object) -> bool:
+        record = logging.LogRecord(name, logging.ERROR, __file__, 1, message, args, None)
+        return flood.filter(record)
+
+    refused = "Connect attempt to %s returned error %s. Disconnecting."
+    assert passes("kafka.conn", refused, "<broker 1>", 111)
+    assert not any(passes("kafka.conn", refused, f"<broker {i}>", 111) for i in range(50))
+    assert passes("kafka.client", "Node %s not ready", 1)  # another kind of line
+    assert passes("splitlab.analyzer", refused, "x", 1)  # our own lines always pass
+    assert passes("splitlab.analyzer", refused, "x", 1)
+    now[0] = 61.0
+    assert passes("kafka.conn", refused, "<broker 1>", 111)  # a minute later, once again

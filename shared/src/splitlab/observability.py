@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
@@ -27,6 +29,36 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+class RepeatFilter(logging.Filter):
+    """Lets a library's line through once per ``seconds`` for each message template.
+
+    While Kafka is down kafka-python logs a connection error at ERROR for every attempt of every
+    connection, dozens in the first second; the first of each kind says what is wrong, the
+    service's own warnings and gauges say it lasts. Lines of other loggers always pass."""
+
+    def __init__(
+        self,
+        prefixes: tuple[str, ...],
+        seconds: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self.seconds = seconds
+        self.clock = clock
+        self.last: dict[tuple[str, int, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self.clock()
+        if now - self.last.get(key, -self.seconds) < self.seconds:
+            return False
+        self.last[key] = now
+        return True
+
+
 def _prints_to_console(handler: logging.Handler) -> bool:
     if getattr(handler, "splitlab", False):
         return True
@@ -38,6 +70,7 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     """Send every logger's records to stderr, as JSON lines (or text for local reading)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.addFilter(RequestIdFilter(service))
+    handler.addFilter(RepeatFilter(prefixes=("kafka",)))
     if fmt == "json":
         handler.setFormatter(
             JsonFormatter(
