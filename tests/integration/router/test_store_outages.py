@@ -130,10 +130,22 @@ def test_predict_survives_a_redis_crash_and_sticky_writes_come_back(
         )
         assert client.get("/readyz").status_code == 200
 
+        assert not any(predict(unit)["degraded"] for unit in UNITS)
         private_redis.kill()
+        killed = time.monotonic()
         fallbacks_at_kill = redis_fallbacks()
+        down: list[tuple[float, dict[str, Any]]] = []
         for _ in range(5):  # through several breaker periods' worth of calls
-            assert {unit: predict(unit)["variant"] for unit in UNITS} == before
+            answers = {unit: predict(unit) for unit in UNITS}
+            assert {unit: a["variant"] for unit, a in answers.items()} == before
+            down.extend((time.monotonic() - killed, a) for a in answers.values())
+        # Answers before the first failed round trip cannot know (a fresh experiment's records
+        # are written behind the answer); from the first failure on, every answer says its
+        # record was neither read nor stored.
+        flagged = next((i for i, (_, a) in enumerate(down) if a["degraded"]), None)
+        assert flagged is not None, "no answer was flagged degraded while Redis was dead"
+        assert down[flagged][0] < 1.0, f"first degraded answer {down[flagged][0]:.2f}s after"
+        assert all(a["degraded"] for _, a in down[flagged:])
         assert redis_fallbacks() - fallbacks_at_kill >= 1, "no Redis fallback was counted"
         assert "splitlab_assignment_redis_fallbacks_total" in client.get("/metrics").text
         ready = client.get("/readyz")
@@ -150,8 +162,9 @@ def test_predict_survives_a_redis_crash_and_sticky_writes_come_back(
         # Within a breaker period or two a call reaches Redis again and records are written.
         wait_until(lambda: recorded(f"after-{uuid.uuid4().hex[:6]}"), 10, "records again")
         settled = redis_fallbacks()
-        answers = {unit: predict(unit)["variant"] for unit in UNITS}
-        assert answers == before
+        recovered = {unit: predict(unit) for unit in UNITS}
+        assert {unit: a["variant"] for unit, a in recovered.items()} == before
+        assert not any(a["degraded"] for a in recovered.values())
         wait_until(
             lambda: all(store.hget(sticky_key(u), ab.key) == f"{before[u]}|0" for u in UNITS),
             5,

@@ -186,6 +186,7 @@ class PredictionService:
             model_version=call.model.version,
             fallback=fallback,
             in_experiment=assigned.in_experiment,
+            degraded=assigned.degraded,
         )
 
     async def _call(

@@ -100,6 +100,9 @@ class PredictResponse(BaseModel):
     model_version: str
     fallback: bool
     in_experiment: bool
+    degraded: bool = False
+    """True while the sticky store (Redis) is unavailable: the variant came from hashing alone
+    and the unit's record was neither read nor stored (as ``degraded`` in ``/assign``)."""
 
 
 class OutcomeIn(_Strict):
