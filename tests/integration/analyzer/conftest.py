@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from splitlab_analyzer.app import create_app
 from splitlab_analyzer.consumer.main import run
 from tests.integration.analyzer.simulation import METRICS, Event
 from tests.support.stack import StackEndpoints
+from tests.support.waiting import wait_until as wait_until  # the analyzer tests import it here
 
 ADMIN_KEY = "analyzer-test-admin-key"
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
@@ -107,13 +107,6 @@ def consumer_thread(settings: Settings, topics: dict[str, str]) -> Iterator[thre
         thread.join(30)
     assert not thread.is_alive(), "the consumer did not stop"
     assert not errors, errors
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def insert_experiment(engine: Engine, row: dict[str, Any]) -> None:

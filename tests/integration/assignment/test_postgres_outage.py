@@ -20,6 +20,7 @@ from splitlab.settings import Settings
 from splitlab_assignment.app import create_app
 from tests.integration.assignment.conftest import experiment_body
 from tests.support.postgres_server import PostgresServer
+from tests.support.waiting import timed, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -29,19 +30,6 @@ UNITS = [f"pg-{i}" for i in range(40)]
 
 def refresh_failures() -> float:
     return REGISTRY.get_sample_value("splitlab_experiment_cache_refresh_failures_total") or 0.0
-
-
-def wait_until(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def timed(call: Callable[[], Any]) -> tuple[Any, float]:
-    started = time.perf_counter()
-    result = call()
-    return result, time.perf_counter() - started
 
 
 def assert_postgres_unavailable(response: Any, elapsed: float) -> None:

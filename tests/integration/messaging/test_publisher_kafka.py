@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
 
 from splitlab.messaging.admin import ensure_topics
 from splitlab.messaging.publisher import EventPublisher
@@ -12,13 +11,7 @@ from splitlab.messaging.topics import OUTCOMES
 from splitlab.schemas.events import OutcomeEvent, parse_event
 from splitlab.settings import Settings
 from tests.support.kafka_broker import KafkaBroker
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
+from tests.support.waiting import wait_until
 
 
 def consume_all(bootstrap: str, expected: int, timeout_s: float = 60) -> dict[str, list[bytes]]:

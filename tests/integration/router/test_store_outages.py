@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -40,25 +40,13 @@ from tests.integration.router.conftest import (
 )
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
+from tests.support.waiting import timed, wait_until
 
 pytestmark = pytest.mark.integration
 
 X = {"x1": 0.1, "x2": 0.2}
 UNITS = [f"so-{i}" for i in range(40)]
 REFRESH_SECONDS = 0.4
-
-
-def wait_until(check: Callable[[], bool], seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-
-
-def timed(call: Callable[[], Any]) -> tuple[Any, float]:
-    started = time.perf_counter()
-    result = call()
-    return result, time.perf_counter() - started
 
 
 def sample(name: str, labels: dict[str, str] | None = None) -> float:

@@ -24,7 +24,7 @@ from splitlab.clients import create_async_redis
 from splitlab.health import DependencyCheck
 from splitlab.messaging.publisher import EventPublisher
 from splitlab.settings import Settings, load_settings
-from splitlab.storage.errors import driver_reason, is_connection_error
+from splitlab.storage.errors import log_background_failure
 from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
 from splitlab_assignment.api import assign, experiments
@@ -104,14 +104,9 @@ async def _refresh(registry: ExperimentRegistry) -> None:
         await asyncio.to_thread(registry.refresh_cache)
     except Exception as exc:
         CACHE_REFRESH_FAILURES.inc()
-        if is_connection_error(exc):  # Postgres down: an outage, not a bug (no traceback)
-            logger.warning(
-                "experiment cache refresh failed: Postgres unavailable; keeping the cached "
-                "experiments",
-                extra={"error": driver_reason(exc)},
-            )
-        else:
-            logger.exception("experiment cache refresh failed; keeping the cached experiments")
+        log_background_failure(
+            logger, "experiment cache refresh failed; keeping the cached experiments", exc
+        )
 
 
 async def _refresh_periodically(registry: ExperimentRegistry, seconds: float) -> None:

@@ -30,7 +30,7 @@ from splitlab.health import DependencyCheck
 from splitlab.messaging.publisher import EventPublisher
 from splitlab.schemas.events import Event
 from splitlab.settings import Settings, load_settings
-from splitlab.storage.errors import driver_reason, is_connection_error
+from splitlab.storage.errors import log_background_failure
 from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
 from splitlab_router.api import models, predict
@@ -154,14 +154,11 @@ async def _refresh(
         await asyncio.to_thread(catalog.refresh, sessions)
     except Exception as exc:
         REGISTRY_REFRESH_FAILURES.inc()
-        if is_connection_error(exc):  # Postgres down: an outage, not a bug (no traceback)
-            logger.warning(
-                "experiment or model refresh failed: Postgres unavailable; keeping the cached "
-                "experiments and loaded models",
-                extra={"error": driver_reason(exc)},
-            )
-        else:
-            logger.exception("experiment or model refresh failed; keeping the last state")
+        log_background_failure(
+            logger,
+            "experiment or model refresh failed; keeping the cached experiments and loaded models",
+            exc,
+        )
 
 
 async def _refresh_periodically(

@@ -7,6 +7,7 @@ conflict of its own and stays a 500.
 
 from __future__ import annotations
 
+import logging
 from typing import TypeGuard
 
 from psycopg2.extensions import QueryCanceledError, TransactionRollbackError
@@ -35,3 +36,13 @@ def driver_reason(exc: DBAPIError) -> str:
     """The driver's message, first line, at most 200 characters (for a one-line log)."""
     lines = str(exc.orig or exc).strip().splitlines()
     return (lines[0] if lines else type(exc).__name__)[:200]
+
+
+def log_background_failure(log: logging.Logger, what: str, exc: BaseException) -> None:
+    """Log a failed background pass over Postgres (a cache refresh, say): while Postgres is
+    unreachable one warning line a pass, naming it; anything else is a bug, with its
+    traceback."""
+    if is_connection_error(exc):
+        log.warning("%s: Postgres unavailable", what, extra={"error": driver_reason(exc)})
+    else:
+        log.error(what, exc_info=exc)
