@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: help install env stack-up stack-down migrate topics services-up services-down \
+.PHONY: help tools doctor install env stack-up stack-down migrate topics services-up services-down \
         up down stop run status test test-unit lint format bench study compose-config clean
 
 help: ## List the targets
@@ -19,7 +19,13 @@ $(VENV)/.synced: uv.lock pyproject.toml shared/pyproject.toml services/*/pyproje
 	$(UV) sync --frozen --python python3.11
 	@touch $@
 
-install: $(VENV)/.synced ## Install Python 3.11 dependencies from uv.lock into .venv
+tools: ## Install the missing system tools of infra/tools.txt (apt-get; nothing when none is missing)
+	@bash infra/tools.sh install
+
+doctor: ## Each system tool with its version, what is missing and how to install it, what answers
+	@bash infra/tools.sh check
+
+install: tools $(VENV)/.synced ## System tools (infra/tools.txt) and the Python 3.11 dependencies from uv.lock into .venv
 
 .env:
 	@sed "s|^SPLITLAB_ADMIN_API_KEY=.*|SPLITLAB_ADMIN_API_KEY=$$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')|" .env.example > .env
@@ -89,7 +95,7 @@ bench: install stack-up ## Run the benchmarks (make bench ONLY="stats synth"); r
 study: install ## The slow statistical studies (results in docs/studies/)
 	@for s in studies/*.py; do echo "== $$s"; $(BIN)/python "$$s" || exit 1; done
 
-compose-config: ## Validate docker-compose.yml without a Docker engine
+compose-config: tools ## Validate docker-compose.yml without a Docker engine
 	docker-compose -f docker-compose.yml config --quiet
 
 clean: down ## Stop everything and delete .stack/ (all local data)

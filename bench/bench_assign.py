@@ -222,14 +222,10 @@ def _end_experiment(service: str, experiment: str) -> None:
 
 
 def _ensure_wrk() -> str | None:
+    """None when ``wrk`` is on the PATH, else what to do (``make bench`` installs it first)."""
     if shutil.which("wrk"):
         return None
-    try:
-        subprocess.run(["apt-get", "install", "-y", "wrk"], capture_output=True, check=True,
-                       timeout=300)  # fmt: skip
-    except (OSError, subprocess.SubprocessError) as exc:
-        return f"wrk is not installed and `apt-get install -y wrk` failed ({exc})"
-    return None if shutil.which("wrk") else "wrk is not installed"
+    return "wrk is not installed: `make tools` installs it (listed in infra/tools.txt)"
 
 
 def run() -> list[BenchResult]:

@@ -52,30 +52,8 @@ wait_for() { # wait_for DESCRIPTION SECONDS COMMAND...
 pid_alive() { [[ -f "$1" ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 # --------------------------------------------------------------------------- install
-apt_updated=0
-apt_install() { # apt_install PACKAGE...
-  if ((apt_updated == 0)); then
-    log "apt-get update"
-    apt-get update -qq >/dev/null
-    apt_updated=1
-  fi
-  log "installing $*"
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
-}
-
-install_missing() {
-  local wanted=()
-  command -v redis-server >/dev/null || wanted+=(redis-server)
-  [[ -x "$PG_BIN/pg_ctl" ]] || wanted+=(postgresql)
-  command -v prometheus >/dev/null || wanted+=(prometheus)
-  command -v promtool >/dev/null || wanted+=(prometheus)
-  command -v prometheus-alertmanager >/dev/null || wanted+=(prometheus-alertmanager)
-  command -v java >/dev/null || wanted+=(openjdk-17-jre-headless)
-  command -v mvn >/dev/null || wanted+=(maven)
-  if ((${#wanted[@]})); then
-    [[ $EUID -eq 0 ]] || die "missing ${wanted[*]}: run as root or install them with apt-get"
-    apt_install "${wanted[@]}"
-  fi
+install_missing() { # the system tools (infra/tools.txt), then the Kafka jars
+  bash "$ROOT/infra/tools.sh" install
   install_kafka_jars
 }
 

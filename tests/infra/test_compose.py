@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from tests.support.stack import unavailable
+from tests.support.stack import system_tool
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def compose() -> dict[str, Any]:
-    binary = shutil.which("docker-compose")
-    if binary is None:
-        unavailable("docker-compose (Debian package docker-compose)")
-    assert binary is not None
+    binary = system_tool("docker-compose")
     result = subprocess.run(
         [binary, "-f", str(REPO / "docker-compose.yml"), "config"],
         capture_output=True, text=True, check=False, cwd=REPO,

@@ -5,33 +5,24 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.stack import port_open, unavailable
+from tests.support.stack import port_open, system_tool, unavailable
 
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS_PORT = int(os.environ.get("SPLITLAB_STACK_PROMETHEUS_PORT", "9090"))
 PROMETHEUS = f"http://127.0.0.1:{PROMETHEUS_PORT}"
 
 
-def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        unavailable(f"{name} (Debian package; installed by `make stack-up`)")
-    assert path is not None
-    return path
-
-
 def test_alert_rules_pass_their_promtool_unit_tests() -> None:
     rules = REPO / "infra" / "prometheus" / "rules"
     for test_file in sorted(rules.glob("*.test.yml")):
         result = subprocess.run(
-            [tool("promtool"), "test", "rules", test_file.name],
+            [system_tool("promtool"), "test", "rules", test_file.name],
             cwd=rules, capture_output=True, text=True, check=False,
         )  # fmt: skip
         assert result.returncode == 0, result.stdout + result.stderr
@@ -49,7 +40,7 @@ def test_prometheus_config_is_valid_with_the_native_paths(tmp_path: Path) -> Non
         )
     )
     result = subprocess.run(
-        [tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml")],
+        [system_tool("promtool"), "check", "config", str(tmp_path / "prometheus.yml")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
@@ -57,7 +48,7 @@ def test_prometheus_config_is_valid_with_the_native_paths(tmp_path: Path) -> Non
 
 def test_alertmanager_config_is_valid() -> None:
     result = subprocess.run(
-        [tool("amtool"), "check-config", str(REPO / "infra" / "alertmanager" / "alertmanager.yml")],
+        [system_tool("amtool"), "check-config", str(REPO / "infra" / "alertmanager" / "alertmanager.yml")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr

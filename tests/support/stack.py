@@ -9,6 +9,7 @@ Under ``CI=true`` an unreachable service fails the test; elsewhere it skips with
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -33,6 +34,19 @@ def unavailable(what: str) -> None:
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+def system_tool(command: str) -> str:
+    """The path of a system tool from ``infra/tools.txt``; fails under CI (skips elsewhere)
+    with the fix when it is not installed."""
+    path = shutil.which(command)
+    if path is None:
+        message = f"{command} is not installed; `make tools` installs it (infra/tools.txt)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+    assert path is not None
+    return path
 
 
 def port_open(host: str, port: int, timeout: float = 1.0) -> bool:
