@@ -79,10 +79,10 @@ check() {
   py="$(python3 --version 2>&1 || echo 'python3 MISSING')"
   uv_version="$(python3 -m uv --version 2>/dev/null || echo 'MISSING (make install: pip install uv)')"
   if [[ -x "$ROOT/.venv/bin/python" ]]; then venv="present"; else venv="absent (make install creates it)"; fi
-  printf '%-26s %s\n' python3 "$py" uv "$uv_version" .venv "$venv"
+  printf '%-24s %s\n' python3 "$py" uv "$uv_version" .venv "$venv"
   echo
   local name port
-  printf '%-26s %s\n' SERVICE STATE
+  printf '%-24s %s\n' SERVICE STATE
   for name in redis:"${SPLITLAB_STACK_REDIS_PORT:-6379}" postgres:"${SPLITLAB_STACK_POSTGRES_PORT:-5432}" \
     kafka:"${SPLITLAB_STACK_KAFKA_PORT:-9092}" prometheus:"${SPLITLAB_STACK_PROMETHEUS_PORT:-9090}" \
     alertmanager:"${SPLITLAB_STACK_ALERTMANAGER_PORT:-9093}" \
@@ -91,8 +91,8 @@ check() {
     analyzer:"$(port_of "${SPLITLAB_ANALYZER_URL:-http://127.0.0.1:8003}")" \
     trainer:"$(port_of "${SPLITLAB_TRAINER_URL:-http://127.0.0.1:8004}")"; do
     port="${name#*:}" name="${name%%:*}"
-    if answers "$port"; then printf '%-26s %s\n' "$name" "answers on :$port"
-    else printf '%-26s %s\n' "$name" "not running (:$port; make up starts it)"; fi
+    if answers "$port"; then printf '%-24s %s\n' "$name" "answers on :$port"
+    else printf '%-24s %s\n' "$name" "not running (:$port; make up starts it)"; fi
   done
   if ((${#missing[@]})); then
     echo

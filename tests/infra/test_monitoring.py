@@ -48,7 +48,7 @@ def test_prometheus_config_is_valid_with_the_native_paths(tmp_path: Path) -> Non
 
 def test_alertmanager_config_is_valid() -> None:
     result = subprocess.run(
-        [system_tool("amtool"), "check-config", str(REPO / "infra" / "alertmanager" / "alertmanager.yml")],
+        [system_tool("amtool"), "check-config", str(REPO / "infra/alertmanager/alertmanager.yml")],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
