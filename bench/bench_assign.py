@@ -140,7 +140,7 @@ def _ensure_openloop() -> Path | None:
     target = REPO / ".stack" / "bin" / "openloop"
     if target.exists() and target.stat().st_mtime >= source.stat().st_mtime:
         return target
-    compiler = shutil.which("cc") or shutil.which("gcc")
+    compiler = shutil.which("cc")
     if compiler is None:
         return None
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -68,12 +68,16 @@ def test_doctor_reports_every_tool_with_a_version() -> None:
         ["bash", str(REPO / "infra" / "tools.sh"), "check"],
         capture_output=True, text=True, check=False, cwd=REPO, timeout=120,
     )  # fmt: skip
-    rows = {line.split()[0]: line for line in result.stdout.splitlines() if line.strip()}
+    tools, python, services = (
+        {line.split()[0]: line for line in section.splitlines()[1:]}
+        for section in result.stdout.split("\n\n")[:3]
+    )
     for tool in listed_tools():
-        assert tool in rows, f"make doctor does not report {tool}"
-        assert " ok " in rows[tool] or "apt-get install -y" in rows[tool], rows[tool]
+        assert tool in tools, f"make doctor does not report {tool}"
+        assert " ok " in tools[tool] or "apt-get install -y" in tools[tool], tools[tool]
+    assert "uv" in python and ".venv" in python
     for service in ("redis", "postgres", "kafka", "prometheus", "alertmanager", "analyzer"):
-        assert service in rows
+        assert service in services
     # Under make test every tool has been installed first, so the doctor is content.
     assert result.returncode == 0, result.stdout
     assert "every tool is installed" in result.stdout
