@@ -102,7 +102,8 @@ def experiment_body(
 
 @dataclass(frozen=True)
 class Setup:
-    """What :func:`ensure_demo` found (``existing``) and created."""
+    """What an ``ensure_*`` function found (``existing``) and created, and the experiment's
+    status (empty where it set up no experiment)."""
 
     created: tuple[str, ...]
     existing: tuple[str, ...]
@@ -114,37 +115,62 @@ def ensure_demo(endpoints: Endpoints, store: Path, key: str = DEMO_KEY, seed: in
     created: list[str] = []
     existing: list[str] = []
     with httpx.Client(timeout=30.0, headers=endpoints.admin_headers()) as client:
-        missing = [
-            m
-            for m in DEMO_MODELS
-            if client.get(f"{endpoints.router_url}/models/{m.name}/{m.version}").status_code == 404
-        ]
-        existing += [f"model {m.ref}" for m in DEMO_MODELS if m not in missing]
-        if missing:
-            for trained in train(World(seed=seed), store):
-                if trained.model in missing:
-                    _ok(client.post(f"{endpoints.router_url}/models", json=trained.registration()))
-                    created.append(f"model {trained.model.ref} (AUC {trained.auc:.3f})")
-        for metric in METRICS:
-            url = f"{endpoints.analyzer_url}/metric-definitions/{metric['name']}"
-            if client.get(url).status_code == 404:
-                _ok(client.post(f"{endpoints.analyzer_url}/metrics", json=metric))
-                created.append(f"metric {metric['name']}")
-            else:
-                existing.append(f"metric {metric['name']}")
-        response = client.get(f"{endpoints.assignment_url}/experiments/{key}")
-        if response.status_code == 404:
-            _ok(client.post(f"{endpoints.assignment_url}/experiments", json=experiment_body(key)))
-            created.append(f"experiment {key}")
-            status = "draft"
+        for found in (
+            ensure_models(client, endpoints, store, seed),
+            ensure_metrics(client, endpoints),
+            ensure_experiment(client, endpoints, experiment_body(key)),
+        ):
+            created += found.created
+            existing += found.existing
+    return Setup(tuple(created), tuple(existing), found.status)
+
+
+def ensure_models(client: httpx.Client, endpoints: Endpoints, store: Path, seed: int = 7) -> Setup:
+    """The demo models registered in the router (trained into ``store`` when one is missing)."""
+    missing = [
+        m
+        for m in DEMO_MODELS
+        if client.get(f"{endpoints.router_url}/models/{m.name}/{m.version}").status_code == 404
+    ]
+    created: list[str] = []
+    if missing:
+        for trained in train(World(seed=seed), store):
+            if trained.model in missing:
+                _ok(client.post(f"{endpoints.router_url}/models", json=trained.registration()))
+                created.append(f"model {trained.model.ref} (AUC {trained.auc:.3f})")
+    existing = [f"model {m.ref}" for m in DEMO_MODELS if m not in missing]
+    return Setup(tuple(created), tuple(existing), "")
+
+
+def ensure_metrics(client: httpx.Client, endpoints: Endpoints) -> Setup:
+    """The demo's metric definitions in the analyzer."""
+    created: list[str] = []
+    existing: list[str] = []
+    for metric in METRICS:
+        url = f"{endpoints.analyzer_url}/metric-definitions/{metric['name']}"
+        if client.get(url).status_code == 404:
+            _ok(client.post(f"{endpoints.analyzer_url}/metrics", json=metric))
+            created.append(f"metric {metric['name']}")
         else:
-            _ok(response)
-            existing.append(f"experiment {key}")
-            status = str(response.json()["status"])
-        if status == "draft":
-            _ok(client.post(f"{endpoints.assignment_url}/experiments/{key}/start"))
-            status = "running"
-    return Setup(tuple(created), tuple(existing), status)
+            existing.append(f"metric {metric['name']}")
+    return Setup(tuple(created), tuple(existing), "")
+
+
+def ensure_experiment(client: httpx.Client, endpoints: Endpoints, body: dict[str, Any]) -> Setup:
+    """Experiment ``body['key']`` created if missing and started if still a draft."""
+    key = body["key"]
+    response = client.get(f"{endpoints.assignment_url}/experiments/{key}")
+    found = response.status_code != 404
+    if found:
+        status = str(_ok(response).json()["status"])
+    else:
+        _ok(client.post(f"{endpoints.assignment_url}/experiments", json=body))
+        status = "draft"
+    if status == "draft":
+        _ok(client.post(f"{endpoints.assignment_url}/experiments/{key}/start"))
+        status = "running"
+    named = (f"experiment {key}",)
+    return Setup(() if found else named, named if found else (), status)
 
 
 def _ok(response: httpx.Response) -> httpx.Response:
