@@ -166,10 +166,26 @@ def period_srm_test(
             result = _mismatch_outside_split(counts[p], split[p], names, threshold, min_count)
         per_period.append(PeriodSRM(p, result))
     pooled = {v: sum(counts[p][v] for p in periods) for v in names}
+    stray = [c for c in per_period if math.isinf(c.srm.statistic)]
+    if stray:
+        # Units in a variant that had no weight in their period: a mismatch whatever the
+        # pooled counts say (the pooled test could not see it).
+        first = stray[0].srm
+        total = sum(pooled.values())
+        status = "mismatch" if total >= min_count else "insufficient_data"
+        combined = _stray_result(first, pooled, total, status)
+        return PeriodSRMResult(combined, per_period)
     if len(set(split.values())) == 1 and all(w > 0 for w in split[periods[0]]):
         shared = dict(zip(names, split[periods[0]], strict=True))
         return PeriodSRMResult(srm_test(pooled, shared, threshold, min_count), per_period)
     return PeriodSRMResult(_mixture_test(counts, split, names, threshold, min_count), per_period)
+
+
+def _stray_result(
+    stray: SRMResult, pooled: Mapping[str, int], total: int, status: str
+) -> SRMResult:
+    """The combined result when a period holds units outside its split: p = 0."""
+    return SRMResult(0.0, math.inf, dict(pooled), {}, stray.threshold, status, {})
 
 
 def _mismatch_outside_split(
