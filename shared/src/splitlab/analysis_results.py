@@ -182,7 +182,7 @@ class AnalysisResult:
     """Allocation periods, when the analysis was given them (else empty)."""
 
     def to_dict(self) -> dict[str, Any]:
-        out = {
+        out: dict[str, Any] = {
             "control": self.control,
             "variants": list(self.variants),
             "alpha": self.alpha,

@@ -60,7 +60,7 @@ def normalized_weights(
 
 def allocation_strata(
     periods: Sequence[Period],
-    weights: Mapping[Period, Mapping[str, float]],
+    weights: Mapping[Period, Mapping[str, float] | None],
     variants: Sequence[str],
 ) -> list[list[Period]]:
     """Group ``periods`` (in the given order) by their normalized split: one list per stratum,
@@ -137,7 +137,7 @@ class PeriodSRMResult:
 
 def period_srm_test(
     observed: Mapping[Period, Mapping[str, int]],
-    weights: Mapping[Period, Mapping[str, float]],
+    weights: Mapping[Period, Mapping[str, float] | None],
     variants: Sequence[str],
     threshold: float = DEFAULT_THRESHOLD,
     min_count: int = DEFAULT_MIN_COUNT,

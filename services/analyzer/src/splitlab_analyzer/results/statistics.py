@@ -12,7 +12,7 @@ needs the imputed value: the covariate's mean over every analyzed unit that has 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,7 +109,7 @@ def read_statistics(
                 keep.append(offset)
                 names.append(cov.name)
         moments = {}
-        periods: dict[int, dict[str, Moments]] = {p: {} for p in period_ids}
+        periods: dict[Hashable, dict[str, Moments]] = {p: {} for p in period_ids}
         binary: list[bool] = []
         dropped = 0
         for v in variants:
