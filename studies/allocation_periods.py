@@ -275,7 +275,7 @@ def main() -> int:
     )
     parser.add_argument("--replications", type=int, default=2000)
     parser.add_argument("--n", type=int, default=2000, help="units per dataset")
-    parser.add_argument("--srm-replications", type=int, default=100_000)
+    parser.add_argument("--srm-replications", type=int, default=50_000)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "studies")
     args = parser.parse_args()
     log = lambda message: print(message, flush=True)  # noqa: E731
