@@ -542,6 +542,7 @@ def analyze_statistics(
                 dict(zip(order, _shares(split[c.period], order), strict=True)),
                 c.srm,
                 next(i for i, group in enumerate(strata) if c.period in group),
+                {v: int(period_counts[c.period].get(v, 0)) for v in order},
             )
             for c in checked.periods
         ]

@@ -151,14 +151,16 @@ class PeriodSummary:
     """The period's units (``observed``) against its split."""
     stratum: int
     """Index of the stratum (periods sharing one split) its units are estimated in."""
+    units: dict[str, int] = field(default_factory=dict)
+    """New units per variant (every variant, also those without weight in the period)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "period": self.period,
             "start": self.start,
             "weights": dict(self.weights),
-            "units": dict(self.srm.observed),
-            "expected": {k: json_number(v) for k, v in self.srm.expected.items()},
+            "units": dict(self.units or self.srm.observed),
+            "expected": {k: json_number(self.srm.expected.get(k, 0.0)) for k in self.weights},
             "srm_p_value": json_number(self.srm.p_value),
             "srm_status": self.srm.status,
             "stratum": self.stratum,

@@ -289,3 +289,15 @@ def test_units_of_a_variant_without_weight_are_a_mismatch() -> None:
     assert result.combined.status == "mismatch"
     clean = {0: observed[0], 1: {"control": 0, "treatment": 900}}
     assert period_srm_test(clean, weights, VARIANTS).combined.status == "ok"
+
+
+def test_a_period_without_weight_for_a_variant_still_lists_its_units() -> None:
+    data = ramp_frame(9)
+    data.loc[data.period == 1, "variant"] = "treatment"
+    weights = {0: {"control": 1, "treatment": 1}, 1: {"control": 0, "treatment": 1}}
+    periods = splitlab.analyze(
+        data, metrics=["y"], method="none", period_col="period", period_weights=weights
+    ).to_dict()["periods"]
+    assert periods[1]["units"] == {"control": 0, "treatment": 4000}
+    assert periods[1]["expected"] == {"control": 0.0, "treatment": 4000.0}
+    assert periods[1]["weights"] == {"control": 0.0, "treatment": 1.0}
