@@ -13,7 +13,7 @@ needs the imputed value: the covariate's mean over every analyzed unit that has 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,8 @@ class ExperimentStatistics:
     """Where the per-unit values came from: ``rollups`` (stored) or ``events``."""
     catch_up: Any = None
     """The rollup catch-up that preceded the query (``rollups.store.CatchUp``), if any."""
+    excluded: dict[str, int] = field(default_factory=dict)
+    """Stored values left out for being beyond the value limit, per table."""
 
     @property
     def total_units(self) -> int:
