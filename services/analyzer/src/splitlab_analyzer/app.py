@@ -99,8 +99,13 @@ def create_app(
                 ),
             }
             started = time.time()
-            for pass_ in gauges.PASSES:  # a pass that never completes shows as stale
-                gauges.pass_completed(pass_, started)
+            passes = {
+                "full": settings.analyzer_refresh_interval_seconds,
+                "guardrails": settings.analyzer_guardrail_interval_seconds,
+            }
+            for pass_, seconds in passes.items():
+                if seconds > 0:  # a pass that never completes shows as stalled
+                    gauges.pass_started(pass_, seconds, started)
             background = [
                 asyncio.create_task(_periodically(seconds, what, work))
                 for what, (seconds, work) in jobs.items()

@@ -120,6 +120,12 @@ PASS_COMPLETED = Gauge(
     "Unix time the analyzer last completed a background pass (set to the start time at start).",
     ["pass"],
 )
+PASS_INTERVAL = Gauge(
+    "splitlab_analyzer_pass_interval_seconds",
+    "Configured seconds between background passes (only passes that are on): the alert rules "
+    "call an analysis stale after three intervals.",
+    ["pass"],
+)
 PASSES = ("full", "guardrails")
 
 _exported: dict[str, set[tuple[Gauge, tuple[str, ...]]]] = defaultdict(set)
@@ -215,6 +221,12 @@ def failed(key: str, pass_: str) -> None:
     REFRESH_FAILURES.labels(key, pass_).inc()
 
 
+def pass_started(pass_: str, interval: float, at: float) -> None:
+    """A background pass is on: export its interval; its completion time starts at ``at``."""
+    PASS_INTERVAL.labels(pass_).set(interval)
+    PASS_COMPLETED.labels(pass_).set(at)
+
+
 def pass_completed(pass_: str, at: float) -> None:
     PASS_COMPLETED.labels(pass_).set(at)
 
@@ -242,5 +254,6 @@ __all__ = [
     "failed",
     "forget",
     "pass_completed",
+    "pass_started",
     "track",
 ]
