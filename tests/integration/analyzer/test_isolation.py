@@ -138,7 +138,7 @@ def test_a_catch_up_that_fails_for_one_experiment_leaves_the_others_caught_up(
     analyzer: TestClient, engine: Engine
 ) -> None:
     define_metrics(analyzer)
-    good, good_units = experiment(engine, seed=4)
+    good, _ = experiment(engine, seed=4)
     bad, bad_units = experiment(engine, seed=5)
     for key in (good, bad):
         assert analyzer.post(f"/experiments/{key}/refresh").status_code == 200
