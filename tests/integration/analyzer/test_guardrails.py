@@ -143,7 +143,8 @@ def test_the_guardrail_pass_pauses_and_the_paused_experiment_stays_exported_unti
         assert sample("splitlab_experiment_paused_by_analyzer", experiment=key) == 1.0
         when = sample("splitlab_experiment_last_analysis_timestamp_seconds", experiment=key,
                       **{"pass": "guardrails"})  # fmt: skip
-        assert when is not None and when > 0
+        assert when is not None
+        assert when > 0
         # Only guardrail metrics were computed: the full export comes with the full pass.
         assert sample("splitlab_experiment_effect", experiment=key, metric="revenue",
                       variant="treatment") is None  # fmt: skip
