@@ -158,6 +158,19 @@ def test_the_guardrail_pass_pauses_and_the_paused_experiment_stays_exported_unti
                   if a["action"] == "pause"]  # fmt: skip
         assert len(pauses) == 1
 
+        # A person looks, turns auto_stop off and resumes: no longer "waiting for a person";
+        # the guardrail alert stays while the harm does.
+        patched = assignment.patch(f"/experiments/{key}", json={"auto_stop": False}, headers=ADMIN)
+        assert patched.status_code == 200, patched.text
+        automation.refresh_running()
+        assert sample("splitlab_experiment_paused_by_analyzer", experiment=key) == 0.0
+        assert assignment.post(f"/experiments/{key}/start", headers=ADMIN).status_code == 200
+        automation.check_guardrails()
+        automation.refresh_running()
+        assert sample("splitlab_experiment_paused_by_analyzer", experiment=key) == 0.0
+        assert sample("splitlab_experiment_guardrail_violated", **guard) == 1.0
+        assert assignment.get(f"/experiments/{key}", headers=ADMIN).json()["status"] == "running"
+
         assert assignment.post(f"/experiments/{key}/stop", headers=ADMIN).status_code == 200
         automation.refresh_running()
         assert sample("splitlab_experiment_guardrail_violated", **guard) is None
