@@ -76,6 +76,9 @@ def test_a_poisoned_experiment_answers_and_does_not_stop_another_ones_refresh(
     refreshed = analyzer.post(f"/experiments/{good}/refresh")
     assert refreshed.status_code == 200, refreshed.text
     assert refreshed.json()["timings"]["per_unit"] == "rollups"
+    healthy = analyzer.get(f"/experiments/{good}/results", params={"method": "cuped"})
+    assert healthy.status_code == 200, healthy.text
+    assert healthy.json()["excluded_values"]["outcomes"] == 0
     answer = analyzer.post(f"/experiments/{bad}/refresh")
     assert answer.status_code == 200, answer.text
     body = answer.json()
