@@ -230,19 +230,22 @@ class ResultsService:
         min_sample = None
         if info.planned_sample_size and not sequential:
             min_sample = info.planned_sample_size // len(info.analyzed_variants)
-        result = analyze_statistics(
-            stats.metrics, stats.counts, sequential=sequential, min_sample=min_sample, **options
-        )
-        monitoring = (
-            result
-            if sequential
-            else analyze_statistics(stats.metrics, stats.counts, sequential=True, **options)
-        )
-        fixed = (
-            analyze_statistics(stats.metrics, stats.counts, sequential=False, **options)
-            if sequential
-            else result
-        )
+        try:
+            result = analyze_statistics(
+                stats.metrics, stats.counts, sequential=sequential, min_sample=min_sample, **options
+            )
+            monitoring = (
+                result
+                if sequential
+                else analyze_statistics(stats.metrics, stats.counts, sequential=True, **options)
+            )
+            fixed = (
+                analyze_statistics(stats.metrics, stats.counts, sequential=False, **options)
+                if sequential
+                else result
+            )
+        except ValueError as exc:  # the experiment's definition, not the request: no field
+            raise InvalidInputError(f"experiment {key!r} cannot be analyzed: {exc}") from None
         guardrails = guardrail_statuses(fixed, info.guardrails, set(lower), tuning_n)
         fallback = self.fallback(info)
         mostly = sorted(
