@@ -93,6 +93,14 @@ class Settings(BaseSettings):
     """Most outcomes in one ``POST /outcomes`` batch."""
     router_max_pending_shadows: int = Field(default=1000, ge=0)
     """Shadow predictions running at once; past it new shadow copies are skipped (counted)."""
+    router_served_requests: int = Field(default=100_000, ge=0)
+    """Recent ``request_id``s remembered with their experiment and variant, so ``/outcomes``
+    counts outcomes per variant (``splitlab_router_variant_outcomes_total``); 0 = off."""
+    router_outcome_type_labels: list[str] = Field(
+        default_factory=lambda: ["click", "conversion", "revenue"]
+    )
+    """Outcome types counted under their own label; others count as ``other`` (outcome types
+    are caller-chosen, so the label set stays bounded)."""
 
     # --- analyzer -----------------------------------------------------------------------
     analyzer_consumer_group: str = Field(default="splitlab-analyzer", min_length=1)
@@ -121,6 +129,9 @@ class Settings(BaseSettings):
     analyzer_fallback_share_threshold: float = Field(default=0.5, ge=0, le=1)
     """A treatment whose share of predictions answered by control's model (fallback) is above
     this is flagged (``flags.treatment_fallback``, gauge, alert)."""
+    analyzer_alert_min_units: int = Field(default=1000, ge=0)
+    """Units an experiment needs before the effect and SRM alerts may fire (a noise guard:
+    exported as ``splitlab_analyzer_alert_min_units``, which the alert rules compare with)."""
     analyzer_rollup_catch_up_seconds: float = Field(default=10.0, ge=0)
     """Seconds between catch-ups of the stored per-unit rollups with the units ingestion noted
     since (``rollup_backlog``): a results read then finds a short backlog and stays on the

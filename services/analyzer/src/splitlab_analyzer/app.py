@@ -98,6 +98,7 @@ def create_app(
                     lambda: _catch_up(service.rollups),
                 ),
             }
+            gauges.alert_min_units(settings.analyzer_alert_min_units)
             started = time.time()
             passes = {
                 "full": settings.analyzer_refresh_interval_seconds,

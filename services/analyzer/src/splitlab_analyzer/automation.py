@@ -183,4 +183,13 @@ class Automation:
             mostly_fell_back=computed.mostly_fell_back,
             paused_by_analyzer=paused,
             excluded=int(computed.body["flags"]["excluded_values"]),
+            plan=gauges.Plan(
+                team=info.owner or "unowned",
+                status="paused" if paused else info.status,
+                primary=info.primary,
+                control=info.control,
+                power=info.power,
+                planned_units=info.planned_sample_size,
+                power_at_planned=computed.body["sample"]["power_at_planned"],
+            ),
         )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
 
@@ -126,7 +127,51 @@ PASS_INTERVAL = Gauge(
     "call an analysis stale after three intervals.",
     ["pass"],
 )
+INFO = Gauge(
+    "splitlab_experiment_info",
+    "1 per exported experiment; its labels carry the owning team (the experiment's owner, "
+    "which routes its alerts), its status and its primary metric.",
+    ["experiment", "team", "status", "primary"],
+)
+CONTROL = Gauge(
+    "splitlab_experiment_control",
+    "1 for the experiment's control variant (the rules compare the other variants with it).",
+    ["experiment", "variant"],
+)
+TARGET_POWER = Gauge(
+    "splitlab_experiment_target_power", "The experiment's planned power.", ["experiment"]
+)
+PLANNED_UNITS = Gauge(
+    "splitlab_experiment_planned_units",
+    "The experiment's planned sample size (units in all variants; NaN without one).",
+    ["experiment"],
+)
+POWER_AT_PLANNED = Gauge(
+    "splitlab_experiment_power_at_planned",
+    "Power the planned sample size will have for the primary metric's MDE, at the spread seen "
+    "so far (NaN without a plan or an MDE).",
+    ["experiment", "variant"],
+)
+ALERT_MIN_UNITS = Gauge(
+    "splitlab_analyzer_alert_min_units",
+    "Units an experiment needs before effect and SRM alerts fire "
+    "(SPLITLAB_ANALYZER_ALERT_MIN_UNITS).",
+)
 PASSES = ("full", "guardrails")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the registry says of an experiment, exported beside its results."""
+
+    team: str
+    status: str
+    primary: str
+    control: str
+    power: float
+    planned_units: float | None
+    power_at_planned: dict[str, float | None]
+
 
 _exported: dict[str, set[tuple[Gauge, tuple[str, ...]]]] = defaultdict(set)
 _tracked: dict[str, set[str]] = defaultdict(set)
@@ -149,9 +194,17 @@ def export(
     mostly_fell_back: Iterable[str] = (),
     paused_by_analyzer: bool = False,
     excluded: int = 0,
+    plan: Plan | None = None,
 ) -> None:
     """Replace the experiment's gauges by this result's numbers."""
     before = set(_exported.pop(key, set()))
+    if plan is not None:
+        _set(key, INFO, (key, plan.team, plan.status, plan.primary), 1.0)
+        _set(key, CONTROL, (key, plan.control), 1.0)
+        _set(key, TARGET_POWER, (key,), plan.power)
+        _set(key, PLANNED_UNITS, (key,), plan.planned_units)
+        for variant, power in plan.power_at_planned.items():
+            _set(key, POWER_AT_PLANNED, (key, variant), power)
     mostly = set(mostly_fell_back)
     for variant, share in (fallback or {}).items():
         _set(key, FALLBACK_SHARE, (key, variant), share)
@@ -227,6 +280,10 @@ def pass_started(pass_: str, interval: float, at: float) -> None:
     PASS_COMPLETED.labels(pass_).set(at)
 
 
+def alert_min_units(units: int) -> None:
+    ALERT_MIN_UNITS.set(units)
+
+
 def pass_completed(pass_: str, at: float) -> None:
     PASS_COMPLETED.labels(pass_).set(at)
 
@@ -247,6 +304,8 @@ def exported_experiments() -> set[str]:
 __all__ = [
     "DECISION_CODES",
     "PASSES",
+    "Plan",
+    "alert_min_units",
     "analysed",
     "export",
     "export_guardrails",

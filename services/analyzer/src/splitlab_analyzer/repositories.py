@@ -169,6 +169,8 @@ class ExperimentInfo:
     updated_at: datetime | None = None
     models: dict[str, str] = field(default_factory=dict)
     """Variant -> model name, for variants served through ``/predict``."""
+    owner: str = ""
+    """The owning team (routes the experiment's alerts: docs/operations.md)."""
 
     @property
     def control(self) -> str:
@@ -225,6 +227,7 @@ def to_info(row: Experiment) -> ExperimentInfo:
         started_at=row.started_at,
         updated_at=row.updated_at,
         models={str(v["key"]): str(v["model"]) for v in row.variants if v.get("model")},
+        owner=row.owner or "",
     )
 
 

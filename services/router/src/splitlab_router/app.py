@@ -38,6 +38,7 @@ from splitlab_router.metrics import REGISTRY_REFRESH_FAILURES
 from splitlab_router.outcomes import OutcomeService
 from splitlab_router.predictor import PredictionService
 from splitlab_router.registry import ModelCatalog, ModelRegistry
+from splitlab_router.served import ServedRequests
 
 logger = logging.getLogger(__name__)
 
@@ -99,18 +100,25 @@ def create_app(
                 breaker_seconds=settings.sticky_breaker_seconds,
             )
             assigner = AssignmentService(cache, sticky, publisher, holdout_from(settings))
+            served = ServedRequests(settings.router_served_requests)
             predictor = PredictionService(
                 assigner,
                 catalog,
                 publisher,
                 max_pending_shadows=settings.router_max_pending_shadows,
+                served=served,
             )
             app.state.core = core
             app.state.cache = cache
             app.state.catalog = catalog
             app.state.publisher = publisher
             app.state.predictor = predictor
-            app.state.outcomes = OutcomeService(publisher, max_batch=settings.router_max_outcomes)
+            app.state.outcomes = OutcomeService(
+                publisher,
+                max_batch=settings.router_max_outcomes,
+                served=served,
+                labelled_types=settings.router_outcome_type_labels,
+            )
             app.state.models = ModelRegistry(sessions, catalog, settings.router_model_timeout_ms)
             refresher = asyncio.create_task(
                 _refresh_periodically(

@@ -46,6 +46,24 @@ SHADOWS_SKIPPED = Counter(
     ["experiment"],
 )
 OUTCOMES = Counter("splitlab_router_outcomes", "Outcome events accepted by /outcomes.")
+VARIANT_OUTCOMES = Counter(
+    "splitlab_router_variant_outcomes",
+    "Outcomes by the experiment and variant whose /predict they answer (by request_id, "
+    "remembered per replica; else variant 'unattributed'); outcome_type is one of "
+    "SPLITLAB_ROUTER_OUTCOME_TYPE_LABELS or 'other'.",
+    ["experiment", "variant", "outcome_type"],
+)
+VARIANT_OUTCOME_VALUES = Counter(
+    "splitlab_router_variant_outcome_value",
+    "Sum of the values of the outcomes counted in splitlab_router_variant_outcomes_total.",
+    ["experiment", "variant", "outcome_type"],
+)
+VARIANT_UNITS_SERVED = Counter(
+    "splitlab_router_variant_predictions_served",
+    "/predict answers by experiment and variant (fallbacks included): the denominator of the "
+    "per-variant outcome rates.",
+    ["experiment", "variant"],
+)
 MODELS_LOADED = Gauge("splitlab_router_models_loaded", "Model versions this replica can serve.")
 MODEL_LOAD_FAILURES = Counter(
     "splitlab_router_model_load_failures",

@@ -14,8 +14,9 @@ from typing import Protocol
 
 from splitlab.schemas.events import SCHEMA_VERSION, OutcomeEvent
 from splitlab.web.errors import InvalidInputError
-from splitlab_router.metrics import OUTCOMES
+from splitlab_router.metrics import OUTCOMES, VARIANT_OUTCOME_VALUES, VARIANT_OUTCOMES
 from splitlab_router.schemas import OutcomeIn, OutcomesAccepted
+from splitlab_router.served import ServedRequests
 
 
 class OutcomePublisher(Protocol):
@@ -23,9 +24,18 @@ class OutcomePublisher(Protocol):
 
 
 class OutcomeService:
-    def __init__(self, publisher: OutcomePublisher, *, max_batch: int) -> None:
+    def __init__(
+        self,
+        publisher: OutcomePublisher,
+        *,
+        max_batch: int,
+        served: ServedRequests | None = None,
+        labelled_types: Sequence[str] = (),
+    ) -> None:
         self._publisher = publisher
         self._max_batch = max_batch
+        self._served = served if served is not None else ServedRequests(0)
+        self._labelled = frozenset(labelled_types)
 
     def accept(self, outcomes: Sequence[OutcomeIn]) -> OutcomesAccepted:
         if len(outcomes) > self._max_batch:
@@ -53,5 +63,9 @@ class OutcomeService:
                 )
             )
             ids.append(event_id)
+            experiment, variant = self._served.lookup(item.request_id)
+            kind = item.outcome_type if item.outcome_type in self._labelled else "other"
+            VARIANT_OUTCOMES.labels(experiment, variant, kind).inc()
+            VARIANT_OUTCOME_VALUES.labels(experiment, variant, kind).inc(max(item.value, 0.0))
         OUTCOMES.inc(len(ids))
         return OutcomesAccepted(accepted=len(ids), event_ids=ids)

@@ -34,9 +34,11 @@ from splitlab_router.metrics import (
     PREDICT_LATENCY,
     PREDICTIONS,
     SHADOWS_SKIPPED,
+    VARIANT_UNITS_SERVED,
 )
 from splitlab_router.registry import ModelCatalog
 from splitlab_router.schemas import PredictRequest, PredictResponse
+from splitlab_router.served import ServedRequests
 from splitlab_router.serving import (
     Feature,
     ModelError,
@@ -89,7 +91,9 @@ class PredictionService:
         publisher: PredictionPublisher,
         *,
         max_pending_shadows: int,
+        served: ServedRequests | None = None,
     ) -> None:
+        self._served = served if served is not None else ServedRequests(0)
         self._assigner = assigner
         self._catalog = catalog
         self._publisher = publisher
@@ -177,6 +181,8 @@ class PredictionService:
                 f"the model failed and no fallback answered: {call.error.message}",
                 field="model",
             )
+        self._served.record(request_id, experiment_key, variant)
+        VARIANT_UNITS_SERVED.labels(experiment_key, variant).inc()
         return PredictResponse(
             request_id=request_id,
             prediction=call.output.value,

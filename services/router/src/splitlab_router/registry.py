@@ -100,6 +100,7 @@ class ModelCatalog:
         loaded_ids = {ref: i for ref, i in self._loaded_ids.items() if ref in present}
         loaded = 0
         for ref, row in present.items():
+            MODEL_LOAD_FAILURES.labels(ref)  # at 0 from the first sight: a failure is an increase
             if loaded_ids.get(ref) == row.id or self._failed.get(ref) == row.id:
                 continue
             try:
@@ -126,6 +127,7 @@ class ModelCatalog:
         models[ref] = model
         self._models = models
         self._loaded_ids = {**self._loaded_ids, ref: row.id}
+        MODEL_LOAD_FAILURES.labels(ref)
         MODELS_LOADED.set(len(models))
 
 

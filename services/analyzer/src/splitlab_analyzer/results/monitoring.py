@@ -103,9 +103,11 @@ def guardrail_statuses(
 
 
 def power_so_far(
-    result: AnalysisResult, metric: str, mde: float | None, alpha: float
+    result: AnalysisResult, metric: str, mde: float | None, alpha: float, scale: float = 1.0
 ) -> dict[str, float | None]:
-    """Per treatment: power of the current sample to detect a relative effect of ``mde``."""
+    """Per treatment: power of the current sample to detect a relative effect of ``mde``;
+    with ``scale`` the power of ``scale`` times the current sample at the per-unit spread seen
+    so far (:func:`power_at_planned`)."""
     out: dict[str, float | None] = {}
     m = result.metrics[metric]
     for variant, comp in m.comparisons.items():
@@ -125,7 +127,7 @@ def power_so_far(
             sd = c.se / math.sqrt(1 / c.n_control + 1 / c.n_treatment)
             try:
                 value = power_at(
-                    c.n_control,
+                    c.n_control * scale,
                     c.mean_control,
                     mde * abs(c.mean_control),
                     metric_type="mean",
@@ -138,6 +140,23 @@ def power_so_far(
                 value = None
         out[variant] = None if value is None else json_number(value)
     return out
+
+
+def power_at_planned(
+    result: AnalysisResult,
+    metric: str,
+    mde: float | None,
+    alpha: float,
+    planned: int | None,
+    total_units: int,
+) -> dict[str, float | None]:
+    """Per treatment: the power the planned sample size (``planned`` units in all) will have
+    to detect ``mde`` on ``metric``, at the per-unit spread and split seen so far. Below the
+    experiment's target power, the experiment is underpowered at its planned end (the spread
+    is larger than the plan assumed): every value is None without a plan or units."""
+    if planned is None or total_units <= 0:
+        return dict.fromkeys(result.metrics[metric].comparisons)
+    return power_so_far(result, metric, mde, alpha, scale=planned / total_units)
 
 
 def days_to_planned(

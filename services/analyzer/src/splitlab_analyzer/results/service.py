@@ -37,6 +37,7 @@ from splitlab_analyzer.results.monitoring import (
     GuardrailStatus,
     days_to_planned,
     guardrail_statuses,
+    power_at_planned,
     power_so_far,
 )
 from splitlab_analyzer.results.periods import period_options
@@ -275,6 +276,14 @@ class ResultsService:
             "first_exposure_at": _iso(stats.first_exposure_at),
             "last_exposure_at": _iso(stats.last_exposure_at),
             "power_so_far": power_so_far(fixed, info.primary, info.mde, info.alpha),
+            "power_at_planned": power_at_planned(
+                fixed,
+                info.primary,
+                info.mde,
+                info.alpha,
+                info.planned_sample_size,
+                stats.total_units,
+            ),
             **days_to_planned(
                 stats.total_units, info.planned_sample_size, stats.first_exposure_at, now
             ),
