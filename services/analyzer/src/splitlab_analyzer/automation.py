@@ -170,8 +170,19 @@ class Automation:
                 "experiment paused" if outcome.ok else "pausing the experiment failed",
                 extra={"experiment": info.key, "reasons": sorted(reasons)},
             )
+        plan = gauges.Plan(
+            team=info.owner or "unowned",
+            status="paused" if paused else info.status,
+            primary=info.primary,
+            control=info.control,
+            power=info.power,
+            planned_units=info.planned_sample_size,
+            power_at_planned=computed.body["sample"].get("power_at_planned", {}),
+        )
         if not full:
-            gauges.export_guardrails(info.key, computed.result, computed.guardrails, paused)
+            gauges.export_guardrails(
+                info.key, computed.result, computed.guardrails, paused, plan=plan
+            )
             return
         gauges.export(
             info.key,
@@ -183,13 +194,5 @@ class Automation:
             mostly_fell_back=computed.mostly_fell_back,
             paused_by_analyzer=paused,
             excluded=int(computed.body["flags"]["excluded_values"]),
-            plan=gauges.Plan(
-                team=info.owner or "unowned",
-                status="paused" if paused else info.status,
-                primary=info.primary,
-                control=info.control,
-                power=info.power,
-                planned_units=info.planned_sample_size,
-                power_at_planned=computed.body["sample"]["power_at_planned"],
-            ),
+            plan=plan,
         )

@@ -183,6 +183,15 @@ def _set(key: str, gauge: Gauge, labels: tuple[str, ...], value: float | None) -
     _exported[key].add((gauge, labels))
 
 
+def _set_info(key: str, plan: Plan) -> None:
+    for gauge, labels in [e for e in _exported[key] if e[0] is INFO]:
+        if labels != (key, plan.team, plan.status, plan.primary):
+            gauge.remove(*labels)  # one info series per experiment, also between full passes
+            _exported[key].discard((gauge, labels))
+    _set(key, INFO, (key, plan.team, plan.status, plan.primary), 1.0)
+    _set(key, CONTROL, (key, plan.control), 1.0)
+
+
 def export(
     key: str,
     counts: dict[str, int],
@@ -199,8 +208,7 @@ def export(
     """Replace the experiment's gauges by this result's numbers."""
     before = set(_exported.pop(key, set()))
     if plan is not None:
-        _set(key, INFO, (key, plan.team, plan.status, plan.primary), 1.0)
-        _set(key, CONTROL, (key, plan.control), 1.0)
+        _set_info(key, plan)
         _set(key, TARGET_POWER, (key,), plan.power)
         _set(key, PLANNED_UNITS, (key,), plan.planned_units)
         for variant, power in plan.power_at_planned.items():
@@ -242,9 +250,12 @@ def export_guardrails(
     result: AnalysisResult,
     guardrails: Iterable[GuardrailStatus],
     paused_by_analyzer: bool,
+    plan: Plan | None = None,
 ) -> None:
-    """Update only what the guardrail pass computes: guardrails, SRM, the pause flag (the
-    next full export replaces everything)."""
+    """Update only what the guardrail pass computes: guardrails, SRM, the pause flag and the
+    experiment's info (its team routes the alerts); the next full export replaces everything."""
+    if plan is not None:
+        _set_info(key, plan)
     _set(key, SRM_P_VALUE, (key,), result.srm.p_value)
     _set(key, SRM_MISMATCH, (key,), 1.0 if result.srm.mismatch else 0.0)
     _set(key, PAUSED_BY_ANALYZER, (key,), 1.0 if paused_by_analyzer else 0.0)
