@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from tests.support.stack import port_open, system_tool, unavailable
 
@@ -52,6 +53,42 @@ def test_alertmanager_config_is_valid() -> None:
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+ALERTMANAGER_CONFIG = REPO / "infra" / "alertmanager" / "alertmanager.yml"
+
+ROUTE_CASES = [
+    # A page about an experiment: on-call and the owning team.
+    ("alertname=SplitLabGuardrailViolated severity=page team=demo-team experiment=demo", "on-call,demo-team"),
+    ("alertname=SplitLabSampleRatioMismatch severity=page team=search experiment=x", "on-call,experiment-owners"),
+    # A ticket about an experiment: the owning team only.
+    ("alertname=SplitLabUnderpoweredAtPlannedEnd severity=ticket team=demo-team", "demo-team"),
+    ("alertname=SplitLabTreatmentFallingBack severity=ticket team=search", "experiment-owners"),
+    # An experiment without an owner: pages to on-call, tickets to the platform team.
+    ("alertname=SplitLabGuardrailViolated severity=page team=unowned", "on-call"),
+    ("alertname=SplitLabUnderpoweredAtPlannedEnd severity=ticket team=unowned", "platform"),
+    # The platform itself (no team).
+    ("alertname=SplitLabServiceDown severity=page service=router", "on-call"),
+    ("alertname=SplitLabDeadLetters severity=ticket topic=splitlab.outcomes.v1", "platform"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("labels", "receivers"), ROUTE_CASES)
+def test_alertmanager_routes_each_alert_to_its_receivers(labels: str, receivers: str) -> None:
+    result = subprocess.run(
+        [system_tool("amtool"), "config", "routes", "test", f"--config.file={ALERTMANAGER_CONFIG}",
+         f"--verify.receivers={receivers}", *labels.split()],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, (labels, result.stdout + result.stderr)
+
+
+def test_every_route_and_receiver_has_a_routing_case() -> None:
+    config = yaml.safe_load(ALERTMANAGER_CONFIG.read_text())
+    routed = {config["route"]["receiver"]} | {r["receiver"] for r in config["route"]["routes"]}
+    tested = {name for _, receivers in ROUTE_CASES for name in receivers.split(",")}
+    assert routed == tested
+    assert {r["name"] for r in config["receivers"]} == routed
 
 
 def dashboard_queries() -> list[tuple[str, str, str]]:
