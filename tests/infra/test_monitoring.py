@@ -59,8 +59,8 @@ ALERTMANAGER_CONFIG = REPO / "infra" / "alertmanager" / "alertmanager.yml"
 
 ROUTE_CASES = [
     # A page about an experiment: on-call and the owning team.
-    ("alertname=SplitLabGuardrailViolated severity=page team=demo-team experiment=demo", "on-call,demo-team"),
-    ("alertname=SplitLabSampleRatioMismatch severity=page team=search experiment=x", "on-call,experiment-owners"),
+    ("alertname=SplitLabGuardrailViolated severity=page team=demo-team", "on-call,demo-team"),
+    ("alertname=SplitLabSampleRatioMismatch severity=page team=search", "on-call,experiment-owners"),
     # A ticket about an experiment: the owning team only.
     ("alertname=SplitLabUnderpoweredAtPlannedEnd severity=ticket team=demo-team", "demo-team"),
     ("alertname=SplitLabTreatmentFallingBack severity=ticket team=search", "experiment-owners"),

@@ -9,6 +9,7 @@ import secrets
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class Platform:
     database_url: str
     kafka_bootstrap_servers: str
     state: Path
+    trainer_url: str = ""
 
     def admin(self) -> httpx.Client:
         return httpx.Client(timeout=120.0, headers=self.endpoints.admin_headers())
@@ -41,18 +43,19 @@ def services(env: dict[str, str], action: str) -> subprocess.CompletedProcess[st
     )  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def platform(
-    stack: StackEndpoints, migrated_database: str, tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def running_platform(
+    stack: StackEndpoints, database_url: str, state: Path, **settings: str
 ) -> Iterator[Platform]:
-    state = tmp_path_factory.mktemp("platform")
+    """The four services, the consumer and the worker on free ports (``settings``: more
+    ``SPLITLAB_*`` variables, which win over the defaults below), stopped at the end."""
     admin_key = secrets.token_urlsafe(24)
     redis_base = stack.redis_url.rsplit("/", 1)[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPLITLAB_")}
     env.update(
         SPLITLAB_ENVIRONMENT="test",
         SPLITLAB_STATE_DIR=str(state),
-        SPLITLAB_DATABASE_URL=migrated_database,
+        SPLITLAB_DATABASE_URL=database_url,
         SPLITLAB_REDIS_URL=stack.redis_url,
         SPLITLAB_KAFKA_BOOTSTRAP_SERVERS=stack.kafka_bootstrap_servers,
         SPLITLAB_CELERY_BROKER_URL=f"{redis_base}/12",
@@ -67,6 +70,7 @@ def platform(
     )
     for name in SERVICES:
         env[f"SPLITLAB_{name.upper()}_URL"] = f"http://127.0.0.1:{free_port()}"
+    env.update(settings)
     started = services(env, "up")
     try:
         assert started.returncode == 0, started.stderr[-3000:]
@@ -76,10 +80,24 @@ def platform(
             analyzer_url=env["SPLITLAB_ANALYZER_URL"],
             admin_key=admin_key,
         )
-        platform = Platform(endpoints, migrated_database, stack.kafka_bootstrap_servers, state)
+        platform = Platform(
+            endpoints,
+            database_url,
+            stack.kafka_bootstrap_servers,
+            state,
+            trainer_url=env["SPLITLAB_TRAINER_URL"],
+        )
         with platform.admin() as client:
             ensure_models(client, endpoints, state / "models")
             ensure_metrics(client, endpoints)
         yield platform
     finally:
         services(env, "down")
+
+
+@pytest.fixture(scope="module")
+def platform(
+    stack: StackEndpoints, migrated_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    with running_platform(stack, migrated_database, tmp_path_factory.mktemp("platform")) as p:
+        yield p

@@ -178,6 +178,8 @@ class Automation:
             power=info.power,
             planned_units=info.planned_sample_size,
             power_at_planned=computed.body["sample"].get("power_at_planned", {}),
+            started_at=None if info.started_at is None else info.started_at.timestamp(),
+            days_to_planned=computed.body["sample"].get("days_to_planned"),
         )
         if not full:
             gauges.export_guardrails(

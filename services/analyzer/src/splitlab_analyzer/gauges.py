@@ -152,6 +152,32 @@ POWER_AT_PLANNED = Gauge(
     "so far (NaN without a plan or an MDE).",
     ["experiment", "variant"],
 )
+STARTED = Gauge(
+    "splitlab_experiment_started_timestamp_seconds",
+    "Unix time the experiment started (NaN before).",
+    ["experiment"],
+)
+DAYS_TO_PLANNED = Gauge(
+    "splitlab_experiment_days_to_planned",
+    "Days until the planned sample size at the enrolment rate so far (its planned end; NaN "
+    "without a plan).",
+    ["experiment"],
+)
+METHOD = Gauge(
+    "splitlab_experiment_method",
+    "1 for the method the analysis chose for the metric (none, cuped, cupac, ...).",
+    ["experiment", "metric", "method"],
+)
+GUARDRAIL_MARGIN = Gauge(
+    "splitlab_experiment_guardrail_margin",
+    "The guardrail's tolerated relative harm (0.05 = 5% worse).",
+    ["experiment", "metric", "variant"],
+)
+GUARDRAIL_HARM = Gauge(
+    "splitlab_experiment_guardrail_harm",
+    "Relative effect in the guardrail's harmful direction (compare with its margin).",
+    ["experiment", "metric", "variant"],
+)
 ALERT_MIN_UNITS = Gauge(
     "splitlab_analyzer_alert_min_units",
     "Units an experiment needs before effect and SRM alerts fire "
@@ -171,6 +197,8 @@ class Plan:
     power: float
     planned_units: float | None
     power_at_planned: dict[str, float | None]
+    started_at: float | None = None
+    days_to_planned: float | None = None
 
 
 _exported: dict[str, set[tuple[Gauge, tuple[str, ...]]]] = defaultdict(set)
@@ -211,6 +239,8 @@ def export(
         _set_info(key, plan)
         _set(key, TARGET_POWER, (key,), plan.power)
         _set(key, PLANNED_UNITS, (key,), plan.planned_units)
+        _set(key, STARTED, (key,), plan.started_at)
+        _set(key, DAYS_TO_PLANNED, (key,), plan.days_to_planned)
         for variant, power in plan.power_at_planned.items():
             _set(key, POWER_AT_PLANNED, (key, variant), power)
     mostly = set(mostly_fell_back)
@@ -223,6 +253,7 @@ def export(
         _set(key, UNITS, (key, variant), n)
     for name, metric in result.metrics.items():
         _set(key, VARIANCE_REDUCTION, (key, name), metric.variance_reduction)
+        _set(key, METHOD, (key, name, metric.method), 1.0)
         for variant, comp in metric.comparisons.items():
             c = comp.comparison
             labels = (key, name, variant)
@@ -239,6 +270,8 @@ def export(
         guard = (key, g.metric, g.variant)
         _set(key, GUARDRAIL_VIOLATED, guard, 1.0 if g.violated else 0.0)
         _set(key, GUARDRAIL_P_VALUE, guard, g.always_valid_p_value)
+        _set(key, GUARDRAIL_MARGIN, guard, g.margin)
+        _set(key, GUARDRAIL_HARM, guard, g.harm)
     for variant, decision in result.decisions.items():
         _set(key, DECISION, (key, variant), DECISION_CODES[decision.action])
     for gauge, stale in before - _exported[key]:
@@ -263,6 +296,8 @@ def export_guardrails(
         guard = (key, g.metric, g.variant)
         _set(key, GUARDRAIL_VIOLATED, guard, 1.0 if g.violated else 0.0)
         _set(key, GUARDRAIL_P_VALUE, guard, g.always_valid_p_value)
+        _set(key, GUARDRAIL_MARGIN, guard, g.margin)
+        _set(key, GUARDRAIL_HARM, guard, g.harm)
 
 
 def track(key: str, pass_: str) -> None:
