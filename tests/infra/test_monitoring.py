@@ -60,7 +60,7 @@ ALERTMANAGER_CONFIG = REPO / "infra" / "alertmanager" / "alertmanager.yml"
 ROUTE_CASES = [
     # A page about an experiment: on-call and the owning team.
     ("alertname=SplitLabGuardrailViolated severity=page team=demo-team", "on-call,demo-team"),
-    ("alertname=SplitLabSampleRatioMismatch severity=page team=search", "on-call,experiment-owners"),
+    ("alertname=SplitLabSampleRatioMismatch severity=page team=ads", "on-call,experiment-owners"),
     # A ticket about an experiment: the owning team only.
     ("alertname=SplitLabUnderpoweredAtPlannedEnd severity=ticket team=demo-team", "demo-team"),
     ("alertname=SplitLabTreatmentFallingBack severity=ticket team=search", "experiment-owners"),
