@@ -49,7 +49,7 @@ DASHBOARDS = REPO / "infra" / "grafana" / "dashboards"
 SLOW_MODEL = "slow-ranker:1"
 HEALTHY, BROKEN, STOPPING = "obs-healthy", "obs-broken", "obs-stop"
 TEAM = "demo-team"
-USERS, RATE = 1200, 40.0
+USERS, RATE = 600, 30.0
 EFFECT_ALERTS = {
     "SplitLabGuardrailViolated",
     "SplitLabSampleRatioMismatch",

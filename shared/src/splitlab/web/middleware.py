@@ -32,6 +32,7 @@ class RequestMiddleware:
         self.service = service
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
+        HTTP_REJECTED_BODIES.labels(service)  # at 0 from the start: the dashboard shows 0
         self._requests = Children(HTTP_REQUESTS)
         self._latency = Children(HTTP_LATENCY)
 
