@@ -132,3 +132,17 @@ def test_dashboards_use_the_provisioned_datasource() -> None:
                 assert panel["datasource"]["uid"] == uid.group(1), (path.name, panel["title"])
         for variable in dashboard["templating"]["list"]:
             assert variable["datasource"]["uid"] == uid.group(1), (path.name, variable["name"])
+
+
+def test_every_runbook_url_names_a_section_of_the_runbooks() -> None:
+    runbooks = (REPO / "docs" / "runbooks.md").read_text()
+    lines = runbooks.splitlines()
+    sections = {line[3:].strip().lower() for line in lines if line.startswith("## ")}
+    rules = (REPO / "infra" / "prometheus" / "rules").glob("*.rules.yml")
+    for path in rules:
+        for group in yaml.safe_load(path.read_text())["groups"]:
+            for rule in group["rules"]:
+                url = rule.get("annotations", {}).get("runbook_url")
+                if url is not None:
+                    assert url.startswith("docs/runbooks.md#"), (path.name, rule["alert"])
+                    assert url.split("#", 1)[1] in sections, (path.name, rule["alert"], url)
