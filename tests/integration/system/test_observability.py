@@ -4,13 +4,13 @@ project's rules and sends to a private Alertmanager with the project's routes, w
 point at a webhook receiver of this test (tests/support/monitoring.py says what the test copies
 of the configuration change: intervals, group waits, receiver URLs).
 
-- ``obs-healthy``: control ranker:1, treatment ranker:2 (a real lift in clicks), a weight-0
+- ``obs-healthy-*``: control ranker:1, treatment ranker:2 (a real lift in clicks), a weight-0
   shadow variant on ranker:2: nothing about it may be delivered.
-- ``obs-broken``: the treatment is an HTTP model server this test starts, 40 ms slower than
+- ``obs-broken-*``: the treatment is an HTTP model server this test starts, 40 ms slower than
   control's model and failing 5% of its calls (they fall back to control's model): the
   ``model_latency_ms`` guardrail is violated and the alert reaches the owning team
   (``demo-team``) and on-call.
-- ``obs-stop``: the same with ``auto_stop``: the analyzer pauses it and ``/assign`` answers
+- ``obs-stop-*``: the same with ``auto_stop``: the analyzer pauses it and ``/assign`` answers
   control.
 """
 
@@ -23,6 +23,7 @@ import random
 import re
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -47,7 +48,9 @@ from tests.support.stack import REPO, StackEndpoints
 
 DASHBOARDS = REPO / "infra" / "grafana" / "dashboards"
 SLOW_MODEL = "slow-ranker:1"
-HEALTHY, BROKEN, STOPPING = "obs-healthy", "obs-broken", "obs-stop"
+RUN = uuid.uuid4().hex[:6]
+"""Keys of this run's own: sticky assignments in the shared Redis outlive a run's database."""
+HEALTHY, BROKEN, STOPPING = f"obs-healthy-{RUN}", f"obs-broken-{RUN}", f"obs-stop-{RUN}"
 TEAM = "demo-team"
 USERS, RATE = 600, 30.0
 EFFECT_ALERTS = {
@@ -171,7 +174,7 @@ def observed(
             start(platform, STOPPING, SLOW_MODEL, auto_stop=True)
             began = time.monotonic()
             counts = asyncio.run(simulate(platform))
-            print(f"simulation: {time.monotonic() - began:.1f} s", flush=True)  # noqa: T201
+            print(f"simulation: {time.monotonic() - began:.1f} s", flush=True)
             yield Observed(platform, prometheus, receiver, counts, time.monotonic())
     finally:
         model_server.shutdown()
