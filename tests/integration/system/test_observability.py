@@ -52,7 +52,7 @@ RUN = uuid.uuid4().hex[:6]
 """Keys of this run's own: sticky assignments in the shared Redis outlive a run's database."""
 HEALTHY, BROKEN, STOPPING = f"obs-healthy-{RUN}", f"obs-broken-{RUN}", f"obs-stop-{RUN}"
 TEAM = "demo-team"
-USERS, RATE = 600, 30.0
+USERS, RATE = 400, 30.0
 EFFECT_ALERTS = {
     "SplitLabGuardrailViolated",
     "SplitLabSampleRatioMismatch",
@@ -83,11 +83,14 @@ class SlowModel(BaseHTTPRequestHandler):
             fail = SlowModel.calls % 20 == 0
         time.sleep(0.04)
         body = b'{"error": "model failed"}' if fail else b'{"predictions": [0.5]}'
-        self.send_response(500 if fail else 200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        try:
+            self.send_response(500 if fail else 200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the router gave up at the model's timeout_ms: counted there as a timeout
 
     def log_message(self, format: str, *args: Any) -> None:
         return
@@ -129,7 +132,7 @@ async def simulate(platform: Platform) -> dict[str, RunCounts]:
     seed = random.randrange(10**6)
     runs = [
         run(World(seed=seed, behaviours=behaviours),
-            RunPlan(key, users=USERS, rate=RATE, duration_s=120, first_user=i * USERS),
+            RunPlan(key, users=USERS, rate=RATE, duration_s=60, first_user=i * USERS),
             platform.endpoints)
         for i, (key, (behaviours, _)) in enumerate(plans.items())
     ]  # fmt: skip
@@ -145,9 +148,9 @@ def observed(
     model_server = ThreadingHTTPServer(("127.0.0.1", free_port()), SlowModel)
     threading.Thread(target=model_server.serve_forever, daemon=True).start()
     settings = {
-        "SPLITLAB_ANALYZER_REFRESH_INTERVAL_SECONDS": "3",
-        "SPLITLAB_ANALYZER_GUARDRAIL_INTERVAL_SECONDS": "2",
-        "SPLITLAB_ANALYZER_ALERT_MIN_UNITS": "200",
+        "SPLITLAB_ANALYZER_REFRESH_INTERVAL_SECONDS": "10",
+        "SPLITLAB_ANALYZER_GUARDRAIL_INTERVAL_SECONDS": "5",
+        "SPLITLAB_ANALYZER_ALERT_MIN_UNITS": "100",
         "SPLITLAB_ANALYZER_CONSUMER_METRICS_PORT": str(consumer_port),
     }
     try:
@@ -259,7 +262,7 @@ def test_every_panel_of_the_dashboard_shows_data_from_live_traffic(
 
 # --------------------------------------------------------------------------- alert delivery
 def wait_for_alert(observed: Observed, receiver: str, alertname: str, experiment: str,
-                   timeout: float = 90.0) -> dict[str, Any]:  # fmt: skip
+                   timeout: float = 180.0) -> dict[str, Any]:  # fmt: skip
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for alert in observed.receiver.alerts(receiver):
@@ -319,7 +322,7 @@ def test_a_healthy_treatment_raises_no_experiment_alert(observed: Observed) -> N
             f"sample {body.get('sample')}, shadows {body.get('shadows')}; "
             f"simulator {observed.counts[HEALTHY].by_variant}; srm p history {history}"
         )
-    assert observed.counts[HEALTHY].in_experiment >= 200  # above the alert minimum: it was judged
+    assert observed.counts[HEALTHY].in_experiment >= 100  # above the alert minimum: it was judged
 
 
 def test_with_auto_stop_the_drill_ends_paused_with_control_for_everyone(observed: Observed) -> None:
