@@ -326,12 +326,26 @@ def test_a_healthy_treatment_raises_no_experiment_alert(observed: Observed) -> N
 
 
 def test_with_auto_stop_the_drill_ends_paused_with_control_for_everyone(observed: Observed) -> None:
-    alert = wait_for_alert(observed, TEAM, "SplitLabPausedByGuardrail", STOPPING)
-    assert alert["labels"]["team"] == TEAM
     endpoints = observed.platform.endpoints
+    deadline = time.monotonic() + 180
+    status = ""
     with observed.platform.admin() as client:
-        status = client.get(f"{endpoints.assignment_url}/experiments/{STOPPING}").json()["status"]
-        assert status == "paused"
+        while time.monotonic() < deadline:
+            status = client.get(f"{endpoints.assignment_url}/experiments/{STOPPING}").json()[
+                "status"
+            ]
+            if status == "paused":
+                break
+            time.sleep(1)
+        if status != "paused":
+            results = client.get(f"{endpoints.analyzer_url}/experiments/{STOPPING}/results")
+            body = results.json()
+            pytest.fail(
+                f"{STOPPING} is {status} after 180 s; guardrails {body.get('guardrails')}, "
+                f"sample {body.get('sample')}"
+            )
+        alert = wait_for_alert(observed, TEAM, "SplitLabPausedByGuardrail", STOPPING)
+        assert alert["labels"]["team"] == TEAM
         for i in range(20):
             answer = client.post(
                 f"{endpoints.assignment_url}/assign",
