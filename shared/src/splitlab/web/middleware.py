@@ -23,8 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from splitlab.metric_labels import Children
 from splitlab.observability import request_id_var
-from splitlab.web.metrics import HTTP_LATENCY, HTTP_REJECTED_BODIES, HTTP_REQUESTS
 from splitlab.web.errors import internal_error_body
+from splitlab.web.metrics import HTTP_LATENCY, HTTP_REJECTED_BODIES, HTTP_REQUESTS
 from splitlab.web.storable import body_problem, problem_body
 
 access_logger = logging.getLogger("splitlab.access")
