@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from splitlab.schemas.names import METRIC_PATTERN
+from splitlab.schemas.times import UtcDatetime
 from splitlab_analyzer.definitions import (
     Aggregation,
     Direction,
@@ -133,7 +134,7 @@ class FeatureValue(_Strict):
     unit_id: str = Field(min_length=1, max_length=256)
     name: FeatureName
     value: float = Field(allow_inf_nan=False)
-    observed_at: AwareDatetime
+    observed_at: UtcDatetime
 
 
 class FeatureLoad(_Strict):

@@ -214,6 +214,13 @@ class AssignResponse(Assignment):
 class BatchAssignRequest(_Strict):
     unit_id: UnitId
     attributes: Attributes | None = None
+    experiment_keys: list[ExperimentKey] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="Only these experiments (each must exist; 404 names the first that does "
+        "not); absent: every running experiment.",
+    )
     include_excluded: bool = Field(
         default=False,
         description="Also list running experiments the unit is not in, with the reason.",

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +22,7 @@ from pydantic import (
 )
 
 from splitlab.messaging.topics import topic_for
+from splitlab.schemas.times import UtcDatetime
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -39,13 +39,8 @@ class EventBase(BaseModel):
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     schema_version: Literal[1] = SCHEMA_VERSION
-    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+    occurred_at: UtcDatetime = Field(default_factory=utc_now)
     unit_id: UnitId
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
 
     @property
     def topic(self) -> str:

@@ -82,7 +82,8 @@ async def post_outcomes(request: Request, outcomes: Outcomes) -> Response:
         }
         raise RequestValidationError([error]) from None
     try:
-        if isinstance(payload, dict) and "outcomes" in payload:
+        batch = isinstance(payload, dict) and "outcomes" in payload
+        if batch:
             items = OutcomeBatch.model_validate(payload).outcomes
         else:
             items = [OutcomeIn.model_validate(payload)]
@@ -90,5 +91,5 @@ async def post_outcomes(request: Request, outcomes: Outcomes) -> Response:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         ) from None
-    answer = outcomes.accept(items)
+    answer = outcomes.accept(items, batch=batch)
     return Response(answer.model_dump_json(), status_code=202, media_type="application/json")
