@@ -10,6 +10,10 @@ rule for all services:
   take a body; 422 on operations that take parameters (every string parameter refuses NUL);
   404 on operations with path parameters; 503 (a dependency is down) and 500 (unexpected; the
   body carries the request id) on every operation but ``/healthz``;
+- the text rule of ``splitlab.web.storable`` on every schema: each free string (and each object's
+  property names) carries the pattern ``NO_NUL``, each untyped value (``Any``) is a ``JsonValue``
+  whose strings do too; a fuzzer reading the document then knows NUL is refused, and a client
+  generator can say so;
 - the security schemes, and 401/403 on the operations that check a key: ``adminKey`` for the
   admin routes, ``callerKey`` for the production paths when ``SPLITLAB_ASSIGN_API_KEY`` is set
   (unset, they are open, and the document says so by declaring no security).
@@ -82,6 +86,57 @@ _SCHEMES: dict[str, dict[str, Any]] = {
 }
 
 
+NO_NUL = "^[^\\u0000]*$"
+"""Text without NUL (a lone surrogate has no JSON Schema spelling; the refusal covers it too)."""
+_JSON_VALUE_REF = "#/components/schemas/JsonValue"
+JSON_VALUE: dict[str, Any] = {
+    "title": "JsonValue",
+    "description": "Any JSON value; its strings and property names hold no NUL.",
+    "anyOf": [
+        {"type": "null"},
+        {"type": "boolean"},
+        {"type": "number"},
+        {"type": "string", "pattern": NO_NUL},
+        {"type": "array", "items": {"$ref": _JSON_VALUE_REF}},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": NO_NUL},
+            "additionalProperties": {"$ref": _JSON_VALUE_REF},
+        },
+    ],
+}
+_COMBINERS = ("anyOf", "oneOf", "allOf", "prefixItems")
+_TYPED = ("type", "$ref", "anyOf", "oneOf", "allOf", "enum", "const", "not")
+
+
+def forbid_nul(schema: Any) -> None:
+    """Add ``NO_NUL`` to every free string of ``schema`` and its parts, in place."""
+    if not isinstance(schema, dict):
+        return
+    types = schema.get("type")
+    types = types if isinstance(types, list) else [types]
+    if "string" in types and not {"pattern", "format", "enum", "const"} & schema.keys():
+        schema["pattern"] = NO_NUL
+    if "object" in types or "properties" in schema or "additionalProperties" in schema:
+        schema.setdefault("propertyNames", {"pattern": NO_NUL})
+        if schema.get("additionalProperties", True) in (True, {}):
+            schema["additionalProperties"] = {"$ref": _JSON_VALUE_REF}
+    if schema.get("items") in (True, {}):
+        schema["items"] = {"$ref": _JSON_VALUE_REF}
+    for name, part in list(schema.get("properties", {}).items()):
+        if isinstance(part, dict) and not _TYPED_KEYS & part.keys():
+            part["$ref"] = _JSON_VALUE_REF  # an untyped field (``Any``)
+        forbid_nul(part)
+    for key in ("items", "additionalProperties", "not"):
+        forbid_nul(schema.get(key))
+    for key in _COMBINERS:
+        for part in schema.get(key, []):
+            forbid_nul(part)
+
+
+_TYPED_KEYS = frozenset(_TYPED)
+
+
 def api_routes(routes: Sequence[BaseRoute]) -> Iterator[tuple[str, set[str], Dependant, Any]]:
     """Every API route as (full path, methods, effective dependant, the route or its context).
 
@@ -119,7 +174,11 @@ def complete_openapi(
 ) -> dict[str, Any]:
     """``schema`` (FastAPI's document) with the shell's answers and security added, in place."""
     components = schema.setdefault("components", {})
-    components.setdefault("schemas", {})["ErrorBody"] = ERROR_BODY
+    schemas = components.setdefault("schemas", {})
+    for part in schemas.values():
+        forbid_nul(part)
+    schemas["ErrorBody"] = ERROR_BODY
+    schemas["JsonValue"] = JSON_VALUE
     schemes_by_operation = {
         (path, method.lower()): _schemes_of(dependant, settings)
         for path, methods, dependant, _ in api_routes(routes)
@@ -130,6 +189,10 @@ def complete_openapi(
         for method, operation in operations.items():
             answers = operation.setdefault("responses", {})
             parameters = operation.get("parameters", [])
+            for parameter in parameters:
+                forbid_nul(parameter.get("schema"))
+            for content in operation.get("requestBody", {}).get("content", {}).values():
+                forbid_nul(content.get("schema"))
             if "requestBody" in operation:
                 for status, description in _BODY_ANSWERS.items():
                     _declare(answers, status, description)
