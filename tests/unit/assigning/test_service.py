@@ -201,9 +201,7 @@ def test_batch_narrowed_to_named_experiments() -> None:
     assert [a.experiment_key for a in answer.assignments] == ["c", "a"]
     assert set(h.redis.hashes[sticky_key("u1")]) == {"a", "c"}  # b was not enrolled
     assert {e.experiment_key for e in h.publisher.events} == {"a", "c"}
-    paused = asyncio.run(
-        h.service.assign_batch("u1", experiment_keys=["d"], include_excluded=True)
-    )
+    paused = asyncio.run(h.service.assign_batch("u1", experiment_keys=["d"], include_excluded=True))
     assert [(a.experiment_key, a.reason) for a in paused.assignments] == [("d", "not_running")]
     with pytest.raises(NotFoundError) as missing:
         asyncio.run(h.service.assign_batch("u1", experiment_keys=["a", "nope"]))

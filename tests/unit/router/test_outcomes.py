@@ -58,7 +58,8 @@ def test_times_utc_cannot_hold_are_a_validation_error_naming_the_field(at: str) 
 def test_occurred_at_is_converted_to_utc() -> None:
     parsed = OutcomeIn.model_validate(outcome(occurred_at="2026-06-01T14:00:00+02:00"))
     assert parsed.occurred_at == NOW
-    assert parsed.occurred_at is not None and parsed.occurred_at.tzinfo is UTC
+    assert parsed.occurred_at is not None
+    assert parsed.occurred_at.tzinfo is UTC
 
 
 def service(days: float = 365) -> tuple[OutcomeService, CollectingPublisher]:

@@ -199,8 +199,10 @@ def served() -> Iterator[str]:
     thread.join(10)
 
 
-@pytest.mark.parametrize(("method", "path", "body"), [("GET", "/boom", None),
-                                                     ("POST", "/lean", {"text": "boom"})])  # fmt: skip
+FAILURES = [("GET", "/boom", None), ("POST", "/lean", {"text": "boom"})]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), FAILURES)
 def test_the_keep_alive_connection_survives_a_500(
     served: str, method: str, path: str, body: dict[str, str] | None
 ) -> None:

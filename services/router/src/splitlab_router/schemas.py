@@ -110,7 +110,7 @@ class OutcomeIn(_Strict):
     unit_id: UnitId
     outcome_type: str = Field(min_length=1, max_length=200, examples=["conversion"])
     value: float = Field(
-        strict=True, description="A JSON number (true or \"1.5\" are refused, as in /predict)."
+        strict=True, description='A JSON number (true or "1.5" are refused, as in /predict).'
     )
     request_id: str | None = Field(default=None, max_length=200)
     event_id: uuid.UUID | None = Field(

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import re
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor

@@ -3,11 +3,11 @@
 A service supplies its name, its settings and a lifespan that builds its clients (through
 ``splitlab.clients``) and returns its readiness checks. The factory adds what all services share:
 JSON logs with request ids, the body-size limit, HTTP metrics, the hot lane for lean routes
-(``splitlab.web.routing``), ``/healthz``, ``/readyz``, ``/metrics``, one error format, the refusal of text no service can
-store (``splitlab.web.storable``), an OpenAPI document that declares the shell's answers and the
-security schemes (``splitlab.web.openapi``), ``/docs`` and ``/redoc`` served with their assets
-from the service itself (no CDN), and a background loop that keeps the
-``splitlab_dependency_up`` gauges fresh for the alert rules.
+(``splitlab.web.routing``), ``/healthz``, ``/readyz``, ``/metrics``, one error format, the
+refusal of text no service can store (``splitlab.web.storable``), an OpenAPI document that
+declares the shell's answers and the security schemes (``splitlab.web.openapi``), ``/docs`` and
+``/redoc`` served with their assets from the service itself (no CDN), and a background loop that
+keeps the ``splitlab_dependency_up`` gauges fresh for the alert rules.
 """
 
 from __future__ import annotations

@@ -123,7 +123,7 @@ def forbid_nul(schema: Any) -> None:
             schema["additionalProperties"] = {"$ref": _JSON_VALUE_REF}
     if schema.get("items") in (True, {}):
         schema["items"] = {"$ref": _JSON_VALUE_REF}
-    for name, part in list(schema.get("properties", {}).items()):
+    for _name, part in list(schema.get("properties", {}).items()):
         if isinstance(part, dict) and not _TYPED_KEYS & part.keys():
             part["$ref"] = _JSON_VALUE_REF  # an untyped field (``Any``)
         forbid_nul(part)
