@@ -168,7 +168,8 @@ def test_fuzzing_finds_no_server_error_and_no_undocumented_status(
 ) -> None:
     url = services[service]
     document = httpx.get(f"{url}/openapi.json", timeout=10).json()
-    assert document["components"]["securitySchemes"]  # the keys are declared
+    if service != "trainer":  # the trainer's API is its health endpoints only
+        assert document["components"]["securitySchemes"]  # the keys are declared
     command = [
         str(SCHEMATHESIS),
         "--config-file",
