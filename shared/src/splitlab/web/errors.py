@@ -180,9 +180,17 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(internal_error_body(request_id_var.get()), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message, field = str(exc.detail), None
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette's Allow names the methods of the first route that matched the path
+            # only; a path served by several routes (GET and POST /models) allows them all.
+            allowed = _allowed_methods(request)
+            if allowed:
+                headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+                message = f"{request.method} is not allowed here; use {', '.join(allowed)}"
         if exc.status_code == 400 and message == _FASTAPI_UNPARSEABLE:
             # FastAPI's answer when the JSON decoder itself fails (bytes that are not UTF-8,
             # nesting deeper than the decoder's recursion limit): say which field and the fix.
@@ -192,4 +200,15 @@ def install_error_handlers(app: FastAPI) -> None:
                 f"send a UTF-8 JSON object with {_JSON_HINT}"
             )
         body = {"error": {"code": code, "message": message, "field": field}}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    from splitlab.web.openapi import api_routes  # the shell's modules import this one
+
+    path = request.url.path
+    methods: set[str] = set()
+    for _, route_methods, _, route in api_routes(request.app.routes):
+        if route.path_regex.match(path):
+            methods |= route_methods
+    return sorted(methods)

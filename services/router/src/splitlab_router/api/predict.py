@@ -44,6 +44,21 @@ async def predict(body: PredictRequest, request: Request) -> Response:
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
+def _inlined(schema: Any, definitions: dict[str, Any] | None = None) -> Any:
+    """A model's JSON schema with its ``$defs`` references replaced by their definitions (the
+    document holds no component for a body this route parses itself)."""
+    if definitions is None and isinstance(schema, dict):
+        definitions = schema.pop("$defs", {})
+    if isinstance(schema, dict):
+        ref = schema.get("$ref", "")
+        if ref.startswith("#/$defs/"):
+            return _inlined(dict(definitions[ref.removeprefix("#/$defs/")]), definitions)
+        return {k: _inlined(v, definitions) for k, v in schema.items()}
+    if isinstance(schema, list):
+        return [_inlined(item, definitions) for item in schema]
+    return schema
+
+
 _OUTCOME_SCHEMA: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -51,8 +66,8 @@ _OUTCOME_SCHEMA: dict[str, Any] = {
             "application/json": {
                 "schema": {
                     "oneOf": [
-                        {"$ref": "#/components/schemas/OutcomeIn"},
-                        {"$ref": "#/components/schemas/OutcomeBatch"},
+                        _inlined(OutcomeIn.model_json_schema()),
+                        _inlined(OutcomeBatch.model_json_schema()),
                     ]
                 }
             }
