@@ -47,6 +47,13 @@ SEED = int(os.environ.get("SPLITLAB_FUZZ_SEED", "13"))
 ADMIN_KEY = "fuzz-admin-key-0123456789"
 CALLER_KEY = "fuzz-caller-key-0123456789"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
+SCHEMA_CANNOT_SAY = (
+    "POST /experiments",
+    "PATCH /experiments/{key}",
+    "POST /models",
+    "POST /outcomes",
+)
+"""Operations with a rule no JSON schema states (see ``fuzz_config``)."""
 
 
 class SerializingPublisher(DiscardingPublisher):
@@ -152,14 +159,16 @@ def fuzz_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path.write_text(
         f'[auth.openapi.adminKey]\nbearer = "{ADMIN_KEY}"\n\n'
         f'[auth.openapi.callerKey]\nbearer = "{CALLER_KEY}"\n\n'
-        # Two rules no schema can state, so a schema-valid request may rightly answer 422: a
-        # model's artifact must be a loadable file in the model store (which files exist), and
-        # an outcome's occurred_at must lie within a window around now.
+        # Rules no JSON schema can state, so a schema-valid request may rightly answer 422:
+        # rules across fields of an experiment (weights summing to 1, distinct variant keys,
+        # targeting syntax, what a started experiment may change); a model's artifact must be
+        # a loadable file in the model store (which files exist); an outcome's occurred_at must
+        # lie within a window around now.
         + "".join(
             f'[[operations]]\ninclude-name = "{name}"\n\n'
             "[operations.checks.positive_data_acceptance]\n"
             'expected-statuses = ["2xx", "401", "403", "404", "409", "422"]\n\n'
-            for name in ("POST /models", "POST /outcomes")
+            for name in SCHEMA_CANNOT_SAY
         )
         # /readyz answers its documented 503 while a dependency is down: no Celery worker runs
         # beside the trainer's API here.
