@@ -30,6 +30,14 @@ def test_value_must_be_a_json_number(value: Any) -> None:
     assert refused.value.errors()[0]["loc"] == ("value",)
 
 
+@pytest.mark.parametrize("value", [True, "1.5"])
+def test_a_feature_value_must_be_a_json_number(value: Any) -> None:
+    body = {"unit_id": "u", "name": "spend", "value": value, "observed_at": "2026-01-01T00:00:00Z"}
+    with pytest.raises(ValidationError) as refused:
+        FeatureValue.model_validate(body)
+    assert refused.value.errors()[0]["loc"] == ("value",)
+
+
 def test_an_integer_value_is_a_number() -> None:
     assert OutcomeIn.model_validate(outcome(value=3)).value == 3.0
 
@@ -52,6 +60,17 @@ def test_times_utc_cannot_hold_are_a_validation_error_naming_the_field(at: str) 
     with pytest.raises(ValidationError):
         OutcomeEvent.model_validate_json(
             f'{{"unit_id": "u", "outcome_type": "x", "value": 1, "occurred_at": "{at}"}}'
+        )
+
+
+@pytest.mark.parametrize("at", [0, 1_767_225_600, 1.5, True])
+def test_a_time_is_rfc_3339_text_not_a_number(at: Any) -> None:
+    with pytest.raises(ValidationError) as refused:
+        OutcomeIn.model_validate(outcome(occurred_at=at))
+    assert "RFC 3339" in refused.value.errors()[0]["msg"]
+    with pytest.raises(ValidationError):
+        FeatureValue.model_validate_json(
+            f'{{"unit_id": "u", "name": "spend", "value": 1.0, "observed_at": {str(at).lower()}}}'
         )
 
 

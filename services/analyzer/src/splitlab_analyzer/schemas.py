@@ -133,7 +133,7 @@ class MetricList(BaseModel):
 class FeatureValue(_Strict):
     unit_id: str = Field(min_length=1, max_length=256)
     name: FeatureName
-    value: float = Field(allow_inf_nan=False)
+    value: float = Field(strict=True, allow_inf_nan=False)
     observed_at: UtcDatetime
 
 

@@ -10,9 +10,9 @@ endpoint's own rule (``/outcomes``: ``SPLITLAB_ROUTER_OCCURRED_AT_WINDOW_DAYS``)
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator
 
 __all__ = ["UtcDatetime", "outside_window", "to_utc"]
 
@@ -28,7 +28,15 @@ def to_utc(value: datetime) -> datetime:
         ) from None
 
 
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(to_utc)]
+def _text_or_datetime(value: Any) -> Any:
+    """An RFC 3339 string (or a ``datetime`` from Python callers): a JSON number is refused,
+    where pydantic's lax mode would read it as seconds since the epoch."""
+    if isinstance(value, str | datetime):
+        return value
+    raise ValueError("must be an RFC 3339 string with its offset, such as 2026-03-02T12:00:00Z")
+
+
+UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_text_or_datetime), AfterValidator(to_utc)]
 
 
 def outside_window(value: datetime, now: datetime, window: timedelta) -> str | None:
