@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from splitlab.schemas.names import METRIC_PATTERN
 from splitlab.schemas.times import UtcDatetime
+from splitlab.schemas.values import BoundedValue
 from splitlab_analyzer.definitions import (
     Aggregation,
     Direction,
@@ -133,7 +134,7 @@ class MetricList(BaseModel):
 class FeatureValue(_Strict):
     unit_id: str = Field(min_length=1, max_length=256)
     name: FeatureName
-    value: float = Field(strict=True, allow_inf_nan=False)
+    value: BoundedValue = Field(strict=True)
     observed_at: UtcDatetime
 
 

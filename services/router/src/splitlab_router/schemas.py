@@ -7,15 +7,15 @@ Models: ``ModelCreate`` (POST /models), ``ModelRead``, ``ModelList``. Prediction
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from splitlab.schemas.names import KEY_PATTERN
 from splitlab.schemas.times import UtcDatetime
+from splitlab.schemas.values import BoundedValue
 
 ModelName = Annotated[str, Field(pattern=KEY_PATTERN, examples=["ranker"])]
 ModelVersion = Annotated[str, Field(pattern=KEY_PATTERN, examples=["3"])]
@@ -109,7 +109,7 @@ class PredictResponse(BaseModel):
 class OutcomeIn(_Strict):
     unit_id: UnitId
     outcome_type: str = Field(min_length=1, max_length=200, examples=["conversion"])
-    value: float = Field(
+    value: BoundedValue = Field(
         strict=True, description='A JSON number (true or "1.5" are refused, as in /predict).'
     )
     request_id: str | None = Field(default=None, max_length=200)
@@ -121,13 +121,6 @@ class OutcomeIn(_Strict):
         description="When the outcome happened (RFC 3339 with an offset; default: now). Within "
         "SPLITLAB_ROUTER_OCCURRED_AT_WINDOW_DAYS of now (365 by default).",
     )
-
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
 
 class OutcomeBatch(_Strict):
