@@ -44,19 +44,22 @@ async def predict(body: PredictRequest, request: Request) -> Response:
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
-def _inlined(schema: Any, definitions: dict[str, Any] | None = None) -> Any:
+def _standalone(schema: dict[str, Any]) -> Any:
     """A model's JSON schema with its ``$defs`` references replaced by their definitions (the
     document holds no component for a body this route parses itself)."""
-    if definitions is None and isinstance(schema, dict):
-        definitions = schema.pop("$defs", {})
-    if isinstance(schema, dict):
-        ref = schema.get("$ref", "")
-        if ref.startswith("#/$defs/"):
-            return _inlined(dict(definitions[ref.removeprefix("#/$defs/")]), definitions)
-        return {k: _inlined(v, definitions) for k, v in schema.items()}
-    if isinstance(schema, list):
-        return [_inlined(item, definitions) for item in schema]
-    return schema
+    definitions = schema.pop("$defs", {})
+
+    def inline(part: Any) -> Any:
+        if isinstance(part, dict):
+            ref = part.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in part.items()}
+        if isinstance(part, list):
+            return [inline(item) for item in part]
+        return part
+
+    return inline(schema)
 
 
 _OUTCOME_SCHEMA: dict[str, Any] = {
@@ -66,8 +69,8 @@ _OUTCOME_SCHEMA: dict[str, Any] = {
             "application/json": {
                 "schema": {
                     "oneOf": [
-                        _inlined(OutcomeIn.model_json_schema()),
-                        _inlined(OutcomeBatch.model_json_schema()),
+                        _standalone(OutcomeIn.model_json_schema()),
+                        _standalone(OutcomeBatch.model_json_schema()),
                     ]
                 }
             }
