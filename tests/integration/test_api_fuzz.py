@@ -14,22 +14,18 @@ its run time are in docs/operations.md.
 
 from __future__ import annotations
 
+import contextlib
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from pydantic import SecretStr
 from sqlalchemy import create_engine, make_url, text
 
@@ -40,6 +36,7 @@ from splitlab_assignment.app import create_app as create_assignment
 from splitlab_router.app import DiscardingPublisher
 from splitlab_router.app import create_app as create_router
 from splitlab_trainer.app import create_app as create_trainer
+from tests.support.served import free_port, served
 from tests.support.stack import StackEndpoints
 
 MAX_EXAMPLES = int(os.environ.get("SPLITLAB_FUZZ_MAX_EXAMPLES", "10"))
@@ -65,33 +62,6 @@ class SerializingPublisher(DiscardingPublisher):
         event.to_bytes()
 
 
-@dataclass
-class Served:
-    url: str
-    server: uvicorn.Server
-    thread: threading.Thread
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _serve(app: FastAPI, port: int) -> Served:
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical", lifespan="on")
-    )
-    thread = threading.Thread(target=server.run, daemon=True, name=f"fuzz-{port}")
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise AssertionError(f"the app on port {port} did not start")
-        time.sleep(0.05)
-    return Served(f"http://127.0.0.1:{port}", server, thread)
-
-
 @pytest.fixture(scope="module")
 def fuzz_database(stack: StackEndpoints) -> Iterator[str]:
     """A database of this module's own, migrated to head, dropped at the end."""
@@ -113,7 +83,7 @@ def fuzz_database(stack: StackEndpoints) -> Iterator[str]:
 def services(
     stack: StackEndpoints, fuzz_database: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, str]]:
-    ports = {name: _free_port() for name in ("assignment", "router", "analyzer", "trainer")}
+    ports = {name: free_port() for name in ("assignment", "router", "analyzer", "trainer")}
     redis_base = stack.redis_url.rsplit("/", 1)[0]
     settings = Settings(
         environment="test",
@@ -142,16 +112,8 @@ def services(
         "analyzer": create_analyzer(settings),
         "trainer": create_trainer(settings),
     }
-    served: dict[str, Served] = {}
-    try:
-        for name, app in apps.items():
-            served[name] = _serve(app, ports[name])
-        yield {name: s.url for name, s in served.items()}
-    finally:
-        for s in served.values():
-            s.server.should_exit = True
-        for s in served.values():
-            s.thread.join(30)
+    with contextlib.ExitStack() as running:
+        yield {name: running.enter_context(served(app, ports[name])) for name, app in apps.items()}
 
 
 @pytest.fixture(scope="module")
