@@ -100,7 +100,13 @@ class RequestMiddleware:
                 if buffered is None:
                     await self._reject_too_large(send_with_id, None, limit)
                     return
-                raw = b"".join(m.get("body", b"") for m in buffered if m["type"] == "http.request")
+                raw = (
+                    buffered[0].get("body", b"")
+                    if len(buffered) == 1
+                    else b"".join(
+                        m.get("body", b"") for m in buffered if m["type"] == "http.request"
+                    )
+                )
                 problem = body_problem(raw)
                 if problem is not None:
                     await _send_json(send_with_id, 422, problem_body(*problem))
@@ -183,6 +189,17 @@ async def _send_json(send: Send, status: int, body: dict[str, Any], close: bool 
 
 def replay_receive(messages: list[Message], receive: Receive) -> Receive:
     """A ``receive`` that hands out ``messages`` again, then reads on from ``receive``."""
+    if len(messages) == 1:  # the usual body: one message (a cheaper closure, no list)
+        first: Message | None = messages[0]
+
+        async def replay_one() -> Message:
+            nonlocal first
+            if first is not None:
+                message, first = first, None
+                return message
+            return await receive()
+
+        return replay_one
     pending = list(messages)
 
     async def replay() -> Message:
