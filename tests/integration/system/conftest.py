@@ -18,6 +18,7 @@ import pytest
 
 from splitlab.simulation.demo import ensure_metrics, ensure_models
 from splitlab.simulation.driver import Endpoints
+from tests.support.databases import own_database
 from tests.support.kafka_broker import free_port
 from tests.support.stack import REPO, StackEndpoints
 
@@ -96,8 +97,10 @@ def running_platform(
 
 
 @pytest.fixture(scope="module")
-def platform(
-    stack: StackEndpoints, migrated_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Platform]:
-    with running_platform(stack, migrated_database, tmp_path_factory.mktemp("platform")) as p:
-        yield p
+def platform(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    # A database of its own: other modules of the session define metrics of the same names.
+    with (
+        own_database(stack.database_url, "splitlab_system") as database_url,
+        running_platform(stack, database_url, tmp_path_factory.mktemp("platform")) as platform,
+    ):
+        yield platform

@@ -37,6 +37,7 @@ from splitlab.simulation.demo import CHALLENGER_MODEL, CONTROL_MODEL, PRESETS, e
 from splitlab.simulation.driver import RunCounts, RunPlan, run, wait_until_served
 from splitlab.simulation.world import World
 from tests.integration.system.conftest import Platform, running_platform
+from tests.support.databases import own_database
 from tests.support.kafka_broker import free_port
 from tests.support.monitoring import (
     WebhookReceiver,
@@ -140,9 +141,7 @@ async def simulate(platform: Platform) -> dict[str, RunCounts]:
 
 
 @pytest.fixture(scope="module")
-def observed(
-    stack: StackEndpoints, migrated_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Observed]:
+def observed(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     work = tmp_path_factory.mktemp("observed")
     consumer_port = free_port()
     model_server = ThreadingHTTPServer(("127.0.0.1", free_port()), SlowModel)
@@ -156,7 +155,8 @@ def observed(
     try:
         with (
             webhook_receiver() as receiver,
-            running_platform(stack, migrated_database, work / "platform", **settings) as platform,
+            own_database(stack.database_url, "splitlab_observed") as database_url,
+            running_platform(stack, database_url, work / "platform", **settings) as platform,
             private_alertmanager(work / "alertmanager", receiver) as alertmanager,
             private_prometheus(
                 work / "prometheus",

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
@@ -118,6 +119,7 @@ def create_app(
                 max_batch=settings.router_max_outcomes,
                 served=served,
                 labelled_types=settings.router_outcome_type_labels,
+                window=timedelta(days=settings.router_occurred_at_window_days),
             )
             app.state.models = ModelRegistry(sessions, catalog, settings.router_model_timeout_ms)
             refresher = asyncio.create_task(
