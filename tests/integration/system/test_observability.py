@@ -53,7 +53,7 @@ RUN = uuid.uuid4().hex[:6]
 """Keys of this run's own: sticky assignments in the shared Redis outlive a run's database."""
 HEALTHY, BROKEN, STOPPING = f"obs-healthy-{RUN}", f"obs-broken-{RUN}", f"obs-stop-{RUN}"
 TEAM = "demo-team"
-USERS, RATE = 400, 30.0
+USERS, RATE = 1200, 40.0
 EFFECT_ALERTS = {
     "SplitLabGuardrailViolated",
     "SplitLabSampleRatioMismatch",
@@ -133,7 +133,7 @@ async def simulate(platform: Platform) -> dict[str, RunCounts]:
     seed = random.randrange(10**6)
     runs = [
         run(World(seed=seed, behaviours=behaviours),
-            RunPlan(key, users=USERS, rate=RATE, duration_s=60, first_user=i * USERS),
+            RunPlan(key, users=USERS, rate=RATE, duration_s=120, first_user=i * USERS),
             platform.endpoints)
         for i, (key, (behaviours, _)) in enumerate(plans.items())
     ]  # fmt: skip
