@@ -51,7 +51,6 @@ def factor_panel(
     return pd.DataFrame({"unit": units, "time": times, "outcome": outcome.ravel()})
 
 
-
 def trending_panel(
     n_donors: int,
     n_pre: int,
