@@ -73,12 +73,12 @@ def _rmse(values: FloatArray) -> float:
     return float(np.sqrt(np.mean(values**2))) if values.size else math.nan
 
 
-def _judge(
+def judge(
     method: str, inputs: Inputs, origins: tuple[int, ...], horizon: int
-) -> tuple[list[float], float, float]:
-    """Per-origin held-out RMSPE, pooled held-out RMSPE and pooled in-sample RMSPE."""
+) -> tuple[list[float], float]:
+    """Refit ``method`` at every origin: its held-out RMSPE per origin and its in-sample RMSPE
+    pooled over the training windows."""
     per_origin: list[float] = []
-    held_out: list[FloatArray] = []
     in_sample: list[FloatArray] = []
     for origin in origins:
         end = min(origin + horizon, inputs.n_pre)
@@ -88,9 +88,8 @@ def _judge(
             fit = fit_counterfactual(method, train)
         out = inputs.y_pre[origin:end] - fit.values[origin:end]
         per_origin.append(_rmse(out))
-        held_out.append(out)
         in_sample.append(inputs.y_pre[:origin] - fit.values[:origin])
-    return per_origin, _rmse(np.concatenate(held_out)), _rmse(np.concatenate(in_sample))
+    return per_origin, _rmse(np.concatenate(in_sample))
 
 
 def select_method(inputs: Inputs) -> Selection:
@@ -110,12 +109,26 @@ def select_method(inputs: Inputs) -> Selection:
             ),
         )
     per_origin: dict[str, list[float]] = {}
-    scores: dict[str, float] = {}
     in_sample: dict[str, float] = {}
     for method in METHODS:
-        per_origin[method], scores[method], in_sample[method] = _judge(
-            method, inputs, origins, horizon
-        )
+        per_origin[method], in_sample[method] = judge(method, inputs, origins, horizon)
+    return apply_rule(per_origin, in_sample, origins, horizon)
+
+
+def apply_rule(
+    per_origin: dict[str, list[float]],
+    in_sample: dict[str, float],
+    origins: tuple[int, ...],
+    horizon: int,
+) -> Selection:
+    """The rule of the module docstring on measured errors: per method, the held-out RMSPE at
+    each origin and the pooled in-sample RMSPE (every origin holds ``horizon`` periods except
+    where the pre-period ends, so the pooled score weights origins by their periods)."""
+    sizes = [min(horizon, origins[-1] + 1 - o) if origins else 0 for o in origins]
+    scores = {
+        m: float(np.sqrt(sum(e**2 * n for e, n in zip(errors, sizes, strict=True)) / sum(sizes)))
+        for m, errors in per_origin.items()
+    }
     refused: dict[str, str] = {}
     for method in METHODS[1:]:  # classic is the base of the ladder, never refused
         score, fit = scores[method], in_sample[method]
