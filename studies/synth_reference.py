@@ -89,9 +89,11 @@ def compare(panel: PublicPanel) -> dict[str, Any]:
     w_ref, pre_ref, ratio_ref_treated = fit(panel.treated, donors)
     ratios_ours = {r.unit: r.ratio for r in ours.placebos}
     ratios_ours[panel.treated] = ours.post_rmspe / ours.pre_rmspe
+    pre_ours = {r.unit: r.pre_rmspe for r in ours.placebos}
     ratios_ref = {panel.treated: ratio_ref_treated}
+    pre_ref = {}
     for unit in donors:
-        ratios_ref[unit] = fit(unit, [d for d in donors if d != unit])[2]
+        _, pre_ref[unit], ratios_ref[unit] = fit(unit, [d for d in donors if d != unit])
     units = list(ratios_ref)
     a = np.array([ratios_ours[u] for u in units])
     b = np.array([ratios_ref[u] for u in units])
@@ -101,6 +103,7 @@ def compare(panel: PublicPanel) -> dict[str, Any]:
         return {donors[i]: round(float(weights[i]), 4) for i in order}
 
     rank_ours, rank_ref = rank_of(ratios_ours, panel.treated), rank_of(ratios_ref, panel.treated)
+    worst = max(donors, key=lambda u: abs(ratios_ours[u] - ratios_ref[u]) / ratios_ref[u])
     return {
         "panel": panel.name,
         "treated": panel.treated,
@@ -119,6 +122,13 @@ def compare(panel: PublicPanel) -> dict[str, Any]:
         "p_value_pysyncon": rank_ref / (len(donors) + 1),
         "ratio_spearman": float(stats.spearmanr(a, b).statistic),
         "max_relative_ratio_difference": float(np.max(np.abs(a - b) / b)),
+        "largest_difference": {
+            "unit": worst,
+            "ratio_splitlab": ratios_ours[worst],
+            "ratio_pysyncon": ratios_ref[worst],
+            "pre_rmspe_splitlab": pre_ours[worst],
+            "pre_rmspe_pysyncon": pre_ref[worst],
+        },
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -150,6 +160,19 @@ def write(results: list[dict[str, Any]]) -> None:
             f"{r['ratio_pysyncon']:.4g} | {r['rank_splitlab']} / {r['rank_pysyncon']} | "
             f"{r['p_value_splitlab']:.3f} / {r['p_value_pysyncon']:.3f} | "
             f"{r['ratio_spearman']:.4f} | {r['max_relative_ratio_difference']:.2%} |"
+        )
+    lines += [
+        "",
+        "Largest difference in a placebo's ratio (the smaller pre-period RMSPE is the "
+        "better solution of the same problem):",
+        "",
+    ]
+    for r in results:
+        d = r["largest_difference"]
+        lines.append(
+            f"- {r['panel']}: {d['unit']}, ratio {d['ratio_splitlab']:.4g} / "
+            f"{d['ratio_pysyncon']:.4g}, pre-period RMSPE {d['pre_rmspe_splitlab']:.4g} / "
+            f"{d['pre_rmspe_pysyncon']:.4g}"
         )
     lines += ["", "Main donors:", ""]
     for r in results:
