@@ -8,9 +8,10 @@ least squares, so agreement checks the solver and the problem set-up, not a shar
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
-from pysyncon import Synth
 
 from splitlab.synth import synthetic_control
 
@@ -18,6 +19,12 @@ from .public_panels import PublicPanel, load_prop99, load_texas
 
 
 def _pysyncon_weights(donors_pre: np.ndarray, treated_pre: np.ndarray) -> np.ndarray:
+    with warnings.catch_warnings():
+        # pysyncon 1.7 has invalid escape sequences in docstrings (a DeprecationWarning when
+        # Python 3.11 compiles it)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from pysyncon import Synth
+
     scale = float(np.sqrt(np.mean(donors_pre**2)))
     weights, _ = Synth.w_optimize(
         V_mat=np.eye(donors_pre.shape[0]),
