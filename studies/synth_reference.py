@@ -91,9 +91,9 @@ def compare(panel: PublicPanel) -> dict[str, Any]:
     ratios_ours[panel.treated] = ours.post_rmspe / ours.pre_rmspe
     pre_ours = {r.unit: r.pre_rmspe for r in ours.placebos}
     ratios_ref = {panel.treated: ratio_ref_treated}
-    pre_ref = {}
+    pre_placebo_ref = {}
     for unit in donors:
-        _, pre_ref[unit], ratios_ref[unit] = fit(unit, [d for d in donors if d != unit])
+        _, pre_placebo_ref[unit], ratios_ref[unit] = fit(unit, [d for d in donors if d != unit])
     units = list(ratios_ref)
     a = np.array([ratios_ours[u] for u in units])
     b = np.array([ratios_ref[u] for u in units])
@@ -127,7 +127,7 @@ def compare(panel: PublicPanel) -> dict[str, Any]:
             "ratio_splitlab": ratios_ours[worst],
             "ratio_pysyncon": ratios_ref[worst],
             "pre_rmspe_splitlab": pre_ours[worst],
-            "pre_rmspe_pysyncon": pre_ref[worst],
+            "pre_rmspe_pysyncon": pre_placebo_ref[worst],
         },
         "seconds": round(time.perf_counter() - started, 1),
     }
