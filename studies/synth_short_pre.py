@@ -15,7 +15,8 @@ the share of panels within 25% of the truth, the share with an extreme donor coe
 the best single method's; the script exits non-zero if that happens anywhere.
 
 Writes ``docs/studies/synth_short_pre.{json,md,png}``. Run:
-``uv run python studies/synth_short_pre.py`` (about 3 minutes on 2 quiet cores).
+``uv run python studies/synth_short_pre.py`` (8.5 minutes measured at a load average
+of about 18 on 2 cores; less on a quiet machine).
 """
 
 from __future__ import annotations
