@@ -46,6 +46,8 @@ def to_def(row: MetricDefinition) -> MetricDef:
         pre_period_days=row.pre_period_days,
         covariates=tuple(row.covariates or ()),
         description=row.description,
+        deprecated_at=row.deprecated_at,
+        deprecation_reason=row.deprecation_reason or "",
     )
 
 
@@ -96,6 +98,52 @@ class MetricRepository:
                 .on_conflict_do_nothing(index_elements=["name"])
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def update(self, metric: MetricDef) -> MetricDef | None:
+        """Replace the stored definition's fields (not its name or deprecation); None when no
+        metric has the name."""
+        with self.sessions.begin() as session:
+            row = session.get(MetricDefinition, metric.name, with_for_update=True)
+            if row is None:
+                return None
+            row.description = metric.description
+            row.source = metric.source
+            row.outcome_type = metric.outcome_type
+            row.aggregation = metric.aggregation
+            row.numerator = metric.numerator
+            row.denominator = metric.denominator
+            row.direction = metric.direction
+            row.guardrail_margin = metric.guardrail_margin
+            row.attribution_window_seconds = metric.attribution_window_seconds
+            row.pre_period_days = metric.pre_period_days
+            row.covariates = list(metric.covariates)
+            row.updated_at = utc_now()
+            session.flush()
+            return to_def(row)
+
+    def deprecate(self, name: str, reason: str) -> MetricDef | None:
+        """Mark deprecated now (once: a second call keeps the first time and reason); None when
+        no metric has the name."""
+        with self.sessions.begin() as session:
+            row = session.get(MetricDefinition, name, with_for_update=True)
+            if row is None:
+                return None
+            if row.deprecated_at is None:
+                row.deprecated_at = utc_now()
+                row.deprecation_reason = reason
+                row.updated_at = row.deprecated_at
+                session.flush()
+            return to_def(row)
+
+    def ratios_using(self, name: str) -> list[str]:
+        """Ratio metrics whose numerator or denominator is ``name``."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(MetricDefinition.name).where(
+                    (MetricDefinition.numerator == name) | (MetricDefinition.denominator == name)
+                )
+            )
+            return sorted(rows)
 
 
 @dataclass(frozen=True)

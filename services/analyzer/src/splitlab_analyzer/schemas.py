@@ -1,6 +1,7 @@
 """HTTP schemas of the analyzer: one family per resource.
 
-Metric definitions: ``MetricCreate`` (POST /metrics), ``MetricRead``, ``MetricList``. Unit
+Metric definitions: ``MetricCreate`` (POST /metrics), ``MetricUpdate`` (PATCH
+/metric-definitions/{name}), ``MetricDeprecate``, ``MetricRead``, ``MetricList``. Unit
 features: ``FeatureLoad`` (POST /unit-features) and ``FeatureLoadResult``. CUPAC:
 ``CupacFillResult``. Results are ``splitlab.analyze``'s JSON shape (documented in
 ``splitlab.analysis_results`` and docs/analyzer.md), returned as plain JSON.
@@ -8,6 +9,7 @@ features: ``FeatureLoad`` (POST /unit-features) and ``FeatureLoadResult``. CUPAC
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -91,6 +93,48 @@ class MetricCreate(_Strict):
         )
 
 
+class MetricUpdate(_Strict):
+    """A PATCH: only the fields sent change (``null`` clears a nullable one); the name stays."""
+
+    description: str | None = Field(default=None, max_length=2000)
+    source: Source | None = None
+    outcome_type: str | None = Field(default=None, min_length=1, max_length=200)
+    aggregation: Aggregation | None = None
+    numerator: MetricName | None = None
+    denominator: MetricName | None = None
+    direction: Direction | None = None
+    guardrail_margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    attribution_window_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    pre_period_days: float | None = Field(default=None, ge=0, le=3650, allow_inf_nan=False)
+    covariates: list[FeatureName] | None = Field(default=None, max_length=20)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_is_the_path(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "name" in data:
+            raise ValueError("name cannot be updated: define a new metric and deprecate this one")
+        return data
+
+    def apply(self, current: MetricDef) -> MetricDef:
+        """``current`` with the sent fields changed; ``ValueError`` naming the field when the
+        result breaks a rule across fields."""
+        changes: dict[str, Any] = self.model_dump(include=self.model_fields_set)
+        for required in ("description", "direction", "pre_period_days", "covariates"):
+            if required in changes and changes[required] is None:
+                raise ValueError(f"{required}: cannot be null")
+        if "covariates" in changes:
+            changes["covariates"] = tuple(changes["covariates"])
+        updated = dataclasses.replace(current, **changes)
+        check_definition(updated)
+        return updated
+
+
+class MetricDeprecate(_Strict):
+    reason: str = Field(
+        min_length=1, max_length=2000, examples=["replaced by revenue_net (refunds excluded)"]
+    )
+
+
 class MetricRead(BaseModel):
     name: str
     description: str
@@ -105,6 +149,12 @@ class MetricRead(BaseModel):
     attribution_window_seconds: float | None
     pre_period_days: float
     covariates: list[str]
+    deprecated: bool = Field(
+        description="Deprecated: still computed for experiments that use it; refused as a "
+        "part of a new ratio metric."
+    )
+    deprecated_at: datetime | None
+    deprecation_reason: str
 
     @classmethod
     def of(cls, m: MetricDef) -> MetricRead:
@@ -122,6 +172,9 @@ class MetricRead(BaseModel):
             attribution_window_seconds=m.attribution_window_seconds,
             pre_period_days=m.pre_period_days,
             covariates=list(m.covariates),
+            deprecated=m.deprecated_at is not None,
+            deprecated_at=m.deprecated_at,
+            deprecation_reason=m.deprecation_reason,
         )
 
 

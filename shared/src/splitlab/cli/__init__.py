@@ -25,7 +25,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="splitlab",
-        help="SplitLab: experimentation for machine-learning models.",
+        help="SplitLab: experimentation for machine-learning models. "
+        "Example: splitlab experiments list (every command's --help has one).",
         no_args_is_help=True,
         pretty_exceptions_show_locals=False,
     )

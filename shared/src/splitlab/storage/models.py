@@ -179,6 +179,9 @@ class MetricDefinition(Base):
     covariates: Mapped[list[str]] = mapped_column(JSONB, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deprecated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """Set once the metric is deprecated: kept for running experiments, refused in new ratios."""
+    deprecation_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class UnitFeature(Base):

@@ -1,6 +1,8 @@
-"""Metric definitions: ``POST /metrics`` (admin) creates; ``GET /metric-definitions`` lists.
+"""Metric definitions: ``POST /metrics`` (admin) creates; ``GET /metric-definitions`` lists;
+``PATCH /metric-definitions/{name}`` and ``POST /metric-definitions/{name}/deprecate`` (admin)
+change one.
 
-``GET /metrics`` stays Prometheus' scrape endpoint, hence the separate read path.
+``GET /metrics`` stays Prometheus' scrape endpoint, hence the separate path of the resource.
 """
 
 from __future__ import annotations
@@ -10,8 +12,16 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from splitlab.web.errors import ConflictError, InvalidInputError, NotFoundError
+from splitlab_analyzer.definitions import MetricDef
 from splitlab_analyzer.deps import AdminOnly, Metrics
-from splitlab_analyzer.schemas import MetricCreate, MetricList, MetricRead
+from splitlab_analyzer.repositories import MetricRepository
+from splitlab_analyzer.schemas import (
+    MetricCreate,
+    MetricDeprecate,
+    MetricList,
+    MetricRead,
+    MetricUpdate,
+)
 
 router = APIRouter(tags=["metrics"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -21,6 +31,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "Invalid field; `error.field` names it."},
 }
 
+CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **{status_code: v for status_code, v in ERRORS.items() if status_code != 409},
+    404: {"description": "No such metric."},
+}
+
 
 @router.post(
     "/metrics", status_code=status.HTTP_201_CREATED, responses=ERRORS, dependencies=[AdminOnly]
@@ -28,22 +43,32 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 def create_metric(body: MetricCreate, metrics: Metrics) -> MetricRead:
     """Define a metric (plain: source + aggregation; ratio: numerator + denominator)."""
     definition = body.to_def()
-    if definition.is_ratio:
-        parts = metrics.many([str(body.numerator), str(body.denominator)])
-        for field in ("numerator", "denominator"):
-            part = parts.get(str(getattr(body, field)))
-            if part is None:
-                raise InvalidInputError(
-                    f"{field}: no metric named {getattr(body, field)!r}; define it first",
-                    field=field,
-                )
-            if part.is_ratio:
-                raise InvalidInputError(
-                    f"{field}: must be a plain metric, not a ratio", field=field
-                )
+    check_parts(definition, metrics)
     if not metrics.create(definition):
         raise ConflictError(f"a metric named {body.name!r} exists", field="name")
     return MetricRead.of(definition)
+
+
+def check_parts(definition: MetricDef, metrics: MetricRepository) -> None:
+    """A ratio's numerator and denominator exist, are plain and are not deprecated."""
+    if not definition.is_ratio:
+        return
+    parts = metrics.many([str(definition.numerator), str(definition.denominator)])
+    for field in ("numerator", "denominator"):
+        name = str(getattr(definition, field))
+        part = parts.get(name)
+        if part is None:
+            raise InvalidInputError(
+                f"{field}: no metric named {name!r}; define it first", field=field
+            )
+        if part.is_ratio:
+            raise InvalidInputError(f"{field}: must be a plain metric, not a ratio", field=field)
+        if part.deprecated_at is not None:
+            raise InvalidInputError(
+                f"{field}: metric {name!r} is deprecated ({part.deprecation_reason}); "
+                "use its replacement",
+                field=field,
+            )
 
 
 @router.get("/metric-definitions")
@@ -57,3 +82,48 @@ def get_metric(name: str, metrics: Metrics) -> MetricRead:
     if found is None:
         raise NotFoundError(f"no metric named {name!r}", field="name")
     return MetricRead.of(found)
+
+
+@router.patch(
+    "/metric-definitions/{name}",
+    responses=CHANGE_ERRORS,
+    dependencies=[AdminOnly],
+)
+def update_metric(name: str, body: MetricUpdate, metrics: Metrics) -> MetricRead:
+    """Change a definition's fields (not its name). Results use it from their next
+    computation: at the next refresh, or once the cached results expire."""
+    current = metrics.get(name)
+    if current is None:
+        raise NotFoundError(f"no metric named {name!r}", field="name")
+    try:
+        updated = body.apply(current)
+    except ValueError as exc:
+        message = str(exc)
+        raise InvalidInputError(message, field=message.split(":", 1)[0]) from None
+    check_parts(updated, metrics)
+    if updated.is_ratio and not current.is_ratio:
+        users = metrics.ratios_using(name)
+        if users:
+            raise InvalidInputError(
+                f"numerator: {name!r} is a part of the ratio metrics {users}; "
+                "a part must stay a plain metric",
+                field="numerator",
+            )
+    stored = metrics.update(updated)
+    if stored is None:
+        raise NotFoundError(f"no metric named {name!r}", field="name")
+    return MetricRead.of(stored)
+
+
+@router.post(
+    "/metric-definitions/{name}/deprecate",
+    responses=CHANGE_ERRORS,
+    dependencies=[AdminOnly],
+)
+def deprecate_metric(name: str, body: MetricDeprecate, metrics: Metrics) -> MetricRead:
+    """Deprecate a metric: experiments that use it keep their results; new ratio metrics may
+    not use it. A second call keeps the first time and reason."""
+    stored = metrics.deprecate(name, body.reason)
+    if stored is None:
+        raise NotFoundError(f"no metric named {name!r}", field="name")
+    return MetricRead.of(stored)
