@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
     def create_topics() -> None:
         """Create SplitLab's topics where missing (partitions: SPLITLAB_KAFKA_TOPIC_PARTITIONS).
 
-        Example: SPLITLAB_KAFKA_TOPIC_PARTITIONS=6 splitlab kafka create-topics
+        Example: splitlab kafka create-topics
         """
         from splitlab.messaging.admin import ensure_topics
         from splitlab.messaging.topics import ALL_TOPICS
