@@ -48,6 +48,7 @@ def services(
             target = httpx.URL(url)
             client = by_host[target.host]
             path = target.raw_path.decode()
+            kwargs.pop("timeout", None)  # in-process: the TestClient has no use for it
             return client.request(method, path, **kwargs)
 
         monkeypatch.setattr(httpx, "request", request)
@@ -87,7 +88,10 @@ def test_update_ramps_and_the_audit_log_shows_it(
     }
     audit = json.loads(cli("experiments", "audit", key, "--format", "json").stdout)
     assert [e["action"] for e in audit][:2] == ["update", "update"]
-    assert {c["field"] for c in audit[0]["changes"]} == {"variants"}
+    assert {c["field"] for c in audit[0]["changes"]} == {
+        "variants[0].weight",
+        "variants[1].weight",
+    }
     assert {c["field"] for c in audit[1]["changes"]} == {"coverage"}
     table = cli("experiments", "audit", key).stdout
     assert "coverage" in table
