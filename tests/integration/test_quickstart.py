@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +28,9 @@ from tests.support.stack import REPO
 BLOCK = re.compile(r"<!-- quickstart -->\s*```sh\n(.*?)```", re.DOTALL)
 DONE = "::quickstart block done::"
 ADMIN_KEY = "quickstart-admin-key-0123456789"
-SERVICES = ("assignment", "router", "analyzer", "trainer")
+SERVICES = ("assignment", "router", "analyzer")
+PROCESSES = (*SERVICES, "analyzer-consumer")
+"""What the quickstart calls (not the trainer: it trains no model)."""
 
 
 def quickstart_blocks() -> list[str]:
@@ -67,7 +70,8 @@ def run_services(env: dict[str, str], action: str) -> subprocess.CompletedProces
 def services_env(
     settings: Settings, redis_client: redis.Redis, tmp_path: Path
 ) -> Iterator[dict[str, str]]:
-    """`make run`'s processes on free ports, this session's database and a fresh group."""
+    """`make run`'s processes (those the quickstart calls) on free ports, this session's
+    database and a fresh consumer group."""
     group = f"quickstart-test-{uuid.uuid4().hex[:8]}"
     start_group_at_the_end(settings.kafka_bootstrap_servers, group)
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPLITLAB_")}
@@ -82,12 +86,16 @@ def services_env(
         SPLITLAB_ACCESS_LOG="false",
         SPLITLAB_ANALYZER_CONSUMER_GROUP=group,
         SPLITLAB_ANALYZER_CONSUMER_METRICS_PORT="0",
+        SPLITLAB_PROCESSES=" ".join(PROCESSES),
+        SPLITLAB_READY_TIMEOUT="240",  # four processes importing at once on a busy machine
     )
     for name in SERVICES:
         env[f"SPLITLAB_{name.upper()}_URL"] = f"http://127.0.0.1:{free_port()}"
     try:
+        started = time.monotonic()
         up = run_services(env, "up")
         assert up.returncode == 0, up.stderr
+        print(f"services up in {time.monotonic() - started:.1f} s")
         yield env
     finally:
         run_services(env, "down")
@@ -101,6 +109,7 @@ def test_the_readme_marks_its_quickstart_blocks() -> None:
         assert step in block
 
 
+@pytest.mark.timeout(600)
 def test_the_readme_quickstart_runs_as_written(
     services_env: dict[str, str], tmp_path: Path
 ) -> None:
@@ -112,13 +121,14 @@ def test_the_readme_quickstart_runs_as_written(
         "".join(f"{k}={v}\n" for k, v in services_env.items() if k.startswith("SPLITLAB_"))
     )
     blocks = quickstart_blocks()
-    script = "set -eo pipefail\n" + "".join(f"{b}\necho '{DONE}'\n" for b in blocks)
+    script = "set -eo pipefail\n" + "".join(f"{b}\necho '{DONE}' $SECONDS\n" for b in blocks)
     user_env = {k: v for k, v in services_env.items() if not k.startswith("SPLITLAB_")}
     result = subprocess.run(
         ["bash", "-c", script], cwd=workdir, env=user_env,
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     done = result.stdout.count(DONE)
+    print("quickstart blocks done at (s):", re.findall(f"{DONE} (\\d+)", result.stdout))
     assert result.returncode == 0, (
         f"quickstart block {done + 1} of {len(blocks)} failed (exit {result.returncode}):\n"
         f"{blocks[min(done, len(blocks) - 1)]}\nstderr:\n{result.stderr[-3000:]}"
