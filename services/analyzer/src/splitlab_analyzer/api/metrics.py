@@ -11,10 +11,9 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from splitlab.web.errors import ConflictError, InvalidInputError, NotFoundError
-from splitlab_analyzer.definitions import MetricDef
+from splitlab.web.errors import NotFoundError
+from splitlab_analyzer import metric_service
 from splitlab_analyzer.deps import AdminOnly, Metrics
-from splitlab_analyzer.repositories import MetricRepository
 from splitlab_analyzer.schemas import (
     MetricCreate,
     MetricDeprecate,
@@ -42,33 +41,7 @@ CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
 )
 def create_metric(body: MetricCreate, metrics: Metrics) -> MetricRead:
     """Define a metric (plain: source + aggregation; ratio: numerator + denominator)."""
-    definition = body.to_def()
-    check_parts(definition, metrics)
-    if not metrics.create(definition):
-        raise ConflictError(f"a metric named {body.name!r} exists", field="name")
-    return MetricRead.of(definition)
-
-
-def check_parts(definition: MetricDef, metrics: MetricRepository) -> None:
-    """A ratio's numerator and denominator exist, are plain and are not deprecated."""
-    if not definition.is_ratio:
-        return
-    parts = metrics.many([str(definition.numerator), str(definition.denominator)])
-    for field in ("numerator", "denominator"):
-        name = str(getattr(definition, field))
-        part = parts.get(name)
-        if part is None:
-            raise InvalidInputError(
-                f"{field}: no metric named {name!r}; define it first", field=field
-            )
-        if part.is_ratio:
-            raise InvalidInputError(f"{field}: must be a plain metric, not a ratio", field=field)
-        if part.deprecated_at is not None:
-            raise InvalidInputError(
-                f"{field}: metric {name!r} is deprecated ({part.deprecation_reason}); "
-                "use its replacement",
-                field=field,
-            )
+    return MetricRead.of(metric_service.create(metrics, body.to_def()))
 
 
 @router.get("/metric-definitions")
@@ -92,27 +65,7 @@ def get_metric(name: str, metrics: Metrics) -> MetricRead:
 def update_metric(name: str, body: MetricUpdate, metrics: Metrics) -> MetricRead:
     """Change a definition's fields (not its name). Results use it from their next
     computation: at the next refresh, or once the cached results expire."""
-    current = metrics.get(name)
-    if current is None:
-        raise NotFoundError(f"no metric named {name!r}", field="name")
-    try:
-        updated = body.apply(current)
-    except ValueError as exc:
-        message = str(exc)
-        raise InvalidInputError(message, field=message.split(":", 1)[0]) from None
-    check_parts(updated, metrics)
-    if updated.is_ratio and not current.is_ratio:
-        users = metrics.ratios_using(name)
-        if users:
-            raise InvalidInputError(
-                f"numerator: {name!r} is a part of the ratio metrics {users}; "
-                "a part must stay a plain metric",
-                field="numerator",
-            )
-    stored = metrics.update(updated)
-    if stored is None:
-        raise NotFoundError(f"no metric named {name!r}", field="name")
-    return MetricRead.of(stored)
+    return MetricRead.of(metric_service.update(metrics, name, body))
 
 
 @router.post(
@@ -123,7 +76,4 @@ def update_metric(name: str, body: MetricUpdate, metrics: Metrics) -> MetricRead
 def deprecate_metric(name: str, body: MetricDeprecate, metrics: Metrics) -> MetricRead:
     """Deprecate a metric: experiments that use it keep their results; new ratio metrics may
     not use it. A second call keeps the first time and reason."""
-    stored = metrics.deprecate(name, body.reason)
-    if stored is None:
-        raise NotFoundError(f"no metric named {name!r}", field="name")
-    return MetricRead.of(stored)
+    return MetricRead.of(metric_service.deprecate(metrics, name, body.reason))
