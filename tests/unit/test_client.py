@@ -139,6 +139,9 @@ def test_assign_batch_answers_every_experiment_of_the_unit() -> None:
         "control",
         "control",
     )
+    with client(server) as sl:
+        sl.assign_batch("u1", experiment_keys=("a", "b"))
+    assert json.loads(server.calls[-1].content)["experiment_keys"] == ["a", "b"]
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 422])

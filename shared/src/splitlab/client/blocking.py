@@ -24,6 +24,7 @@ from splitlab.client.calls import (
     assign_answer,
     assign_fallback,
     batch_answer,
+    batch_body,
     batch_fallback,
     check,
     outcome_batches,
@@ -106,12 +107,14 @@ class SplitLabClient:
         unit_id: str,
         attributes: Mapping[str, Any] | None = None,
         *,
+        experiment_keys: Sequence[str] | None = None,
         include_excluded: bool = False,
     ) -> BatchAssignAnswer:
-        """The unit's variants in every running experiment, in one call (retried like
-        ``assign``); ``include_excluded`` also lists experiments the unit is not in, with the
-        reason. An empty answer with ``fallback=True`` when SplitLab cannot answer."""
-        body = {"unit_id": unit_id, "attributes": attributes, "include_excluded": include_excluded}
+        """The unit's variants in every running experiment (or only ``experiment_keys``), in
+        one call, retried like ``assign``; ``include_excluded`` also lists experiments the unit
+        is not in, with the reason. An empty answer with ``fallback=True`` when SplitLab cannot
+        answer."""
+        body = batch_body(unit_id, attributes, experiment_keys, include_excluded)
         try:
             data = self._post(self._config.assign_batch_url, body, self._config.retries + 1)
         except CallError as exc:

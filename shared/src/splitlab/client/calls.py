@@ -90,6 +90,22 @@ def batch_answer(data: Mapping[str, Any]) -> BatchAssignAnswer:
     )
 
 
+def batch_body(
+    unit_id: str,
+    attributes: Mapping[str, Any] | None,
+    experiment_keys: Sequence[str] | None,
+    include_excluded: bool,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "unit_id": unit_id,
+        "attributes": attributes,
+        "include_excluded": include_excluded,
+    }
+    if experiment_keys is not None:
+        body["experiment_keys"] = list(experiment_keys)
+    return body
+
+
 def batch_fallback(unit_id: str, error: str) -> BatchAssignAnswer:
     fallback_logged("/assign/batch", f"unit {unit_id!r}", error, "answering control everywhere")
     return BatchAssignAnswer(unit_id, {}, False, True, error)

@@ -24,6 +24,7 @@ from splitlab.client.calls import (
     assign_answer,
     assign_fallback,
     batch_answer,
+    batch_body,
     batch_fallback,
     check,
     outcome_batches,
@@ -104,10 +105,11 @@ class AsyncSplitLabClient:
         unit_id: str,
         attributes: Mapping[str, Any] | None = None,
         *,
+        experiment_keys: Sequence[str] | None = None,
         include_excluded: bool = False,
     ) -> BatchAssignAnswer:
         """See :meth:`SplitLabClient.assign_batch`."""
-        body = {"unit_id": unit_id, "attributes": attributes, "include_excluded": include_excluded}
+        body = batch_body(unit_id, attributes, experiment_keys, include_excluded)
         try:
             data = await self._post(self._config.assign_batch_url, body, self._config.retries + 1)
         except CallError as exc:
