@@ -16,6 +16,8 @@ import typer
 
 from splitlab.cli.output import stderr_console, stdout_console
 
+err = stderr_console()
+
 
 class OutputFormat(StrEnum):
     table = "table"
@@ -83,7 +85,7 @@ def api_request(method: str, path: str, body: dict[str, Any] | None = None) -> A
 
 
 def _fail(exc: CommandError) -> NoReturn:
-    stderr_console().print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+    err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
     raise typer.Exit(1)
 
 

@@ -15,6 +15,8 @@ import typer
 from splitlab.cli.experiments import CommandError, FormatOption, OutputFormat, read_experiment_file
 from splitlab.cli.output import stderr_console, stdout_console
 
+err = stderr_console()
+
 
 def router_request(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """Call the router's admin API; ``CommandError`` with the API's message on any failure."""
@@ -44,7 +46,7 @@ def router_request(method: str, path: str, body: dict[str, Any] | None = None) -
 
 
 def _fail(exc: CommandError) -> NoReturn:
-    stderr_console().print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+    err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
     raise typer.Exit(1)
 
 
