@@ -100,7 +100,7 @@ class Automation:
                 "units": computed.body["sample"]["units"],
             }
         if computed.result.srm.mismatch:
-            reasons["srm"] = {"srm": computed.body["srm"]}
+            reasons["srm"] = {"srm": computed.body["srm"], "periods": computed.body.get("periods")}
         seen = self.flagged.setdefault(info.key, set())
         for reason, evidence in reasons.items():
             if reason not in seen:

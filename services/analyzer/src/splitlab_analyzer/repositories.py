@@ -20,6 +20,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from splitlab.storage.models import (
+    AllocationPeriod,
     AnalyzerAction,
     CupacPrediction,
     Experiment,
@@ -224,6 +225,17 @@ class ExperimentInfo:
         return list(dict.fromkeys(names))
 
 
+@dataclass(frozen=True)
+class PeriodInfo:
+    """One allocation period of an experiment (the registry's ``allocation_periods``)."""
+
+    period: int
+    started_at: datetime
+    weights: dict[str, float]
+    coverage: float
+    changes: list[str]
+
+
 def to_info(row: Experiment) -> ExperimentInfo:
     metrics = row.metrics or {}
     return ExperimentInfo(
@@ -258,6 +270,25 @@ class ExperimentRepository:
         with self.sessions() as session:
             rows = session.scalars(select(Experiment).where(Experiment.status == "running"))
             return [to_info(r) for r in rows]
+
+    def periods(self, key: str) -> list[PeriodInfo]:
+        """The experiment's allocation periods, in order (empty before its start)."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(AllocationPeriod)
+                .where(AllocationPeriod.experiment_key == key)
+                .order_by(AllocationPeriod.period)
+            )
+            return [
+                PeriodInfo(
+                    r.period,
+                    r.started_at,
+                    {str(k): float(v) for k, v in r.weights.items()},
+                    r.coverage,
+                    [str(c) for c in r.changes or ()],
+                )
+                for r in rows
+            ]
 
 
 class ActionRepository:

@@ -65,6 +65,9 @@ class ExposureEvent(EventBase):
     bucket_version: int = Field(ge=0)
     reason: Literal["sticky", "hashed"]
     attributes: dict[str, Any] = Field(default_factory=dict)
+    allocation_period: int = Field(default=0, ge=0)
+    """The experiment's allocation period (its split) when the exposure was decided; the
+    analyzer keeps the one of the unit's first exposure. Absent (older producers): 0."""
 
 
 class PredictionEvent(EventBase):

@@ -36,6 +36,7 @@ from splitlab_analyzer.results.monitoring import (
     guardrail_statuses,
     power_so_far,
 )
+from splitlab_analyzer.results.periods import period_options
 from splitlab_analyzer.results.sql import ExperimentStatistics, ResultsQuery
 from splitlab_analyzer.rollups.store import (
     MAX_CATCH_UP_UNITS,
@@ -163,6 +164,7 @@ class ResultsService:
             "tuning_n": tuning_n,
             "guardrails": dict(info.guardrails),
             "lower_is_better": lower,
+            **period_options(stats.period_counts, self.experiments.periods(key), info.weights),
         }
         min_sample = None
         if info.planned_sample_size and not sequential:

@@ -9,8 +9,9 @@ Shape (see docs/analyzer.md)::
     c_agg   per unit: CUPAC predictions (pivoted by metric)
     pu      one row per unit: metric values and pre-period values from the slots, features
             (latest before the first exposure), CUPAC predictions
-    final   GROUP BY variant and missing pattern of the imputable covariates: n, means and
-            centred cross products (REGR_* sharing one state per column pair), null counts
+    final   GROUP BY variant, allocation period and missing pattern of the imputable
+            covariates: n, means and centred cross products (REGR_* sharing one state per
+            column pair), null counts
 
 Only a few rows per variant reach Python (:mod:`splitlab_analyzer.results.statistics` imputes
 missing covariates and merges the groups). Postgres' regression aggregates are numerically
@@ -124,7 +125,7 @@ class ResultsQuery:
                 slots = unit_slots_sql(self.plan, self._bind, key)
             else:
                 slots = (
-                    "SELECT unit_id, variant, first_at FROM experiment_units "
+                    "SELECT unit_id, variant, first_at, allocation_period FROM experiment_units "
                     f"WHERE experiment_key = {key}"
                 )
             ctes.append(f"slots AS ({slots})")
@@ -148,7 +149,7 @@ class ResultsQuery:
                 f"WHERE experiment_key = {key} GROUP BY unit_id)"
             )
             joins = " LEFT JOIN c_agg ON c_agg.unit_id = u.unit_id"
-        columns = ["u.unit_id", "u.variant", "u.first_at"]
+        columns = ["u.unit_id", "u.variant", "u.first_at", "u.allocation_period"]
         for i, b in enumerate(self.bases):
             columns.append(f"{self._value(b, pre=False)} AS y{i}")
             if b.pre_period_days > 0:
@@ -182,11 +183,13 @@ class ResultsQuery:
         return f"variant = ANY(CAST({self._bind('variants', list(self.variants))} AS text[]))"
 
     def aggregate_sql(self, rollups: bool = False) -> str:
-        """The whole query: a row per (variant, missing pattern of the imputable covariates)."""
+        """The whole query: a row per (variant, allocation period, missing pattern of the
+        imputable covariates)."""
         ctes = self._per_unit(rollups)
         pattern = [f"({col} IS NULL)" for col in self.imputable]
         out = [
             "variant",
+            "allocation_period",
             *(f"{p} AS {col}_missing" for p, col in zip(pattern, self.imputable, strict=True)),
             "count(*) AS units",
             "min(first_at) AS first_at",
@@ -207,7 +210,7 @@ class ResultsQuery:
                 out.append(f"regr_count({plan.y}, {plan.denominator}) AS m{k}_n")
                 out.append(f"false AS m{k}_binary")
             out += self._moments(k, cols, present)
-        group = ", ".join(["variant", *pattern])
+        group = ", ".join(["variant", "allocation_period", *pattern])
         return (
             f"WITH {', '.join(ctes)}\nSELECT {', '.join(out)} FROM pu "
             f"WHERE {self._analyzed()} GROUP BY {group}"
@@ -247,7 +250,7 @@ class ResultsQuery:
         missing covariates imputed with their mean over the analyzed units."""
         ctes = self._per_unit(rollups)
         analyzed = self._analyzed()
-        filled = ["unit_id", "variant", "first_at"]
+        filled = ["unit_id", "variant", "first_at", "allocation_period"]
         for i, b in enumerate(self.bases):
             filled.append(f"y{i}")
             if b.pre_period_days > 0:

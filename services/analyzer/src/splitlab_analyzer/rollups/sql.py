@@ -111,11 +111,13 @@ def slot_aggregates(plan: RollupPlan, x: str = "x") -> list[str]:
 
 
 def flagged_rows(plan: RollupPlan, bind: Bind, units: str, events: str, key: str) -> str:
-    """Units ``u`` (a relation with ``experiment_key, unit_id, variant, first_at``) joined with
+    """Units ``u`` (a relation with ``experiment_key, unit_id, variant, first_at,
+    allocation_period``) joined with
     their events, one boolean ``k{i}`` per slot."""
     flags = ", ".join(f"{slot_condition(s, bind)} AS k{i}" for i, s in enumerate(plan.slots))
     return (
-        "SELECT u.unit_id, u.variant, u.first_at, e.value, e.latency_ms, e.err, "
+        "SELECT u.unit_id, u.variant, u.first_at, u.allocation_period, e.value, e.latency_ms, "
+        "e.err, "
         f"{flags} FROM {units} LEFT JOIN ({events}) e ON {events_condition(plan, bind, key)} "
         f"WHERE u.experiment_key = {key} OFFSET 0"
     )
@@ -124,12 +126,14 @@ def flagged_rows(plan: RollupPlan, bind: Bind, units: str, events: str, key: str
 def unit_slots_sql(
     plan: RollupPlan, bind: Bind, key: str, units: str = "experiment_units u"
 ) -> str:
-    """Per unit of the experiment: ``unit_id, variant, first_at, n0, s0, ...`` computed from the
-    events. ``units`` may restrict the units with a join (ingestion: the moved units)."""
+    """Per unit of the experiment: ``unit_id, variant, first_at, allocation_period, n0, s0,
+    ...`` computed from the events. ``units`` may restrict the units with a join (ingestion:
+    the moved units)."""
     rows = flagged_rows(plan, bind, units, events_sql(plan, key), key)
     return (
-        f"SELECT x.unit_id, x.variant, x.first_at, {', '.join(slot_aggregates(plan))} "
-        f"FROM ({rows}) x GROUP BY x.unit_id, x.variant, x.first_at"
+        f"SELECT x.unit_id, x.variant, x.first_at, x.allocation_period, "
+        f"{', '.join(slot_aggregates(plan))} "
+        f"FROM ({rows}) x GROUP BY x.unit_id, x.variant, x.first_at, x.allocation_period"
     )
 
 
@@ -140,10 +144,13 @@ def slot_columns(plan: RollupPlan) -> list[str]:
 def store_sql(plan: RollupPlan, bind: Bind, key: str, units: str = "experiment_units u") -> str:
     """Insert (or replace) the rollups of the units of ``units`` computed from the events."""
     columns = slot_columns(plan)
-    replace = ", ".join(f"{c} = excluded.{c}" for c in ["variant", "first_at", *columns])
+    replace = ", ".join(
+        f"{c} = excluded.{c}" for c in ["variant", "first_at", "allocation_period", *columns]
+    )
     return (
         f"INSERT INTO unit_rollups (experiment_key, unit_id, variant, first_at, "
-        f"{', '.join(columns)}) SELECT {key}, a.unit_id, a.variant, a.first_at, "
+        f"allocation_period, {', '.join(columns)}) "
+        f"SELECT {key}, a.unit_id, a.variant, a.first_at, a.allocation_period, "
         f"{', '.join(f'a.{c}' for c in columns)} FROM ({unit_slots_sql(plan, bind, key, units)}) a "
         f"ON CONFLICT (experiment_key, unit_id) DO UPDATE SET {replace}"
     )
