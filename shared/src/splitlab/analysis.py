@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -54,6 +54,9 @@ __all__ = [
     "compute_statistics",
     "count_by_period",
 ]
+
+Inapplicable = Literal["raise", "unadjusted"]
+"""What to do when a requested method cannot apply to a metric (see :func:`analyze_statistics`)."""
 
 CUPAC_COLUMN = "cupac_prediction"
 CUPAC_MIN_UNITS = 200
@@ -379,23 +382,17 @@ def _metric_result(
     correction: str,
     lower_is_better: bool,
     strata: Sequence[Sequence[Hashable]] = (),
+    inapplicable: Inapplicable = "raise",
 ) -> MetricResult:
     arms = [stats.moments[v] for v in order]
     cov_idx = [stats.columns.index(c) for c in stats.covariates]
     cupac_idx = stats.columns.index(CUPAC_COLUMN) if CUPAC_COLUMN in stats.columns else None
-    if method != "auto" and method != "none":
-        if stats.kind == "ratio":
-            raise ValueError(
-                f"method={method!r} does not apply to ratio metric {stats.name!r}; "
-                "use method='none' or 'auto'"
-            )
-        if method in ("cuped", "regression") and not cov_idx:
-            raise ValueError(f"method={method!r} needs covariates=[...] (pre-exposure columns)")
-        if method == "cupac" and cupac_idx is None:
-            raise ValueError(
-                "method='cupac' needs covariates=[...] and at least "
-                f"{CUPAC_MIN_UNITS} units with the metric"
-            )
+    requested = method
+    why = _inapplicable_reason(stats, method, bool(cov_idx), cupac_idx is not None)
+    if why is not None:
+        if inapplicable == "raise":
+            raise ValueError(why[0])
+        method = "none"
     wanted = list(METHODS[:-1]) if method == "auto" else sorted({"none", method})
     if len(strata) > 1 and stats.periods is not None:
         by_period, k = stats.periods, arms[0].k
@@ -428,6 +425,8 @@ def _metric_result(
         )
     if method == "auto":
         chosen, reason = choose_method(candidates)
+    elif why is not None:
+        chosen, reason = "none", f"{why[1]}; unadjusted"
     else:
         chosen, reason = method, "requested"
     if sequential:
@@ -453,7 +452,7 @@ def _metric_result(
         name=stats.name,
         kind=stats.kind,
         method=chosen,
-        requested_method=method,
+        requested_method=requested,
         reason=reason,
         detail=picked.detail,
         variance_reduction=picked.variance_reduction,
@@ -465,6 +464,33 @@ def _metric_result(
         cupac=stats.cupac,
         lower_is_better=lower_is_better,
     )
+
+
+def _inapplicable_reason(
+    stats: MetricStatistics, method: str, has_covariates: bool, has_cupac: bool
+) -> tuple[str, str] | None:
+    """Why ``method`` cannot apply to the metric: (the library's message, a neutral one);
+    None when it can."""
+    if method in ("auto", "none"):
+        return None
+    if stats.kind == "ratio":
+        return (
+            f"method={method!r} does not apply to ratio metric {stats.name!r}; "
+            "use method='none' or 'auto'",
+            f"{method} does not apply to a ratio metric (delta method only)",
+        )
+    if method in ("cuped", "regression") and not has_covariates:
+        return (
+            f"method={method!r} needs covariates=[...] (pre-exposure columns)",
+            f"{method} needs a pre-exposure covariate and {stats.name!r} has none",
+        )
+    if method == "cupac" and not has_cupac:
+        return (
+            "method='cupac' needs covariates=[...] and at least "
+            f"{CUPAC_MIN_UNITS} units with the metric",
+            f"cupac needs out-of-fold predictions for {stats.name!r} and there are none",
+        )
+    return None
 
 
 def _check_options(method: str, alpha: float, alternative: str, correction: str) -> None:
@@ -496,6 +522,7 @@ def analyze_statistics(
     period_counts: Mapping[Hashable, Mapping[str, int]] | None = None,
     period_weights: Mapping[Hashable, Mapping[str, float]] | None = None,
     period_starts: Mapping[Hashable, str] | None = None,
+    inapplicable: Inapplicable = "raise",
 ) -> AnalysisResult:
     """Analyze sufficient statistics (from :func:`compute_statistics` or SQL aggregates).
 
@@ -509,7 +536,13 @@ def analyze_statistics(
     periods that all share one split give exactly the pooled results. Without
     ``period_weights`` every period is tested against ``weights`` and is a stratum of its own
     (unbiased whatever the splits were). ``period_starts`` (ISO times) are only reported.
+    control first) for the SRM check. A requested ``method`` that a metric cannot use (no
+    covariate, a ratio metric, no CUPAC predictions) raises ``ValueError`` when
+    ``inapplicable="raise"``; with ``"unadjusted"`` that metric is analyzed without adjustment
+    and its ``method``/``reason`` say so (the other metrics keep the requested method).
     """
+    if inapplicable not in ("raise", "unadjusted"):
+        raise ValueError(f"inapplicable must be 'raise' or 'unadjusted'; got {inapplicable!r}")
     _check_options(method, alpha, alternative, correction)
     if control not in counts:
         raise ValueError(f"control={control!r} has no counts; variants: {sorted(counts)}")
@@ -567,6 +600,7 @@ def analyze_statistics(
             correction,
             m.name in lower_is_better,
             strata,
+            inapplicable,
         )
         for m in metrics
     }

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -99,7 +100,12 @@ class Outcome(EventColumns, Base):
     outcome_type: Mapped[str] = mapped_column(Text)
     value: Mapped[float] = mapped_column(Float)
 
-    __table_args__ = (Index(None, "unit_id", "outcome_type", "occurred_at"),)
+    __table_args__ = (
+        Index(None, "unit_id", "outcome_type", "occurred_at"),
+        # Rows beyond splitlab.schemas.values.MAX_ABS_VALUE (stored before the limit): the
+        # results leave them out and count them through this index.
+        Index("ix_outcomes_beyond_limit", "unit_id", postgresql_where=text("abs(value) > 1e12")),
+    )
 
 
 class Experiment(Base):
@@ -215,6 +221,12 @@ class UnitFeature(Base):
     name: Mapped[str] = mapped_column(Text, primary_key=True)
     observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     value: Mapped[float] = mapped_column(Float)
+
+    __table_args__ = (
+        Index(
+            "ix_unit_features_beyond_limit", "unit_id", postgresql_where=text("abs(value) > 1e12")
+        ),
+    )
 
 
 class ExperimentUnit(Base):

@@ -38,6 +38,8 @@ class ExperimentStatistics:
     """The rollup catch-up that preceded the query (``rollups.store.CatchUp``), if any."""
     period_counts: dict[int, dict[str, int]] = field(default_factory=dict)
     """Units per variant of each allocation period (of their first exposure)."""
+    excluded: dict[str, int] = field(default_factory=dict)
+    """Stored values left out for being beyond the value limit, per table."""
 
     @property
     def total_units(self) -> int:
