@@ -51,7 +51,22 @@ def server_results() -> dict[str, Any]:
     body["guardrails"] = [{"metric": "revenue", "variant": "t1", "margin": 0.05, "harm": 0.01,
                            "harm_lower": -0.02, "always_valid_p_value": 1.0,
                            "violated": False, "status": "ok"}]  # fmt: skip
+    body["fallback"] = {"variants": {"control": {"predictions": 200, "fallbacks": 0, "share": 0.0},
+                                     "t1": {"predictions": 200, "fallbacks": 190, "share": 0.95}},
+                        "threshold": 0.5, "mostly_fell_back": ["t1"]}  # fmt: skip
+    body["methods"] = {"requested": "cuped", "used": {"revenue": "none"},
+                       "not_applied": {"revenue": "no covariate; define covariates"}}  # fmt: skip
+    body["excluded_values"] = {"limit": 1e12, "outcomes": 2}
+    body["shadows"] = {"t2": {"units": 50, "means": {"revenue": 9.5}}}
     return body
+
+
+NOTES = (
+    "95.0% of 200 predictions answered by control's model - MOSTLY CONTROL'S MODEL",
+    "cuped not applied: no covariate; define covariates",
+    "2 beyond +-1e+12",
+    "50 units, not compared; means: revenue 9.5",
+)
 
 
 class Page(HTMLParser):
@@ -92,6 +107,9 @@ def test_results_html_on_stdout_is_only_the_report_with_its_plots(
         assert section in parsed.text, section
     assert "0.7431" in text, "the always-valid p-value column"
     assert "1000 planned" in text
+    assert "Analyzer notes" in parsed.text
+    for note in NOTES:
+        assert note in text, note
 
 
 def test_results_html_to_a_file_says_where_on_stderr(
@@ -119,4 +137,6 @@ def test_results_tables_show_the_server_sections(services: FakeServices) -> None
     assert "0.7431" in text
     assert "guardrail revenue / t1" in text
     assert "400 units, planned 1000" in text
+    for note in NOTES:
+        assert note in text, note
     assert "…" not in text, "piped tables are not cut at 80 columns"

@@ -26,7 +26,7 @@ from splitlab.reports.numbers import p_value as _p
 from splitlab.reports.numbers import share as _share
 from splitlab.reports.numbers import signed_percent as _pct
 
-__all__ = ["distribution_svg", "effects_svg", "html_report", "summary_tables"]
+__all__ = ["analyzer_notes", "distribution_svg", "effects_svg", "html_report", "summary_tables"]
 
 MAX_DISTRIBUTION_POINTS = 200_000
 
@@ -141,6 +141,8 @@ def _checks_table(out: Mapping[str, Any]) -> Table:
             f"{g['status']} (harm {_pct(g['harm'])}, margin {g['margin']:.1%}, "
             f"always-valid p {_p(g['always_valid_p_value'])})",
         )
+    for check, result in analyzer_notes(out):
+        checks.add_row(check, result)
     for variant, d in out["decisions"].items():
         checks.add_row(f"decision: {variant}", f"{d['action']} - {'; '.join(d['reasons'])}")
     sample = out.get("sample")
@@ -154,6 +156,39 @@ def _checks_table(out: Mapping[str, Any]) -> Table:
     if out["rows"]["missing_variant"]:
         checks.add_row("rows", f"{out['rows']['missing_variant']} rows without a variant dropped")
     return checks
+
+
+def analyzer_notes(out: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What the analyzer's results add that an owner must not miss, as (check, result) rows:
+    variants whose predictions fell back to control's model, metrics the requested method
+    could not adjust, values excluded beyond the limit, shadow variants. Empty for a file."""
+    notes: list[tuple[str, str]] = []
+    fallback = out.get("fallback") or {}
+    mostly = set(fallback.get("mostly_fell_back") or [])
+    for variant, f in (fallback.get("variants") or {}).items():
+        if f.get("fallbacks"):
+            flag = " - MOSTLY CONTROL'S MODEL" if variant in mostly else ""
+            notes.append(
+                (
+                    f"fallback {variant}",
+                    f"{_share(f['share'])} of {f['predictions']} predictions answered by "
+                    f"control's model{flag}",
+                )
+            )
+    methods = out.get("methods") or {}
+    for name, why in (methods.get("not_applied") or {}).items():
+        notes.append((f"method {name}", f"{methods.get('requested')} not applied: {why}"))
+    excluded = dict(out.get("excluded_values") or {})
+    limit = excluded.pop("limit", None)
+    for kind, count in excluded.items():
+        if count:
+            notes.append((f"excluded {kind}", f"{count} beyond +-{_fmt(limit)}"))
+    for variant, shadow in (out.get("shadows") or {}).items():
+        means = ", ".join(f"{m} {_fmt(v)}" for m, v in (shadow.get("means") or {}).items())
+        notes.append(
+            (f"shadow {variant}", f"{shadow.get('units')} units, not compared; means: {means}")
+        )
+    return notes
 
 
 def _svg(figure: Any) -> str:
@@ -286,6 +321,7 @@ def html_report(
         experiment=summary.get("experiment"),
         sample=summary.get("sample"),
         guardrails=summary.get("guardrails") or [],
+        notes=analyzer_notes(summary),
         monitoring=monitoring if not summary["sequential"] else {},
         computed_at=summary.get("computed_at"),
         effects=Markup(effects_svg(summary)),
