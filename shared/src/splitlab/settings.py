@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     """How often each router replica reloads the model registry (new or removed versions)."""
     router_max_outcomes: int = Field(default=1000, ge=1)
     """Most outcomes in one ``POST /outcomes`` batch."""
+    router_occurred_at_window_days: float = Field(default=365.0, gt=0)
+    """How far from now an outcome's ``occurred_at`` may lie, either way; further ones answer
+    422 (a time years off is a client bug, and would be analysed as a post-exposure event)."""
     router_max_pending_shadows: int = Field(default=1000, ge=0)
     """Shadow predictions running at once; past it new shadow copies are skipped (counted)."""
 

@@ -122,6 +122,7 @@ def test_an_aa_test_finds_nothing_and_every_hop_holds_every_event(
     # a healthy one fails it once in a thousand runs. The 5% rate itself is the studies' job.
     for metric in ("clicks", "ctr", "conversion", "revenue"):
         found = comparison(body, metric)
+        assert found["p_value"] is not None, (metric, body["metrics"][metric])
         assert found["p_value"] > 0.001 / 4, (metric, found)
 
     # Accounting: what the simulator sent = what Kafka holds = what Postgres stored.

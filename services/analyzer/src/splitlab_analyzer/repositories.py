@@ -147,6 +147,10 @@ class MetricRepository:
             return sorted(rows)
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+"""What COPY's text format needs escaped in a value (a raw carriage return ends the row)."""
+
+
 @dataclass(frozen=True)
 class FeatureRow:
     unit_id: str
@@ -165,8 +169,8 @@ class FeatureRepository:
             return 0
         buffer = io.StringIO()
         for r in rows:
-            unit = r.unit_id.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-            name = r.name.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            unit = r.unit_id.translate(_COPY_ESCAPES)
+            name = r.name.translate(_COPY_ESCAPES)
             buffer.write(f"{unit}\t{name}\t{r.observed_at.isoformat()}\t{r.value!r}\n")
         buffer.seek(0)
         connection: Any = self.engine.raw_connection()

@@ -13,9 +13,10 @@ import dataclasses
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from splitlab.schemas.names import METRIC_PATTERN
+from splitlab.schemas.times import UtcDatetime
 from splitlab.schemas.values import BoundedValue
 from splitlab_analyzer.definitions import (
     Aggregation,
@@ -186,8 +187,8 @@ class MetricList(BaseModel):
 class FeatureValue(_Strict):
     unit_id: str = Field(min_length=1, max_length=256)
     name: FeatureName
-    value: BoundedValue
-    observed_at: AwareDatetime
+    value: BoundedValue = Field(strict=True)
+    observed_at: UtcDatetime
 
 
 class FeatureLoad(_Strict):

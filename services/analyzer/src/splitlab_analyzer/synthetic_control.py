@@ -81,11 +81,13 @@ def analyse(data: pd.DataFrame, **kwargs: Any) -> dict[str, Any]:
 @router.post("/analyses/synthetic-control")
 async def synthetic_control(
     file: Annotated[UploadFile, File(description="Panel as CSV or Parquet.")],
-    unit_col: Annotated[str, Form()],
-    time_col: Annotated[str, Form()],
-    outcome_col: Annotated[str, Form()],
-    treated: Annotated[list[str], Form(description="Treated unit; repeat the field for several.")],
-    intervention_time: Annotated[str, Form()],
+    unit_col: Annotated[str, Form(min_length=1)],
+    time_col: Annotated[str, Form(min_length=1)],
+    outcome_col: Annotated[str, Form(min_length=1)],
+    treated: Annotated[
+        list[str], Form(min_length=1, description="Treated unit; repeat the field for several.")
+    ],
+    intervention_time: Annotated[str, Form(min_length=1)],
     method: Annotated[Method, Form()] = "auto",
     placebo: Annotated[bool, Form()] = True,
     alpha: Annotated[float, Form(gt=0, lt=1)] = 0.05,

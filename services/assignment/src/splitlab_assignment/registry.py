@@ -33,6 +33,7 @@ from splitlab.storage.models import AllocationPeriod, Experiment, ExperimentAudi
 from splitlab.web.errors import ConflictError, InvalidInputError, NotFoundError
 from splitlab_assignment.repository import ExperimentRepository
 from splitlab_assignment.schemas import (
+    NULLABLE_FIELDS,
     AuditEntryRead,
     AuditLog,
     ExperimentCreate,
@@ -43,7 +44,6 @@ from splitlab_assignment.schemas import (
 
 logger = logging.getLogger(__name__)
 
-NULLABLE_FIELDS = frozenset({"hash_seed", "namespace", "targeting", "mde", "planned_sample_size"})
 _ACTION_TIMESTAMP = {
     Action.START: "started_at",
     Action.STOP: "stopped_at",

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
@@ -110,7 +111,11 @@ def create_app(
             app.state.catalog = catalog
             app.state.publisher = publisher
             app.state.predictor = predictor
-            app.state.outcomes = OutcomeService(publisher, max_batch=settings.router_max_outcomes)
+            app.state.outcomes = OutcomeService(
+                publisher,
+                max_batch=settings.router_max_outcomes,
+                window=timedelta(days=settings.router_occurred_at_window_days),
+            )
             app.state.models = ModelRegistry(sessions, catalog, settings.router_model_timeout_ms)
             refresher = asyncio.create_task(
                 _refresh_periodically(

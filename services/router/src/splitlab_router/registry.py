@@ -38,6 +38,7 @@ from splitlab_router.serving import (
     file_sha256,
     load_estimator,
     resolve_artifact,
+    without_paths,
 )
 
 logger = logging.getLogger(__name__)
@@ -146,17 +147,37 @@ def to_read(row: RegisteredModel, loaded: bool) -> ModelRead:
     )
 
 
-def _same_spec(row: RegisteredModel, data: ModelCreate, sha256: str | None, timeout: int) -> bool:
-    schema = [f.model_dump() for f in data.input_schema]
-    return (
-        row.flavor == data.flavor
-        and row.artifact == data.artifact
-        and row.sha256 == sha256
-        and row.url == data.url
-        and row.timeout_ms == timeout
-        and row.input_schema == schema
-        and row.model_metadata == data.metadata
-    )
+def _differences(
+    row: RegisteredModel, data: ModelCreate, sha256: str | None, timeout: int
+) -> list[str]:
+    """The fields of the stored version that ``data`` would change (empty: the same spec)."""
+    sent = {
+        "flavor": data.flavor,
+        "artifact": data.artifact if data.flavor == "sklearn" else None,
+        "sha256": sha256,
+        "url": data.url if data.flavor == "http" else None,
+        "timeout_ms": timeout,
+        "input_schema": [f.model_dump() for f in data.input_schema],
+        "metadata": data.metadata,
+    }
+    stored = {
+        "flavor": row.flavor,
+        "artifact": row.artifact,
+        "sha256": row.sha256,
+        "url": row.url,
+        "timeout_ms": row.timeout_ms,
+        "input_schema": row.input_schema,
+        "metadata": row.model_metadata,
+    }
+    return [name for name, value in sent.items() if stored[name] != value]
+
+
+_BYTE_RULE = (
+    "a version is bound to the exact bytes of its file (sha256), and saving a model again "
+    "writes different bytes even when the model is the same (skops and joblib archives carry "
+    "their own metadata); register the new file as a new version, or put the registered file "
+    "back"
+)
 
 
 class ModelRegistry:
@@ -224,11 +245,19 @@ class ModelRegistry:
     def _existing(
         self, row: RegisteredModel, data: ModelCreate, sha256: str | None, timeout: int
     ) -> tuple[ModelRead, bool]:
-        if _same_spec(row, data, sha256, timeout):
+        changed = _differences(row, data, sha256, timeout)
+        if not changed:
             return to_read(row, f"{row.name}:{row.version}" in self._catalog), False
+        ref = f"{data.name}:{data.version}"
+        if changed == ["sha256"]:
+            raise ConflictError(
+                f"model {ref} is registered with {row.artifact} of sha256 {row.sha256}, and that "
+                f"file now has sha256 {sha256}: {_BYTE_RULE}",
+                field="artifact",
+            )
         raise ConflictError(
-            f"model {data.name}:{data.version} is registered with another spec; versions never "
-            "change: register a new version",
+            f"model {ref} is registered with another spec ({', '.join(changed)} differ); "
+            "versions never change: register a new version",
             field="version",
         )
 
@@ -238,9 +267,9 @@ class ModelRegistry:
         except InvalidInputError:
             raise
         except Exception as exc:
+            reason = without_paths(f"{type(exc).__name__}: {exc}")
             raise InvalidInputError(
-                f"artifact: {row.artifact} does not load: {type(exc).__name__}: {exc}"[:500],
-                field="artifact",
+                f"artifact: {row.artifact} does not load: {reason}"[:500], field="artifact"
             ) from None
         width = getattr(getattr(model, "_estimator", None), "n_features_in_", None)
         if width is not None and int(width) != len(row.input_schema):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import re
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
@@ -121,17 +122,32 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+MODEL_STORE = "the models folder of SPLITLAB_STATE_DIR"
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.:/~-])/(?:[^\s'\"/]+/)+([^\s'\"/]*)")
+
+
+def without_paths(text: str) -> str:
+    """``text`` (a library's error message) with absolute paths cut to their last part."""
+    return _ABSOLUTE_PATH.sub(r"\1", text)
+
+
 def resolve_artifact(store: Path, artifact: str) -> Path:
     """The artifact's path inside the model store; ``InvalidInputError`` if outside or missing."""
     root = store.resolve()
     path = (root / artifact).resolve()
+    # Messages name the artifact and the setting, never the server's folders (a caller has no
+    # business knowing them).
     if not path.is_relative_to(root):
         raise InvalidInputError(
-            f"artifact: {artifact!r} is outside the model store {root}", field="artifact"
+            f"artifact: {artifact!r} is outside the model store; give a path relative to it "
+            f"({MODEL_STORE})",
+            field="artifact",
         )
     if not path.is_file():
         raise InvalidInputError(
-            f"artifact: no file {artifact!r} in the model store {root}", field="artifact"
+            f"artifact: no file {artifact!r} in the model store ({MODEL_STORE}); copy it there "
+            "first, or check the name",
+            field="artifact",
         )
     if path.suffix not in SKOPS_SUFFIXES | JOBLIB_SUFFIXES:
         raise InvalidInputError(

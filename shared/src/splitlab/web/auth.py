@@ -33,7 +33,9 @@ def keys_match(given: str, expected: str) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
-def require_admin(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+def require_admin(
+    request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
+) -> None:
     settings: Settings = request.app.state.settings
     if settings.admin_api_key is None:
         raise UnauthorizedError(
@@ -50,7 +52,7 @@ def require_admin(request: Request, authorization: Annotated[str | None, Header(
 
 
 async def require_caller(
-    request: Request, authorization: Annotated[str | None, Header()] = None
+    request: Request, authorization: Annotated[str | None, Header(include_in_schema=False)] = None
 ) -> None:
     """Open unless ``SPLITLAB_ASSIGN_API_KEY`` is set (async: no thread hop on the hot path)."""
     settings: Settings = request.app.state.settings

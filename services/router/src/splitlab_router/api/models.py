@@ -20,7 +20,15 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post("", status_code=201, response_model=ModelRead, responses=ERRORS)
+@router.post(
+    "",
+    status_code=201,
+    response_model=ModelRead,
+    responses={
+        **ERRORS,
+        200: {"model": ModelRead, "description": "Already registered with this very spec."},
+    },
+)
 def register_model(body: ModelCreate, models: Models) -> JSONResponse:
     """Register a model version (201), or answer the identical one already registered (200).
 
