@@ -50,6 +50,7 @@ SCHEMA_CANNOT_SAY = (
     "POST /models",
     "POST /outcomes",
     "POST /metrics",
+    "PATCH /metric-definitions/{name}",
     "POST /analyses/synthetic-control",
 )
 """Operations with a rule no JSON schema states (see ``fuzz_config``)."""
@@ -125,10 +126,11 @@ def fuzz_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
         f'[auth.openapi.callerKey]\nbearer = "{CALLER_KEY}"\n\n'
         # Rules no JSON schema can state, so a schema-valid request may rightly answer 422:
         # rules across fields of an experiment (weights summing to 1, distinct variant keys,
-        # targeting syntax, what a started experiment may change) and of a metric (a ratio of
-        # two other metrics); a model's artifact must be a loadable file in the model store;
-        # an outcome's occurred_at must lie within a window around now; a synthetic-control
-        # upload must be a readable panel with the named columns.
+        # targeting syntax, what a started experiment may change) and of a metric, created or
+        # changed (a ratio of two other metrics, a source's outcome_type); a model's artifact
+        # must be a loadable file in the model store; an outcome's occurred_at must lie within
+        # a window around now; a synthetic-control upload must be a readable panel with the
+        # named columns.
         + "".join(
             f'[[operations]]\ninclude-name = "{name}"\n\n'
             "[operations.checks.positive_data_acceptance]\n"

@@ -95,8 +95,30 @@ class MetricCreate(_Strict):
         )
 
 
+NOT_NULL_ON_UPDATE = ("description", "direction", "pre_period_days", "covariates")
+"""Fields a metric PATCH may change but not clear: the schema offers no ``null`` for them."""
+
+
+def _no_null_where_required(schema: dict[str, Any]) -> None:
+    """The update's JSON schema says what ``apply`` enforces: ``null`` only where it clears."""
+    for name in NOT_NULL_ON_UPDATE:
+        field = schema.get("properties", {}).get(name, {})
+        options = field.get("anyOf")
+        if not isinstance(options, list):
+            continue
+        kept = [o for o in options if o != {"type": "null"}]
+        if len(kept) == 1:
+            del field["anyOf"]
+            field.update(kept[0])
+        else:
+            field["anyOf"] = kept
+        field.pop("default", None)
+
+
 class MetricUpdate(_Strict):
     """A PATCH: only the fields sent change (``null`` clears a nullable one); the name stays."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_null_where_required)
 
     description: str | None = Field(default=None, max_length=2000)
     source: Source | None = None
@@ -121,7 +143,7 @@ class MetricUpdate(_Strict):
         """``current`` with the sent fields changed; ``ValueError`` naming the field when the
         result breaks a rule across fields."""
         changes: dict[str, Any] = self.model_dump(include=self.model_fields_set)
-        for required in ("description", "direction", "pre_period_days", "covariates"):
+        for required in NOT_NULL_ON_UPDATE:
             if required in changes and changes[required] is None:
                 raise ValueError(f"{required}: cannot be null")
         if "covariates" in changes:
