@@ -64,10 +64,10 @@ def create_app(
             service = ResultsService(
                 core.engine, ExperimentRepository(core.sessions), app.state.metric_repository, cupac
             )
-            admin_key = settings.admin_api_key
+            own_key = settings.analyzer_api_key or settings.admin_api_key
             assignment = AssignmentClient(
                 settings.assignment_url,
-                admin_key.get_secret_value() if admin_key else None,
+                own_key.get_secret_value() if own_key else None,
                 client=assignment_http,
             )
             app.state.automation = Automation(

@@ -1,10 +1,15 @@
 """Refreshing results and acting on them: cache, gauges, guardrail and SRM automation.
 
-After every refresh of a running experiment: the gauges are replaced; if a guardrail is
+Automation runs only from the periodic refresh (``refresh_running``, the scheduled loop): a
+results read computes and caches, a manual ``POST .../refresh`` (admin) also replaces the
+gauges, and neither flags nor pauses anything.
+
+After every periodic refresh of a running experiment: the gauges are replaced; if a guardrail is
 violated (one-sided always-valid test) or SRM is detected, the experiment is *flagged* (a row
 in ``analyzer_actions`` with the evidence, the ``splitlab_experiment_*`` gauges for alerting),
 and, when the experiment has ``auto_stop``, it is paused through the assignment service's API
-(``X-SplitLab-Actor: splitlab-analyzer``, so the registry's audit log names the analyzer), and
+(with the analyzer's own key, ``SPLITLAB_ANALYZER_API_KEY``, so the registry's audit log names
+the analyzer; see ``assignment_client``), and
 the pause and its evidence are recorded in ``analyzer_actions``. A flag is recorded once per
 reason while the experiment keeps violating (not at every refresh).
 """
@@ -38,18 +43,18 @@ class Automation:
     """Reasons already recorded per experiment (so a flag is written once)."""
 
     def results_for(self, key: str, method: str, sequential: bool) -> dict[str, Any]:
-        """Cached results, computing (and caching) them on a miss."""
+        """Cached results, computing (and caching) them on a miss; no side effect beyond the
+        cache (no gauges, no flags, no pause: those belong to the periodic refresh)."""
         cached = self.cache.get(key, method, sequential)
         if cached is not None:
             return cached
         computed = self.results.compute(key, method, sequential)
         self.cache.put(key, method, sequential, computed.body)
-        if method == DEFAULT_METHOD and not sequential:
-            self.act_on(computed)
         return computed.body
 
-    def refresh(self, key: str) -> dict[str, Any]:
-        """Recompute now (default method, both horizons), act on it, replace the cache.
+    def refresh(self, key: str, *, act: bool = False) -> dict[str, Any]:
+        """Recompute now (default method, both horizons), replace the cache and the gauges;
+        with ``act`` (the periodic refresh only) also flag and pause on guardrails and SRM.
 
         First the experiment's per-unit rollups are built if its metric definitions ask for
         slots that are not stored yet, and every stored rollup is caught up on the units
@@ -62,7 +67,10 @@ class Automation:
         self.cache.put(key, DEFAULT_METHOD, False, computed.body)
         sequential = self.results.compute(key, DEFAULT_METHOD, sequential=True)
         self.cache.put(key, DEFAULT_METHOD, True, sequential.body)
-        self.act_on(computed)
+        if act:
+            self.act_on(computed)
+        else:
+            self.export(computed)
         return computed.body
 
     def refresh_running(self) -> int:
@@ -77,13 +85,24 @@ class Automation:
                 self.results.rollups.drop(key)  # ingestion stops maintaining it
         for key in sorted(running):
             try:
-                self.refresh(key)
+                self.refresh(key, act=True)
                 done += 1
             except Exception:
                 logger.exception("refresh failed", extra={"experiment": key})
         return done
 
+    def export(self, computed: Computed) -> None:
+        """Replace the experiment's gauges with these results."""
+        gauges.export(
+            computed.experiment.key,
+            computed.body["sample"]["units"],
+            computed.result,
+            computed.monitoring,
+            computed.guardrails,
+        )
+
     def act_on(self, computed: Computed) -> None:
+        """Export the gauges, flag violations once, pause an ``auto_stop`` experiment."""
         info = computed.experiment
         gauges.export(
             info.key,

@@ -52,8 +52,6 @@ def read_experiment_file(path: Path) -> dict[str, Any]:
 
 def api_request(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """Call the admin API; ``CommandError`` with the API's message on any failure."""
-    import getpass
-
     import httpx
 
     from splitlab.settings import load_settings
@@ -61,10 +59,9 @@ def api_request(method: str, path: str, body: dict[str, Any] | None = None) -> A
     settings = load_settings()
     if settings.admin_api_key is None:
         raise CommandError("no admin key: set SPLITLAB_ADMIN_API_KEY (in .env or the environment)")
-    headers = {
-        "Authorization": f"Bearer {settings.admin_api_key.get_secret_value()}",
-        "X-SplitLab-Actor": f"cli:{getpass.getuser()}",
-    }
+    # The audit log names the key's configured name (SPLITLAB_ADMIN_KEY_NAME, or the name of a
+    # SPLITLAB_API_KEYS entry), never a name the caller sends.
+    headers = {"Authorization": f"Bearer {settings.admin_api_key.get_secret_value()}"}
     url = f"{settings.assignment_url.rstrip('/')}{path}"
     try:
         response = httpx.request(method, url, json=body, headers=headers, timeout=10.0)
@@ -188,4 +185,4 @@ def register(app: typer.Typer) -> None:
     action("start", "Start a draft experiment, or resume a paused one.")
     action("pause", "Pause a running experiment: everyone gets control.")
     action("stop", "Stop an experiment for good.")
-    action("archive", "Archive a stopped (or never started) experiment.")
+    action("archive", "Archive a stopped experiment (stop it first).")
