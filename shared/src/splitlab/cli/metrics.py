@@ -300,7 +300,7 @@ def register(app: typer.Typer) -> None:
         """An experiment's results from the analyzer (table, JSON or an HTML report)."""
         try:
             if refresh:
-                call("POST", f"/experiments/{key}/refresh")
+                call("POST", f"/experiments/{key}/refresh", admin=True)
             body = call(
                 "GET",
                 f"/experiments/{key}/results",
