@@ -2,8 +2,8 @@
 
 Lifecycle: ``draft -> running <-> paused``, ``draft|running|paused -> stopped -> archived``:
 only a stopped experiment may be archived (a draft that never ran is stopped first, so archiving
-is always the second, deliberate step after ending an experiment). Actions are the admin API's verbs: ``start`` (also
-resumes a paused experiment), ``pause``, ``stop``, ``archive``.
+is always the second, deliberate step after ending an experiment). Actions are the admin API's
+verbs: ``start`` (also resumes a paused experiment), ``pause``, ``stop``, ``archive``.
 
 Changes: ``classify_change`` compares two versions of an experiment's bucketing settings and says,
 field by field, what the change does to units already assigned; ``check_change`` rejects what a

@@ -119,6 +119,9 @@ class Settings(BaseSettings):
     """How often each router replica reloads the model registry (new or removed versions)."""
     router_max_outcomes: int = Field(default=1000, ge=1)
     """Most outcomes in one ``POST /outcomes`` batch."""
+    router_max_artifact_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    """Largest model file ``POST /models`` takes as an upload (413 beyond it); this route's
+    body limit instead of ``max_body_bytes``."""
     router_max_pending_shadows: int = Field(default=1000, ge=0)
     """Shadow predictions running at once; past it new shadow copies are skipped (counted)."""
 
@@ -188,7 +191,10 @@ class Settings(BaseSettings):
             ("SPLITLAB_ANALYZER_API_KEY", self.analyzer_api_key),
         ]
         found = [(name, key.get_secret_value()) for name, key in single if key is not None]
-        found += [(f"SPLITLAB_API_KEYS[{n}]", k.key.get_secret_value()) for n, k in self.api_keys.items()]
+        found += [
+            (f"SPLITLAB_API_KEYS[{name}]", entry.key.get_secret_value())
+            for name, entry in self.api_keys.items()
+        ]
         return found
 
     @property

@@ -198,7 +198,8 @@ def test_the_audit_actor_is_the_keys_configured_name_not_a_header(
 ) -> None:
     key = new_key()
     spoofed = {"Authorization": f"Bearer {ADMIN_KEY}", "X-SplitLab-Actor": "mallory"}
-    assert client.post("/experiments", json=experiment_body(key), headers=spoofed).status_code == 201
+    created = client.post("/experiments", json=experiment_body(key), headers=spoofed)
+    assert created.status_code == 201
     client.patch(f"/experiments/{key}", json={"name": "renamed"}, headers=admin)
     entries = client.get(f"/experiments/{key}/audit", headers=admin).json()["entries"]
     assert [(e["action"], e["actor"]) for e in entries] == [
@@ -217,9 +218,10 @@ def test_archive_needs_a_stopped_experiment_and_says_so(
             client.post(f"/experiments/{key}/start", headers=admin)
         refused = client.post(f"/experiments/{key}/archive", headers=admin)
         assert refused.status_code == 409
-        assert "archive needs a stopped experiment: stop it first" in refused.json()["error"][
-            "message"
-        ]
+        assert (
+            "archive needs a stopped experiment: stop it first"
+            in refused.json()["error"]["message"]
+        )
     assert client.post(f"/experiments/{key}/stop", headers=admin).status_code == 200
     assert client.post(f"/experiments/{key}/archive", headers=admin).json()["status"] == "archived"
 
@@ -232,7 +234,8 @@ def test_a_read_key_guards_reads_and_changes_nothing_with_it(
     reader = {"Authorization": f"Bearer {read_key}"}
     key = new_key()
     with TestClient(create_app(guarded)) as client:
-        assert client.post("/experiments", json=experiment_body(key), headers=admin).status_code == 201
+        created = client.post("/experiments", json=experiment_body(key), headers=admin)
+        assert created.status_code == 201
         for path in ("/experiments", f"/experiments/{key}", f"/experiments/{key}/audit"):
             assert client.get(path).status_code == 401, path
             assert client.get(path, headers=reader).status_code == 200, path

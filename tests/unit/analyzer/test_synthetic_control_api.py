@@ -13,7 +13,6 @@ from splitlab.synth.simulation import factor_panel
 from splitlab.web.errors import SplitLabError
 from splitlab_analyzer import synthetic_control as api
 
-
 KEY = "synth-test-read-key-0123"
 
 

@@ -130,6 +130,7 @@ def test_the_actor_is_the_keys_configured_name_never_a_header() -> None:
         api_keys={"alice@example.com": NamedKey(key=SecretStr(ALICE), role="admin")},
     )
     with TestClient(app) as client:
+
         def actor(key: str) -> str:
             headers = {"Authorization": f"Bearer {key}", "X-SplitLab-Actor": "mallory"}
             return str(client.post("/change", headers=headers).json()["actor"])

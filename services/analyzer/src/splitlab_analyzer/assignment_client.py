@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import httpx
 
+
 @dataclass(frozen=True)
 class PauseOutcome:
     ok: bool

@@ -17,6 +17,7 @@ from splitlab.web.auth import admin_actor, require_admin, require_caller, requir
 from splitlab_assignment.assigner import AssignEndpoints
 from splitlab_assignment.registry import ExperimentRegistry
 
+
 def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings

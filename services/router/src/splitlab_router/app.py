@@ -143,6 +143,7 @@ def create_app(
         lifespan=lifespan,
         description=DESCRIPTION,
         routers=[predict.router, predict.outcomes_router, models.router],
+        body_limits={("POST", "/models"): models.upload_body_limit(settings)},
     )
 
 

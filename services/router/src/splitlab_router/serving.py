@@ -140,6 +140,34 @@ def resolve_artifact(store: Path, artifact: str) -> Path:
     return path
 
 
+class UntrustedArtifactError(ValueError):
+    """A model file that is not a readable .skops file, or holds types skops does not trust."""
+
+
+def load_skops_bytes(content: bytes) -> Any:
+    """An estimator from the bytes of a .skops file, with skops' trusted-types check on
+    (blocking: call from a thread). ``UntrustedArtifactError`` says what is wrong."""
+    import skops.io
+
+    try:
+        untrusted = skops.io.get_untrusted_types(data=content)
+    except Exception as exc:  # skops reads a zip archive with a schema: anything may fail
+        raise UntrustedArtifactError(
+            f"not a readable .skops file ({type(exc).__name__}: {exc}"[:300] + ")"
+        ) from None
+    if untrusted:
+        raise UntrustedArtifactError(
+            f"holds types skops does not trust: {', '.join(untrusted[:5])}; save the model "
+            "with scikit-learn types only"
+        )
+    try:
+        return skops.io.loads(content)
+    except Exception as exc:
+        raise UntrustedArtifactError(
+            f"not a loadable .skops file ({type(exc).__name__}: {exc}"[:300] + ")"
+        ) from None
+
+
 def load_estimator(path: Path) -> Any:
     """Read an estimator file (blocking: call from a thread)."""
     if path.suffix in SKOPS_SUFFIXES:

@@ -160,9 +160,7 @@ def admin_actor(request: Request, authorization: Annotated[str | None, Header()]
     return _authenticate(key_ring(request), authorization, "admin").name
 
 
-def require_reader(
-    request: Request, authorization: Annotated[str | None, Header()] = None
-) -> None:
+def require_reader(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
     """Reads: open while no read key is configured; otherwise a read or an admin key."""
     ring = key_ring(request)
     if "read" in ring.roles:

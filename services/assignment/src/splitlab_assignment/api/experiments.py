@@ -27,9 +27,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-@router.post(
-    "", status_code=status.HTTP_201_CREATED, responses=ERRORS, dependencies=[AdminOnly]
-)
+@router.post("", status_code=status.HTTP_201_CREATED, responses=ERRORS, dependencies=[AdminOnly])
 def create_experiment(body: ExperimentCreate, registry: Registry, actor: Actor) -> ExperimentRead:
     """Create a draft experiment."""
     return registry.create(body, actor)
