@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     """Share of all units in the global holdout: control everywhere, measured as their own group."""
     holdout_seed: str = Field(default="splitlab-global-holdout", min_length=1)
     """Hash seed of the global holdout; changing it reshuffles who is held out."""
+    preflight_checks: bool = True
+    """Check at create and start that an experiment's metrics are defined in the analyzer and
+    its models registered in the router (``start`` is refused otherwise unless forced). Off
+    only where the assignment service runs without the analyzer and the router."""
+    preflight_timeout_seconds: float = Field(default=5.0, gt=0)
+    """How long a pre-flight call to the analyzer or the router may take."""
     experiment_cache_refresh_seconds: float = Field(default=5.0, gt=0)
     """How often each replica reloads changed experiments from Postgres (its staleness bound)."""
 

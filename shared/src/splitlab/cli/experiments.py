@@ -85,7 +85,23 @@ def _fail(exc: CommandError) -> NoReturn:
     raise typer.Exit(1)
 
 
+def _warn_preflight(experiment: dict[str, Any]) -> None:
+    """The pre-flight check's findings, on stderr (stdout keeps the answer)."""
+    report = experiment.get("preflight")
+    if not report or report["ok"]:
+        return
+    problems = [m["message"] for m in report["missing"]]
+    problems += [
+        f"{u['service']}: could not be asked ({u['reason']})" for u in report["unreachable"]
+    ]
+    lead = "started despite" if report.get("forced") else "start will refuse until fixed"
+    err.print(f"[yellow]warning:[/yellow] pre-flight check ({lead}):", highlight=False)
+    for problem in problems:
+        err.print(f"  - {problem}", highlight=False, markup=False)
+
+
 def _show_one(experiment: dict[str, Any], output_format: OutputFormat) -> None:
+    _warn_preflight(experiment)
     if output_format is OutputFormat.json:
         out.print_json(json.dumps(experiment))
         return
@@ -182,7 +198,29 @@ def register(app: typer.Typer) -> None:
         act.__doc__ = summary
         experiments.command(name)(act)
 
-    action("start", "Start a draft experiment, or resume a paused one.")
+    @experiments.command("start")
+    def start(
+        key: str,
+        force: Annotated[
+            bool,
+            typer.Option(
+                "--force",
+                help="Start even though the pre-flight check finds metrics or models missing, "
+                "or cannot ask the analyzer or the router.",
+            ),
+        ] = False,
+        output_format: FormatOption = OutputFormat.table,
+    ) -> None:
+        """Start a draft experiment, or resume a paused one, once its metrics are defined in
+        the analyzer and its models registered in the router (the pre-flight check).
+
+        Example: splitlab experiments start ranker-v3"""
+        path = f"/experiments/{key}/start" + ("?force=true" if force else "")
+        try:
+            _show_one(api_request("POST", path), output_format)
+        except CommandError as exc:
+            _fail(exc)
+
     action("pause", "Pause a running experiment: everyone gets control.")
     action("stop", "Stop an experiment for good.")
     action("archive", "Archive a stopped experiment (stop it first).")

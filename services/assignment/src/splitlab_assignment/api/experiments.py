@@ -62,6 +62,40 @@ def get_audit_log(
     return registry.audit(key, limit)
 
 
+START_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    422: {
+        "description": "The pre-flight check found metrics or models missing; `error.missing` "
+        "lists each (start anyway with `force=true`)."
+    },
+    503: {
+        "description": "The analyzer or the router could not be asked; `error.unreachable` "
+        "names it (start anyway with `force=true`)."
+    },
+}
+Force = Annotated[
+    bool,
+    Query(
+        description="Start even though the pre-flight check finds metrics or models missing, "
+        "or cannot ask the analyzer or the router (recorded in the service log)."
+    ),
+]
+
+
+@router.post(
+    "/{key}/start",
+    responses=START_ERRORS,
+    dependencies=[AdminOnly],
+    summary="Start the experiment",
+)
+def start_experiment(
+    key: str, registry: Registry, actor: Actor, force: Force = False
+) -> ExperimentRead:
+    """Start a draft, or resume a paused experiment, after the pre-flight check: its metrics
+    defined in the analyzer, its models registered in the router."""
+    return registry.act(key, Action.START, actor, force=force)
+
+
 def _action_route(action: Action) -> None:
     def act(key: str, registry: Registry, actor: Actor) -> ExperimentRead:
         return registry.act(key, action, actor)
@@ -78,4 +112,5 @@ def _action_route(action: Action) -> None:
 
 
 for _action in Action:
-    _action_route(_action)
+    if _action is not Action.START:
+        _action_route(_action)
