@@ -5,8 +5,9 @@ Run: ``uvicorn splitlab_router.app:create_app --factory``.
 The lifespan builds every collaborator once: the engine and sessions (model registry and
 experiments), an asyncio Redis client with short timeouts (sticky store), the event publisher
 (exposures, predictions, outcomes; a no-op when ``SPLITLAB_ROUTER_EVENT_LOGGING=false``), the
-thread pool that runs scikit-learn predictions, the HTTP client of remote models, the experiment
-cache and the model catalog (loaded at startup, refreshed periodically: hot reload).
+thread pool that runs scikit-learn predictions, one pooled HTTP client per remote model server
+(created on first use, closed at shutdown), the experiment cache and the model catalog
+(loaded at startup, refreshed periodically: hot reload).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from splitlab_router.metrics import REGISTRY_REFRESH_FAILURES
 from splitlab_router.outcomes import OutcomeService
 from splitlab_router.predictor import PredictionService
 from splitlab_router.registry import ModelCatalog, ModelRegistry
+from splitlab_router.serving import ModelServers
 
 logger = logging.getLogger(__name__)
 
@@ -75,10 +77,10 @@ def create_app(
             executor = ThreadPoolExecutor(
                 max_workers=settings.router_predict_threads, thread_name_prefix="predict"
             )
-            http = create_async_http_client(settings)
+            servers = ModelServers(lambda: create_async_http_client(settings))
             settings.model_store_dir.mkdir(parents=True, exist_ok=True)
             catalog = ModelCatalog(
-                settings.model_store_dir, executor, http, settings.router_model_timeout_ms
+                settings.model_store_dir, executor, servers, settings.router_model_timeout_ms
             )
             cache = ExperimentCache()
             await _refresh(sessions, cache, catalog)
@@ -134,7 +136,7 @@ def create_app(
                     await asyncio.to_thread(event_publisher.close, 10.0)
                 await sticky.settled()  # records remembered by the last answers
                 await sticky_redis.aclose()
-                await http.aclose()
+                await servers.aclose()
                 executor.shutdown(wait=False, cancel_futures=True)
 
     return create_service_app(

@@ -28,7 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -40,6 +39,7 @@ from splitlab_router.schemas import FeatureSpec, ModelCreate, ModelList, ModelRe
 from splitlab_router.serving import (
     Feature,
     HttpModel,
+    ModelServers,
     ServedModel,
     SklearnModel,
     UntrustedArtifactError,
@@ -63,12 +63,12 @@ class ModelCatalog:
         self,
         store: Path,
         executor: Executor,
-        http: httpx.AsyncClient,
+        servers: ModelServers,
         default_timeout_ms: int,
     ) -> None:
         self.store = store
         self._executor = executor
-        self._http = http
+        self._servers = servers
         self._default_timeout_ms = default_timeout_ms
         self._models: dict[str, ServedModel] = {}
         self._loaded_ids: dict[str, int] = {}  # ref -> row id (a re-created row reloads)
@@ -90,7 +90,8 @@ class ModelCatalog:
         timeout_s = (row.timeout_ms or self._default_timeout_ms) / 1000
         if row.flavor == "http":
             assert row.url is not None
-            return HttpModel(row.name, row.version, features, row.url, self._http, timeout_s)
+            client = self._servers.client_for(row.url)
+            return HttpModel(row.name, row.version, features, row.url, client, timeout_s)
         assert row.artifact is not None
         if content is not None:
             if hashlib.sha256(content).hexdigest() != row.sha256:

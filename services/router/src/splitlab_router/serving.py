@@ -10,7 +10,10 @@
   (``n_jobs`` other than 1) always run in the pool;
 - ``HttpModel``: a remote model server; the router POSTs ``{"instances": [features]}`` and reads
   ``{"predictions": [p]}`` where ``p`` is a value or ``{"value", "probabilities"}`` (KServe's V1
-  shape; a thin adapter fits Seldon or BentoML).
+  shape; a thin adapter fits Seldon or BentoML). ``ModelServers`` keeps one pooled
+  ``httpx.AsyncClient`` per model server (scheme, host and port), created on first use and
+  closed at shutdown, so calls reuse keep-alive connections and one slow server cannot take
+  another's pool.
 
 Both answer a ``ModelOutput`` or raise ``ModelError`` (``kind`` ``error`` or ``timeout``);
 ``validate_features`` raises ``InvalidInputError`` naming the feature.
@@ -20,9 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
@@ -272,6 +276,43 @@ class SklearnModel:
             raise ModelError("error", f"{self.ref}: {type(exc).__name__}: {exc}"[:500]) from None
 
 
+class ModelServers:
+    """One pooled ``httpx.AsyncClient`` per model server (``scheme://host:port``).
+
+    ``factory`` builds a client (``splitlab.clients.create_async_http_client`` with the pool
+    limits from the settings); each is created the first time a model on that server is built
+    and closed by ``aclose`` at shutdown."""
+
+    def __init__(self, factory: Callable[[], httpx.AsyncClient]) -> None:
+        self._factory = factory
+        self._clients: dict[str, httpx.AsyncClient] = {}
+
+    def client_for(self, url: str) -> httpx.AsyncClient:
+        base = server_of(url)
+        client = self._clients.get(base)
+        if client is None:
+            client = self._clients[base] = self._factory()
+        return client
+
+    def __len__(self) -> int:
+        return len(self._clients)
+
+    async def aclose(self) -> None:
+        clients, self._clients = list(self._clients.values()), {}
+        for client in clients:
+            await client.aclose()
+
+
+def server_of(url: str) -> str:
+    """``scheme://host:port`` of a URL (the port made explicit): the key of its pool."""
+    parsed = httpx.URL(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    return f"{parsed.scheme}://{parsed.host}:{port}"
+
+
+_JSON_HEADERS = {"content-type": "application/json"}
+
+
 class HttpModel:
     def __init__(
         self,
@@ -288,17 +329,21 @@ class HttpModel:
         self.timeout_s = timeout_s
         self.url = url
         self._client = client
+        self._timeout = httpx.Timeout(timeout_s)
+        self._names = [f.name for f in self.features]
 
     @property
     def ref(self) -> str:
         return f"{self.name}:{self.version}"
 
     async def predict(self, features: Mapping[str, Any]) -> ModelOutput:
-        body = {"instances": [{f.name: features[f.name] for f in self.features}]}
+        body = json.dumps({"instances": [{n: features[n] for n in self._names}]}).encode()
         try:
-            response = await asyncio.wait_for(
-                self._client.post(self.url, json=body, timeout=self.timeout_s), self.timeout_s
-            )
+            # One deadline for the whole call (httpx's own limits are per phase); no task.
+            async with asyncio.timeout(self.timeout_s):
+                response = await self._client.post(
+                    self.url, content=body, headers=_JSON_HEADERS, timeout=self._timeout
+                )
         except (TimeoutError, httpx.TimeoutException):
             raise ModelError("timeout", f"{self.ref}: no answer in {self.timeout_s:g}s") from None
         except httpx.HTTPError as exc:
