@@ -30,7 +30,7 @@ def test_changes_require_an_admin_key_and_reads_are_open_without_a_read_key(
 
 
 def test_unset_admin_key_answers_401_saying_how_to_set_it(service_settings: Settings) -> None:
-    unset = service_settings.model_copy(update={"admin_api_key": None})
+    unset = service_settings.model_copy(update={"admin_api_key": None, "api_keys": {}})
     with TestClient(create_app(unset)) as client:
         response = client.post(
             "/experiments",

@@ -34,7 +34,8 @@ def test_production_paths_and_model_reads_take_their_keys(
     with TestClient(create_app(guarded)) as router:
         register(router, ab.names["a"], "1", flavor="sklearn", artifact="a.skops")
         model = f"{ab.names['a']}:1"
-        insert_experiment(engine, ab.key, [{"key": "control", "weight": 1.0, "model": model}])
+        variants = [{"key": k, "weight": 0.5, "model": model} for k in ("control", "treatment")]
+        insert_experiment(engine, ab.key, variants)
         wait_for_experiment(router, ab.key, X, CALLER)
 
         calls = [

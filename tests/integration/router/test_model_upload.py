@@ -65,7 +65,8 @@ def test_an_uploaded_model_reaches_a_replica_without_the_file(
         assert upload(first, name, content, "ranker.skops").status_code == 200  # the same again
         assert not (router_settings.model_store_dir / "ranker.skops").exists()
 
-    insert_experiment(engine, ab.key, [{"key": "control", "weight": 1.0, "model": f"{name}:1"}])
+    variants = [{"key": k, "weight": 0.5, "model": f"{name}:1"} for k in ("control", "treatment")]
+    insert_experiment(engine, ab.key, variants)
     with TestClient(create_app(other_store)) as replica:
         assert not any(other_store.model_store_dir.iterdir())
         wait_until(
