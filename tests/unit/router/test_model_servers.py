@@ -1,4 +1,4 @@
-"""Remote models: one pooled client per model server, keep-alive connections reused, and no
+"""Remote models: one connection pool per model server, keep-alive connections reused, and no
 import attempted on the request path (httpcore's per-lock ``import sniffio`` was a failed import,
 a ``sys.path`` scan, on every lock of every request while sniffio was not installed)."""
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from splitlab.clients import create_async_http_client
+from splitlab.clients import create_model_server_pool
 from splitlab.settings import Settings
 from splitlab_router.serving import Feature, HttpModel, ModelServers, server_of
 
@@ -66,8 +66,8 @@ def settings() -> Settings:
     return Settings(_env_file=None)  # type: ignore[call-arg]
 
 
-def test_one_client_per_model_server() -> None:
-    servers = ModelServers(lambda: create_async_http_client(settings()))
+def test_one_pool_per_model_server() -> None:
+    servers = ModelServers(lambda: create_model_server_pool(settings()))
     a = servers.client_for("http://models.internal/v1/models/a:predict")
     assert servers.client_for("http://models.internal:80/v1/models/b:predict") is a
     assert servers.client_for("http://models.internal:8080/v1/models/a:predict") is not a
@@ -75,7 +75,6 @@ def test_one_client_per_model_server() -> None:
     assert len(servers) == 3
     assert server_of("https://m.example/x") == "https://m.example:443"
     asyncio.run(servers.aclose())
-    assert a.is_closed
     assert len(servers) == 0
 
 
@@ -84,7 +83,7 @@ def test_calls_reuse_one_connection_and_import_nothing() -> None:
         connections: list[asyncio.Event] = []
         server = await serve(connections)
         port = server.sockets[0].getsockname()[1]
-        servers = ModelServers(lambda: create_async_http_client(settings()))
+        servers = ModelServers(lambda: create_model_server_pool(settings()))
         url = f"http://127.0.0.1:{port}/v1/models/m:predict"
         model = HttpModel("m", "1", [Feature("x", "float")], url, servers.client_for(url), 2.0)
         await model.predict({"x": 1.0})  # the first call may import what it needs once

