@@ -77,7 +77,7 @@ def create_app(
             executor = ThreadPoolExecutor(
                 max_workers=settings.router_predict_threads, thread_name_prefix="predict"
             )
-            servers = ModelServers(lambda: create_model_server_pool(settings))
+            servers = ModelServers(lambda **options: create_model_server_pool(settings, **options))
             settings.model_store_dir.mkdir(parents=True, exist_ok=True)
             catalog = ModelCatalog(
                 settings.model_store_dir, executor, servers, settings.router_model_timeout_ms

@@ -37,6 +37,7 @@ import httpx
 import numpy as np
 
 from splitlab.web.errors import InvalidInputError
+from splitlab_router.transport import AsyncioBackend
 
 INLINE_BUDGET_S = 0.001
 """A model whose calls average less than this runs inline on the event loop (no pool hop)."""
@@ -286,7 +287,9 @@ class ModelServers:
     none of httpx's layer (auth, cookies, redirects, proxies from the environment, event hooks),
     which cost about 0.4 ms of CPU per call (1.1-1.3 against 0.73 ms, same server, same run)."""
 
-    def __init__(self, factory: Callable[[], httpcore.AsyncConnectionPool]) -> None:
+    def __init__(self, factory: Callable[..., httpcore.AsyncConnectionPool]) -> None:
+        """``factory(**options)``: a pool; plain-HTTP servers get ``network_backend`` (asyncio
+        streams, see ``splitlab_router.transport``), HTTPS ones httpcore's default."""
         self._factory = factory
         self._clients: dict[str, httpcore.AsyncConnectionPool] = {}
 
@@ -294,7 +297,8 @@ class ModelServers:
         base = server_of(url)
         client = self._clients.get(base)
         if client is None:
-            client = self._clients[base] = self._factory()
+            options = {"network_backend": AsyncioBackend()} if base.startswith("http:") else {}
+            client = self._clients[base] = self._factory(**options)
         return client
 
     def __len__(self) -> int:
