@@ -52,9 +52,10 @@ class Automation:
         self.cache.put(key, method, sequential, computed.body)
         return computed.body
 
-    def refresh(self, key: str, *, act: bool = False) -> dict[str, Any]:
-        """Recompute now (default method, both horizons), replace the cache and the gauges;
-        with ``act`` (the periodic refresh only) also flag and pause on guardrails and SRM.
+    def refresh(self, key: str, *, act: bool = True) -> dict[str, Any]:
+        """Recompute now (default method, both horizons), replace the cache and the gauges,
+        and (``act``, the periodic refresh) flag and pause on guardrails and SRM; the manual
+        ``POST .../refresh`` passes ``act=False``.
 
         First the experiment's per-unit rollups are built if its metric definitions ask for
         slots that are not stored yet, and every stored rollup is caught up on the units
@@ -85,7 +86,7 @@ class Automation:
                 self.results.rollups.drop(key)  # ingestion stops maintaining it
         for key in sorted(running):
             try:
-                self.refresh(key, act=True)
+                self.refresh(key)
                 done += 1
             except Exception:
                 logger.exception("refresh failed", extra={"experiment": key})

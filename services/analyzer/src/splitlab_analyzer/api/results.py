@@ -40,7 +40,7 @@ async def get_results(
 async def refresh(key: str, automation: AutomationDep) -> JSONResponse:
     """Recompute now and replace the cache and the gauges. Guardrail and SRM actions (flags,
     the auto-pause) stay with the periodic refresh."""
-    return JSONResponse(await run_in_threadpool(automation.refresh, key))
+    return JSONResponse(await run_in_threadpool(lambda: automation.refresh(key, act=False)))
 
 
 @router.post("/cupac", responses=ERRORS, dependencies=[AdminOnly])
