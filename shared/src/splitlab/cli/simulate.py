@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         import httpx
 
         from splitlab.simulation.demo import PRESETS
-        from splitlab.simulation.driver import RunCounts, RunPlan, run
+        from splitlab.simulation.driver import RunCounts, RunPlan, run, wait_until_served
         from splitlab.simulation.world import Behaviour, World
 
         _, endpoints = _endpoints()
@@ -131,6 +131,12 @@ def register(app: typer.Typer) -> None:
             )
         except ValueError as exc:
             _fail(str(exc))
+        if by_model:
+            models = sorted({m for m in variants.values() if m})
+            try:
+                asyncio.run(wait_until_served(endpoints, experiment, models))
+            except TimeoutError as exc:
+                _fail(str(exc))
         if quiet:
             last = [0.0]
 

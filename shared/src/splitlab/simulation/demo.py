@@ -31,12 +31,25 @@ recommender: 7% to 11% click-through)."""
 
 METRICS: tuple[dict[str, Any], ...] = (
     {
-        "name": "ctr",
-        "description": "Share of users who clicked (seed 004's CTR).",
+        "name": "clicks",
+        "description": "Clicks per user.",
         "source": "outcome",
         "outcome_type": "click",
-        "aggregation": "any",
+        "aggregation": "count",
         "covariates": ["clicks_30d", "sessions_30d", "tenure_days"],
+    },
+    {
+        "name": "impressions",
+        "description": "Model-served requests per user.",
+        "source": "prediction_latency",
+        "aggregation": "count",
+        "pre_period_days": 0,
+    },
+    {
+        "name": "ctr",
+        "description": "Click-through rate: clicks over impressions (seed 004).",
+        "numerator": "clicks",
+        "denominator": "impressions",
     },
     {
         "name": "conversion",
@@ -71,6 +84,7 @@ METRICS: tuple[dict[str, Any], ...] = (
         "pre_period_days": 0,
     },
 )
+"""The demo's metric definitions, parts of a ratio before the ratio (the analyzer checks)."""
 
 
 def experiment_body(
@@ -86,8 +100,8 @@ def experiment_body(
             {"key": "treatment", "weight": 0.5, "model": treatment},
         ],
         "metrics": {
-            "primary": "ctr",
-            "secondary": ["conversion", "revenue"],
+            "primary": "clicks",
+            "secondary": ["ctr", "conversion", "revenue"],
             "guardrails": [
                 {"metric": "model_latency_ms", "margin": 1.0},
                 {"metric": "model_errors", "margin": 0.5},
@@ -95,7 +109,7 @@ def experiment_body(
         },
         "alpha": 0.05,
         "power": 0.9,
-        "mde": 0.04,
+        "mde": 0.1,
         "auto_stop": False,
     }
 

@@ -70,25 +70,31 @@ class RunPlan:
 @dataclass
 class RunCounts:
     users: int = 0
-    """Users who got an answer (200) from /predict or /assign."""
+    """Users with at least one answered (200) request."""
+    requests: int = 0
+    """Answered (200) /predict or /assign calls: each logged one exposure (and a prediction)."""
     failed_requests: int = 0
-    """Users whose /predict or /assign did not answer 200 (their outcomes are not sent)."""
+    """Calls that did not answer 200 (no outcome is sent for them)."""
     errors: Counter[str] = field(default_factory=Counter)
-    """Failed requests by what went wrong (``status 503``, ``ConnectError``, ...)."""
+    """Failed calls by what went wrong (``status 503``, ``ConnectError``, ...)."""
     in_experiment: int = 0
+    """Users enrolled in the experiment (not held out, targeted, covered)."""
     by_variant: Counter[str] = field(default_factory=Counter)
+    """Enrolled users by variant."""
+    requests_by_variant: Counter[str] = field(default_factory=Counter)
     by_model: Counter[str] = field(default_factory=Counter)
+    """Answered calls by the model that served them (``name:version``)."""
     fallbacks: int = 0
     outcomes: Counter[str] = field(default_factory=Counter)
-    """Outcome events accepted (202) by type."""
+    """Outcome events accepted (202), by type."""
     outcomes_rejected: int = 0
     clicks: Counter[str] = field(default_factory=Counter)
-    """Users who clicked, by variant (for the live estimate)."""
+    """Click events by variant (for the live estimate)."""
     features_loaded: int = 0
     seconds: float = 0.0
 
     def click_rate(self, variant: str) -> float:
-        served = self.by_variant[variant]
+        served = self.requests_by_variant[variant]
         return self.clicks[variant] / served if served else float("nan")
 
     def summary(self) -> str:
@@ -97,7 +103,7 @@ class RunCounts:
             for v in sorted(self.by_variant)
         )
         return (
-            f"{self.users:,} users, {self.failed_requests:,} failed, "
+            f"{self.users:,} users, {self.requests:,} requests, {self.failed_requests:,} failed, "
             f"{sum(self.outcomes.values()):,} outcomes; {rates or 'no variant yet'}"
         )
 
@@ -117,7 +123,10 @@ async def run(
     counts = RunCounts()
     started = time.monotonic()
     deadline = started + plan.duration_s
-    limits = httpx.Limits(max_connections=plan.concurrency + 4)
+    # Idle connections are dropped before the server's keep-alive timeout (uvicorn: 5 s) could
+    # close one under a request on its way (a ReadError that no retry may repair: /predict is
+    # not idempotent, its exposure may be logged).
+    limits = httpx.Limits(max_connections=plan.concurrency + 4, keepalive_expiry=2.0)
     async with httpx.AsyncClient(timeout=30.0, limits=limits, transport=transport) as client:
         outcomes = _OutcomeSender(client, endpoints, counts)
         sender = asyncio.create_task(outcomes.loop())
@@ -162,6 +171,42 @@ async def run(
     return counts
 
 
+async def wait_until_served(
+    endpoints: Endpoints, experiment_key: str, models: list[str], timeout_s: float = 60.0
+) -> None:
+    """Return once the router serves ``experiment_key``: each of ``models`` loaded, and the
+    experiment known (a ``/predict`` with no features is refused with 422, which logs nothing,
+    where an experiment the router has not loaded yet answers 404). A replica loads a started
+    experiment and a registered model within its refresh periods
+    (``SPLITLAB_EXPERIMENT_CACHE_REFRESH_SECONDS``, ``SPLITLAB_ROUTER_MODEL_REFRESH_SECONDS``);
+    before that its callers get 404 or 503. ``TimeoutError`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    probe = {"unit_id": "splitlab-simulator-probe", "experiment_key": experiment_key,
+             "features": {}}  # fmt: skip
+    async with httpx.AsyncClient(timeout=10.0) as client:
+        waiting = list(models)
+        while time.monotonic() < deadline:
+            for ref in list(waiting):
+                name, _, version = ref.partition(":")
+                response = await client.get(
+                    f"{endpoints.router_url}/models/{name}/{version}",
+                    headers=endpoints.admin_headers(),
+                )
+                if response.status_code == 200 and response.json().get("loaded"):
+                    waiting.remove(ref)
+            if not waiting:
+                response = await client.post(
+                    f"{endpoints.router_url}/predict", json=probe,
+                    headers=endpoints.caller_headers(),
+                )  # fmt: skip
+                if response.status_code == 422:
+                    return
+            await asyncio.sleep(0.25)
+    raise TimeoutError(
+        f"the router did not serve {experiment_key!r} with {models} within {timeout_s:.0f} s"
+    )
+
+
 async def _load_history(
     client: httpx.AsyncClient, endpoints: Endpoints, users: list[User], counts: RunCounts
 ) -> None:
@@ -189,52 +234,61 @@ async def _visit(
     counts: RunCounts,
     outcomes: _OutcomeSender,
 ) -> None:
-    try:
+    """One user's visits, one after the other, each a request and what the user then did."""
+    answered = False
+    for visit in range(user.visits):
+        answer = await _request(client, plan, endpoints, user, counts)
+        if answer is None:
+            continue
+        counts.requests += 1
+        variant = str(answer["variant"])
+        if not answered:
+            answered = True
+            counts.users += 1
+            if answer.get("in_experiment", True):
+                counts.in_experiment += 1
+                counts.by_variant[variant] += 1
+        if not answer.get("in_experiment", True):
+            continue
+        counts.requests_by_variant[variant] += 1
         if plan.served_by_model:
-            body: dict[str, Any] = {
-                "unit_id": user.unit_id,
-                "experiment_key": plan.experiment_key,
-                "features": user.features,
-                "attributes": user.attributes,
-            }
-            response = await client.post(
-                f"{endpoints.router_url}/predict", json=body, headers=endpoints.caller_headers()
-            )
+            served = f"{answer['model_name']}:{answer['model_version']}"
+            counts.fallbacks += bool(answer.get("fallback"))
         else:
-            body = {
-                "unit_id": user.unit_id,
-                "experiment_key": plan.experiment_key,
-                "attributes": user.attributes,
-            }
-            response = await client.post(
-                f"{endpoints.assignment_url}/assign", json=body, headers=endpoints.caller_headers()
-            )
+            served = variant
+        counts.by_model[served] += 1
+        for event in world.outcomes(user, served, draw=visit):
+            counts.clicks[variant] += event.outcome_type == "click"
+            outcomes.add(event, answer.get("request_id"))
+
+
+async def _request(
+    client: httpx.AsyncClient,
+    plan: RunPlan,
+    endpoints: Endpoints,
+    user: User,
+    counts: RunCounts,
+) -> dict[str, Any] | None:
+    """The answer of one ``/predict`` (or ``/assign``) call, or None (counted as failed)."""
+    body: dict[str, Any] = {"unit_id": user.unit_id, "experiment_key": plan.experiment_key,
+                            "attributes": user.attributes}  # fmt: skip
+    if plan.served_by_model:
+        url = f"{endpoints.router_url}/predict"
+        body["features"] = user.features
+    else:
+        url = f"{endpoints.assignment_url}/assign"
+    try:
+        response = await client.post(url, json=body, headers=endpoints.caller_headers())
     except httpx.HTTPError as exc:
         counts.failed_requests += 1
         counts.errors[type(exc).__name__] += 1
-        return
+        return None
     if response.status_code != 200:
         counts.failed_requests += 1
         counts.errors[f"status {response.status_code}"] += 1
-        return
-    answer = response.json()
-    counts.users += 1
-    variant = str(answer["variant"])
-    if not answer.get("in_experiment", True):
-        return
-    counts.in_experiment += 1
-    counts.by_variant[variant] += 1
-    if plan.served_by_model:
-        served = f"{answer['model_name']}:{answer['model_version']}"
-        counts.fallbacks += bool(answer.get("fallback"))
-    else:
-        served = variant
-    counts.by_model[served] += 1
-    events = world.outcomes(user, served)
-    if any(e.outcome_type == "click" for e in events):
-        counts.clicks[variant] += 1
-    for event in events:
-        outcomes.add(event, answer.get("request_id"))
+        return None
+    answer: dict[str, Any] = response.json()
+    return answer
 
 
 class _OutcomeSender:

@@ -69,7 +69,7 @@ class TrainedModel:
             "version": self.model.version,
             "flavor": "sklearn",
             "artifact": self.path.name,
-            "timeout_ms": 500,
+            "timeout_ms": 2000,
             "input_schema": [{"name": n, "type": "float"} for n in FEATURES],
             "metadata": {
                 "description": self.model.description,

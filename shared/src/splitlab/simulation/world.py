@@ -11,8 +11,10 @@ real covariates). After ``/predict`` the user clicks with probability
 then converts with ``conversion_rate`` (times its lift) and spends a lognormal amount scaled by
 their past spend. ``lift`` belongs to the *model*, so a request that fell back to control's
 model gets control's behaviour: a better model yields a true lift only where it really served.
-The true effect of a variant is then known exactly (:meth:`World.expected`), which is what the
-whole-system tests compare the platform's estimates with.
+A user comes back ``visits`` times (more if they had more sessions before), each visit a
+request and a chance to click. The true effect of a variant is then known exactly
+(:meth:`World.expected`), which is what the whole-system tests compare the platform's estimates
+with.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ FEATURES: tuple[str, ...] = (
 HISTORY: tuple[str, ...] = ("sessions_30d", "clicks_30d", "spend_30d", "tenure_days")
 """The pre-exposure features written to ``unit_features``."""
 OutcomeType = Literal["click", "conversion", "revenue"]
+MAX_VISITS = 6
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class User:
     spend_30d: float
     base_ctr: float
     """The probability that this user clicks what control's model shows them."""
+    visits: int
+    """Requests this user makes during the experiment (each a ``/predict`` and a chance to
+    click): frequent users come back more often."""
 
     @property
     def attributes(self) -> dict[str, str | float]:
@@ -128,6 +134,7 @@ class World:
         spend = float(
             np.round(clicks * self.conversion_rate * self.mean_order * rng.lognormal(0.0, 0.3), 2)
         )
+        visits = int(min(MAX_VISITS, 1 + rng.poisson(sessions / 8.0)))
         return User(
             unit_id=f"{prefix}-{self.seed}-{index}",
             country=country,
@@ -137,6 +144,7 @@ class World:
             clicks_30d=clicks,
             spend_30d=spend,
             base_ctr=float(base),
+            visits=visits,
         )
 
     def _profile(self, index: int) -> tuple[np.random.Generator, str, str, float, float]:
@@ -177,26 +185,32 @@ class World:
         return events
 
     # --- the truth ---------------------------------------------------------------------------
-    def expected(self, model_ref: str, users: int = 20_000) -> dict[OutcomeType, float]:
-        """The mean per user of each outcome under ``model_ref`` (exact probabilities averaged
-        over ``users`` users of this world; the Monte-Carlo error of the mean of the click
-        probability is about 0.06/sqrt(users))."""
-        clicks = conversions = revenue = 0.0
+    def expected(self, model_ref: str, users: int = 20_000) -> dict[str, float]:
+        """The truth under ``model_ref``: per user, the mean number of ``visits`` (requests),
+        ``click`` events, ``conversion`` events and ``revenue``, the share of users with a
+        click (``any_click``) and with a conversion (``any_conversion``), and the ``ctr`` as
+        clicks over requests. Exact probabilities averaged over ``users`` users of this world
+        (drawn apart from any run's users, so a run's sample differs from it by sampling error
+        only)."""
         behaviour = self.behaviour(model_ref)
         conversion = min(1.0, self.conversion_rate * behaviour.conversion)
         order = math.exp(-0.1 + 0.45**2 / 2)
+        total = dict.fromkeys(
+            ("visits", "click", "conversion", "revenue", "any_click", "any_conversion"), 0.0
+        )
         for index in range(users):
             user = self.user(index, prefix="truth")
             p = self.click_probability(user, model_ref)
-            clicks += p
-            conversions += p * conversion
             scale = self.mean_order * behaviour.revenue * (0.5 + user.spend_30d / 200.0)
-            revenue += p * conversion * scale * order
-        return {
-            "click": clicks / users,
-            "conversion": conversions / users,
-            "revenue": revenue / users,
-        }
+            total["visits"] += user.visits
+            total["click"] += user.visits * p
+            total["conversion"] += user.visits * p * conversion
+            total["revenue"] += user.visits * p * conversion * scale * order
+            total["any_click"] += 1 - (1 - p) ** user.visits
+            total["any_conversion"] += 1 - (1 - p * conversion) ** user.visits
+        truth = {name: value / users for name, value in total.items()}
+        truth["ctr"] = truth["click"] / truth["visits"]
+        return truth
 
 
 @functools.lru_cache(maxsize=64)
