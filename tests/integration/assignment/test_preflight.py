@@ -34,6 +34,7 @@ def checked(service_settings: Settings) -> Settings:
             "preflight_checks": True,
             "analyzer_refresh_interval_seconds": 0.0,
             "analyzer_rollup_catch_up_seconds": 0.0,
+            "analyzer_guardrail_interval_seconds": 0.0,
         }
     )
 
