@@ -187,7 +187,7 @@ def test_kafka_to_results_equal_splitlab_analyze_and_replays_change_nothing(
         produce(bootstrap, event_topics, events)
         wait_until(lambda: _group_done(analyzer_settings, event_topics), 90, "replay consumed")
     assert counts(engine) == after_first
-    refreshed_response = analyzer.post(f"/experiments/{key}/refresh")
+    refreshed_response = analyzer.post(f"/experiments/{key}/refresh", headers=ADMIN)
     assert refreshed_response.status_code == 200, refreshed_response.text
     refreshed = refreshed_response.json()
     again = analyzer.get(f"/experiments/{key}/results", params={"method": "none"}).json()

@@ -70,10 +70,10 @@ def create_app(
                 cupac,
                 fallback_share_threshold=settings.analyzer_fallback_share_threshold,
             )
-            admin_key = settings.admin_api_key
+            own_key = settings.analyzer_api_key or settings.admin_api_key
             assignment = AssignmentClient(
                 settings.assignment_url,
-                admin_key.get_secret_value() if admin_key else None,
+                own_key.get_secret_value() if own_key else None,
                 client=assignment_http,
             )
             app.state.automation = Automation(

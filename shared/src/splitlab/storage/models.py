@@ -11,12 +11,14 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -334,3 +336,16 @@ class RegisteredModel(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (UniqueConstraint("name", "version"),)
+
+
+class ModelArtifact(Base):
+    """An uploaded model file (``POST /models`` with a file), by its sha256: in Postgres so that
+    every router replica reads it without a shared disk. A ``models`` row whose ``sha256`` is
+    here loads from these bytes; any other sklearn row from the model store folder."""
+
+    __tablename__ = "model_artifacts"
+
+    sha256: Mapped[str] = mapped_column(Text, primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
