@@ -151,7 +151,7 @@ def store_directly(engine: Engine, scenario: Scenario) -> None:
                 repr(o.value),
             )
             for o in scenario.outcomes
-        ],  # fmt: skip
+        ],
         "unit_features (unit_id, name, observed_at, value)": [
             (f["unit_id"], f["name"], f["observed_at"], repr(f["value"])) for f in scenario.features
         ],
