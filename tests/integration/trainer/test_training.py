@@ -1,0 +1,133 @@
+"""A training through Postgres, in process (the tasks' code path without the broker): both
+model kinds fitted, the better one published, and the switch of versions atomic."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import Engine, text
+from threadpoolctl import threadpool_limits
+
+from splitlab.settings import Settings
+from splitlab_trainer.resources import TrainerResources, build_resources
+from tests.integration.trainer.conftest import in_use, predictions
+from tests.integration.trainer.data import (
+    T0,
+    Scenario,
+    new_scenario,
+    store_definitions,
+    store_directly,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def resources(trainer_settings: Settings, engine: Engine) -> TrainerResources:
+    return build_resources(trainer_settings, engine)
+
+
+def stored(engine: Engine, scenario: Scenario, units: int, history: int) -> Scenario:
+    scenario.add_history(history, seed=1, cutoff=T0 - timedelta(days=7))
+    scenario.add_units(units, seed=2)
+    store_definitions(engine, scenario)
+    store_directly(engine, scenario)
+    return scenario
+
+
+def test_both_kinds_are_fitted_and_the_better_one_is_in_use(
+    resources: TrainerResources, engine: Engine
+) -> None:
+    scenario = stored(engine, new_scenario(), units=800, history=600)
+    ids = resources.planner.request(scenario.key, None)
+    assert len(ids) == 2
+    with threadpool_limits(1):
+        summary = resources.trainings.run_many(ids)
+    assert summary["trainings"][0]["status"] == "done", summary
+    models = {m.kind: m for m in resources.catalogue.many(ids)}
+    inside, pre = models["in_experiment"], models["pre_experiment"]
+    assert (inside.status, pre.status) == ("done", "done"), (inside.error, pre.error)
+    assert inside.family == "gradient_boosting"  # the metric is a step and a wave in spend
+    assert inside.rows == 800
+    assert inside.r2 is not None
+    assert inside.r2 > 0.5
+    assert set(inside.r2_candidates) == {"linear", "gradient_boosting"}
+    assert inside.r2_candidates["gradient_boosting"] > inside.r2_candidates["linear"]
+    # History: the 600 units seen only before the start, and the experiment's 800 units,
+    # whose purchases before their exposure fall in the week before the start.
+    assert pre.rows == 1400
+    assert pre.cutoff_at == T0 - timedelta(days=7)
+    assert pre.r2 is not None
+    assert pre.r2 > 0.5
+    assert pre.artifact is not None
+    for model in (inside, pre):
+        assert model.duration_seconds is not None
+        assert model.duration_seconds > 0
+        assert model.peak_memory_bytes is not None
+        assert model.peak_memory_bytes > 10 * 2**20
+        assert model.experiment_units == 800
+        assert model.progress == 100.0
+    chosen = pre if pre.r2 >= inside.r2 else inside
+    current = in_use(engine, scenario.key, scenario.metric)
+    assert current is not None
+    assert current["id"] == chosen.id
+    stored_predictions = predictions(engine, scenario.key, scenario.metric)
+    assert set(stored_predictions) == set(scenario.units)
+    assert {m for _, m in stored_predictions.values()} == {chosen.id}
+
+    # A duplicate delivery of the same task does nothing.
+    again = resources.trainings.run_many(ids)
+    assert again["trainings"][0]["status"] == "skipped"
+
+
+def test_a_failed_switch_leaves_the_previous_version_and_its_predictions(
+    resources: TrainerResources, engine: Engine
+) -> None:
+    scenario = stored(engine, new_scenario(), units=400, history=300)
+    first = resources.planner.request(scenario.key, scenario.metric)
+    with threadpool_limits(1):
+        resources.trainings.run_many(first)
+    before = in_use(engine, scenario.key, scenario.metric)
+    assert before is not None
+    kept = predictions(engine, scenario.key, scenario.metric)
+
+    second = resources.planner.request(scenario.key, scenario.metric)
+    for model_id in second:
+        assert resources.catalogue.start(model_id) is not None
+    # The new version's rows hold a unit twice: the COPY fails on the primary key after
+    # the old predictions were deleted in the same transaction.
+    with pytest.raises(Exception, match="duplicate key"):
+        resources.catalogue.complete(
+            {second[0]: {"status": "done", "family": "linear"}},
+            second[0],
+            scenario.key,
+            scenario.metric,
+            ["u-dup", "u-dup"],
+            [1.0, 2.0],
+            "linear",
+        )
+    assert in_use(engine, scenario.key, scenario.metric) == before
+    assert predictions(engine, scenario.key, scenario.metric) == kept
+    with engine.connect() as connection:
+        statuses = connection.execute(
+            text("SELECT status FROM trained_models WHERE id = ANY(:ids)"), {"ids": second}
+        ).scalars()
+        assert set(statuses) == {"running"}, "a re-delivered task must run them again"
+
+
+def test_requests_name_the_field_and_the_fix(resources: TrainerResources, engine: Engine) -> None:
+    from splitlab.web.errors import InvalidInputError, NotFoundError
+
+    with pytest.raises(NotFoundError, match="no experiment"):
+        resources.planner.request("no-such-experiment", None)
+    scenario = stored(engine, new_scenario(), units=50, history=0)
+    with pytest.raises(InvalidInputError, match="trainable") as caught:
+        resources.planner.request(scenario.key, "other_metric")
+    assert caught.value.field == "metric"
+    ids = resources.planner.request(scenario.key, None)
+    resources.trainings.run_many(ids)
+    for model in resources.catalogue.many(ids):
+        assert model.status == "failed"
+        assert model.error is not None
+        assert "CUPAC needs at least 200" in model.error
