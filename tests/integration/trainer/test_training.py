@@ -131,3 +131,33 @@ def test_requests_name_the_field_and_the_fix(resources: TrainerResources, engine
         assert model.status == "failed"
         assert model.error is not None
         assert "CUPAC needs at least 200" in model.error
+
+
+def test_a_version_older_than_its_schedule_allows_is_flagged(
+    resources: TrainerResources, engine: Engine
+) -> None:
+    from splitlab_analyzer.repositories import CupacRepository
+
+    scenario = stored(engine, new_scenario(), units=300, history=0)
+    ids = resources.planner.request(scenario.key, scenario.metric)
+    with threadpool_limits(1):
+        resources.trainings.run_many(ids)
+    models = CupacRepository(engine).models_in_use(scenario.key)
+    named = models[scenario.metric]
+    assert named["kind"] == "in_experiment"  # the history holds no feature value: it loses
+    assert named["schedule_seconds"] == 4.0
+    assert named["stale"] is False
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE trained_models SET trained_at = now() - interval '9 seconds' WHERE in_use "
+                 "AND experiment_key = :k"),
+            {"k": scenario.key},
+        )  # fmt: skip
+    named = CupacRepository(engine).models_in_use(scenario.key)[scenario.metric]
+    assert named["age_seconds"] >= 9
+    assert named["stale"] is True
+    with engine.begin() as connection:
+        connection.execute(
+            text("UPDATE experiments SET status = 'stopped' WHERE key = :k"), {"k": scenario.key}
+        )
+    assert CupacRepository(engine).models_in_use(scenario.key)[scenario.metric]["stale"] is False

@@ -225,9 +225,7 @@ class ResultsService:
             "srm": result.srm.mismatch,
             "guardrail_violated": sorted({g.metric for g in guardrails if g.violated}),
         }
-        models = self.cupac.models_in_use(key)
-        body["cupac_models"] = models
-        body["flags"]["stale_cupac_models"] = sorted(m for m, v in models.items() if v["stale"])
+        body["cupac_models"] = self.cupac.models_in_use(key)
         body["computed_at"] = now.isoformat()
         body["timings"] = {
             "sql_s": round(sql_seconds, 4),
