@@ -3,6 +3,7 @@ model kinds fitted, the better one published, and the switch of versions atomic.
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -161,3 +162,56 @@ def test_a_version_older_than_its_schedule_allows_is_flagged(
             text("UPDATE experiments SET status = 'stopped' WHERE key = :k"), {"k": scenario.key}
         )
     assert CupacRepository(engine).models_in_use(scenario.key)[scenario.metric]["stale"] is False
+
+
+@pytest.mark.parametrize(
+    ("aggregation", "window"), [("sum", None), ("count", None), ("any", 3600.0), ("mean", None)]
+)
+def test_training_rows_equal_the_analyzers_per_unit_values(
+    resources: TrainerResources, engine: Engine, aggregation: str, window: float | None
+) -> None:
+    """The trainer's own SQL gives the analyzer's metric values, pre-period values and
+    features (the semantics live in two queries; this keeps them one)."""
+    import numpy as np
+
+    from splitlab_analyzer.definitions import MetricDef
+    from splitlab_analyzer.results.sql import ResultsQuery
+    from splitlab_trainer.definitions import MetricSpec
+    from splitlab_trainer.features import raw_features, target
+
+    scenario = stored(engine, new_scenario(), units=300, history=0)
+    # Units with a second purchase (mean != sum) and one with none in its window.
+    extra = scenario.outcomes[:40]
+    scenario.outcomes = [o.model_copy(update={"event_id": uuid.uuid4()}) for o in extra]
+    scenario.exposures, scenario.features = [], []
+    store_directly(engine, scenario)
+    definition = MetricDef(
+        name="m", source="outcome", outcome_type=scenario.outcome_type,
+        aggregation=aggregation,  # type: ignore[arg-type]
+        attribution_window_seconds=window, covariates=(scenario.feature,),
+    )  # fmt: skip
+    query = ResultsQuery(scenario.key, ["control", "treatment"], [definition], {"m": definition})
+    with engine.connect() as connection:
+        for statement in query.settings_sql(False, 300):
+            connection.execute(text(statement))
+        expected = connection.execute(text(query.per_unit_sql(False)), query.params).mappings()
+        expected = sorted(expected, key=lambda r: r["unit_id"])
+    spec = MetricSpec(
+        "m", "outcome", scenario.outcome_type, aggregation, window, 14.0, (scenario.feature,)
+    )
+    experiment = resources.experiments.get(scenario.key)
+    assert experiment is not None
+    rows = resources.trainings._experiment_rows(experiment, spec, [scenario.feature])
+    assert rows.unit_ids == [r["unit_id"] for r in expected]
+    y = target(rows, 0, spec)
+    raw, _ = raw_features(rows, 0, spec, [scenario.feature], [scenario.feature])
+    want_y = np.array([np.nan if r["y0"] is None else r["y0"] for r in expected], dtype=float)
+    np.testing.assert_allclose(y, want_y, rtol=1e-12, equal_nan=True)
+    missing = [bool(r.get("y0_pre_missing", 0)) for r in expected]
+    want_pre = np.array(
+        [np.nan if gone else r["y0_pre"] for r, gone in zip(expected, missing, strict=True)],
+        dtype=float,
+    )
+    np.testing.assert_allclose(raw[:, 0], want_pre, rtol=1e-12, equal_nan=True)
+    want_f = np.array([np.nan if r["f0_missing"] else r["f0"] for r in expected], dtype=float)
+    np.testing.assert_allclose(raw[:, 1], want_f, rtol=1e-12, equal_nan=True)
