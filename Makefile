@@ -65,9 +65,11 @@ down: services-down stack-down ## Stop everything make up started
 
 stop: down ## Same as make down
 
-run: up ## make up, then show the state of every process
+SPLITLAB_DEMO ?= 1
+run: up ## make up, then the live demo (SPLITLAB_DEMO=0 skips it): models, an experiment, simulated traffic
 	@bash infra/services.sh status
 	@bash infra/stack.sh status
+	@if [ "$(SPLITLAB_DEMO)" != "0" ]; then $(BIN)/splitlab demo; fi
 
 status: ## What is running
 	@bash infra/services.sh status

@@ -89,6 +89,7 @@ case "${1:-}" in
     }
     ;;
   down)
+    stop simulator # the demo's traffic (`make run`), if it runs
     for ((i = ${#PROCESSES[@]} - 1; i >= 0; i--)); do stop "${PROCESSES[$i]}"; done
     ;;
   status)
@@ -96,6 +97,7 @@ case "${1:-}" in
       if alive "$p"; then printf '%-15s running (pid %s)\n' "$p" "$(cat "$RUN/$p.pid")"
       else printf '%-15s stopped\n' "$p"; fi
     done
+    if alive simulator; then printf '%-15s running (pid %s, the demo'"'"'s traffic)\n' simulator "$(cat "$RUN/simulator.pid")"; fi
     ;;
   *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
 esac

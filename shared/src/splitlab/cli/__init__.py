@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "splitlab.cli.models",
     "splitlab.cli.metrics",
     "splitlab.cli.training",
+    "splitlab.cli.simulate",
 )
 
 

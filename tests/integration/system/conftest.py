@@ -1,0 +1,85 @@
+"""The whole platform as ``make up`` runs it (infra/services.sh: the four services, the
+analyzer's consumer and the Celery worker as real processes), on ports, a state folder, a
+database and a consumer group of the test's own, driven by the simulator."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from splitlab.simulation.demo import ensure_metrics, ensure_models
+from splitlab.simulation.driver import Endpoints
+from tests.support.kafka_broker import free_port
+from tests.support.stack import REPO, StackEndpoints
+
+SERVICES = ("assignment", "router", "analyzer", "trainer")
+
+
+@dataclass(frozen=True)
+class Platform:
+    endpoints: Endpoints
+    database_url: str
+    kafka_bootstrap_servers: str
+    state: Path
+
+    def admin(self) -> httpx.Client:
+        return httpx.Client(timeout=120.0, headers=self.endpoints.admin_headers())
+
+
+def services(env: dict[str, str], action: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(REPO / "infra" / "services.sh"), action],
+        env=env, capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def platform(
+    stack: StackEndpoints, migrated_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Platform]:
+    state = tmp_path_factory.mktemp("platform")
+    admin_key = secrets.token_urlsafe(24)
+    redis_base = stack.redis_url.rsplit("/", 1)[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPLITLAB_")}
+    env.update(
+        SPLITLAB_ENVIRONMENT="test",
+        SPLITLAB_STATE_DIR=str(state),
+        SPLITLAB_DATABASE_URL=migrated_database,
+        SPLITLAB_REDIS_URL=stack.redis_url,
+        SPLITLAB_KAFKA_BOOTSTRAP_SERVERS=stack.kafka_bootstrap_servers,
+        SPLITLAB_CELERY_BROKER_URL=f"{redis_base}/12",
+        SPLITLAB_CELERY_RESULT_BACKEND=f"{redis_base}/11",
+        SPLITLAB_ADMIN_API_KEY=admin_key,
+        SPLITLAB_ASSIGN_API_KEY="",
+        SPLITLAB_ACCESS_LOG="false",
+        SPLITLAB_ANALYZER_CONSUMER_GROUP=f"system-test-{uuid.uuid4().hex[:8]}",
+        SPLITLAB_ANALYZER_CONSUMER_METRICS_PORT="0",
+        # The tests refresh results themselves; no background refresh races them.
+        SPLITLAB_ANALYZER_REFRESH_INTERVAL_SECONDS="0",
+    )
+    for name in SERVICES:
+        env[f"SPLITLAB_{name.upper()}_URL"] = f"http://127.0.0.1:{free_port()}"
+    started = services(env, "up")
+    try:
+        assert started.returncode == 0, started.stderr[-3000:]
+        endpoints = Endpoints(
+            assignment_url=env["SPLITLAB_ASSIGNMENT_URL"],
+            router_url=env["SPLITLAB_ROUTER_URL"],
+            analyzer_url=env["SPLITLAB_ANALYZER_URL"],
+            admin_key=admin_key,
+        )
+        platform = Platform(endpoints, migrated_database, stack.kafka_bootstrap_servers, state)
+        with platform.admin() as client:
+            ensure_models(client, endpoints, state / "models")
+            ensure_metrics(client, endpoints)
+        yield platform
+    finally:
+        services(env, "down")
