@@ -75,7 +75,8 @@ def test_doctor_reports_every_tool_with_a_version() -> None:
     for tool in listed_tools():
         assert tool in tools, f"make doctor does not report {tool}"
         assert " ok " in tools[tool] or "apt-get install -y" in tools[tool], tools[tool]
-    assert "uv" in python and ".venv" in python
+    assert "uv" in python
+    assert ".venv" in python
     for service in ("redis", "postgres", "kafka", "prometheus", "alertmanager", "analyzer"):
         assert service in services
     # Under make test every tool has been installed first, so the doctor is content.

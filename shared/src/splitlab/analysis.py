@@ -14,13 +14,19 @@ Two layers, so that the analyzer service reproduces the offline numbers from SQL
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from splitlab.analysis_results import AnalysisResult, ComparisonResult, MetricResult, RowCounts
+from splitlab.analysis_results import (
+    AnalysisResult,
+    ComparisonResult,
+    MetricResult,
+    PeriodSummary,
+    RowCounts,
+)
 from splitlab.stats.adjustment import (
     METHODS,
     MetricKind,
@@ -33,9 +39,11 @@ from splitlab.stats.cupac import MODELS, CupacFit, Progress, cross_fit_predictio
 from splitlab.stats.decision import GuardrailCheck, decide
 from splitlab.stats.multiple import CORRECTIONS, adjust_p_values
 from splitlab.stats.nonparametric import bootstrap_ci, mann_whitney
+from splitlab.stats.periods import allocation_strata, period_srm_test
 from splitlab.stats.sequential import DEFAULT_TUNING_N, sequential_comparison
 from splitlab.stats.srm import DEFAULT_MIN_COUNT, DEFAULT_THRESHOLD, srm_test
-from splitlab.stats.sufficient import Moments
+from splitlab.stats.stratified import stratified_candidates
+from splitlab.stats.sufficient import Moments, merge_all
 
 __all__ = [
     "CUPAC_COLUMN",
@@ -44,7 +52,11 @@ __all__ = [
     "analyze",
     "analyze_statistics",
     "compute_statistics",
+    "count_by_period",
 ]
+
+Inapplicable = Literal["raise", "unadjusted"]
+"""What to do when a requested method cannot apply to a metric (see :func:`analyze_statistics`)."""
 
 CUPAC_COLUMN = "cupac_prediction"
 CUPAC_MIN_UNITS = 200
@@ -67,6 +79,9 @@ class MetricStatistics:
     dropped_rows: int = 0
     imputed_covariates: int = 0
     cupac: CupacFit | None = None
+    periods: Mapping[Hashable, Mapping[str, Moments]] | None = None
+    """Per allocation period, the per-variant statistics of its units (None: no periods);
+    they merge into ``moments``."""
 
 
 # --- validation and preparation of per-unit data ---------------------------------------------
@@ -146,6 +161,44 @@ def _moments_by_variant(
     return {name: Moments.from_arrays(matrix[codes == i]) for i, name in enumerate(order)}
 
 
+def period_labels(values: Any) -> tuple[np.ndarray, list[Hashable]]:
+    """Factorize a period column: per-row codes into the returned (sorted) period labels."""
+    import pandas as pd
+
+    series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
+    codes, uniques = pd.factorize(series, sort=True)
+    if (codes < 0).any():
+        raise ValueError(
+            "period_col has missing values; give every unit the allocation period of its "
+            "first exposure (units logged before periods existed belong to the first one)"
+        )
+    labels: list[Hashable] = [u.item() if hasattr(u, "item") else u for u in uniques]
+    return np.asarray(codes, dtype=np.int64), labels
+
+
+def _moments_by_period(
+    matrix: np.ndarray,
+    codes: np.ndarray,
+    periods: np.ndarray | None,
+    labels: Sequence[Hashable],
+    order: Sequence[str],
+) -> dict[Hashable, dict[str, Moments]] | None:
+    if periods is None:
+        return None
+    return {
+        label: _moments_by_variant(matrix[periods == j], codes[periods == j], order)
+        for j, label in enumerate(labels)
+    }
+
+
+def _select_periods(
+    periods: Mapping[Hashable, Mapping[str, Moments]] | None, columns: Sequence[int]
+) -> dict[Hashable, dict[str, Moments]] | None:
+    if periods is None:
+        return None
+    return {p: {v: m.select(columns) for v, m in by.items()} for p, by in periods.items()}
+
+
 def compute_statistics(
     data: Any,
     variant_col: str = "variant",
@@ -160,6 +213,7 @@ def compute_statistics(
     cupac_params: Mapping[str, Any] | None = None,
     random_state: int = 0,
     progress: Progress | None = None,
+    period_col: str | None = None,
 ) -> tuple[list[MetricStatistics], dict[str, int], RowCounts]:
     """Validate per-unit data and reduce it to per-variant sufficient statistics.
 
@@ -167,7 +221,8 @@ def compute_statistics(
     Rows with a missing variant are dropped; rows with a missing metric are dropped for that
     metric (and counted); missing covariates are imputed with the covariate's overall mean
     (valid because covariates are pre-exposure). With ``cupac=True`` each mean/proportion
-    metric gets a cross-fitted out-of-fold prediction column from the covariates.
+    metric gets a cross-fitted out-of-fold prediction column from the covariates. With
+    ``period_col`` every metric also carries its statistics per allocation period.
     """
     columns = _columns(data)
     ratios = dict(ratio_metrics or {})
@@ -176,6 +231,8 @@ def compute_statistics(
     if isinstance(metrics, str) or isinstance(covariates, str):
         raise ValueError("metrics and covariates must be lists of column names, not a string")
     _require(columns, [variant_col], "variant_col")
+    if period_col is not None:
+        _require(columns, [period_col], "period_col")
     _require(columns, list(metrics), "metric")
     _require(columns, list(covariates), "covariate")
     for name, pair in ratios.items():
@@ -189,6 +246,10 @@ def compute_statistics(
     codes, order, present = _variants(columns[variant_col], str(control))
     counts = {name: int((codes == i).sum()) for i, name in enumerate(order)}
     rows = RowCounts(total=int(codes.shape[0]), missing_variant=int((~present).sum()))
+    period_codes: np.ndarray | None = None
+    labels: list[Hashable] = []
+    if period_col is not None:
+        period_codes, labels = period_labels(columns[period_col])
 
     x = np.empty((codes.shape[0], len(covariates)))
     imputed = 0
@@ -236,11 +297,20 @@ def compute_statistics(
     # [every such metric, every CUPAC prediction, the covariates], then column selections.
     shared = [p for p in prepared if p[4]]
     joint: dict[str, Moments] = {}
+    joint_periods: dict[Hashable, dict[str, Moments]] | None = None
     if shared:
         fits = [p[7].predictions for p in shared if p[7] is not None]
         blocks = [np.column_stack([p[1] for p in shared] + fits), shared[0][2]]
         codes_present = codes if everyone else codes[present]
-        joint = _moments_by_variant(np.hstack(blocks), codes_present, order)
+        joint_matrix = np.hstack(blocks)
+        joint = _moments_by_variant(joint_matrix, codes_present, order)
+        joint_periods = _moments_by_period(
+            joint_matrix,
+            codes_present,
+            None if period_codes is None else (period_codes if everyone else period_codes[present]),
+            labels,
+            order,
+        )
     n_shared, n_fits = len(shared), sum(p[7] is not None for p in shared)
     cov_columns = list(range(n_shared + n_fits, n_shared + n_fits + len(covariates)))
     fit_index = n_shared
@@ -256,13 +326,24 @@ def compute_statistics(
                 columns_of.append(fit_index)
                 fit_index += 1
             moments = {v: m.select(columns_of) for v, m in joint.items()}
+            periods = _select_periods(joint_periods, columns_of)
         else:
             parts = [yk.reshape(-1, 1), xk]
             if fit is not None:
                 parts.append(fit.predictions.reshape(-1, 1))
-            moments = _moments_by_variant(np.hstack(parts), codes[keep], order)
+            matrix = np.hstack(parts)
+            moments = _moments_by_variant(matrix, codes[keep], order)
+            periods = _moments_by_period(
+                matrix,
+                codes[keep],
+                None if period_codes is None else period_codes[keep],
+                labels,
+                order,
+            )
         out.append(
-            MetricStatistics(name, kind, moments, names, tuple(covariates), dropped, imputed, fit)
+            MetricStatistics(
+                name, kind, moments, names, tuple(covariates), dropped, imputed, fit, periods
+            )
         )
     for name, (num, den) in ratios.items():
         a = _numeric(columns[num], num, "ratio numerator")
@@ -277,6 +358,13 @@ def compute_statistics(
                 _moments_by_variant(matrix, codes[keep], order),
                 (num, den),
                 dropped_rows=dropped,
+                periods=_moments_by_period(
+                    matrix,
+                    codes[keep],
+                    None if period_codes is None else period_codes[keep],
+                    labels,
+                    order,
+                ),
             )
         )
     return out, counts, rows
@@ -293,29 +381,52 @@ def _metric_result(
     tuning_n: float,
     correction: str,
     lower_is_better: bool,
+    strata: Sequence[Sequence[Hashable]] = (),
+    inapplicable: Inapplicable = "raise",
 ) -> MetricResult:
     arms = [stats.moments[v] for v in order]
     cov_idx = [stats.columns.index(c) for c in stats.covariates]
     cupac_idx = stats.columns.index(CUPAC_COLUMN) if CUPAC_COLUMN in stats.columns else None
-    if method != "auto" and method != "none":
-        if stats.kind == "ratio":
-            raise ValueError(
-                f"method={method!r} does not apply to ratio metric {stats.name!r}; "
-                "use method='none' or 'auto'"
-            )
-        if method in ("cuped", "regression") and not cov_idx:
-            raise ValueError(f"method={method!r} needs covariates=[...] (pre-exposure columns)")
-        if method == "cupac" and cupac_idx is None:
-            raise ValueError(
-                "method='cupac' needs covariates=[...] and at least "
-                f"{CUPAC_MIN_UNITS} units with the metric"
-            )
+    requested = method
+    why = _inapplicable_reason(stats, method, bool(cov_idx), cupac_idx is not None)
+    if why is not None:
+        if inapplicable == "raise":
+            raise ValueError(why[0])
+        method = "none"
     wanted = list(METHODS[:-1]) if method == "auto" else sorted({"none", method})
-    candidates = estimate_candidates(
-        arms, order, stats.kind, wanted, cov_idx, cupac_idx, stats.covariates, alpha, alternative
-    )
+    if len(strata) > 1 and stats.periods is not None:
+        by_period, k = stats.periods, arms[0].k
+        strata_arms = [
+            [merge_all((by_period[p][v] for p in group if p in by_period), k) for v in order]
+            for group in strata
+        ]
+        candidates = stratified_candidates(
+            strata_arms,
+            order,
+            stats.kind,
+            wanted,
+            cov_idx,
+            cupac_idx,
+            stats.covariates,
+            alpha,
+            alternative,
+        )
+    else:
+        candidates = estimate_candidates(
+            arms,
+            order,
+            stats.kind,
+            wanted,
+            cov_idx,
+            cupac_idx,
+            stats.covariates,
+            alpha,
+            alternative,
+        )
     if method == "auto":
         chosen, reason = choose_method(candidates)
+    elif why is not None:
+        chosen, reason = "none", f"{why[1]}; unadjusted"
     else:
         chosen, reason = method, "requested"
     if sequential:
@@ -341,7 +452,7 @@ def _metric_result(
         name=stats.name,
         kind=stats.kind,
         method=chosen,
-        requested_method=method,
+        requested_method=requested,
         reason=reason,
         detail=picked.detail,
         variance_reduction=picked.variance_reduction,
@@ -353,6 +464,33 @@ def _metric_result(
         cupac=stats.cupac,
         lower_is_better=lower_is_better,
     )
+
+
+def _inapplicable_reason(
+    stats: MetricStatistics, method: str, has_covariates: bool, has_cupac: bool
+) -> tuple[str, str] | None:
+    """Why ``method`` cannot apply to the metric: (the library's message, a neutral one);
+    None when it can."""
+    if method in ("auto", "none"):
+        return None
+    if stats.kind == "ratio":
+        return (
+            f"method={method!r} does not apply to ratio metric {stats.name!r}; "
+            "use method='none' or 'auto'",
+            f"{method} does not apply to a ratio metric (delta method only)",
+        )
+    if method in ("cuped", "regression") and not has_covariates:
+        return (
+            f"method={method!r} needs covariates=[...] (pre-exposure columns)",
+            f"{method} needs a pre-exposure covariate and {stats.name!r} has none",
+        )
+    if method == "cupac" and not has_cupac:
+        return (
+            "method='cupac' needs covariates=[...] and at least "
+            f"{CUPAC_MIN_UNITS} units with the metric",
+            f"cupac needs out-of-fold predictions for {stats.name!r} and there are none",
+        )
+    return None
 
 
 def _check_options(method: str, alpha: float, alternative: str, correction: str) -> None:
@@ -381,13 +519,30 @@ def analyze_statistics(
     srm_threshold: float = DEFAULT_THRESHOLD,
     srm_min_count: int = DEFAULT_MIN_COUNT,
     rows: RowCounts | None = None,
+    period_counts: Mapping[Hashable, Mapping[str, int]] | None = None,
+    period_weights: Mapping[Hashable, Mapping[str, float]] | None = None,
+    period_starts: Mapping[Hashable, str] | None = None,
+    inapplicable: Inapplicable = "raise",
 ) -> AnalysisResult:
     """Analyze sufficient statistics (from :func:`compute_statistics` or SQL aggregates).
 
     The first metric is the primary one; ``guardrails`` maps metric name to its largest
     acceptable relative harm; ``weights`` is the configured split (mapping or in variant order
     control first) for the SRM check.
+
+    Allocation periods: ``period_counts`` holds the units per variant of each period (by
+    first exposure) and ``period_weights`` each period's split. SRM then expects
+    ``sum_p N_p w_p`` and effects are stratified by split (:mod:`splitlab.stats.stratified`);
+    periods that all share one split give exactly the pooled results. Without
+    ``period_weights`` every period is tested against ``weights`` and is a stratum of its own
+    (unbiased whatever the splits were). ``period_starts`` (ISO times) are only reported.
+    control first) for the SRM check. A requested ``method`` that a metric cannot use (no
+    covariate, a ratio metric, no CUPAC predictions) raises ``ValueError`` when
+    ``inapplicable="raise"``; with ``"unadjusted"`` that metric is analyzed without adjustment
+    and its ``method``/``reason`` say so (the other metrics keep the requested method).
     """
+    if inapplicable not in ("raise", "unadjusted"):
+        raise ValueError(f"inapplicable must be 'raise' or 'unadjusted'; got {inapplicable!r}")
     _check_options(method, alpha, alternative, correction)
     if control not in counts:
         raise ValueError(f"control={control!r} has no counts; variants: {sorted(counts)}")
@@ -402,7 +557,30 @@ def analyze_statistics(
                 "pass one weight per variant (control first) or a mapping"
             )
         weights = dict(zip(order, seq, strict=True))
-    srm = srm_test(counts, weights, srm_threshold, srm_min_count)
+    strata: list[list[Hashable]] = []
+    periods: list[PeriodSummary] = []
+    if period_counts is not None:
+        split = _period_weights(period_counts, period_weights, weights)
+        checked = period_srm_test(period_counts, split, order, srm_threshold, srm_min_count)
+        srm = checked.combined
+        strata = (
+            allocation_strata(list(period_counts), split, order)
+            if period_weights
+            else [[p] for p in period_counts]
+        )
+        periods = [
+            PeriodSummary(
+                c.period,
+                None if period_starts is None else period_starts.get(c.period),
+                dict(zip(order, _shares(split[c.period], order), strict=True)),
+                c.srm,
+                next(i for i, group in enumerate(strata) if c.period in group),
+                {v: int(period_counts[c.period].get(v, 0)) for v in order},
+            )
+            for c in checked.periods
+        ]
+    else:
+        srm = srm_test(counts, weights, srm_threshold, srm_min_count)
     guard = dict(guardrails or {})
     names = [m.name for m in metrics]
     unknown = sorted((set(guard) | set(lower_is_better)) - set(names))
@@ -421,6 +599,8 @@ def analyze_statistics(
             tuning_n,
             correction,
             m.name in lower_is_better,
+            strata,
+            inapplicable,
         )
         for m in metrics
     }
@@ -448,7 +628,32 @@ def analyze_statistics(
         metrics=results,
         decisions=decisions,
         rows=rows or RowCounts(total=sum(counts.values()), missing_variant=0),
+        periods=periods,
     )
+
+
+def _shares(weights: Mapping[str, float] | None, order: Sequence[str]) -> list[float]:
+    from splitlab.stats.periods import normalized_weights
+
+    return list(normalized_weights(weights, order))
+
+
+def _period_weights(
+    counts: Mapping[Hashable, Mapping[str, int]],
+    period_weights: Mapping[Hashable, Mapping[str, float]] | None,
+    weights: Mapping[str, float] | None,
+) -> dict[Hashable, Mapping[str, float] | None]:
+    """Each period's split: its own from ``period_weights``, else the configured ``weights``
+    (equal when none)."""
+    if period_weights is None:
+        return dict.fromkeys(counts, weights)
+    missing = [p for p in counts if p not in period_weights]
+    if missing:
+        raise ValueError(
+            f"period_weights has no split for period(s) {missing}; give every period's "
+            "variant weights, e.g. {0: {'control': 50, 'treatment': 50}}"
+        )
+    return {p: period_weights[p] for p in counts}
 
 
 def analyze(
@@ -477,6 +682,8 @@ def analyze(
     cupac_params: Mapping[str, Any] | None = None,
     random_state: int = 0,
     progress: Progress | None = None,
+    period_col: str | None = None,
+    period_weights: Mapping[Hashable, Mapping[str, float]] | None = None,
 ) -> AnalysisResult:
     """Analyze one row per unit: every treatment against ``control`` on every metric.
 
@@ -484,6 +691,12 @@ def analyze(
     ``regression`` (Lin), ``cupac`` (cross-fitted model of the covariates) or ``auto``.
     ``mann_whitney_test`` and ``bootstrap`` (number of resamples) add nonparametric results
     on the unadjusted values. See :mod:`splitlab.analysis_results` for the result's fields.
+
+    ``period_col`` names the column with each unit's allocation period (the period of its
+    first exposure); ``period_weights`` maps each period to its variant weights. With both,
+    SRM expects each period's units at that period's weights and effects are estimated per
+    split and combined by the splits' shares of the units (docs/statistics.md, "Allocation
+    periods"); when every period has the same split the numbers equal those without periods.
     """
     _check_options(method, alpha, alternative, correction)
     if bootstrap and bootstrap < 100:
@@ -503,6 +716,10 @@ def analyze(
         cupac_params=cupac_params,
         random_state=random_state,
         progress=progress,
+        period_col=period_col,
+    )
+    period_counts = (
+        None if period_col is None else count_by_period(data, variant_col, str(control), period_col)
     )
     result = analyze_statistics(
         stats,
@@ -519,6 +736,8 @@ def analyze(
         lower_is_better,
         min_sample,
         rows=rows,
+        period_counts=period_counts,
+        period_weights=period_weights,
     )
     if mann_whitney_test or bootstrap:
         _add_nonparametric(
@@ -534,6 +753,19 @@ def analyze(
             random_state,
         )
     return result
+
+
+def count_by_period(
+    data: Any, variant_col: str, control: str, period_col: str
+) -> dict[Hashable, dict[str, int]]:
+    """Units per variant of every allocation period (rows with a variant only)."""
+    columns = _columns(data)
+    codes, order, _ = _variants(columns[variant_col], control)
+    periods, labels = period_labels(columns[period_col])
+    return {
+        label: {v: int(((codes == i) & (periods == j)).sum()) for i, v in enumerate(order)}
+        for j, label in enumerate(labels)
+    }
 
 
 def _add_nonparametric(

@@ -16,6 +16,7 @@ Non-finite numbers (NaN, infinite one-sided bounds) become ``null`` so the outpu
 from __future__ import annotations
 
 import math
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,14 @@ from splitlab.stats.cupac import CupacFit
 from splitlab.stats.decision import Decision
 from splitlab.stats.srm import SRMResult
 
-__all__ = ["AnalysisResult", "ComparisonResult", "MetricResult", "RowCounts", "json_number"]
+__all__ = [
+    "AnalysisResult",
+    "ComparisonResult",
+    "MetricResult",
+    "PeriodSummary",
+    "RowCounts",
+    "json_number",
+]
 
 
 def json_number(value: float) -> float | None:
@@ -131,6 +139,35 @@ class MetricResult:
 
 
 @dataclass(frozen=True)
+class PeriodSummary:
+    """One allocation period: its split, its new units and their own SRM check."""
+
+    period: Hashable
+    start: str | None
+    """When the period began (ISO 8601), when known."""
+    weights: dict[str, float]
+    """The split in force (shares of 1, variant order)."""
+    srm: SRMResult
+    """The period's units (``observed``) against its split."""
+    stratum: int
+    """Index of the stratum (periods sharing one split) its units are estimated in."""
+    units: dict[str, int] = field(default_factory=dict)
+    """New units per variant (every variant, also those without weight in the period)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "period": self.period,
+            "start": self.start,
+            "weights": dict(self.weights),
+            "units": dict(self.units or self.srm.observed),
+            "expected": {k: json_number(self.srm.expected.get(k, 0.0)) for k in self.weights},
+            "srm_p_value": json_number(self.srm.p_value),
+            "srm_status": self.srm.status,
+            "stratum": self.stratum,
+        }
+
+
+@dataclass(frozen=True)
 class AnalysisResult:
     """Everything :func:`splitlab.analyze` found; ``to_dict()`` for JSON."""
 
@@ -143,9 +180,11 @@ class AnalysisResult:
     metrics: dict[str, MetricResult]
     decisions: dict[str, Decision]
     rows: RowCounts
+    periods: list[PeriodSummary] = field(default_factory=list)
+    """Allocation periods, when the analysis was given them (else empty)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "control": self.control,
             "variants": list(self.variants),
             "alpha": self.alpha,
@@ -166,3 +205,8 @@ class AnalysisResult:
                 for v, d in self.decisions.items()
             },
         }
+        if self.periods:
+            out["srm"]["expected"] = {k: json_number(v) for k, v in self.srm.expected.items()}
+            out["periods"] = [p.to_dict() for p in self.periods]
+            out["strata"] = len({p.stratum for p in self.periods})
+        return out

@@ -114,6 +114,13 @@ class Settings(BaseSettings):
     analyzer_refresh_interval_seconds: float = Field(default=300.0, ge=0)
     """Seconds between periodic refreshes (results, gauges, guardrails) of running experiments;
     0 turns the periodic refresh off."""
+    analyzer_guardrail_interval_seconds: float = Field(default=60.0, ge=0)
+    """Seconds between guardrail passes (guardrail metrics and SRM only) of running
+    experiments: the worst-case time from a violation to the pause (docs/analyzer.md). 0 = off
+    (the full refresh still checks guardrails)."""
+    analyzer_fallback_share_threshold: float = Field(default=0.5, ge=0, le=1)
+    """A treatment whose share of predictions answered by control's model (fallback) is above
+    this is flagged (``flags.treatment_fallback``, gauge, alert)."""
     analyzer_rollup_catch_up_seconds: float = Field(default=10.0, ge=0)
     """Seconds between catch-ups of the stored per-unit rollups with the units ingestion noted
     since (``rollup_backlog``): a results read then finds a short backlog and stays on the

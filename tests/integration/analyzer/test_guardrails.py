@@ -103,3 +103,77 @@ def test_guardrail_violation_pauses_an_auto_stop_experiment_and_assign_returns_c
     audit = assignment.get(f"/experiments/{key}/audit", headers=ADMIN).json()["entries"]
     assert audit[0]["action"] == "pause"
     assert audit[0]["actor"] == "splitlab-analyzer"
+
+
+def sample(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def test_the_guardrail_pass_pauses_and_the_paused_experiment_stays_exported_until_stopped(
+    analyzer_settings: Settings, assignment: TestClient, engine: Engine
+) -> None:
+    """Issue 13, item 7: the guardrail pass (its own, shorter schedule) pauses the experiment;
+    a paused experiment keeps its gauges, so SplitLabGuardrailViolated does not resolve on its
+    own, and SplitLabPausedByGuardrail holds until a person acts (here: stops it)."""
+    key = f"guard-{uuid.uuid4().hex[:8]}"
+    body = {
+        "key": key,
+        "name": "latency regression",
+        "variants": [{"key": "control", "weight": 0.5}, {"key": "treatment", "weight": 0.5}],
+        "metrics": {"primary": "revenue", "secondary": ["clicks"],
+                    "guardrails": [{"metric": "latency", "margin": 0.02}]},
+        "auto_stop": True,
+        "planned_sample_size": 4000,
+    }  # fmt: skip
+    assert assignment.post("/experiments", json=body, headers=ADMIN).status_code == 201
+    assert assignment.post(f"/experiments/{key}/start", headers=ADMIN).status_code == 200
+    sim = simulate(key, n=1500, seed=5, latency_effect=0.4, variants=("control", "treatment"),
+                   weights=(0.5, 0.5))  # fmt: skip
+    records = [RawRecord(e.topic, 0, i, e.key(), e.to_bytes()) for i, e in enumerate(sim.events)]
+    PostgresSink(engine).write(build_batch(records, {}).rows)
+    guard = {"experiment": key, "metric": "latency", "variant": "treatment"}
+
+    with TestClient(create_app(analyzer_settings, assignment_http=assignment)) as analyzer:
+        define_metrics(analyzer)
+        automation = analyzer.app.state.automation  # type: ignore[attr-defined]
+
+        assert automation.check_guardrails() >= 1
+        assert assignment.get(f"/experiments/{key}", headers=ADMIN).json()["status"] == "paused"
+        assert sample("splitlab_experiment_guardrail_violated", **guard) == 1.0
+        assert sample("splitlab_experiment_paused_by_analyzer", experiment=key) == 1.0
+        when = sample("splitlab_experiment_last_analysis_timestamp_seconds", experiment=key,
+                      **{"pass": "guardrails"})  # fmt: skip
+        assert when is not None
+        assert when > 0
+        # Only guardrail metrics were computed: the full export comes with the full pass.
+        assert sample("splitlab_experiment_effect", experiment=key, metric="revenue",
+                      variant="treatment") is None  # fmt: skip
+
+        for _ in range(2):  # paused: refreshed and exported, the alerts' gauges stay
+            automation.refresh_running()
+            assert sample("splitlab_experiment_guardrail_violated", **guard) == 1.0
+            assert sample("splitlab_experiment_paused_by_analyzer", experiment=key) == 1.0
+            assert sample("splitlab_experiment_units", experiment=key, variant="control") > 0
+        pauses = [a for a in analyzer.get(f"/experiments/{key}/analyzer-actions").json()["actions"]
+                  if a["action"] == "pause"]  # fmt: skip
+        assert len(pauses) == 1
+
+        # A person looks, turns auto_stop off and resumes: no longer "waiting for a person";
+        # the guardrail alert stays while the harm does.
+        patched = assignment.patch(f"/experiments/{key}", json={"auto_stop": False}, headers=ADMIN)
+        assert patched.status_code == 200, patched.text
+        automation.refresh_running()
+        assert sample("splitlab_experiment_paused_by_analyzer", experiment=key) == 0.0
+        assert assignment.post(f"/experiments/{key}/start", headers=ADMIN).status_code == 200
+        automation.check_guardrails()
+        automation.refresh_running()
+        assert sample("splitlab_experiment_paused_by_analyzer", experiment=key) == 0.0
+        assert sample("splitlab_experiment_guardrail_violated", **guard) == 1.0
+        assert assignment.get(f"/experiments/{key}", headers=ADMIN).json()["status"] == "running"
+
+        assert assignment.post(f"/experiments/{key}/stop", headers=ADMIN).status_code == 200
+        automation.refresh_running()
+        assert sample("splitlab_experiment_guardrail_violated", **guard) is None
+        assert sample("splitlab_experiment_paused_by_analyzer", experiment=key) is None
+        assert sample("splitlab_analyzer_refresh_failures_total", experiment=key,
+                      **{"pass": "full"}) is None  # fmt: skip

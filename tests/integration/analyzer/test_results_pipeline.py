@@ -133,7 +133,8 @@ def test_kafka_to_results_equal_splitlab_analyze_and_replays_change_nothing(
     assert body["sample"]["units"] == body["srm"]["observed"]
     assert body["sample"]["total_units"] == 1500
     assert body["srm"]["status"] == "ok"
-    assert body["flags"] == {"srm": False, "guardrail_violated": []}
+    assert body["flags"] == {"srm": False, "guardrail_violated": [], "treatment_fallback": [],
+                             "excluded_values": 0}  # fmt: skip
     assert {(g["metric"], g["variant"]) for g in body["guardrails"]} == {
         ("latency", "t1"),
         ("latency", "t2"),

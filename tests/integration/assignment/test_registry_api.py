@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
 
 from splitlab.settings import Settings
+from splitlab.storage.models import AllocationPeriod
 from splitlab_assignment.app import create_app
 from tests.integration.assignment.conftest import experiment_body
 
@@ -184,6 +186,43 @@ def test_allocation_epoch_counts_only_changes_that_move_recorded_units(
     assert patch({"coverage": 0.4}) == 2  # narrowing
     assert patch({"hash_seed": "other", "bucket_version": 1}) == 3
     assert client.get(f"/experiments/{key}", headers=admin).json()["allocation_epoch"] == 3
+
+
+def test_allocation_periods_start_with_the_experiment_and_grow_with_every_bucketing_change(
+    client: TestClient, admin: dict[str, str], new_key: Callable[[], str], engine: Engine
+) -> None:
+    """Period 0 begins at the (first) start with the split it started with; every change of
+    a bucketing setting after it begins the next, stored with its split and what changed."""
+    key = new_key()
+    body = {**experiment_body(key), "coverage": 0.5}
+    assert client.post("/experiments", json=body, headers=admin).json()["allocation_period"] == 0
+
+    def patch(change: dict[str, Any]) -> int:
+        response = client.patch(f"/experiments/{key}", json=change, headers=admin)
+        assert response.status_code == 200, response.text
+        return int(response.json()["allocation_period"])
+
+    split = {"variants": [{"key": "control", "weight": 0.3}, {"key": "treatment", "weight": 0.7}]}
+    assert patch(split) == 0  # a draft: no period yet
+    assert client.post(f"/experiments/{key}/start", headers=admin).status_code == 200
+    ramp = {"variants": [{"key": "control", "weight": 0.2}, {"key": "treatment", "weight": 0.8}]}
+    assert patch(ramp) == 1
+    assert patch({"name": "renamed"}) == 1  # not a bucketing setting
+    assert patch({"coverage": 0.9}) == 2  # a ramp-up changes who lands in a variant
+    client.post(f"/experiments/{key}/pause", headers=admin)
+    client.post(f"/experiments/{key}/start", headers=admin)  # resuming starts no period
+    assert client.get(f"/experiments/{key}", headers=admin).json()["allocation_period"] == 2
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(AllocationPeriod).where(AllocationPeriod.experiment_key == key)
+            .order_by(AllocationPeriod.period)
+        ).all()  # fmt: skip
+    assert [(r.period, r.weights, r.coverage, r.changes) for r in rows] == [
+        (0, {"control": 0.3, "treatment": 0.7}, 0.5, []),
+        (1, {"control": 0.2, "treatment": 0.8}, 0.5, ["variants[0].weight", "variants[1].weight"]),
+        (2, {"control": 0.2, "treatment": 0.8}, 0.9, ["coverage"]),
+    ]
+    assert rows[0].started_at < rows[1].started_at < rows[2].started_at
 
 
 def test_actor_defaults_to_admin(

@@ -92,7 +92,8 @@ def test_the_query_binds_values_and_reuses_shared_parts() -> None:
         ("click", "post"), ("purchase", "post"), ("purchase", "pre"),
     ]  # fmt: skip
     assert "regr_sxy" in sql
-    assert "GROUP BY variant, (f0 IS NULL)" in sql  # the feature's missing pattern
+    # per variant, allocation period and the feature's missing pattern
+    assert "GROUP BY variant, allocation_period, (f0 IS NULL)" in sql
     assert "FROM outcomes" in sql
     stored = query.aggregate_sql(rollups=True)
     assert "FROM unit_rollups u" in stored

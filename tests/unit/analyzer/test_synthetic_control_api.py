@@ -43,6 +43,7 @@ def test_returns_the_library_json(client: TestClient) -> None:
         "att",
         "att_ci_lower",
         "att_ci_upper",
+        "interval_level",
         "rel_att",
         "p_value",
         "pre_rmspe",

@@ -303,3 +303,26 @@ def test_a_failed_background_write_opens_the_breaker_and_answers_turn_degraded()
 
     asyncio.run(scenario())
     assert h.redis.calls == 0
+
+
+def test_exposures_carry_the_allocation_period_of_the_definition_that_decided_them() -> None:
+    h = Harness(state(allocation_period=0))
+    h.assign("u1")
+    h.cache.put(
+        CachedExperiment.from_state(
+            state(
+                version=2,
+                allocation_period=1,
+                allocation_epoch=1,
+                variants=[{"key": "control", "weight": 0.2}, {"key": "treatment", "weight": 0.8}],
+            )
+        )
+    )
+    h.assign("u1")
+    h.assign("u2")
+    asyncio.run(h.service.assign_batch("u3"))
+    periods = [(e.unit_id, e.allocation_period) for e in h.publisher.events]
+    # u1's second exposure says period 1; the analyzer keeps its first one (period 0).
+    assert periods == [("u1", 0), ("u1", 1), ("u2", 1), ("u3", 1)]
+    parsed = type(h.publisher.events[0]).model_validate_json(h.publisher.events[-1].to_bytes())
+    assert parsed.allocation_period == 1

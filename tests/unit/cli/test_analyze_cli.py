@@ -262,3 +262,40 @@ def test_power_table_and_errors() -> None:
     )
     assert alpha.exit_code == 2
     assert "--alpha must be" in alpha.stderr
+
+
+def test_periods_from_the_command_line_match_the_library_and_show_in_the_report(
+    tmp_path: Path,
+) -> None:
+    frame = _frame(seed=3)
+    frame["period"] = np.arange(len(frame)) >= 1000
+    frame["period"] = frame["period"].astype(int)
+    rng = np.random.default_rng(4)
+    late = frame.period == 1
+    frame.loc[late, "variant"] = np.where(rng.random(int(late.sum())) < 0.8, "t1", "control")
+    path = tmp_path / "ramp.csv"
+    frame.to_csv(path, index=False)
+    splits = ["0:control=50", "0:t1=50", "1:control=20", "1:t1=80"]
+    options = [a for s in splits for a in ("--period-weight", s)]
+    common = ["analyze", str(path), "--metric", "revenue", "--method", "none"]
+    answer = runner.invoke(
+        build_app(), [*common, "--period-col", "period", *options, "--format", "json"]
+    )
+    assert answer.exit_code == 0, answer.output
+    expected = splitlab.analyze(
+        pd.read_csv(path), metrics=["revenue"], method="none", period_col="period",
+        period_weights={0: {"control": 50, "t1": 50}, 1: {"control": 20, "t1": 80}},
+    ).to_dict()  # fmt: skip
+    assert json.loads(answer.output) == expected
+    assert [p["weights"] for p in expected["periods"]] == [
+        {"control": 0.5, "t1": 0.5},
+        {"control": 0.2, "t1": 0.8},
+    ]
+    html = runner.invoke(build_app(), [*common, "--period-col", "period", *options,
+                                       "--format", "html"])  # fmt: skip
+    assert html.exit_code == 0, html.output
+    assert "Allocation periods" in html.output
+    assert "t1 80.0%" in html.output
+    missing = runner.invoke(build_app(), [*common, *options])
+    assert missing.exit_code == 2
+    assert "--period-weight needs --period-col" in missing.output

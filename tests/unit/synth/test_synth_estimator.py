@@ -19,6 +19,7 @@ KEYS = {
     "att",
     "att_ci_lower",
     "att_ci_upper",
+    "interval_level",
     "rel_att",
     "p_value",
     "pre_rmspe",

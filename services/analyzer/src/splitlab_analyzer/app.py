@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
@@ -22,6 +23,7 @@ from splitlab.health import DependencyCheck
 from splitlab.settings import Settings, load_settings
 from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
+from splitlab_analyzer import gauges
 from splitlab_analyzer.api import features, metrics, results
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.automation import Automation
@@ -63,7 +65,11 @@ def create_app(
             app.state.action_repository = ActionRepository(core.sessions)
             cupac = CupacRepository(core.engine)
             service = ResultsService(
-                core.engine, ExperimentRepository(core.sessions), app.state.metric_repository, cupac
+                core.engine,
+                ExperimentRepository(core.sessions),
+                app.state.metric_repository,
+                cupac,
+                fallback_share_threshold=settings.analyzer_fallback_share_threshold,
             )
             admin_key = settings.admin_api_key
             assignment = AssignmentClient(
@@ -86,11 +92,23 @@ def create_app(
                     settings.analyzer_refresh_interval_seconds,
                     lambda: _refresh(automation),
                 ),
+                "guardrail pass": (
+                    settings.analyzer_guardrail_interval_seconds,
+                    automation.check_guardrails,
+                ),
                 "rollup catch-up": (
                     settings.analyzer_rollup_catch_up_seconds,
                     lambda: _catch_up(service.rollups),
                 ),
             }
+            started = time.time()
+            passes = {
+                "full": settings.analyzer_refresh_interval_seconds,
+                "guardrails": settings.analyzer_guardrail_interval_seconds,
+            }
+            for pass_, seconds in passes.items():
+                if seconds > 0:  # a pass that never completes shows as stalled
+                    gauges.pass_started(pass_, seconds, started)
             background = [
                 asyncio.create_task(_periodically(seconds, what, work))
                 for what, (seconds, work) in jobs.items()
@@ -132,6 +150,9 @@ def _refresh(automation: Automation) -> None:
 
 def _catch_up(rollups: RollupStore) -> None:
     caught = rollups.catch_up()
+    if caught.failed:
+        logger.warning("rollup catch-up failed for some experiments",
+                       extra={"experiments": list(caught.failed)})  # fmt: skip
     if caught.units:
         logger.info(
             "rollups caught up",

@@ -1,6 +1,6 @@
 """Refreshing results and acting on them: cache, gauges, guardrail and SRM automation.
 
-After every refresh of a running experiment: the gauges are replaced; if a guardrail is
+After every refresh of a running or paused experiment: the gauges are replaced; if a guardrail is
 violated (one-sided always-valid test) or SRM is detected, the experiment is *flagged* (a row
 in ``analyzer_actions`` with the evidence, the ``splitlab_experiment_*`` gauges for alerting),
 and, when the experiment has ``auto_stop``, it is paused through the assignment service's API
@@ -12,20 +12,22 @@ reason while the experiment keeps violating (not at every refresh).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from splitlab_analyzer import gauges
 from splitlab_analyzer.assignment_client import AssignmentClient
-from splitlab_analyzer.repositories import ActionRepository
+from splitlab_analyzer.repositories import ActionRepository, ExperimentInfo
 from splitlab_analyzer.results.cache import ResultsCache
 from splitlab_analyzer.results.service import Computed, ResultsService
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_METHOD = "auto"
-KEEP_ROLLUPS = ("running", "paused")
-"""Experiment statuses whose stored rollups the periodic refresh keeps."""
+ACTIVE = ("running", "paused")
+"""Experiment statuses the full pass refreshes and exports (a paused one stays exported until
+a person resumes or stops it) and whose stored rollups it keeps."""
 
 
 @dataclass
@@ -53,7 +55,8 @@ class Automation:
 
         First the experiment's per-unit rollups are built if its metric definitions ask for
         slots that are not stored yet, and every stored rollup is caught up on the units
-        written since the last catch-up (see :mod:`splitlab_analyzer.rollups`).
+        written since the last catch-up (see :mod:`splitlab_analyzer.rollups`; one
+        experiment's failing catch-up does not stop the others').
         """
         self.cache.invalidate(key)
         self.results.build_rollups(key)
@@ -63,35 +66,72 @@ class Automation:
         sequential = self.results.compute(key, DEFAULT_METHOD, sequential=True)
         self.cache.put(key, DEFAULT_METHOD, True, sequential.body)
         self.act_on(computed)
+        gauges.analysed(key, "full", time.time())
         return computed.body
 
     def refresh_running(self) -> int:
-        """One periodic pass over every running experiment; returns how many were refreshed."""
+        """One periodic pass over every running or paused experiment; returns how many were
+        refreshed. Each experiment is on its own: a failure is logged, counted
+        (``splitlab_analyzer_refresh_failures_total``) and the pass goes on."""
         done = 0
-        running = {e.key for e in self.results.experiments.running()}
-        for key in gauges.exported_experiments() - running:
+        active = {e.key for e in self.results.experiments.with_status(*ACTIVE)}
+        for key in gauges.exported_experiments() - active:
             gauges.forget(key)
-        for key in set(self.results.rollups.keys()) - running:
-            info = self.results.experiments.get(key)
-            if info is None or info.status not in KEEP_ROLLUPS:
-                self.results.rollups.drop(key)  # ingestion stops maintaining it
-        for key in sorted(running):
+        for key in sorted(set(self.results.rollups.keys()) - active):
+            try:
+                info = self.results.experiments.get(key)
+                if info is None or info.status not in ACTIVE:
+                    self.results.rollups.drop(key)  # ingestion stops maintaining it
+            except Exception:
+                logger.exception("dropping rollups failed", extra={"experiment": key})
+        for key in sorted(active):
+            gauges.track(key, "full")
+        for key in sorted(active):
             try:
                 self.refresh(key)
                 done += 1
             except Exception:
+                gauges.failed(key, "full")
                 logger.exception("refresh failed", extra={"experiment": key})
+        gauges.pass_completed("full", time.time())
         return done
 
-    def act_on(self, computed: Computed) -> None:
+    def check_guardrails(self) -> int:
+        """The guardrail pass (more often than the full refresh): for every running experiment
+        with guardrails, compute only its guardrail metrics (from the same rollups), then flag
+        and pause as the full refresh would. Returns how many were checked."""
+        done = 0
+        for info in sorted(self.results.experiments.running(), key=lambda e: e.key):
+            if not info.guardrails:
+                continue
+            gauges.track(info.key, "guardrails")
+            try:
+                computed = self.results.compute(
+                    info.key, DEFAULT_METHOD, sequential=False, only=list(info.guardrails)
+                )
+                self.act_on(computed, full=False)
+                gauges.analysed(info.key, "guardrails", time.time())
+                done += 1
+            except Exception:
+                gauges.failed(info.key, "guardrails")
+                logger.exception("guardrail check failed", extra={"experiment": info.key})
+        gauges.pass_completed("guardrails", time.time())
+        return done
+
+    def paused_by_analyzer(self, info: ExperimentInfo) -> bool:
+        """Whether the experiment is paused and nobody changed it since the analyzer paused it
+        (the registry's ``updated_at`` moves with every change a person makes)."""
+        if info.status != "paused":
+            return False
+        paused_at = self.actions.last_pause(info.key)
+        if paused_at is None:
+            return False
+        return info.updated_at is None or info.updated_at <= paused_at
+
+    def act_on(self, computed: Computed, full: bool = True) -> None:
+        """Flag and pause on the computed evidence, then export it (``full``: every gauge;
+        else only the guardrail pass's)."""
         info = computed.experiment
-        gauges.export(
-            info.key,
-            computed.body["sample"]["units"],
-            computed.result,
-            computed.monitoring,
-            computed.guardrails,
-        )
         reasons: dict[str, dict[str, Any]] = {}
         violated = [g for g in computed.guardrails if g.violated]
         if violated:
@@ -100,15 +140,22 @@ class Automation:
                 "units": computed.body["sample"]["units"],
             }
         if computed.result.srm.mismatch:
-            reasons["srm"] = {"srm": computed.body["srm"]}
+            reasons["srm"] = {"srm": computed.body["srm"], "periods": computed.body.get("periods")}
+        flags = dict(reasons)
+        if computed.mostly_fell_back:
+            flags["treatment_fallback"] = {
+                "variants": computed.mostly_fell_back,
+                "fallback": computed.fallback,
+            }
         seen = self.flagged.setdefault(info.key, set())
-        for reason, evidence in reasons.items():
+        for reason, evidence in flags.items():
             if reason not in seen:
                 self.actions.record(info.key, "flag", reason, evidence, "flagged")
                 seen.add(reason)
                 logger.warning(
                     "experiment flagged", extra={"experiment": info.key, "reason": reason}
                 )
+        paused = self.paused_by_analyzer(info)
         if reasons and info.auto_stop and info.status == "running":
             outcome = self.assignment.pause(info.key)
             self.actions.record(
@@ -118,7 +165,22 @@ class Automation:
                 {**reasons, "response": {"status": outcome.status_code, "detail": outcome.detail}},
                 "paused" if outcome.ok else f"failed: {outcome.detail[:200]}",
             )
+            paused = outcome.ok
             logger.warning(
                 "experiment paused" if outcome.ok else "pausing the experiment failed",
                 extra={"experiment": info.key, "reasons": sorted(reasons)},
             )
+        if not full:
+            gauges.export_guardrails(info.key, computed.result, computed.guardrails, paused)
+            return
+        gauges.export(
+            info.key,
+            computed.body["sample"]["units"],
+            computed.result,
+            computed.monitoring,
+            computed.guardrails,
+            fallback={v: f["share"] for v, f in computed.fallback.items()},
+            mostly_fell_back=computed.mostly_fell_back,
+            paused_by_analyzer=paused,
+            excluded=int(computed.body["flags"]["excluded_values"]),
+        )

@@ -1,8 +1,16 @@
 """Prometheus gauges of experiment results (the analyzer web process exports them).
 
-Labels are bounded by the registry: ``experiment`` (running experiments), ``variant`` (their
-variants), ``metric`` (their metrics). Label sets of an experiment that is no longer refreshed
-are removed, so finished experiments stop being exported.
+Labels are bounded by the registry: ``experiment`` (running and paused experiments),
+``variant`` (their variants), ``metric`` (their metrics), ``pass`` (``full`` or
+``guardrails``). A paused experiment keeps being exported (and refreshed) until a person
+resumes or stops it, so an alert about it stays until then; label sets of an experiment that
+is neither running nor paused are removed.
+
+Whether an experiment is *evaluated* is exported apart from its results:
+``splitlab_analyzer_refresh_failures_total{experiment,pass}`` (created at 0 when the experiment
+is first seen, so the first failure is an increase) and
+``splitlab_experiment_last_analysis_timestamp_seconds{experiment,pass}`` (0 until the first
+success), so "not evaluated" never looks like "no violation".
 
 ``splitlab_experiment_decision`` encodes the recommendation as a number: ``1`` ship,
 ``0`` keep running, ``-1`` roll back, ``2`` inconclusive.
@@ -13,7 +21,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 
 from splitlab.analysis import AnalysisResult
 from splitlab_analyzer.results.monitoring import GuardrailStatus
@@ -76,7 +84,53 @@ DECISION = Gauge(
     ["experiment", "variant"],
 )
 
+FALLBACK_SHARE = Gauge(
+    "splitlab_experiment_fallback_share",
+    "Share of the variant's predictions that control's model answered (fallback).",
+    ["experiment", "variant"],
+)
+TREATMENT_FALLBACK = Gauge(
+    "splitlab_experiment_treatment_fallback",
+    "1 when the treatment's fallback share is above SPLITLAB_ANALYZER_FALLBACK_SHARE_THRESHOLD.",
+    ["experiment", "variant"],
+)
+PAUSED_BY_ANALYZER = Gauge(
+    "splitlab_experiment_paused_by_analyzer",
+    "1 while the experiment stays paused by the analyzer's guardrail/SRM automation, until a "
+    "person resumes, stops or changes it.",
+    ["experiment"],
+)
+EXCLUDED_VALUES = Gauge(
+    "splitlab_experiment_excluded_values",
+    "Stored values beyond the value limit that the analysis leaves out.",
+    ["experiment"],
+)
+REFRESH_FAILURES = Counter(
+    "splitlab_analyzer_refresh_failures",
+    "Failed background analyses of an experiment, by pass (full refresh or guardrail check).",
+    ["experiment", "pass"],
+)
+LAST_ANALYSIS = Gauge(
+    "splitlab_experiment_last_analysis_timestamp_seconds",
+    "Unix time of the experiment's last successful analysis by pass (0: none yet).",
+    ["experiment", "pass"],
+)
+PASS_COMPLETED = Gauge(
+    "splitlab_analyzer_pass_completed_timestamp_seconds",
+    "Unix time the analyzer last completed a background pass (set to the start time at start).",
+    ["pass"],
+)
+PASS_INTERVAL = Gauge(
+    "splitlab_analyzer_pass_interval_seconds",
+    "Configured seconds between background passes (only passes that are on): the alert rules "
+    "call an analysis stale after three intervals.",
+    ["pass"],
+)
+PASSES = ("full", "guardrails")
+
 _exported: dict[str, set[tuple[Gauge, tuple[str, ...]]]] = defaultdict(set)
+_tracked: dict[str, set[str]] = defaultdict(set)
+"""Per experiment, the passes whose health series exist."""
 
 
 def _set(key: str, gauge: Gauge, labels: tuple[str, ...], value: float | None) -> None:
@@ -90,9 +144,20 @@ def export(
     result: AnalysisResult,
     monitoring: AnalysisResult,
     guardrails: Iterable[GuardrailStatus],
+    *,
+    fallback: dict[str, float | None] | None = None,
+    mostly_fell_back: Iterable[str] = (),
+    paused_by_analyzer: bool = False,
+    excluded: int = 0,
 ) -> None:
     """Replace the experiment's gauges by this result's numbers."""
     before = set(_exported.pop(key, set()))
+    mostly = set(mostly_fell_back)
+    for variant, share in (fallback or {}).items():
+        _set(key, FALLBACK_SHARE, (key, variant), share)
+        _set(key, TREATMENT_FALLBACK, (key, variant), 1.0 if variant in mostly else 0.0)
+    _set(key, PAUSED_BY_ANALYZER, (key,), 1.0 if paused_by_analyzer else 0.0)
+    _set(key, EXCLUDED_VALUES, (key,), float(excluded))
     for variant, n in counts.items():
         _set(key, UNITS, (key, variant), n)
     for name, metric in result.metrics.items():
@@ -119,14 +184,76 @@ def export(
         gauge.remove(*stale)
 
 
+def export_guardrails(
+    key: str,
+    result: AnalysisResult,
+    guardrails: Iterable[GuardrailStatus],
+    paused_by_analyzer: bool,
+) -> None:
+    """Update only what the guardrail pass computes: guardrails, SRM, the pause flag (the
+    next full export replaces everything)."""
+    _set(key, SRM_P_VALUE, (key,), result.srm.p_value)
+    _set(key, SRM_MISMATCH, (key,), 1.0 if result.srm.mismatch else 0.0)
+    _set(key, PAUSED_BY_ANALYZER, (key,), 1.0 if paused_by_analyzer else 0.0)
+    for g in guardrails:
+        guard = (key, g.metric, g.variant)
+        _set(key, GUARDRAIL_VIOLATED, guard, 1.0 if g.violated else 0.0)
+        _set(key, GUARDRAIL_P_VALUE, guard, g.always_valid_p_value)
+
+
+def track(key: str, pass_: str) -> None:
+    """Create the experiment's health series of ``pass_`` (failures at 0, last analysis at 0)
+    unless they exist: the first failure is then an increase an alert can see."""
+    if pass_ in _tracked[key]:
+        return
+    REFRESH_FAILURES.labels(key, pass_)
+    LAST_ANALYSIS.labels(key, pass_).set(0.0)
+    _tracked[key].add(pass_)
+
+
+def analysed(key: str, pass_: str, at: float) -> None:
+    track(key, pass_)
+    LAST_ANALYSIS.labels(key, pass_).set(at)
+
+
+def failed(key: str, pass_: str) -> None:
+    track(key, pass_)
+    REFRESH_FAILURES.labels(key, pass_).inc()
+
+
+def pass_started(pass_: str, interval: float, at: float) -> None:
+    """A background pass is on: export its interval; its completion time starts at ``at``."""
+    PASS_INTERVAL.labels(pass_).set(interval)
+    PASS_COMPLETED.labels(pass_).set(at)
+
+
+def pass_completed(pass_: str, at: float) -> None:
+    PASS_COMPLETED.labels(pass_).set(at)
+
+
 def forget(key: str) -> None:
-    """Stop exporting an experiment (it is no longer running)."""
+    """Stop exporting an experiment (it is neither running nor paused)."""
     for gauge, labels in _exported.pop(key, set()):
         gauge.remove(*labels)
+    for pass_ in _tracked.pop(key, set()):
+        REFRESH_FAILURES.remove(key, pass_)
+        LAST_ANALYSIS.remove(key, pass_)
 
 
 def exported_experiments() -> set[str]:
-    return set(_exported)
+    return set(_exported) | set(_tracked)
 
 
-__all__ = ["DECISION_CODES", "export", "exported_experiments", "forget"]
+__all__ = [
+    "DECISION_CODES",
+    "PASSES",
+    "analysed",
+    "export",
+    "export_guardrails",
+    "exported_experiments",
+    "failed",
+    "forget",
+    "pass_completed",
+    "pass_started",
+    "track",
+]

@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
 from splitlab.storage.models import (
+    AllocationPeriod,
     AnalyzerAction,
     Experiment,
     MetricDefinition,
@@ -164,15 +165,45 @@ class ExperimentInfo:
     planned_sample_size: int | None
     auto_stop: bool
     started_at: datetime | None
+    updated_at: datetime | None = None
+    models: dict[str, str] = field(default_factory=dict)
+    """Variant -> model name, for variants served through ``/predict``."""
 
     @property
     def control(self) -> str:
         return self.variants[0]
 
     @property
+    def shadow_variants(self) -> list[str]:
+        """Variants of weight 0 (docs/router.md: they get no units; their model sees copies of
+        the requests): reported apart, never in SRM or comparisons."""
+        return [v for v in self.variants[1:] if self.weights.get(v, 0.0) <= 0.0]
+
+    @property
+    def analyzed_variants(self) -> list[str]:
+        """Control and the treatments that take units."""
+        shadows = set(self.shadow_variants)
+        return [v for v in self.variants if v not in shadows]
+
+    @property
+    def analyzed_weights(self) -> dict[str, float]:
+        return {v: self.weights[v] for v in self.analyzed_variants}
+
+    @property
     def metric_names(self) -> list[str]:
         names = [self.primary, *self.secondary, *self.guardrails]
         return list(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class PeriodInfo:
+    """One allocation period of an experiment (the registry's ``allocation_periods``)."""
+
+    period: int
+    started_at: datetime
+    weights: dict[str, float]
+    coverage: float
+    changes: list[str]
 
 
 def to_info(row: Experiment) -> ExperimentInfo:
@@ -191,6 +222,8 @@ def to_info(row: Experiment) -> ExperimentInfo:
         planned_sample_size=row.planned_sample_size,
         auto_stop=row.auto_stop,
         started_at=row.started_at,
+        updated_at=row.updated_at,
+        models={str(v["key"]): str(v["model"]) for v in row.variants if v.get("model")},
     )
 
 
@@ -206,9 +239,31 @@ class ExperimentRepository:
             return None if row is None else to_info(row)
 
     def running(self) -> list[ExperimentInfo]:
+        return self.with_status("running")
+
+    def with_status(self, *statuses: str) -> list[ExperimentInfo]:
         with self.sessions() as session:
-            rows = session.scalars(select(Experiment).where(Experiment.status == "running"))
+            rows = session.scalars(select(Experiment).where(Experiment.status.in_(statuses)))
             return [to_info(r) for r in rows]
+
+    def periods(self, key: str) -> list[PeriodInfo]:
+        """The experiment's allocation periods, in order (empty before its start)."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(AllocationPeriod)
+                .where(AllocationPeriod.experiment_key == key)
+                .order_by(AllocationPeriod.period)
+            )
+            return [
+                PeriodInfo(
+                    r.period,
+                    r.started_at,
+                    {str(k): float(v) for k, v in r.weights.items()},
+                    r.coverage,
+                    [str(c) for c in r.changes or ()],
+                )
+                for r in rows
+            ]
 
 
 class ActionRepository:
@@ -228,6 +283,20 @@ class ActionRepository:
                     outcome=outcome,
                     at=utc_now(),
                 )
+            )
+
+    def last_pause(self, key: str) -> datetime | None:
+        """When the analyzer last paused the experiment successfully (None: never)."""
+        with self.sessions() as session:
+            return session.scalar(
+                select(AnalyzerAction.at)
+                .where(
+                    AnalyzerAction.experiment_key == key,
+                    AnalyzerAction.action == "pause",
+                    AnalyzerAction.outcome == "paused",
+                )
+                .order_by(AnalyzerAction.at.desc())
+                .limit(1)
             )
 
     def list(self, key: str, limit: int = 100) -> list[dict[str, Any]]:
@@ -296,3 +365,16 @@ class CupacRepository:
                 }
                 for r in rows
             }
+
+
+def fallback_counts(connection: Connection, key: str) -> dict[str, tuple[int, int]]:
+    """Per variant served: non-shadow predictions of the experiment and how many of them fell
+    back to control's model (the ``fallback`` column the router writes)."""
+    rows = connection.execute(
+        text(
+            "SELECT variant, count(*), count(*) FILTER (WHERE fallback) FROM predictions "
+            "WHERE experiment_key = :k AND NOT shadow GROUP BY variant"
+        ),
+        {"k": key},
+    )
+    return {str(variant): (int(total), int(fell)) for variant, total, fell in rows}

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from splitlab.schemas.names import METRIC_PATTERN
+from splitlab.schemas.values import BoundedValue
 from splitlab_analyzer.definitions import (
     Aggregation,
     Direction,
@@ -131,7 +132,7 @@ class MetricList(BaseModel):
 class FeatureValue(_Strict):
     unit_id: str = Field(min_length=1, max_length=256)
     name: FeatureName
-    value: float = Field(allow_inf_nan=False)
+    value: BoundedValue
     observed_at: AwareDatetime
 
 

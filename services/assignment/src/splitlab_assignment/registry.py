@@ -29,7 +29,7 @@ from splitlab.lifecycle import (
     check_change,
     transition,
 )
-from splitlab.storage.models import Experiment, ExperimentAuditEntry
+from splitlab.storage.models import AllocationPeriod, Experiment, ExperimentAuditEntry
 from splitlab.web.errors import ConflictError, InvalidInputError, NotFoundError
 from splitlab_assignment.repository import ExperimentRepository
 from splitlab_assignment.schemas import (
@@ -102,6 +102,7 @@ class ExperimentRegistry:
             status=Status.DRAFT.value,
             version=1,
             allocation_epoch=0,
+            allocation_period=0,
             created_at=now,
             updated_at=now,
             **spec,
@@ -140,6 +141,15 @@ class ExperimentRegistry:
                 setattr(row, name, value)
             if row.started_at is not None and assessment.moves_recorded_units:
                 row.allocation_epoch += 1
+            if row.started_at is not None and (
+                assessment.changes or assessment.bucket_version_bumped
+            ):
+                # Any bucketing change after the start changes who lands where: a new period.
+                row.allocation_period += 1
+                fields = [c.field for c in assessment.changes]
+                if assessment.bucket_version_bumped:
+                    fields.append("bucket_version")
+                repo.add_period(_period(row, now, fields))
             row.version += 1
             row.updated_at = now
             session.flush()
@@ -165,6 +175,8 @@ class ExperimentRegistry:
             stamp = _ACTION_TIMESTAMP.get(action)
             if stamp is not None and getattr(row, stamp) is None:
                 setattr(row, stamp, now)
+                if action is Action.START:
+                    repo.add_period(_period(row, now, []))
             row.version += 1
             row.updated_at = now
             session.flush()
@@ -211,3 +223,15 @@ class ExperimentRegistry:
             after=after,
             changes=changes,
         )
+
+
+def _period(row: Experiment, at: datetime, changes: list[str]) -> AllocationPeriod:
+    """The allocation period ``row`` enters now (its current split and coverage)."""
+    return AllocationPeriod(
+        experiment_key=row.key,
+        period=row.allocation_period,
+        started_at=at,
+        weights={str(v["key"]): float(v["weight"]) for v in row.variants},
+        coverage=float(row.coverage),
+        changes=changes,
+    )

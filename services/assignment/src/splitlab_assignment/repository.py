@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from splitlab.storage.models import Experiment, ExperimentAuditEntry
+from splitlab.storage.models import AllocationPeriod, Experiment, ExperimentAuditEntry
 
 
 class ExperimentRepository:
@@ -32,6 +32,9 @@ class ExperimentRepository:
     def add(self, experiment: Experiment) -> None:
         self.session.add(experiment)
         self.session.flush()
+
+    def add_period(self, period: AllocationPeriod) -> None:
+        self.session.add(period)
 
     def add_audit(self, entry: ExperimentAuditEntry) -> None:
         self.session.add(entry)

@@ -158,6 +158,12 @@ class ExperimentRead(BaseModel):
         "narrowing, bucket versions; not coverage ramp-ups). While 0, hashing alone gives every "
         "unit its recorded variant and /assign answers without reading Redis."
     )
+    allocation_period: int = Field(
+        default=0,
+        description="The current allocation period: 0 from the start, one more with every "
+        "change of a bucketing setting after it (weights, coverage, namespace, targeting, bucket "
+        "versions). Exposures carry it; the analyzer checks SRM and estimates effects per split.",
+    )
     allowed_actions: list[Action]
     created_at: datetime
     updated_at: datetime

@@ -7,14 +7,14 @@ Models: ``ModelCreate`` (POST /models), ``ModelRead``, ``ModelList``. Prediction
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from splitlab.schemas.names import KEY_PATTERN
+from splitlab.schemas.values import BoundedValue
 
 ModelName = Annotated[str, Field(pattern=KEY_PATTERN, examples=["ranker"])]
 ModelVersion = Annotated[str, Field(pattern=KEY_PATTERN, examples=["3"])]
@@ -108,19 +108,12 @@ class PredictResponse(BaseModel):
 class OutcomeIn(_Strict):
     unit_id: UnitId
     outcome_type: str = Field(min_length=1, max_length=200, examples=["conversion"])
-    value: float
+    value: BoundedValue
     request_id: str | None = Field(default=None, max_length=200)
     event_id: uuid.UUID | None = Field(
         default=None, description="Idempotency key; sending the same id twice records once."
     )
     occurred_at: AwareDatetime | None = None
-
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("must be a finite number")
-        return value
 
 
 class OutcomeBatch(_Strict):

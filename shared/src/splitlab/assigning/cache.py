@@ -30,6 +30,8 @@ class CachedExperiment:
     hashing_holds: bool = False
     """No change since the start could have made a sticky record differ from hashing
     (``allocation_epoch`` 0): a unit's record, if any, is what hashing gives it now."""
+    allocation_period: int = 0
+    """The allocation period this definition belongs to (its split); exposures carry it."""
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> CachedExperiment:
@@ -39,6 +41,7 @@ class CachedExperiment:
             exposure_attribute_names(state),
             tuple(v.get("model") for v in state["variants"]),
             state.get("allocation_epoch") == 0,  # unknown: read Redis (always right)
+            int(state.get("allocation_period") or 0),
         )
 
 

@@ -54,6 +54,7 @@ def experiment_state(row: Experiment) -> dict[str, Any]:
         "status": row.status,
         "version": row.version,
         "allocation_epoch": row.allocation_epoch,
+        "allocation_period": row.allocation_period,
     }
     for name in SPEC_FIELDS:
         state[name] = getattr(row, name)

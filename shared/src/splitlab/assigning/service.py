@@ -242,6 +242,7 @@ class AssignmentService:
                     for name in entry.exposure_attributes
                     if name in attributes
                 },
+                allocation_period=entry.allocation_period,
             )
         )
 

@@ -107,6 +107,19 @@ def _pairs(values: list[str], option: str, convert: Callable[[str], Any]) -> dic
     return out
 
 
+def _period_weights(items: list[str]) -> dict[Any, dict[str, float]] | None:
+    """``--period-weight PERIOD:VARIANT=WEIGHT`` items -> ``{period: {variant: weight}}``;
+    a period that looks like an integer is one (CSV columns of period ids are)."""
+    out: dict[Any, dict[str, float]] = {}
+    for item in items:
+        period, sep, pair = item.partition(":")
+        if not sep or not period:
+            raise ValueError(f"--period-weight expects PERIOD:VARIANT=WEIGHT, got {item!r}")
+        key: Any = int(period) if period.lstrip("-").isdigit() else period
+        out.setdefault(key, {}).update(_pairs([pair], "--period-weight", float))
+    return out or None
+
+
 def _ratio(value: str) -> tuple[str, str]:
     num, sep, den = value.partition("/")
     if not sep or not num or not den:
@@ -184,6 +197,20 @@ def register(app: typer.Typer) -> None:
             float, typer.Option("--cupac-time-budget", help="Seconds for CUPAC model selection.")
         ] = 300.0,
         seed: Annotated[int, typer.Option("--seed", help="Random seed (folds, models).")] = 0,
+        period_col: Annotated[
+            str | None,
+            typer.Option(
+                "--period-col",
+                help="Column with each unit's allocation period (of its first exposure).",
+            ),
+        ] = None,
+        period_weight: Annotated[
+            list[str],
+            typer.Option(
+                "--period-weight",
+                help="A period's split: PERIOD:VARIANT=WEIGHT (repeatable; with --period-col).",
+            ),
+        ] = [],  # noqa: B006
     ) -> None:
         """Analyze an experiment from a per-unit file: every treatment against control."""
         from splitlab.analysis import analyze
@@ -194,6 +221,9 @@ def register(app: typer.Typer) -> None:
             weights = _pairs(weight, "--weight", float) or None
             ratios = _pairs(ratio, "--ratio", _ratio)
             guardrails = _pairs(guardrail, "--guardrail", float)
+            period_weights = _period_weights(period_weight)
+            if period_weights and period_col is None:
+                raise ValueError("--period-weight needs --period-col (the column of periods)")
             if not metric and not ratios:
                 raise ValueError("--metric is required: name at least one metric column")
             result = _run_with_progress(
@@ -218,6 +248,8 @@ def register(app: typer.Typer) -> None:
                     cupac_time_budget_s=cupac_time_budget,
                     random_state=seed,
                     progress=progress,
+                    period_col=period_col,
+                    period_weights=period_weights,
                 ),
             )
         except ValueError as exc:

@@ -69,6 +69,9 @@ class EventPublisher:
         without it the shipper is a child process with a real Kafka producer."""
         self.service = service
         self._written = EVENTS_WRITTEN.labels(service)
+        # Created at 0 now, not at the first loss: SplitLabEventsLost's increase() needs a
+        # sample before the first increment to see it.
+        self._lost = EVENTS_LOST.labels(service)
         self._settings = settings
         self._producer_factory = producer_factory
         self._spool_root = spool_root or settings.spool_dir
@@ -131,7 +134,7 @@ class EventPublisher:
             self._writer.append(event.to_bytes())
             self._written.inc()
         except Exception:
-            EVENTS_LOST.labels(self.service).inc()
+            self._lost.inc()
             logger.exception("could not spool an event: it is lost")
 
     # ------------------------------------------------------------------ state

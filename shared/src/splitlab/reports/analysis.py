@@ -94,6 +94,15 @@ def summary_tables(result: AnalysisResult) -> list[Table]:
         f"{srm['status']} (p = {_p(srm['p_value'])}; observed {observed}; "
         f"expected weights {expected})",
     )
+    for period in out.get("periods", []):
+        weights = ", ".join(f"{k} {_share(w)}" for k, w in period["weights"].items())
+        units = ", ".join(f"{k} {n}" for k, n in period["units"].items())
+        start = f" from {period['start']}" if period["start"] else ""
+        checks.add_row(
+            f"period {period['period']}",
+            f"{weights}{start}: {units} (SRM {period['srm_status']}, "
+            f"p = {_p(period['srm_p_value'])})",
+        )
     for variant, d in out["decisions"].items():
         checks.add_row(f"decision: {variant}", f"{d['action']} - {'; '.join(d['reasons'])}")
     if out["rows"]["missing_variant"]:

@@ -32,10 +32,9 @@ def summary_table(result: SyntheticControlResult) -> Table:
     table = Table(title=f"Synthetic control: {', '.join(result.treated)} ({result.method})")
     table.add_column("measure")
     table.add_column("value", justify="right")
-    level = f"{1 - result.alpha:.0%}"
     rows = [
         ("effect (att)", _fmt(result.att)),
-        (f"{level} interval", f"[{_fmt(result.att_ci_lower)}, {_fmt(result.att_ci_upper)}]"),
+        (result.interval_label, f"[{_fmt(result.att_ci_lower)}, {_fmt(result.att_ci_upper)}]"),
         ("relative effect", _pct(result.rel_att)),
         ("placebo p-value", _fmt(result.p_value)),
         ("pre-period RMSPE", _fmt(result.pre_rmspe)),
@@ -112,6 +111,7 @@ def html_report(result: SyntheticControlResult) -> str:
         intervention_time=format_time(result.intervention_time),
         selection=result.selection,
         level=f"{1 - result.alpha:.0%}",
+        interval_label=result.interval_label,
         weights=top_weights(result, limit=len(result.weights)),
         in_time=in_time,
         plot=base64.b64encode(plot_png(result)).decode("ascii"),

@@ -7,7 +7,6 @@ refuses unknown versions and missing fields with a reason fit for the dead-lette
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -23,6 +22,7 @@ from pydantic import (
 )
 
 from splitlab.messaging.topics import topic_for
+from splitlab.schemas.values import BoundedValue
 
 SCHEMA_VERSION: Literal[1] = 1
 
@@ -65,6 +65,9 @@ class ExposureEvent(EventBase):
     bucket_version: int = Field(ge=0)
     reason: Literal["sticky", "hashed"]
     attributes: dict[str, Any] = Field(default_factory=dict)
+    allocation_period: int = Field(default=0, ge=0)
+    """The experiment's allocation period (its split) when the exposure was decided; the
+    analyzer keeps the one of the unit's first exposure. Absent (older producers): 0."""
 
 
 class PredictionEvent(EventBase):
@@ -86,14 +89,7 @@ class OutcomeEvent(EventBase):
     event_type: Literal["outcome"] = "outcome"
     request_id: str | None = Field(default=None, max_length=200)
     outcome_type: Key
-    value: float
-
-    @field_validator("value")
-    @classmethod
-    def _finite(cls, value: float) -> float:
-        if not math.isfinite(value):
-            raise ValueError("value must be a finite number")
-        return value
+    value: BoundedValue
 
 
 Event = Annotated[ExposureEvent | PredictionEvent | OutcomeEvent, Field(discriminator="event_type")]

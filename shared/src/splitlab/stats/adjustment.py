@@ -28,6 +28,8 @@ from splitlab.stats.sufficient import Moments
 __all__ = [
     "ADJUSTED_METHODS",
     "METHODS",
+    "MIN_VARIANCE_GAIN",
+    "SIMPLICITY",
     "Candidate",
     "MetricKind",
     "best_single_covariate",
@@ -159,8 +161,17 @@ def estimate_candidates(
     return out
 
 
+MIN_VARIANCE_GAIN = 0.01
+"""``auto`` takes a more complex method only when it lowers the variance of the effect by at
+least this share of the unadjusted variance (one percentage point of variance reduction) more
+than the simpler one; see docs/statistics.md."""
+SIMPLICITY: tuple[str, ...] = ("none", "cuped", "regression", "cupac")
+"""Methods from the simplest (fewest fitted quantities) to the most complex."""
+
+
 def choose_method(candidates: dict[str, Candidate]) -> tuple[str, str]:
-    """``auto``: the smallest-variance valid candidate, never worse than ``none``.
+    """``auto``: the simplest valid candidate whose variance reduction is within
+    :data:`MIN_VARIANCE_GAIN` of the best one's, never worse than ``none``.
 
     Returns the method and the stated reason.
     """
@@ -176,6 +187,21 @@ def choose_method(candidates: dict[str, Candidate]) -> tuple[str, str]:
         return best, f"{best}: unadjusted variance undefined"
     if adjusted[best] >= baseline:
         return "none", "no covariate method reduced the variance; fell back to unadjusted"
+    gain = {m: 1.0 - v / baseline for m, v in valid.items()} if baseline > 0 else {}
+    if gain:
+        gain["none"] = 0.0
+        ranked = sorted(gain, key=lambda m: SIMPLICITY.index(m) if m in SIMPLICITY else 99)
+        simplest = next(m for m in ranked if gain[m] >= gain[best] - MIN_VARIANCE_GAIN)
+        if simplest == "none":
+            return "none", (
+                f"{best} reduced the variance by {gain[best]:.1%}, less than the "
+                f"{MIN_VARIANCE_GAIN:.0%} threshold; unadjusted"
+            )
+        if simplest != best:
+            return simplest, (
+                f"{simplest} ({gain[simplest]:.1%} reduction) is within "
+                f"{MIN_VARIANCE_GAIN:.0%} of {best} ({gain[best]:.1%}); the simpler method"
+            )
     others = ", ".join(f"{m} {candidates[m].variance_reduction:.1%}" for m in adjusted if m != best)
     reason = (
         f"{best} has the smallest variance ({candidates[best].variance_reduction:.1%} reduction)"

@@ -100,6 +100,8 @@ def decide(
         )
     if direction > 0:
         pending = [g.metric for g in guardrails if not g.non_inferior]
+        if not guardrails:
+            return Decision("ship", ["primary metric significantly better; no guardrails set"])
         if not pending:
             return Decision("ship", ["primary metric significantly better; guardrails hold"])
         return Decision(

@@ -67,6 +67,9 @@ class Exposure(EventColumns, Base):
     bucket_version: Mapped[int] = mapped_column(Integer)
     reason: Mapped[str] = mapped_column(Text)
     attributes: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    allocation_period: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The experiment's allocation period the exposure was decided in (0 for events that
+    predate periods)."""
 
     __table_args__ = (Index(None, "experiment_key", "unit_id", "occurred_at"),)
 
@@ -99,7 +102,12 @@ class Outcome(EventColumns, Base):
     outcome_type: Mapped[str] = mapped_column(Text)
     value: Mapped[float] = mapped_column(Float)
 
-    __table_args__ = (Index(None, "unit_id", "outcome_type", "occurred_at"),)
+    __table_args__ = (
+        Index(None, "unit_id", "outcome_type", "occurred_at"),
+        # Rows beyond splitlab.schemas.values.MAX_ABS_VALUE (stored before the limit): the
+        # results leave them out and count them through this index.
+        Index("ix_outcomes_beyond_limit", "unit_id", postgresql_where=text("abs(value) > 1e12")),
+    )
 
 
 class Experiment(Base):
@@ -133,12 +141,31 @@ class Experiment(Base):
     """Grows by one with every change after the start that could make a unit's sticky record
     differ from what hashing now gives it (weights, narrowing, bucket versions...); while it is
     0 hashing alone is every unit's record, so ``/assign`` need not read Redis."""
+    allocation_period: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The current allocation period (``allocation_periods``): 0 from the start, one more with
+    every change of a bucketing setting after it (weights, coverage, namespace, targeting,
+    bucket versions). Exposures carry it, so analyses know each unit's split."""
     version: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     archived_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AllocationPeriod(Base):
+    """One allocation period of an experiment: from ``started_at`` until the next period's,
+    new units were assigned with ``weights`` (variant key -> configured weight) and
+    ``coverage``; ``changes`` names the settings whose change began it (empty for period 0)."""
+
+    __tablename__ = "allocation_periods"
+
+    experiment_key: Mapped[str] = mapped_column(Text, primary_key=True)
+    period: Mapped[int] = mapped_column(Integer, primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    weights: Mapped[dict[str, float]] = mapped_column(JSONB)
+    coverage: Mapped[float] = mapped_column(Float)
+    changes: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
 
 
 class ExperimentAuditEntry(Base):
@@ -194,6 +221,12 @@ class UnitFeature(Base):
     observed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     value: Mapped[float] = mapped_column(Float)
 
+    __table_args__ = (
+        Index(
+            "ix_unit_features_beyond_limit", "unit_id", postgresql_where=text("abs(value) > 1e12")
+        ),
+    )
+
 
 class ExperimentUnit(Base):
     """The first exposure of a unit in an experiment (earliest ``occurred_at``, then event
@@ -207,6 +240,8 @@ class ExperimentUnit(Base):
     variant: Mapped[str] = mapped_column(Text)
     first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     first_event_id: Mapped[uuid.UUID] = mapped_column()
+    allocation_period: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """The allocation period of the first exposure: the split the unit was assigned with."""
 
 
 class ExperimentRollup(Base):
@@ -232,6 +267,7 @@ unit_rollups = Table(
     Column("unit_id", Text, primary_key=True),
     Column("variant", Text, nullable=False),
     Column("first_at", DateTime(timezone=True), nullable=False),
+    Column("allocation_period", Integer, nullable=False, server_default="0"),
     *(Column(f"n{i}", Integer, nullable=True) for i in range(ROLLUP_SLOTS)),
     *(Column(f"s{i}", Float, nullable=True) for i in range(ROLLUP_SLOTS)),
 )

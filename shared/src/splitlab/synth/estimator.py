@@ -14,12 +14,14 @@ from splitlab.synth.inference import (
     PlaceboRun,
     in_time_placebo,
     inputs_for,
+    interval_level,
     placebo_band,
     placebo_interval,
     placebo_p_value,
     rmspe,
     rmspe_ratio,
     run_placebos,
+    usable_placebos,
 )
 from splitlab.synth.panel import CovariateSpec, build_panel
 from splitlab.synth.result import PeriodEffect, SyntheticControlResult
@@ -88,7 +90,7 @@ def synthetic_control(
     if baseline == 0:
         notes.append("rel_att is undefined: the post-period counterfactual averages zero")
 
-    p_value = ci_lower = ci_upper = math.nan
+    p_value = ci_lower = ci_upper = level = math.nan
     band = None
     runs: list[PlaceboRun] = []
     if placebo:
@@ -98,6 +100,8 @@ def synthetic_control(
         ci_lower, ci_upper, interval_note = placebo_interval(att, runs, n_pre, alpha)
         if interval_note:
             notes.append(interval_note)
+        if math.isfinite(ci_lower):
+            level = interval_level(usable_placebos(runs, n_pre), alpha)
         band = placebo_band(runs, pre_rmspe, alpha)
         if len(runs) + 1 < 1 / alpha:
             notes.append(
@@ -143,6 +147,7 @@ def synthetic_control(
         effects=effects,
         warnings=notes,
         alpha=float(alpha),
+        interval_level=level,
         treated=[panel.units[i] for i in panel.treated],
         intervention_time=panel.times[n_pre],
         selection=selection,

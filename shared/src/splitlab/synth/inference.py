@@ -120,6 +120,23 @@ def placebo_p_value(ratio: float, placebo_ratios: list[float]) -> float:
     return (1 + at_least) / (1 + len(placebo_ratios))
 
 
+def interval_level(n_placebos: int, alpha: float) -> float:
+    """The level the placebo interval really has with ``n_placebos`` usable placebos:
+    ``1 - alpha`` when there are enough, else the placebo range's ``1 - 2 / (n + 1)``
+    (NaN below 2 placebos: no interval)."""
+    if n_placebos < 2:
+        return math.nan
+    k_lo = math.floor(alpha / 2 * (n_placebos + 1))
+    k_hi = math.ceil((1 - alpha / 2) * (n_placebos + 1))
+    if k_lo < 1 or k_hi > n_placebos:
+        return 1 - 2 / (n_placebos + 1)
+    return 1 - alpha
+
+
+def usable_placebos(runs: list[PlaceboRun], n_pre: int) -> int:
+    return sum(1 for r in runs if math.isfinite(r.att(n_pre)))
+
+
 def placebo_interval(
     att: float, runs: list[PlaceboRun], n_pre: int, alpha: float
 ) -> tuple[float, float, str | None]:

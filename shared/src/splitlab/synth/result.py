@@ -46,6 +46,9 @@ class SyntheticControlResult:
     alpha: float
     treated: list[str]
     intervention_time: Any
+    interval_level: float = math.nan
+    """The level the ATT interval really has: ``1 - alpha``, or less when there are too few
+    placebos for it (then the interval is the placebo range); NaN without an interval."""
     selection: str | None = None
     """Why ``auto`` chose the method (None when the method was given)."""
     placebos: list[PlaceboRun] = field(default_factory=list)
@@ -53,6 +56,18 @@ class SyntheticControlResult:
     band_lower: list[float] | None = None
     """Per-period placebo band around the counterfactual (effect units), for plots."""
     band_upper: list[float] | None = None
+
+    @property
+    def interval_label(self) -> str:
+        """How tables name the interval: its real level ("83.3% interval"), not the nominal."""
+        if not math.isfinite(self.interval_level):
+            return "interval"
+        level = self.interval_level
+        return (
+            f"{level:.0%} interval"
+            if abs(level * 100 - round(level * 100)) < 1e-9
+            else (f"{level:.1%} interval")
+        )
 
     @property
     def n_pre(self) -> int:
@@ -66,6 +81,7 @@ class SyntheticControlResult:
             "att": _num(self.att),
             "att_ci_lower": _num(self.att_ci_lower),
             "att_ci_upper": _num(self.att_ci_upper),
+            "interval_level": _num(self.interval_level),
             "rel_att": _num(self.rel_att),
             "p_value": _num(self.p_value),
             "pre_rmspe": _num(self.pre_rmspe),

@@ -20,6 +20,7 @@ from splitlab.clients import create_db_engine, create_kafka_consumer, create_kaf
 from splitlab.messaging.topics import DEAD_LETTER, EVENT_TOPICS, EventType
 from splitlab.observability import configure_logging
 from splitlab.settings import Settings, load_settings
+from splitlab_analyzer.consumer import metrics
 from splitlab_analyzer.consumer.loop import IngestLoop
 from splitlab_analyzer.consumer.rows import topic_types
 from splitlab_analyzer.consumer.sink import PostgresSink
@@ -37,6 +38,7 @@ def run(
 ) -> None:
     """Consume until ``stop`` is set. ``topics`` overrides the event topics (tests)."""
     event_topics = dict(topics or EVENT_TOPICS)
+    metrics.initialise(event_topics.values())
     if serve_metrics and settings.analyzer_consumer_metrics_port:
         try:
             start_http_server(

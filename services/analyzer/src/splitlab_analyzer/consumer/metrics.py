@@ -5,6 +5,8 @@ Labels are bounded: ``topic`` is one of the event topics, ``partition`` a partit
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_INGESTED = Counter(
@@ -45,3 +47,12 @@ CONSUMER_PAUSED = Gauge(
     "splitlab_analyzer_consumer_paused",
     "1 while consumption is paused because Postgres refuses writes, else 0.",
 )
+
+
+def initialise(topics: Iterable[str]) -> None:
+    """Create every topic's labelled children at 0 at start-up. A child that first appears at
+    its first increment has no earlier sample, so ``increase()`` over it stays 0 and the
+    ``SplitLabDeadLetters`` alert would miss the first dead letters."""
+    for topic in topics:
+        for counter in (EVENTS_INGESTED, EVENTS_DUPLICATE, DEAD_LETTERS):
+            counter.labels(topic)

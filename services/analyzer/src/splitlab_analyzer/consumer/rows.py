@@ -35,6 +35,7 @@ TABLE_COLUMNS: dict[EventType, tuple[str, ...]] = {
         "bucket_version",
         "reason",
         "attributes",
+        "allocation_period",
     ),
     "prediction": (
         "event_id",
@@ -140,6 +141,7 @@ def exposure_row(e: ExposureEvent) -> Row:
         e.bucket_version,
         e.reason,
         json.dumps(e.attributes),
+        e.allocation_period,
     )
 
 

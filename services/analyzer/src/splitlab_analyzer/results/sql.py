@@ -9,8 +9,9 @@ Shape (see docs/analyzer.md)::
     c_agg   per unit: CUPAC predictions (pivoted by metric)
     pu      one row per unit: metric values and pre-period values from the slots, features
             (latest before the first exposure), CUPAC predictions
-    final   GROUP BY variant and missing pattern of the imputable covariates: n, means and
-            centred cross products (REGR_* sharing one state per column pair), null counts
+    final   GROUP BY variant, allocation period and missing pattern of the imputable
+            covariates: n, means and centred cross products (REGR_* sharing one state per
+            column pair), null counts
 
 Only a few rows per variant reach Python (:mod:`splitlab_analyzer.results.statistics` imputes
 missing covariates and merges the groups). Postgres' regression aggregates are numerically
@@ -25,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from splitlab.analysis import CUPAC_COLUMN
+from splitlab.schemas.values import MAX_ABS_VALUE
 from splitlab_analyzer.definitions import MetricDef
 from splitlab_analyzer.results.plan import Covariate, PlannedMetric
 from splitlab_analyzer.results.statistics import ExperimentStatistics, read_statistics
@@ -47,6 +49,11 @@ class ResultsQuery:
     """Every definition the metrics may refer to (ratio parts)."""
     cupac_metrics: frozenset[str] = frozenset()
     """Metrics with CUPAC predictions stored for this experiment."""
+    shadows: Sequence[str] = ()
+    """Shadow variants (weight 0): aggregated too, but read apart (:meth:`shadow_summary`)."""
+    rollup_plan: RollupPlan | None = None
+    """The slots to read (default: the metrics' own). A query over some of an experiment's
+    metrics (the guardrail pass) reads the experiment's whole plan, so its rollups match."""
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -56,7 +63,7 @@ class ResultsQuery:
         self.imputable: list[str] = []
         for metric in self.metrics:
             self.planned.append(self._plan(metric))
-        self.plan = RollupPlan.for_metrics(self.bases)
+        self.plan = self.rollup_plan or RollupPlan.for_metrics(self.bases)
         """The slots the metrics read (what ``unit_rollups`` must hold to be used)."""
         self._bind = Binder("named", self.params)
 
@@ -124,7 +131,7 @@ class ResultsQuery:
                 slots = unit_slots_sql(self.plan, self._bind, key)
             else:
                 slots = (
-                    "SELECT unit_id, variant, first_at FROM experiment_units "
+                    "SELECT unit_id, variant, first_at, allocation_period FROM experiment_units "
                     f"WHERE experiment_key = {key}"
                 )
             ctes.append(f"slots AS ({slots})")
@@ -148,7 +155,7 @@ class ResultsQuery:
                 f"WHERE experiment_key = {key} GROUP BY unit_id)"
             )
             joins = " LEFT JOIN c_agg ON c_agg.unit_id = u.unit_id"
-        columns = ["u.unit_id", "u.variant", "u.first_at"]
+        columns = ["u.unit_id", "u.variant", "u.first_at", "u.allocation_period"]
         for i, b in enumerate(self.bases):
             columns.append(f"{self._value(b, pre=False)} AS y{i}")
             if b.pre_period_days > 0:
@@ -161,6 +168,7 @@ class ResultsQuery:
             columns.append(
                 "(SELECT f.value FROM unit_features f WHERE f.unit_id = u.unit_id "
                 f"AND f.name = {feature} AND f.observed_at < u.first_at "
+                f"AND abs(f.value) <= {self._bind('vmax', MAX_ABS_VALUE)} "
                 f"ORDER BY f.observed_at DESC LIMIT 1) AS f{j}"
             )
         columns += [f"c_agg.c{i}" for i in cupac]
@@ -182,11 +190,13 @@ class ResultsQuery:
         return f"variant = ANY(CAST({self._bind('variants', list(self.variants))} AS text[]))"
 
     def aggregate_sql(self, rollups: bool = False) -> str:
-        """The whole query: a row per (variant, missing pattern of the imputable covariates)."""
+        """The whole query: a row per (variant, allocation period, missing pattern of the
+        imputable covariates)."""
         ctes = self._per_unit(rollups)
         pattern = [f"({col} IS NULL)" for col in self.imputable]
         out = [
             "variant",
+            "allocation_period",
             *(f"{p} AS {col}_missing" for p, col in zip(pattern, self.imputable, strict=True)),
             "count(*) AS units",
             "min(first_at) AS first_at",
@@ -207,10 +217,12 @@ class ResultsQuery:
                 out.append(f"regr_count({plan.y}, {plan.denominator}) AS m{k}_n")
                 out.append(f"false AS m{k}_binary")
             out += self._moments(k, cols, present)
-        group = ", ".join(["variant", *pattern])
+        group = ", ".join(["variant", "allocation_period", *pattern])
+        shown = [*self.variants, *self.shadows]
+        where = f"variant = ANY(CAST({self._bind('shown', shown)} AS text[]))"
         return (
             f"WITH {', '.join(ctes)}\nSELECT {', '.join(out)} FROM pu "
-            f"WHERE {self._analyzed()} GROUP BY {group}"
+            f"WHERE {where} GROUP BY {group}"
         )
 
     @staticmethod
@@ -247,7 +259,7 @@ class ResultsQuery:
         missing covariates imputed with their mean over the analyzed units."""
         ctes = self._per_unit(rollups)
         analyzed = self._analyzed()
-        filled = ["unit_id", "variant", "first_at"]
+        filled = ["unit_id", "variant", "first_at", "allocation_period"]
         for i, b in enumerate(self.bases):
             filled.append(f"y{i}")
             if b.pre_period_days > 0:
@@ -265,6 +277,61 @@ class ResultsQuery:
             'ORDER BY unit_id COLLATE "C"'
         )
 
+    def excluded_sql(self) -> str:
+        """How many stored values of the experiment's units the query leaves out for being
+        beyond :data:`~splitlab.schemas.values.MAX_ABS_VALUE` (columns ``outcomes``,
+        ``unit_features``): rows stored before the edges held the limit. Partial indexes of
+        such rows (migration 0008) make this a look-up, not a scan."""
+        key = self._bind("key", self.experiment_key)
+        beyond = f"abs(x.value) > {self._bind('vmax', MAX_ABS_VALUE)}"
+        # A scalar subquery, not a join: Postgres runs it per row of the (tiny) partial index
+        # instead of hashing every unit of the experiment (it cannot estimate the partial
+        # index's rows; measured 0.23 s for 200,000 units as a join, see docs/analyzer.md).
+        mine = (
+            f"(SELECT 1 FROM experiment_units u WHERE u.experiment_key = {key} "
+            "AND u.unit_id = x.unit_id) = 1"
+        )
+        counts = []
+        for table, column, names in (
+            ("outcomes", "outcome_type", self.plan.outcome_types),
+            ("unit_features", "name", self.features),
+        ):
+            if names:
+                wanted = f"x.{column} = ANY(CAST({self._bind('xn', list(names))} AS text[]))"
+                counts.append(
+                    f"(SELECT count(*) FROM {table} x WHERE {beyond} AND {wanted} AND {mine}) "
+                    f"AS {table}"
+                )
+            else:
+                counts.append(f"0 AS {table}")
+        return f"SELECT {', '.join(counts)}"
+
     # --- reading the answer ------------------------------------------------------------------
     def read(self, rows: Sequence[Mapping[str, Any]]) -> ExperimentStatistics:
+        """Statistics of the analyzed variants (shadow variants' rows are left out)."""
+        analyzed = set(self.variants)
+        rows = [r for r in rows if r["variant"] in analyzed]
         return read_statistics(rows, self.variants, self.planned, self.pre_bases, self.imputable)
+
+    def shadow_summary(self, rows: Sequence[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """Per shadow variant: its units and each metric's mean over them (None without
+        units; a ratio metric's is the ratio of the means)."""
+        out: dict[str, dict[str, Any]] = {}
+        for variant in self.shadows:
+            mine = [r for r in rows if r["variant"] == variant]
+            means: dict[str, float | None] = {}
+            for k, plan in enumerate(self.planned):
+                n = sum(int(r[f"m{k}_n"] or 0) for r in mine)
+                parts = [0] if plan.denominator is None else [0, 1]
+                totals = [
+                    sum(int(r[f"m{k}_n"] or 0) * float(r[f"m{k}_mean{a}"] or 0.0) for r in mine)
+                    for a in parts
+                ]
+                value: float | None = None
+                if n and plan.denominator is None:
+                    value = totals[0] / n
+                elif n and totals[1] != 0:
+                    value = totals[0] / totals[1]
+                means[plan.definition.name] = value
+            out[variant] = {"units": sum(int(r["units"]) for r in mine), "means": means}
+        return out

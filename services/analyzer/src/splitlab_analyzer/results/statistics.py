@@ -12,8 +12,8 @@ needs the imputed value: the covariate's mean over every analyzed unit that has 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,10 @@ class ExperimentStatistics:
     """Where the per-unit values came from: ``rollups`` (stored) or ``events``."""
     catch_up: Any = None
     """The rollup catch-up that preceded the query (``rollups.store.CatchUp``), if any."""
+    period_counts: dict[int, dict[str, int]] = field(default_factory=dict)
+    """Units per variant of each allocation period (of their first exposure)."""
+    excluded: dict[str, int] = field(default_factory=dict)
+    """Stored values left out for being beyond the value limit, per table."""
 
     @property
     def total_units(self) -> int:
@@ -85,6 +89,11 @@ def read_statistics(
     for r in rows:
         by_variant.setdefault(str(r["variant"]), []).append(r)
     counts = {v: sum(int(r["units"]) for r in by_variant[v]) for v in variants}
+    period_ids = sorted({_period(r) for r in rows})
+    period_counts = {
+        p: {v: sum(int(r["units"]) for r in by_variant[v] if _period(r) == p) for v in variants}
+        for p in period_ids
+    }
     pre_events = {i: sum(int(r[f"y{i}_pre_events"] or 0) for r in rows) for i in pre_bases}
     missing = {c: sum(int(r["units"]) for r in rows if r[f"{c}_missing"]) for c in imputable}
     means = imputed_means(rows, imputable)
@@ -102,18 +111,21 @@ def read_statistics(
                 keep.append(offset)
                 names.append(cov.name)
         moments = {}
+        periods: dict[Hashable, dict[str, Moments]] = {p: {} for p in period_ids}
         binary: list[bool] = []
         dropped = 0
         for v in variants:
             groups = by_variant[v]
-            parts = []
+            parts: dict[int, list[Moments]] = {p: [] for p in period_ids}
             for row in groups:
                 dropped += int(row["units"]) - int(row[f"m{k}_n"] or 0)
                 if row[f"m{k}_binary"] is not None:
                     binary.append(bool(row[f"m{k}_binary"]))
                 gone = {c for c in imputable if row[f"{c}_missing"]}
-                parts.append(group_moments(row, k, cols, gone, means))
-            moments[v] = merge_all(parts, len(cols)).select(keep)
+                parts[_period(row)].append(group_moments(row, k, cols, gone, means))
+            for p in period_ids:
+                periods[p][v] = merge_all(parts[p], len(cols)).select(keep)
+            moments[v] = merge_all([periods[p][v] for p in period_ids], len(keep))
         kind: MetricKind
         if plan.denominator is not None:
             kind = "ratio"
@@ -139,6 +151,7 @@ def read_statistics(
                 covariates,
                 dropped_rows=dropped,
                 imputed_covariates=imputed,
+                periods=periods,
             )
         )
     firsts = [r["first_at"] for r in rows if r["first_at"] is not None]
@@ -148,4 +161,10 @@ def read_statistics(
         counts=counts,
         first_exposure_at=min(firsts) if firsts else None,
         last_exposure_at=max(lasts) if lasts else None,
+        period_counts=period_counts,
     )
+
+
+def _period(row: Row) -> int:
+    """A row's allocation period (0 for rows without one: units from before periods)."""
+    return int(row.get("allocation_period") or 0)

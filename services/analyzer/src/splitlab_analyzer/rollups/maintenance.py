@@ -1,7 +1,8 @@
 """What ingestion does for first exposures and rollups, inside the batch's transaction (the
 consumer's sink runs these statements with its DBAPI cursor).
 
-- ``experiment_units``: the first exposure per (experiment, unit), upserted from the batch's
+- ``experiment_units``: the first exposure per (experiment, unit) (its variant, time and
+  allocation period), upserted from the batch's
   exposures with ``ON CONFLICT DO UPDATE ... WHERE`` the new one is earlier (by
   ``occurred_at``, then event id, as the results define it), so replays, duplicates and
   out-of-order exposures all leave the earliest one. Always maintained.
@@ -37,11 +38,12 @@ def first_exposures_sql(stage: str) -> str:
     """Upsert the earliest exposure per (experiment, unit) of the exposures in ``stage``."""
     return (
         "INSERT INTO experiment_units (experiment_key, unit_id, variant, first_at, "
-        "first_event_id) SELECT DISTINCT ON (experiment_key, unit_id) experiment_key, unit_id, "
-        f"variant, occurred_at, event_id FROM {stage} "
+        "first_event_id, allocation_period) SELECT DISTINCT ON (experiment_key, unit_id) "
+        f"experiment_key, unit_id, variant, occurred_at, event_id, allocation_period FROM {stage} "
         "ORDER BY experiment_key, unit_id, occurred_at, event_id "
         "ON CONFLICT (experiment_key, unit_id) DO UPDATE SET variant = excluded.variant, "
-        "first_at = excluded.first_at, first_event_id = excluded.first_event_id "
+        "first_at = excluded.first_at, first_event_id = excluded.first_event_id, "
+        "allocation_period = excluded.allocation_period "
         "WHERE (excluded.first_at, excluded.first_event_id) "
         "< (experiment_units.first_at, experiment_units.first_event_id)"
     )

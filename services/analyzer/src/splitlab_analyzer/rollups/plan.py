@@ -31,6 +31,11 @@ results are computed from the events)."""
 
 Kind = Literal["post", "pre"]
 
+ROLLUP_FORMAT = 2
+"""What stored slots mean beyond the slot set. 2: events with a value beyond
+``splitlab.schemas.values.MAX_ABS_VALUE`` are left out (1 counted them, so a single stored
+1e308 could overflow every later aggregate). Part of the digest: a change rebuilds rollups."""
+
 
 @dataclass(frozen=True, order=True)
 class Slot:
@@ -111,8 +116,10 @@ class RollupPlan:
 
     @property
     def digest(self) -> str:
-        """A stable identifier of the slot set (sha256 of its canonical JSON)."""
-        text = json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"))
+        """A stable identifier of the slot set and of :data:`ROLLUP_FORMAT` (sha256 of their
+        canonical JSON): rollups stored under another format are rebuilt."""
+        canonical = {"format": ROLLUP_FORMAT, "slots": self.to_json()}
+        text = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:32]
 
     @property

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitlab.schemas.values import MAX_ABS_VALUE
 from splitlab_analyzer.rollups.plan import RollupPlan, Slot
 
 
@@ -91,13 +92,16 @@ def events_sql(
 
 def events_condition(plan: RollupPlan, bind: Bind, key: str, e: str = "e", u: str = "u") -> str:
     """Join condition of a unit ``u`` of experiment ``key`` (bound) with its events ``e``: its
-    outcomes of the plan's types, its predictions in the experiment (never shadow ones)."""
+    outcomes of the plan's types, its predictions in the experiment (never shadow ones), and
+    only values within :data:`~splitlab.schemas.values.MAX_ABS_VALUE` (rows stored before the
+    edges held that limit are left out, so one 1e308 cannot overflow a sum)."""
     parts = [f"{e}.unit_id = {u}.unit_id", f"{e}.experiment_key = {key}"]
     if plan.uses_predictions:
         parts.append(f"NOT {e}.shadow")
     if plan.outcome_types:
         types = f"{e}.outcome_type = ANY(CAST({bind('ots', plan.outcome_types)} AS text[]))"
         parts.append(f"({e}.src = 1 OR {types})" if plan.uses_predictions else types)
+    parts.append(f"abs(coalesce({e}.value, {e}.latency_ms)) <= {bind('vmax', MAX_ABS_VALUE)}")
     return " AND ".join(parts)
 
 
@@ -111,11 +115,13 @@ def slot_aggregates(plan: RollupPlan, x: str = "x") -> list[str]:
 
 
 def flagged_rows(plan: RollupPlan, bind: Bind, units: str, events: str, key: str) -> str:
-    """Units ``u`` (a relation with ``experiment_key, unit_id, variant, first_at``) joined with
+    """Units ``u`` (a relation with ``experiment_key, unit_id, variant, first_at,
+    allocation_period``) joined with
     their events, one boolean ``k{i}`` per slot."""
     flags = ", ".join(f"{slot_condition(s, bind)} AS k{i}" for i, s in enumerate(plan.slots))
     return (
-        "SELECT u.unit_id, u.variant, u.first_at, e.value, e.latency_ms, e.err, "
+        "SELECT u.unit_id, u.variant, u.first_at, u.allocation_period, e.value, e.latency_ms, "
+        "e.err, "
         f"{flags} FROM {units} LEFT JOIN ({events}) e ON {events_condition(plan, bind, key)} "
         f"WHERE u.experiment_key = {key} OFFSET 0"
     )
@@ -124,12 +130,14 @@ def flagged_rows(plan: RollupPlan, bind: Bind, units: str, events: str, key: str
 def unit_slots_sql(
     plan: RollupPlan, bind: Bind, key: str, units: str = "experiment_units u"
 ) -> str:
-    """Per unit of the experiment: ``unit_id, variant, first_at, n0, s0, ...`` computed from the
-    events. ``units`` may restrict the units with a join (ingestion: the moved units)."""
+    """Per unit of the experiment: ``unit_id, variant, first_at, allocation_period, n0, s0,
+    ...`` computed from the events. ``units`` may restrict the units with a join (ingestion:
+    the moved units)."""
     rows = flagged_rows(plan, bind, units, events_sql(plan, key), key)
     return (
-        f"SELECT x.unit_id, x.variant, x.first_at, {', '.join(slot_aggregates(plan))} "
-        f"FROM ({rows}) x GROUP BY x.unit_id, x.variant, x.first_at"
+        f"SELECT x.unit_id, x.variant, x.first_at, x.allocation_period, "
+        f"{', '.join(slot_aggregates(plan))} "
+        f"FROM ({rows}) x GROUP BY x.unit_id, x.variant, x.first_at, x.allocation_period"
     )
 
 
@@ -140,10 +148,13 @@ def slot_columns(plan: RollupPlan) -> list[str]:
 def store_sql(plan: RollupPlan, bind: Bind, key: str, units: str = "experiment_units u") -> str:
     """Insert (or replace) the rollups of the units of ``units`` computed from the events."""
     columns = slot_columns(plan)
-    replace = ", ".join(f"{c} = excluded.{c}" for c in ["variant", "first_at", *columns])
+    replace = ", ".join(
+        f"{c} = excluded.{c}" for c in ["variant", "first_at", "allocation_period", *columns]
+    )
     return (
         f"INSERT INTO unit_rollups (experiment_key, unit_id, variant, first_at, "
-        f"{', '.join(columns)}) SELECT {key}, a.unit_id, a.variant, a.first_at, "
+        f"allocation_period, {', '.join(columns)}) "
+        f"SELECT {key}, a.unit_id, a.variant, a.first_at, a.allocation_period, "
         f"{', '.join(f'a.{c}' for c in columns)} FROM ({unit_slots_sql(plan, bind, key, units)}) a "
         f"ON CONFLICT (experiment_key, unit_id) DO UPDATE SET {replace}"
     )

@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 
 from prometheus_client import Counter, Histogram
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from splitlab_analyzer.rollups.maintenance import INGEST_LOCK
 from splitlab_analyzer.rollups.plan import RollupPlan
@@ -46,6 +47,12 @@ CATCH_UP_SECONDS = Histogram(
 CAUGHT_UP_UNITS = Counter(
     "splitlab_analyzer_rollup_caught_up_units_total",
     "Units whose rollups a catch-up recomputed.",
+)
+CATCH_UP_FAILURES = Counter(
+    "splitlab_analyzer_rollup_catch_up_failures",
+    "Catch-ups of one experiment's rollups that failed (the others went ahead; its rollups "
+    "are rebuilt at its next refresh).",
+    ["experiment"],
 )
 
 MAX_CATCH_UP_UNITS = 20_000
@@ -91,6 +98,8 @@ class CatchUp:
     units: int
     """Distinct units in the backlog that was caught up."""
     seconds: float
+    failed: tuple[str, ...] = ()
+    """Experiments whose catch-up failed (their rollups were marked unbuilt)."""
 
 
 class RollupStore:
@@ -169,6 +178,7 @@ class RollupStore:
     def catch_up(self) -> CatchUp:
         """Recompute the rollups of the units in the backlog (every built plan)."""
         started = time.perf_counter()
+        failed: list[str] = []
         with (
             self._maintenance() as c,
             c.execution_options(isolation_level="REPEATABLE READ").begin(),
@@ -187,15 +197,34 @@ class RollupStore:
                     "ORDER BY unit_id) b ON b.unit_id = u.unit_id"
                 )
                 for key, slots in plans:
-                    plan = RollupPlan.from_json(slots)
-                    bind = Binder("named")
-                    sql = store_sql(plan, bind, bind("key", str(key)), units=units)
-                    c.execute(text(sql), bind.params)
+                    try:
+                        with c.begin_nested():  # a savepoint: one plan's failure is its own
+                            plan = RollupPlan.from_json(slots)
+                            bind = Binder("named")
+                            sql = store_sql(plan, bind, bind("key", str(key)), units=units)
+                            c.execute(text(sql), bind.params)
+                    except (DBAPIError, KeyError, TypeError, ValueError):
+                        # Its rollups now miss the backlog's units: mark them unbuilt, so
+                        # reads compute from the events and the next refresh rebuilds them.
+                        c.execute(
+                            text(
+                                "UPDATE experiment_rollups SET built_at = NULL "
+                                "WHERE experiment_key = :k"
+                            ),
+                            {"k": key},
+                        )
+                        failed.append(str(key))
+                        CATCH_UP_FAILURES.labels(str(key)).inc()
+                        logger.exception(
+                            "rollup catch-up failed for one experiment; its rollups will be "
+                            "rebuilt, the others are caught up",
+                            extra={"experiment": key},
+                        )
                 c.execute(text("DELETE FROM rollup_backlog"))
         seconds = time.perf_counter() - started
         CATCH_UP_SECONDS.observe(seconds)
         CAUGHT_UP_UNITS.inc(pending)
-        return CatchUp(pending, seconds)
+        return CatchUp(pending, seconds, tuple(failed))
 
     def drop(self, key: str) -> None:
         with self._maintenance() as c, c.begin():
