@@ -215,3 +215,38 @@ def test_training_rows_equal_the_analyzers_per_unit_values(
     np.testing.assert_allclose(raw[:, 0], want_pre, rtol=1e-12, equal_nan=True)
     want_f = np.array([np.nan if r["f0_missing"] else r["f0"] for r in expected], dtype=float)
     np.testing.assert_allclose(raw[:, 1], want_f, rtol=1e-12, equal_nan=True)
+
+
+def test_the_pre_experiment_model_predicts_later_units_without_refitting(
+    resources: TrainerResources, engine: Engine
+) -> None:
+    # Rich history, few experiment units: the pre-experiment model is the better one.
+    scenario = stored(engine, new_scenario(), units=300, history=3000)
+    first = resources.planner.request(scenario.key, scenario.metric)
+    with threadpool_limits(1):
+        resources.trainings.run_many(first)
+    pre = in_use(engine, scenario.key, scenario.metric)
+    assert pre is not None
+    assert pre["kind"] == "pre_experiment"
+    fitted_at = pre["trained_at"]
+
+    later = new_scenario()
+    later.key, later.outcome_type, later.feature = (
+        scenario.key, scenario.outcome_type, scenario.feature,
+    )  # fmt: skip
+    late_units = later.add_units(100, seed=4, start=T0 + timedelta(days=3))
+    store_directly(engine, later)
+    # Only the in-experiment model is due; the stored pre-experiment model is applied as is.
+    ids = resources.catalogue.enqueue(
+        "default", scenario.key, scenario.metric, ["in_experiment"], {"in_experiment": 4.0}
+    )
+    with threadpool_limits(1):
+        resources.trainings.run_many(ids)
+    current = in_use(engine, scenario.key, scenario.metric)
+    assert current is not None
+    assert current["id"] == pre["id"]
+    assert current["trained_at"] == fitted_at  # not refitted
+    assert current["predicted_units"] == 400
+    stored_predictions = predictions(engine, scenario.key, scenario.metric)
+    assert set(late_units) <= set(stored_predictions)
+    assert {m for _, m in stored_predictions.values()} == {pre["id"]}
