@@ -125,13 +125,25 @@ def rows_sql(
         f"LEFT JOIN ({events}) e ON {join} GROUP BY u.unit_id, u.anchor"
     )
     columns = ["a.unit_id", *(f"a.{c}" for c in _metric_columns(len(metrics)))]
-    columns += [
-        "(SELECT f.value FROM unit_features f WHERE f.unit_id = a.unit_id "
-        f"AND f.name = {bind(name)} AND f.observed_at < a.anchor "
-        f"ORDER BY f.observed_at DESC LIMIT 1) AS f{j}"
-        for j, name in enumerate(features)
-    ]
-    return f'SELECT {", ".join(columns)} FROM ({per_unit}) a ORDER BY a.unit_id COLLATE "C"'
+    if not features:
+        return f'SELECT {", ".join(columns)} FROM ({per_unit}) a ORDER BY a.unit_id COLLATE "C"'
+    # Every feature of a unit from ONE range scan of the (unit_id, name, observed_at) key: the
+    # latest value per name before the anchor, pivoted (one probe per feature was 20 index
+    # descents per unit with 20 features).
+    names = bind(list(features))
+    pivots = [f"max(l.value) FILTER (WHERE l.name = {bind(n)}) AS f{j}"
+              for j, n in enumerate(features)]  # fmt: skip
+    columns += [f"x.f{j}" for j in range(len(features))]
+    latest = (
+        "SELECT DISTINCT ON (f.name) f.name, f.value FROM unit_features f "
+        f"WHERE f.unit_id = a.unit_id AND f.name = ANY(CAST({names} AS text[])) "
+        "AND f.observed_at < a.anchor ORDER BY f.name, f.observed_at DESC"
+    )
+    return (
+        f"SELECT {', '.join(columns)} FROM ({per_unit}) a "
+        f"LEFT JOIN LATERAL (SELECT {', '.join(pivots)} FROM ({latest}) l) x ON true "
+        'ORDER BY a.unit_id COLLATE "C"'
+    )
 
 
 def _metric_columns(count: int) -> list[str]:
