@@ -250,3 +250,30 @@ def test_the_pre_experiment_model_predicts_later_units_without_refitting(
     stored_predictions = predictions(engine, scenario.key, scenario.metric)
     assert set(late_units) <= set(stored_predictions)
     assert {m for _, m in stored_predictions.values()} == {pre["id"]}
+
+
+def test_a_task_that_raises_fails_its_trainings_with_the_reason(
+    trainer_settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from splitlab_trainer.celery_app import create_celery
+    from splitlab_trainer.training import Trainer
+
+    scenario = stored(engine, new_scenario(), units=250, history=0)
+    app = create_celery(trainer_settings)
+    app.loader.import_default_modules()  # the worker's imports: the tasks register
+    ids = build_resources(trainer_settings, engine).planner.request(scenario.key, None)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(Trainer, "_experiment_rows", broken)
+    outcome = app.tasks["splitlab.trainer.train_cupac"].apply(
+        kwargs={"experiment_key": scenario.key, "model_ids": ids}
+    )
+    assert isinstance(outcome.result, RuntimeError)
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text("SELECT status, error FROM trained_models WHERE id = ANY(:ids)"), {"ids": ids}
+        ).all()
+    assert {r.status for r in rows} == {"failed"}
+    assert {r.error for r in rows} == {"error: RuntimeError: the database went away"}

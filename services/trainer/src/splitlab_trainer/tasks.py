@@ -8,7 +8,8 @@ Trainer` and :class:`~splitlab_trainer.planner.Planner` calls).
 - ``splitlab.trainer.schedule()``: beat's look for due trainings.
 - ``splitlab.trainer.probe(token)``: a round trip through the task pipeline for ``/readyz``.
 
-A training past the soft time limit fails with the reason in the catalogue and is not retried;
+A training past the soft time limit, or one that raises, fails with the reason in the catalogue
+and is not retried;
 a worker killed mid-training leaves its rows running and the task is delivered again
 (``task_reject_on_worker_lost``), which runs them again.
 """
@@ -51,6 +52,11 @@ def train_cupac(
             f"time limit: the training ran past SPLITLAB_TRAINER_SOFT_TIME_LIMIT_SECONDS "
             f"({limit:g} s) and was stopped; raise the limit or lower the time budget",
         )
+        raise
+    except Exception as exc:
+        # Anything else (a lost database connection, a bug): failed with the reason, so the
+        # catalogue never shows a running training that no worker runs.
+        res.catalogue.fail(model_ids, f"error: {type(exc).__name__}: {exc}"[:2000])
         raise
 
 
