@@ -52,6 +52,29 @@ def create_db_engine(settings: Settings, **overrides: Any) -> Engine:
     return create_engine(settings.database_url, **options)
 
 
+def create_celery_client(settings: Settings) -> Any:
+    """A Celery app that only *sends* tasks by name (``splitlab.training``) to the trainer's
+    broker; the services that call it depend on ``celery[redis]``. Nothing connects until the
+    first send."""
+    from celery import Celery
+
+    client = Celery(
+        "splitlab-client",
+        broker=settings.celery_broker_url,
+        backend=settings.celery_result_backend,
+    )
+    client.conf.update(
+        task_default_queue=settings.trainer_queue,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        accept_content=["json"],
+        broker_transport_options={
+            "visibility_timeout": int(settings.trainer_visibility_timeout_seconds)
+        },
+    )
+    return client
+
+
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 

@@ -166,6 +166,28 @@ class Settings(BaseSettings):
     since (``rollup_backlog``): a results read then finds a short backlog and stays on the
     rollups. 0 turns it off (a read and the periodic refresh still catch up first)."""
 
+    # --- trainer ------------------------------------------------------------------------
+    trainer_queue: str = Field(default="splitlab.trainer", min_length=1)
+    """Celery queue of the trainer's tasks (the worker consumes it; the analyzer and the
+    trainer API send to it)."""
+    trainer_schedule_seconds: float = Field(default=60.0, gt=0)
+    """How often beat looks for experiments whose CUPAC models are due."""
+    trainer_every_seconds: float = Field(default=900.0, gt=0)
+    """Default retraining frequency of both model kinds while an experiment gains units (an
+    entity's own frequency wins)."""
+    trainer_history_days: float = Field(default=7.0, gt=0)
+    """Default window of the metric a pre-experiment model predicts, for metrics without an
+    attribution window (an entity's own value wins)."""
+    trainer_time_budget_seconds: float = Field(default=300.0, gt=0)
+    """CUPAC's time budget: boosting is abandoned when its projected time would exceed it."""
+    trainer_soft_time_limit_seconds: float = Field(default=1800.0, gt=0)
+    """A training past this fails with the reason in the catalogue."""
+    trainer_time_limit_seconds: float = Field(default=2100.0, gt=0)
+    """Hard limit: the worker's child is killed (after the soft limit could not stop it)."""
+    trainer_visibility_timeout_seconds: float = Field(default=7200.0, gt=0)
+    """Redis redelivers a task whose worker vanished without acknowledging it after this long;
+    keep it above the hard time limit."""
+
     # --- Postgres -----------------------------------------------------------------------
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)

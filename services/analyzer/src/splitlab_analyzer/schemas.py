@@ -2,13 +2,12 @@
 
 Metric definitions: ``MetricCreate`` (POST /metrics), ``MetricRead``, ``MetricList``. Unit
 features: ``FeatureLoad`` (POST /unit-features) and ``FeatureLoadResult``. CUPAC:
-``CupacFillResult``. Results are ``splitlab.analyze``'s JSON shape (documented in
+``TrainingQueued``. Results are ``splitlab.analyze``'s JSON shape (documented in
 ``splitlab.analysis_results`` and docs/analyzer.md), returned as plain JSON.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -146,10 +145,11 @@ class FeatureLoadResult(BaseModel):
     loaded: int
 
 
-class CupacFillResult(BaseModel):
+class TrainingQueued(BaseModel):
+    """``POST /experiments/{key}/cupac``: the trainer's task that will train the models."""
+
     experiment_key: str
-    metrics: dict[str, dict[str, Any]]
-    computed_at: datetime
+    task_id: str
 
 
 class ActionList(BaseModel):

@@ -7,15 +7,14 @@ at most, never a change of an experiment."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from splitlab_analyzer.deps import Actions, AdminOnly, AutomationDep, Cupac, Reader
-from splitlab_analyzer.schemas import ActionList, CupacFillResult
+from splitlab_analyzer.deps import Actions, AdminOnly, AutomationDep, Reader, Trainings
+from splitlab_analyzer.schemas import ActionList, TrainingQueued
 
 router = APIRouter(prefix="/experiments/{key}", tags=["results"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -43,17 +42,21 @@ async def refresh(key: str, automation: AutomationDep) -> JSONResponse:
     return JSONResponse(await run_in_threadpool(lambda: automation.refresh(key, act=False)))
 
 
-@router.post("/cupac", responses=ERRORS, dependencies=[AdminOnly])
-async def fill_cupac(
+@router.post(
+    "/cupac",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"description": "No such experiment."}},
+    dependencies=[AdminOnly],
+)
+async def request_cupac(
     key: str,
-    cupac: Cupac,
-    automation: AutomationDep,
-    folds: Annotated[int, Query(ge=2, le=20)] = 5,
-) -> CupacFillResult:
-    """Cross-fit CUPAC predictions for the experiment's metrics and store them."""
-    filled = await run_in_threadpool(cupac.fill, key, folds)
-    automation.cache.invalidate(key)
-    return CupacFillResult(experiment_key=key, metrics=filled, computed_at=datetime.now(UTC))
+    trainings: Trainings,
+    metric: Annotated[str | None, Query(description="One metric; omitted: all.")] = None,
+) -> TrainingQueued:
+    """Enqueue a CUPAC training on the trainer (its progress: the trainer's ``GET /models``);
+    results use the new version once it is done."""
+    task_id = await run_in_threadpool(trainings.enqueue, key, metric)
+    return TrainingQueued(experiment_key=key, task_id=task_id)
 
 
 @router.get("/analyzer-actions", dependencies=[Reader])
