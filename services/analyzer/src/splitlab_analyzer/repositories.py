@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from splitlab.storage.models import (
     AllocationPeriod,
     AnalyzerAction,
-    CupacPrediction,
     Experiment,
     MetricDefinition,
 )
@@ -373,6 +372,10 @@ class ActionRepository:
             ]
 
 
+STALE_FACTOR = 2.0
+"""A model version older than this many schedule periods is flagged stale."""
+
+
 class CupacRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -385,29 +388,35 @@ class CupacRepository:
             )
             return frozenset(r[0] for r in rows)
 
-    def replace(
-        self, key: str, metric: str, units: Sequence[str], predictions: Sequence[float], model: str
-    ) -> int:
-        now = utc_now()
-        with self.engine.begin() as c:
-            c.execute(
-                text("DELETE FROM cupac_predictions WHERE experiment_key = :k AND metric = :m"),
-                {"k": key, "m": metric},
-            )
-            rows = [
-                {
-                    "experiment_key": key,
-                    "metric": metric,
-                    "unit_id": u,
-                    "prediction": float(p),
-                    "model": model,
-                    "computed_at": now,
+    def models_in_use(self, key: str) -> dict[str, dict[str, Any]]:
+        """Per metric: the trainer's model version whose predictions ``cupac_predictions``
+        holds (id, kind, family, R^2, when trained, its age and schedule; ``stale`` when it is
+        older than twice its schedule while the experiment runs, one missed run allowed)."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                text(
+                    "SELECT m.metric, m.id, m.kind, m.family, m.r2, m.trained_at, "
+                    "m.schedule_seconds, extract(epoch FROM now() - m.trained_at) AS age, "
+                    "e.status = 'running' AS running FROM trained_models m "
+                    "LEFT JOIN experiments e ON e.key = m.experiment_key "
+                    "WHERE m.experiment_key = :k AND m.in_use ORDER BY m.metric"
+                ),
+                {"k": key},
+            ).mappings()
+            return {
+                r["metric"]: {
+                    "model_id": r["id"],
+                    "kind": r["kind"],
+                    "family": r["family"],
+                    "r2": r["r2"],
+                    "trained_at": r["trained_at"].isoformat(),
+                    "age_seconds": round(float(r["age"]), 3),
+                    "schedule_seconds": r["schedule_seconds"],
+                    "stale": bool(r["running"])
+                    and float(r["age"]) > STALE_FACTOR * r["schedule_seconds"],
                 }
-                for u, p in zip(units, predictions, strict=True)
-            ]
-            for start in range(0, len(rows), 10_000):
-                c.execute(insert(CupacPrediction), rows[start : start + 10_000])
-        return len(units)
+                for r in rows
+            }
 
 
 def fallback_counts(connection: Connection, key: str) -> dict[str, tuple[int, int]]:

@@ -3,7 +3,7 @@
 Metric definitions: ``MetricCreate`` (POST /metrics), ``MetricUpdate`` (PATCH
 /metric-definitions/{name}), ``MetricDeprecate``, ``MetricRead``, ``MetricList``. Unit
 features: ``FeatureLoad`` (POST /unit-features) and ``FeatureLoadResult``. CUPAC:
-``CupacFillResult``. Results are ``splitlab.analyze``'s JSON shape (documented in
+``TrainingQueued``. Results are ``splitlab.analyze``'s JSON shape (documented in
 ``splitlab.analysis_results`` and docs/analyzer.md), returned as plain JSON.
 """
 
@@ -221,10 +221,11 @@ class FeatureLoadResult(BaseModel):
     loaded: int
 
 
-class CupacFillResult(BaseModel):
+class TrainingQueued(BaseModel):
+    """``POST /experiments/{key}/cupac``: the trainer's task that will train the models."""
+
     experiment_key: str
-    metrics: dict[str, dict[str, Any]]
-    computed_at: datetime
+    task_id: str
 
 
 class ActionList(BaseModel):

@@ -1,9 +1,9 @@
 """The analyzer's commands: ``splitlab metrics create|list|show|update|deprecate``,
 ``splitlab features load``, ``splitlab results KEY`` and ``splitlab analyzer-actions KEY``.
 
-They talk to the analyzer over HTTP (``SPLITLAB_ANALYZER_URL``; the key of
-``SPLITLAB_ADMIN_API_KEY`` goes with every call when set, and admin calls need it), like
-every other client: the analyzer owns its tables.
+They talk to the analyzer over HTTP (``SPLITLAB_ANALYZER_URL``; admin calls send
+``SPLITLAB_ADMIN_API_KEY``, reads the read key, else the admin key), like every other client:
+the analyzer owns its tables.
 """
 
 from __future__ import annotations
@@ -61,8 +61,9 @@ def call(
     headers = {}
     if admin and settings.admin_api_key is None:
         raise AnalyzerError("no admin key: set SPLITLAB_ADMIN_API_KEY (in .env or the environment)")
-    if settings.admin_api_key is not None:
-        headers["Authorization"] = f"Bearer {settings.admin_api_key.get_secret_value()}"
+    key = settings.admin_api_key if admin else settings.read_api_key or settings.admin_api_key
+    if key is not None:  # reads may need a key too (the read key, else the admin key)
+        headers["Authorization"] = f"Bearer {key.get_secret_value()}"
     url = settings.analyzer_url.rstrip("/") + path
     try:
         response = httpx.request(

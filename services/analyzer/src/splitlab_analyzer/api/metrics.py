@@ -1,6 +1,6 @@
-"""Metric definitions: ``POST /metrics`` (admin) creates; ``GET /metric-definitions`` lists;
-``PATCH /metric-definitions/{name}`` and ``POST /metric-definitions/{name}/deprecate`` (admin)
-change one.
+"""Metric definitions: ``POST /metrics`` (admin) creates; ``GET /metric-definitions`` (read)
+lists; ``PATCH /metric-definitions/{name}`` and ``POST /metric-definitions/{name}/deprecate``
+(admin) change one.
 
 ``GET /metrics`` stays Prometheus' scrape endpoint, hence the separate path of the resource.
 """
@@ -13,7 +13,7 @@ from fastapi import APIRouter, status
 
 from splitlab.web.errors import NotFoundError
 from splitlab_analyzer import metric_service
-from splitlab_analyzer.deps import AdminOnly, Metrics
+from splitlab_analyzer.deps import AdminOnly, Metrics, Reader
 from splitlab_analyzer.schemas import (
     MetricCreate,
     MetricDeprecate,
@@ -44,12 +44,16 @@ def create_metric(body: MetricCreate, metrics: Metrics) -> MetricRead:
     return MetricRead.of(metric_service.create(metrics, body.to_def()))
 
 
-@router.get("/metric-definitions")
+@router.get("/metric-definitions", dependencies=[Reader])
 def list_metrics(metrics: Metrics) -> MetricList:
     return MetricList(metrics=[MetricRead.of(m) for m in metrics.all()])
 
 
-@router.get("/metric-definitions/{name}", responses={404: {"description": "No such metric."}})
+@router.get(
+    "/metric-definitions/{name}",
+    responses={404: {"description": "No such metric."}},
+    dependencies=[Reader],
+)
 def get_metric(name: str, metrics: Metrics) -> MetricRead:
     found = metrics.get(name)
     if found is None:
