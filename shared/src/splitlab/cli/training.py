@@ -107,7 +107,10 @@ def _wait(ids: list[int]) -> list[dict[str, Any]]:
 
 
 def register(app: typer.Typer) -> None:
-    training = typer.Typer(help="CUPAC models: the trainer's catalogue.", no_args_is_help=True)
+    training = typer.Typer(
+        help="CUPAC models: the trainer's catalogue. Example: splitlab training list",
+        no_args_is_help=True,
+    )
     app.add_typer(training, name="training")
 
     @training.command("list")
@@ -118,7 +121,10 @@ def register(app: typer.Typer) -> None:
         limit: Annotated[int, typer.Option(help="Newest this many.")] = 50,
         output_format: FormatOption = OutputFormat.table,
     ) -> None:
-        """Trained models, newest first."""
+        """Trained models, newest first.
+
+        Example: splitlab training list --experiment ranker-v3 --status done
+        """
         import urllib.parse
 
         query = {"experiment_key": experiment, "metric": metric, "status": status, "limit": limit}
@@ -130,7 +136,10 @@ def register(app: typer.Typer) -> None:
 
     @training.command("show")
     def show(model_id: int, output_format: FormatOption = OutputFormat.json) -> None:
-        """One model with every field (JSON by default)."""
+        """One model with every field (JSON by default).
+
+        Example: splitlab training show 12
+        """
         try:
             _show([trainer_request("GET", f"/models/{model_id}")], output_format)
         except CommandError as exc:
@@ -143,7 +152,10 @@ def register(app: typer.Typer) -> None:
         wait: Annotated[bool, typer.Option(help="Show progress until it finishes.")] = True,
         output_format: FormatOption = OutputFormat.table,
     ) -> None:
-        """Queue a training of EXPERIMENT's CUPAC models and follow it."""
+        """Queue a training of EXPERIMENT's CUPAC models and follow it.
+
+        Example: splitlab training run ranker-v3 --metric revenue
+        """
         try:
             queued = trainer_request(
                 "POST", "/train", {"experiment_key": experiment, "metric": metric}
