@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 import httpx
 from fastapi import FastAPI
 
+from splitlab.clients import create_celery_client
 from splitlab.health import DependencyCheck
 from splitlab.settings import Settings, load_settings
 from splitlab.web.app import create_service_app
@@ -26,7 +27,6 @@ from splitlab_analyzer import gauges
 from splitlab_analyzer.api import features, metrics, results
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.automation import Automation
-from splitlab_analyzer.cupac_fill import CupacFiller
 from splitlab_analyzer.repositories import (
     ActionRepository,
     CupacRepository,
@@ -38,6 +38,7 @@ from splitlab_analyzer.results.cache import ResultsCache
 from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.rollups.store import RollupStore
 from splitlab_analyzer.synthetic_control import router as synthetic_control_router
+from splitlab_analyzer.training_requests import TrainingRequests
 
 logger = logging.getLogger(__name__)
 
@@ -70,10 +71,10 @@ def create_app(
                 cupac,
                 fallback_share_threshold=settings.analyzer_fallback_share_threshold,
             )
-            admin_key = settings.admin_api_key
+            own_key = settings.analyzer_api_key or settings.admin_api_key
             assignment = AssignmentClient(
                 settings.assignment_url,
-                admin_key.get_secret_value() if admin_key else None,
+                own_key.get_secret_value() if own_key else None,
                 client=assignment_http,
             )
             app.state.automation = Automation(
@@ -82,7 +83,9 @@ def create_app(
                 app.state.action_repository,
                 assignment,
             )
-            app.state.cupac_filler = CupacFiller(service, cupac)
+            app.state.training_requests = TrainingRequests(
+                service, create_celery_client(settings), settings
+            )
             automation = app.state.automation
             jobs = {
                 "periodic refresh": (
