@@ -118,6 +118,10 @@ class Settings(BaseSettings):
     """Seconds between guardrail passes (guardrail metrics and SRM only) of running
     experiments: the worst-case time from a violation to the pause (docs/analyzer.md). 0 = off
     (the full refresh still checks guardrails)."""
+    analyzer_history_interval_seconds: float = Field(default=3600.0, ge=0)
+    """Seconds between results snapshots (the history behind ``GET
+    /experiments/{key}/results/history`` and the console's effect-over-time chart) of running
+    and paused experiments; a stopped experiment gets a final one. 0 turns snapshots off."""
     analyzer_fallback_share_threshold: float = Field(default=0.5, ge=0, le=1)
     """A treatment whose share of predictions answered by control's model (fallback) is above
     this is flagged (``flags.treatment_fallback``, gauge, alert)."""

@@ -10,7 +10,7 @@ import pytest
 from rich.console import Console
 
 import splitlab
-from splitlab.cli.metrics import feature_rows, results_html, results_tables
+from splitlab.cli.metrics import feature_rows, history_table, results_html, results_tables
 
 
 def test_feature_rows_melt_a_wide_file_and_skip_missing(tmp_path: Path) -> None:
@@ -46,3 +46,25 @@ def test_results_render_as_tables_and_html() -> None:
     page = results_html("exp-1", body)
     assert page.startswith("<!DOCTYPE html>")
     assert "SplitLab results: exp-1" in page
+
+
+def test_results_history_renders_a_row_per_snapshot_metric_and_treatment() -> None:
+    row = {"metric": "revenue", "variant": "t1", "method": "cuped", "variance_reduction": 0.25,
+           "n_control": 200, "n_treatment": 190, "mean_control": 10.0, "mean_treatment": 10.5,
+           "effect": 0.5, "ci_lower": 0.1, "ci_upper": 0.9, "p_value": 0.01,
+           "cs_lower": -0.2, "cs_upper": 1.2, "always_valid_p_value": 0.2}  # fmt: skip
+    snaps = [
+        {"taken_at": f"2026-12-05T0{h}:00:00+00:00", "reason": reason, "metrics": [row]}
+        for h, reason in ((8, "refresh"), (9, "stop"))
+    ]
+    console = Console(record=True, width=200)
+    console.print(history_table({"experiment_key": "exp-1", "snapshots": snaps}))
+    text = console.export_text()
+    assert "results history: exp-1" in text
+    assert "2026-12-05 08:00:00" in text
+    assert "2026-12-05 09:00:00" in text
+    assert "25.00%" in text
+    assert "[-0.2, 1.2]" in text
+    console = Console(record=True, width=200)
+    console.print(history_table({"experiment_key": "exp-1", "snapshots": []}))
+    assert "no snapshots yet" in console.export_text()

@@ -35,6 +35,7 @@ from splitlab_analyzer.repositories import (
     MetricRepository,
 )
 from splitlab_analyzer.results.cache import ResultsCache
+from splitlab_analyzer.results.history import HistoryRepository
 from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.rollups.store import RollupStore
 from splitlab_analyzer.synthetic_control import router as synthetic_control_router
@@ -70,6 +71,7 @@ def create_app(
                 cupac,
                 fallback_share_threshold=settings.analyzer_fallback_share_threshold,
             )
+            app.state.history = HistoryRepository(core.sessions)
             admin_key = settings.admin_api_key
             assignment = AssignmentClient(
                 settings.assignment_url,
@@ -81,6 +83,7 @@ def create_app(
                 ResultsCache(core.redis, settings.analyzer_results_ttl_seconds),
                 app.state.action_repository,
                 assignment,
+                app.state.history,
             )
             app.state.cupac_filler = CupacFiller(service, cupac)
             automation = app.state.automation
@@ -88,6 +91,10 @@ def create_app(
                 "periodic refresh": (
                     settings.analyzer_refresh_interval_seconds,
                     lambda: _refresh(automation),
+                ),
+                "results snapshot": (
+                    settings.analyzer_history_interval_seconds,
+                    automation.snapshot_pass,
                 ),
                 "guardrail pass": (
                     settings.analyzer_guardrail_interval_seconds,

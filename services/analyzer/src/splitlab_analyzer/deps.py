@@ -11,6 +11,7 @@ from splitlab.web.auth import require_admin
 from splitlab_analyzer.automation import Automation
 from splitlab_analyzer.cupac_fill import CupacFiller
 from splitlab_analyzer.repositories import ActionRepository, FeatureRepository, MetricRepository
+from splitlab_analyzer.results.history import HistoryRepository
 
 T = TypeVar("T")
 
@@ -33,4 +34,5 @@ Features = Annotated[
 Actions = Annotated[ActionRepository, Depends(from_state("action_repository", ActionRepository))]
 AutomationDep = Annotated[Automation, Depends(from_state("automation", Automation))]
 Cupac = Annotated[CupacFiller, Depends(from_state("cupac_filler", CupacFiller))]
+History = Annotated[HistoryRepository, Depends(from_state("history", HistoryRepository))]
 AdminOnly = Depends(require_admin)

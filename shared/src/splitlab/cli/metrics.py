@@ -170,6 +170,32 @@ def results_tables(body: dict[str, Any]) -> list[Table]:
     return tables
 
 
+def history_table(history: dict[str, Any]) -> Table:
+    """One row per snapshot, metric and treatment (``GET .../results/history``)."""
+    table = Table(title=f"results history: {history['experiment_key']}", title_justify="left")
+    for column in ("taken at", "reason", "metric", "variant", "method", "VR", "n",
+                   "effect", "CI", "p", "always-valid CS"):  # fmt: skip
+        table.add_column(column)
+    for snap in history["snapshots"]:
+        for m in snap["metrics"]:
+            table.add_row(
+                snap["taken_at"][:19].replace("T", " "),
+                snap["reason"],
+                m["metric"],
+                m["variant"],
+                m["method"],
+                _fmt(m["variance_reduction"], pct=True),
+                f"{m['n_treatment']} vs {m['n_control']}",
+                _fmt(m["effect"]),
+                f"[{_fmt(m['ci_lower'])}, {_fmt(m['ci_upper'])}]",
+                _fmt(m["p_value"]),
+                f"[{_fmt(m['cs_lower'])}, {_fmt(m['cs_upper'])}]",
+            )
+    if not history["snapshots"]:
+        table.caption = "no snapshots yet (one per SPLITLAB_ANALYZER_HISTORY_INTERVAL_SECONDS)"
+    return table
+
+
 def results_html(key: str, body: dict[str, Any]) -> str:
     """A self-contained HTML page of the result tables."""
     console = Console(record=True, width=140)
@@ -292,10 +318,23 @@ def register(app: typer.Typer) -> None:
         ),
         sequential: Annotated[bool, typer.Option(help="Always-valid intervals.")] = False,
         refresh: Annotated[bool, typer.Option(help="Recompute now instead of the cache.")] = False,
+        history: Annotated[
+            bool, typer.Option("--history", help="The stored snapshots over time instead.")
+        ] = False,
         output_format: Annotated[ResultsFormat, typer.Option("--format")] = ResultsFormat.table,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     ) -> None:
         """An experiment's results from the analyzer (table, JSON or an HTML report)."""
+        if history:
+            try:
+                past = call("GET", f"/experiments/{key}/results/history")
+            except AnalyzerError as exc:
+                _fail(str(exc))
+            if output_format == ResultsFormat.json:
+                typer.echo(json.dumps(past, indent=2))
+            else:
+                Console(width=160).print(history_table(past))
+            return
         try:
             if refresh:
                 call("POST", f"/experiments/{key}/refresh")

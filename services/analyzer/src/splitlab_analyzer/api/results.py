@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -9,8 +10,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from splitlab_analyzer.deps import Actions, AdminOnly, AutomationDep, Cupac
-from splitlab_analyzer.schemas import ActionList, CupacFillResult
+from splitlab_analyzer.deps import Actions, AdminOnly, AutomationDep, Cupac, History
+from splitlab_analyzer.schemas import ActionList, CupacFillResult, ResultsHistory
 
 router = APIRouter(prefix="/experiments/{key}", tags=["results"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -52,3 +53,13 @@ async def fill_cupac(
 async def list_actions(key: str, actions: Actions) -> ActionList:
     """What the analyzer did on its own (flags, pauses) with the evidence, newest first."""
     return ActionList(actions=await run_in_threadpool(actions.list, key))
+
+
+@router.get("/results/history")
+async def results_history(key: str, history: History) -> ResultsHistory:
+    """The experiment's results snapshots, oldest first: one per scheduled snapshot pass
+    (``SPLITLAB_ANALYZER_HISTORY_INTERVAL_SECONDS``) and one at stop."""
+    snapshots = await run_in_threadpool(history.list, key)
+    return ResultsHistory.model_validate(
+        {"experiment_key": key, "snapshots": [asdict(s) for s in snapshots]}
+    )
