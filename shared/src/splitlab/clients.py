@@ -56,6 +56,26 @@ def create_session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def create_celery_client(settings: Settings) -> Any:
+    """A Celery app that only *sends* tasks by name to the trainer's broker and reads their
+    state from its result backend (the analyzer's console); the services that call it depend
+    on ``celery[redis]``. Nothing connects until the first send."""
+    from celery import Celery
+
+    client = Celery(
+        "splitlab-client",
+        broker=settings.celery_broker_url,
+        backend=settings.celery_result_backend,
+    )
+    client.conf.update(
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+    )
+    return client
+
+
 def create_redis(settings: Settings, url: str | None = None) -> redis.Redis:
     """A redis-py client (with its own connection pool) with short timeouts."""
     return redis.Redis.from_url(

@@ -130,11 +130,34 @@ class Settings(BaseSettings):
     since (``rollup_backlog``): a results read then finds a short backlog and stays on the
     rollups. 0 turns it off (a read and the periodic refresh still catch up first)."""
 
+    # --- Web console (the analyzer's /ui) ----------------------------------------------
+    console_session_secret: SecretStr | None = None
+    """Key that signs the console's session cookie; unset: derived from the admin key (so
+    every analyzer replica signs alike without another secret to distribute)."""
+    console_session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
+    """How long a console login lasts."""
+    console_secure_cookie: bool = False
+    """Send the session cookie over HTTPS only (turn on behind TLS)."""
+    console_upload_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    """Largest file the console accepts for an analysis (a 1,000,000-row CSV of a few columns
+    is 30-60 MB)."""
+    console_upload_dir: Path | None = None
+    """Where uploaded files and their reports are kept (the analyzer writes, the trainer's
+    worker reads: a shared volume when they run on different hosts); unset: STATE_DIR/uploads."""
+    console_upload_retention_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+    """Uploaded files and their reports are deleted this long after the upload."""
+
     # --- Postgres -----------------------------------------------------------------------
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
 
-    @field_validator("admin_api_key", "assign_api_key", mode="before")
+    @field_validator(
+        "admin_api_key",
+        "assign_api_key",
+        "console_session_secret",
+        "console_upload_dir",
+        mode="before",
+    )
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
         return None if value == "" else value
@@ -155,6 +178,11 @@ class Settings(BaseSettings):
     @property
     def model_store_dir(self) -> Path:
         return self.state_dir / "models"
+
+    @property
+    def upload_dir(self) -> Path:
+        """Folder of the console's uploads (``console_upload_dir`` or STATE_DIR/uploads)."""
+        return self.console_upload_dir or self.state_dir / "uploads"
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -61,6 +61,7 @@ def test_one_snapshot_per_pass_a_final_one_at_stop_and_the_last_equals_get_resul
     results = analyzer.get(f"/experiments/{key}/results").json()
     assert last["units"] == results["sample"]["units"]
     assert close(last["srm_p_value"], results["srm"]["p_value"])
+    assert last["decisions"] == results["decisions"]
     assert last["computed_at"].replace("Z", "+00:00") == results["computed_at"]
     rows = {(m["metric"], m["variant"]): m for m in last["metrics"]}
     expected = {(name, v) for name, m in results["metrics"].items() for v in m["comparisons"]}

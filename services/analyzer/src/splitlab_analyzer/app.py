@@ -17,7 +17,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 from fastapi import FastAPI
+from starlette.middleware.sessions import SessionMiddleware
 
+from splitlab.clients import create_celery_client
 from splitlab.health import DependencyCheck
 from splitlab.settings import Settings, load_settings
 from splitlab.web.app import create_service_app
@@ -26,6 +28,10 @@ from splitlab_analyzer import gauges
 from splitlab_analyzer.api import features, metrics, results
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.automation import Automation
+from splitlab_analyzer.console import routes as console
+from splitlab_analyzer.console.access import session_options, session_secret
+from splitlab_analyzer.console.pages import ConsolePages
+from splitlab_analyzer.console.uploads import UploadStore
 from splitlab_analyzer.cupac_fill import CupacFiller
 from splitlab_analyzer.repositories import (
     ActionRepository,
@@ -41,6 +47,8 @@ from splitlab_analyzer.rollups.store import RollupStore
 from splitlab_analyzer.synthetic_control import router as synthetic_control_router
 
 logger = logging.getLogger(__name__)
+UPLOAD_PURGE_SECONDS = 3600.0
+"""The longest wait between purges of expired uploads."""
 
 DESCRIPTION = (
     "Turns the event stream into results: variance-reduced "
@@ -53,6 +61,11 @@ def create_app(
 ) -> FastAPI:
     """``assignment_http`` is the HTTP client to the assignment service (tests: in-process)."""
     settings = settings or load_settings()
+    uploads = UploadStore(
+        settings.upload_dir,
+        settings.console_upload_max_bytes,
+        settings.console_upload_retention_seconds,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Sequence[DependencyCheck]]:
@@ -86,6 +99,10 @@ def create_app(
                 app.state.history,
             )
             app.state.cupac_filler = CupacFiller(service, cupac)
+            app.state.console_pages = ConsolePages(assignment, app.state.automation,
+                                                   app.state.history)  # fmt: skip
+            app.state.upload_store = uploads
+            app.state.celery = create_celery_client(settings)
             automation = app.state.automation
             jobs = {
                 "periodic refresh": (
@@ -99,6 +116,10 @@ def create_app(
                 "guardrail pass": (
                     settings.analyzer_guardrail_interval_seconds,
                     automation.check_guardrails,
+                ),
+                "upload purge": (
+                    min(settings.console_upload_retention_seconds, UPLOAD_PURGE_SECONDS),
+                    uploads.purge,
                 ),
                 "rollup catch-up": (
                     settings.analyzer_rollup_catch_up_seconds,
@@ -127,13 +148,25 @@ def create_app(
                         await task
                 assignment.close()
 
-    return create_service_app(
+    app = create_service_app(
         service="analyzer",
         settings=settings,
         lifespan=lifespan,
         description=DESCRIPTION,
-        routers=[metrics.router, features.router, results.router, synthetic_control_router],
+        routers=[
+            metrics.router,
+            features.router,
+            results.router,
+            synthetic_control_router,
+            console.router,
+        ],
+        # The multipart envelope around the file is a few hundred bytes; 64 KiB covers it.
+        body_limits={"/ui/uploads": settings.console_upload_max_bytes + 64 * 1024},
     )
+    secret = session_secret(settings)
+    if secret is not None:  # else the console's login page says how to turn it on
+        app.add_middleware(SessionMiddleware, **session_options(settings, secret))
+    return app
 
 
 async def _periodically(seconds: float, what: str, work: Callable[[], None]) -> None:

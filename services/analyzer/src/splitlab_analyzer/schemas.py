@@ -181,6 +181,7 @@ class SnapshotRead(BaseModel):
     computed_at: datetime
     units: dict[str, int]
     srm_p_value: float | None
+    decisions: dict[str, dict[str, Any]] = Field(description="Per treatment: action, reasons.")
     metrics: list[SnapshotMetricRead]
 
 

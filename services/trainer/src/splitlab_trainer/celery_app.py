@@ -23,7 +23,7 @@ def create_celery(settings: Settings) -> Celery:
         "splitlab_trainer",
         broker=settings.celery_broker_url,
         backend=settings.celery_result_backend,
-        include=["splitlab_trainer.tasks"],
+        include=["splitlab_trainer.tasks", "splitlab_trainer.console_tasks"],
     )
     app.conf.update(
         task_acks_late=True,

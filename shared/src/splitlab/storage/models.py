@@ -327,6 +327,8 @@ class ResultsSnapshot(Base):
     units: Mapped[dict[str, Any]] = mapped_column()
     """Units per analyzed variant."""
     srm_p_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    decisions: Mapped[dict[str, Any]] = mapped_column()
+    """Per treatment: the decision's ``action`` and ``reasons``."""
 
     __table_args__ = (Index(None, "experiment_key", "taken_at"),)
 

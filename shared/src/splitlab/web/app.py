@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -44,7 +44,10 @@ def create_service_app(
     lifespan: ServiceLifespan,
     description: str,
     routers: Sequence[APIRouter] = (),
+    body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
+    """``body_limits``: body-size limits of their own for path prefixes (see
+    ``RequestMiddleware``); every other path has ``settings.max_body_bytes``."""
     configure_logging(service, settings.log_level, settings.log_format)
 
     @contextlib.asynccontextmanager
@@ -78,6 +81,7 @@ def create_service_app(
     app.state.service = service
     app.state.settings = settings
     app.state.health_checks = []
+    app.state.body_limits = dict(body_limits or {})
     install_error_handlers(app)
     app.include_router(_operations_router())
     for router in routers:
@@ -97,6 +101,7 @@ class ServiceApp(FastAPI):
             service=self.state.service,
             max_body_bytes=settings.max_body_bytes,
             access_log=settings.access_log,
+            body_limits=self.state.body_limits,
         )
 
 

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,11 +27,20 @@ _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 class RequestMiddleware:
     def __init__(
-        self, app: ASGIApp, *, service: str, max_body_bytes: int, access_log: bool
+        self,
+        app: ASGIApp,
+        *,
+        service: str,
+        max_body_bytes: int,
+        access_log: bool,
+        body_limits: Mapping[str, int] | None = None,
     ) -> None:
+        """``body_limits``: a larger (or smaller) limit for paths under these prefixes (the
+        console's file uploads); every other path has ``max_body_bytes``."""
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
+        self.body_limits = sorted((body_limits or {}).items(), key=lambda kv: -len(kv[0]))
         self.access_log = access_log
         self._requests = Children(HTTP_REQUESTS)
         self._latency = Children(HTTP_LATENCY)
@@ -57,6 +67,11 @@ class RequestMiddleware:
                 chunked = True
         if request_id is None:
             request_id = os.urandom(16).hex()
+        limit = self.max_body_bytes
+        for prefix, prefix_limit in self.body_limits:
+            if scope["path"].startswith(prefix):
+                limit = prefix_limit
+                break
         token = request_id_var.set(request_id)
         status = 500
         request_id_header = (b"x-request-id", request_id.encode("latin-1"))
@@ -69,14 +84,14 @@ class RequestMiddleware:
             await send(message)
 
         try:
-            if content_length is not None and content_length > self.max_body_bytes:
-                await self._reject_too_large(send_with_id, content_length)
+            if content_length is not None and content_length > limit:
+                await self._reject_too_large(send_with_id, content_length, limit)
             elif chunked or (
                 content_length is None and scope["method"] in ("POST", "PUT", "PATCH")
             ):
-                buffered = await self._read_bounded(receive)
+                buffered = await self._read_bounded(receive, limit)
                 if buffered is None:
-                    await self._reject_too_large(send_with_id, None)
+                    await self._reject_too_large(send_with_id, None, limit)
                 else:
                     await self.app(scope, replay_receive(buffered, receive), send_with_id)
             else:
@@ -102,8 +117,8 @@ class RequestMiddleware:
                 )
             request_id_var.reset(token)
 
-    async def _read_bounded(self, receive: Receive) -> list[Message] | None:
-        """Read a body of unknown length, keeping at most ``max_body_bytes``; None if larger."""
+    async def _read_bounded(self, receive: Receive, limit: int) -> list[Message] | None:
+        """Read a body of unknown length, keeping at most ``limit`` bytes; None if larger."""
         messages: list[Message] = []
         total = 0
         while True:
@@ -112,19 +127,19 @@ class RequestMiddleware:
             if message["type"] != "http.request":
                 return messages
             total += len(message.get("body", b""))
-            if total > self.max_body_bytes:
+            if total > limit:
                 return None
             if not message.get("more_body", False):
                 return messages
 
-    async def _reject_too_large(self, send: Send, content_length: int | None) -> None:
+    async def _reject_too_large(self, send: Send, content_length: int | None, limit: int) -> None:
         HTTP_REJECTED_BODIES.labels(self.service).inc()
         size = f"{content_length} bytes" if content_length is not None else "a chunked body"
         body: dict[str, Any] = {
             "error": {
                 "code": "payload_too_large",
                 "message": (
-                    f"request body is {size}, more than the limit of {self.max_body_bytes} "
+                    f"request body is {size}, more than the limit of {limit} "
                     "bytes; send smaller batches (or raise SPLITLAB_MAX_BODY_BYTES)"
                 ),
                 "field": None,

@@ -59,7 +59,7 @@ async def list_actions(key: str, actions: Actions) -> ActionList:
 async def results_history(key: str, history: History) -> ResultsHistory:
     """The experiment's results snapshots, oldest first: one per scheduled snapshot pass
     (``SPLITLAB_ANALYZER_HISTORY_INTERVAL_SECONDS``) and one at stop."""
-    snapshots = await run_in_threadpool(history.list, key)
+    snapshots = await run_in_threadpool(history.snapshots, key)
     return ResultsHistory.model_validate(
         {"experiment_key": key, "snapshots": [asdict(s) for s in snapshots]}
     )

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session, sessionmaker
 
 from splitlab.storage.models import ResultsSnapshot, ResultsSnapshotMetric
@@ -49,6 +50,7 @@ class Snapshot:
     computed_at: datetime
     units: dict[str, int]
     srm_p_value: float | None
+    decisions: dict[str, dict[str, Any]]
     metrics: list[SnapshotRow]
 
 
@@ -91,6 +93,7 @@ def snapshot_of(key: str, body: dict[str, Any], reason: str, taken_at: datetime)
         computed_at=datetime.fromisoformat(body["computed_at"]),
         units={str(k): int(v) for k, v in body["sample"]["units"].items()},
         srm_p_value=body["srm"]["p_value"],
+        decisions={str(k): dict(v) for k, v in body["decisions"].items()},
         metrics=snapshot_rows(body),
     )
 
@@ -110,6 +113,7 @@ class HistoryRepository:
                 computed_at=snapshot.computed_at,
                 units=snapshot.units,
                 srm_p_value=snapshot.srm_p_value,
+                decisions=snapshot.decisions,
             )
             session.add(row)
             session.flush()
@@ -118,7 +122,36 @@ class HistoryRepository:
             )
         return snapshot
 
-    def list(self, key: str) -> list[Snapshot]:
+    def latest(self, keys: list[str]) -> dict[str, Snapshot]:
+        """The newest snapshot (without its metric rows) of each of these experiments."""
+        if not keys:
+            return {}
+        with self.sessions() as session:
+            heads = session.scalars(
+                select(ResultsSnapshot)
+                .where(ResultsSnapshot.experiment_key.in_(keys))
+                .order_by(
+                    ResultsSnapshot.experiment_key,
+                    ResultsSnapshot.taken_at.desc(),
+                    ResultsSnapshot.id.desc(),
+                )
+                .ext(distinct_on(ResultsSnapshot.experiment_key))
+            ).all()
+            return {
+                h.experiment_key: Snapshot(
+                    experiment_key=h.experiment_key,
+                    taken_at=h.taken_at,
+                    reason=h.reason,
+                    computed_at=h.computed_at,
+                    units={str(k): int(v) for k, v in h.units.items()},
+                    srm_p_value=h.srm_p_value,
+                    decisions=dict(h.decisions),
+                    metrics=[],
+                )
+                for h in heads
+            }
+
+    def snapshots(self, key: str) -> list[Snapshot]:
         """The experiment's snapshots, oldest first."""
         with self.sessions() as session:
             heads = session.scalars(
@@ -145,6 +178,7 @@ class HistoryRepository:
                     computed_at=h.computed_at,
                     units={str(k): int(v) for k, v in h.units.items()},
                     srm_p_value=h.srm_p_value,
+                    decisions=dict(h.decisions),
                     metrics=metrics[h.id],
                 )
                 for h in heads

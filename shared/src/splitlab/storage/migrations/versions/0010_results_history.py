@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("units", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("srm_p_value", sa.Float(), nullable=True),
+        sa.Column("decisions", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_results_snapshots")),
     )
     op.create_index(
