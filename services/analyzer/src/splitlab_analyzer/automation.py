@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitlab.web.errors import NotFoundError
 from splitlab_analyzer import gauges
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.repositories import ActionRepository, ExperimentInfo
@@ -114,6 +115,8 @@ class Automation:
                 body = self.refresh(key)
                 self.history.record(key, body, reason)
                 stored += 1
+            except NotFoundError:  # no exposures yet: nothing to snapshot
+                logger.debug("no results to snapshot", extra={"experiment": key})
             except Exception:
                 logger.exception("results snapshot failed", extra={"experiment": key})
         return stored
