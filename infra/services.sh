@@ -20,7 +20,7 @@ BIN="$ROOT/.venv/bin"
 RUN="$STATE/run"
 LOGS="$STATE/logs"
 READY_TIMEOUT="${SPLITLAB_READY_TIMEOUT:-120}"
-PROCESSES=(assignment router analyzer analyzer-consumer trainer trainer-worker)
+PROCESSES=(assignment router analyzer analyzer-consumer trainer trainer-worker trainer-beat)
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -38,6 +38,10 @@ command_for() {
       ;;
     trainer-worker)
       echo "$BIN/celery -A splitlab_trainer.worker worker -P prefork -c 1 -n trainer@%h --loglevel INFO"
+      ;;
+    trainer-beat)
+      # Beat sends the trainer's schedule task; its own state file under the state folder.
+      echo "$BIN/celery -A splitlab_trainer.worker beat --loglevel INFO --schedule $RUN/celerybeat-schedule"
       ;;
     *)
       url_var="SPLITLAB_${name^^}_URL"

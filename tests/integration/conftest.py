@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -11,10 +10,11 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
-from sqlalchemy import Engine, create_engine, make_url, text
+from sqlalchemy import Engine, create_engine
 
 from splitlab.settings import Settings
 from splitlab.storage.migrate import upgrade
+from tests.support.databases import own_database
 from tests.support.kafka_broker import KafkaBroker
 from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
@@ -53,16 +53,8 @@ def migrated_database(stack: StackEndpoints) -> Iterator[str]:
     Its own, so that two sessions (two developers, or a developer and CI) never wipe each
     other's tables: the configured test database only serves to create it.
     """
-    name = f"splitlab_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(stack.database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(stack.database_url).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    yield url
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with own_database(stack.database_url) as url:
+        yield url
 
 
 @pytest.fixture
@@ -95,6 +87,9 @@ def settings(stack: StackEndpoints, migrated_database: str, tmp_path: Path) -> S
         log_format="text",
         access_log=False,
         health_timeout_seconds=3.0,
+        # The pre-flight check would ask whatever analyzer and router the default URLs reach
+        # (the developer's running services); test_preflight turns it on with its own.
+        preflight_checks=False,
         _env_file=None,  # type: ignore[call-arg]
     )
 

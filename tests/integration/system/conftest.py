@@ -17,6 +17,7 @@ import pytest
 
 from splitlab.simulation.demo import ensure_metrics, ensure_models
 from splitlab.simulation.driver import Endpoints
+from tests.support.databases import own_database
 from tests.support.kafka_broker import free_port
 from tests.support.stack import REPO, StackEndpoints
 
@@ -42,10 +43,13 @@ def services(env: dict[str, str], action: str) -> subprocess.CompletedProcess[st
 
 
 @pytest.fixture(scope="module")
-def platform(
-    stack: StackEndpoints, migrated_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Platform]:
-    state = tmp_path_factory.mktemp("platform")
+def platform(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    # A database of its own: other modules of the session define metrics of the same names.
+    with own_database(stack.database_url, "splitlab_system") as database_url:
+        yield from _platform(stack, database_url, tmp_path_factory.mktemp("platform"))
+
+
+def _platform(stack: StackEndpoints, migrated_database: str, state: Path) -> Iterator[Platform]:
     admin_key = secrets.token_urlsafe(24)
     redis_base = stack.redis_url.rsplit("/", 1)[0]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SPLITLAB_")}

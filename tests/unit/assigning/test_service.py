@@ -195,6 +195,20 @@ def test_batch_reads_once_and_writes_once_for_all_experiments() -> None:
     assert all(not a.sticky for a in degraded.assignments)
 
 
+def test_batch_narrowed_to_named_experiments() -> None:
+    h = Harness(state("a"), state("b"), state("c"), state("d", status="paused"))
+    answer = asyncio.run(h.service.assign_batch("u1", experiment_keys=["c", "a", "c"]))
+    assert [a.experiment_key for a in answer.assignments] == ["c", "a"]
+    assert set(h.redis.hashes[sticky_key("u1")]) == {"a", "c"}  # b was not enrolled
+    assert {e.experiment_key for e in h.publisher.events} == {"a", "c"}
+    paused = asyncio.run(h.service.assign_batch("u1", experiment_keys=["d"], include_excluded=True))
+    assert [(a.experiment_key, a.reason) for a in paused.assignments] == [("d", "not_running")]
+    with pytest.raises(NotFoundError) as missing:
+        asyncio.run(h.service.assign_batch("u1", experiment_keys=["a", "nope"]))
+    assert missing.value.field == "experiment_keys"
+    assert "'nope'" in missing.value.message
+
+
 def test_batch_for_a_held_out_unit_skips_redis() -> None:
     holdout = HoldoutConfig(share=1.0)
     h = Harness(state("a"), state("b"), holdout=holdout)

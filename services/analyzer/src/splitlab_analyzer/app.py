@@ -32,7 +32,6 @@ from splitlab_analyzer.console import routes as console
 from splitlab_analyzer.console.access import session_options, session_secret
 from splitlab_analyzer.console.pages import ConsolePages
 from splitlab_analyzer.console.uploads import UploadStore
-from splitlab_analyzer.cupac_fill import CupacFiller
 from splitlab_analyzer.repositories import (
     ActionRepository,
     CupacRepository,
@@ -45,6 +44,7 @@ from splitlab_analyzer.results.history import HistoryRepository
 from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.rollups.store import RollupStore
 from splitlab_analyzer.synthetic_control import router as synthetic_control_router
+from splitlab_analyzer.training_requests import TrainingRequests
 
 logger = logging.getLogger(__name__)
 UPLOAD_PURGE_SECONDS = 3600.0
@@ -85,10 +85,10 @@ def create_app(
                 fallback_share_threshold=settings.analyzer_fallback_share_threshold,
             )
             app.state.history = HistoryRepository(core.sessions)
-            admin_key = settings.admin_api_key
+            own_key = settings.analyzer_api_key or settings.admin_api_key
             assignment = AssignmentClient(
                 settings.assignment_url,
-                admin_key.get_secret_value() if admin_key else None,
+                own_key.get_secret_value() if own_key else None,
                 client=assignment_http,
             )
             app.state.automation = Automation(
@@ -98,11 +98,12 @@ def create_app(
                 assignment,
                 app.state.history,
             )
-            app.state.cupac_filler = CupacFiller(service, cupac)
+            celery = create_celery_client(settings)
+            app.state.training_requests = TrainingRequests(service, celery, settings)
             app.state.console_pages = ConsolePages(assignment, app.state.automation,
                                                    app.state.history)  # fmt: skip
             app.state.upload_store = uploads
-            app.state.celery = create_celery_client(settings)
+            app.state.celery = celery
             automation = app.state.automation
             jobs = {
                 "periodic refresh": (

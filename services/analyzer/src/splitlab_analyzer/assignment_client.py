@@ -1,5 +1,10 @@
 """The analyzer's only way to change an experiment, and the console's source of experiment
-definitions and audit trails: the assignment service's HTTP API."""
+definitions and audit trails: the assignment service's HTTP API.
+
+It calls with its own key (``SPLITLAB_ANALYZER_API_KEY``), which every service accepts as an
+admin key named ``SPLITLAB_ANALYZER_KEY_NAME`` (``splitlab-analyzer``): the registry's audit
+log names the analyzer from the key, as it names every other caller. Without that setting it
+sends the admin key, and the audit log names the admin key's name."""
 
 from __future__ import annotations
 
@@ -9,8 +14,6 @@ from typing import Any
 import httpx
 
 from splitlab.web.errors import DependencyUnavailableError, NotFoundError
-
-ACTOR = "splitlab-analyzer"
 
 
 @dataclass(frozen=True)
@@ -26,13 +29,11 @@ class AssignmentClient:
     def __init__(
         self,
         base_url: str,
-        admin_key: str | None,
+        key: str | None,
         timeout: float = 5.0,
         client: httpx.Client | None = None,
     ) -> None:
-        headers = {"X-SplitLab-Actor": ACTOR}
-        if admin_key:
-            headers["Authorization"] = f"Bearer {admin_key}"
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.headers = headers
         self.owns_client = client is None
         self.client = client or httpx.Client(base_url=base_url, headers=headers, timeout=timeout)

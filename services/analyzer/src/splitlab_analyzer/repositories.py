@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from splitlab.storage.models import (
     AllocationPeriod,
     AnalyzerAction,
-    CupacPrediction,
     Experiment,
     MetricDefinition,
 )
@@ -99,6 +98,10 @@ class MetricRepository:
             return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+"""What COPY's text format needs escaped in a value (a raw carriage return ends the row)."""
+
+
 @dataclass(frozen=True)
 class FeatureRow:
     unit_id: str
@@ -117,8 +120,8 @@ class FeatureRepository:
             return 0
         buffer = io.StringIO()
         for r in rows:
-            unit = r.unit_id.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
-            name = r.name.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
+            unit = r.unit_id.translate(_COPY_ESCAPES)
+            name = r.name.translate(_COPY_ESCAPES)
             buffer.write(f"{unit}\t{name}\t{r.observed_at.isoformat()}\t{r.value!r}\n")
         buffer.seek(0)
         connection: Any = self.engine.raw_connection()
@@ -321,6 +324,10 @@ class ActionRepository:
             ]
 
 
+STALE_FACTOR = 2.0
+"""A model version older than this many schedule periods is flagged stale."""
+
+
 class CupacRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -333,29 +340,35 @@ class CupacRepository:
             )
             return frozenset(r[0] for r in rows)
 
-    def replace(
-        self, key: str, metric: str, units: Sequence[str], predictions: Sequence[float], model: str
-    ) -> int:
-        now = utc_now()
-        with self.engine.begin() as c:
-            c.execute(
-                text("DELETE FROM cupac_predictions WHERE experiment_key = :k AND metric = :m"),
-                {"k": key, "m": metric},
-            )
-            rows = [
-                {
-                    "experiment_key": key,
-                    "metric": metric,
-                    "unit_id": u,
-                    "prediction": float(p),
-                    "model": model,
-                    "computed_at": now,
+    def models_in_use(self, key: str) -> dict[str, dict[str, Any]]:
+        """Per metric: the trainer's model version whose predictions ``cupac_predictions``
+        holds (id, kind, family, R^2, when trained, its age and schedule; ``stale`` when it is
+        older than twice its schedule while the experiment runs, one missed run allowed)."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                text(
+                    "SELECT m.metric, m.id, m.kind, m.family, m.r2, m.trained_at, "
+                    "m.schedule_seconds, extract(epoch FROM now() - m.trained_at) AS age, "
+                    "e.status = 'running' AS running FROM trained_models m "
+                    "LEFT JOIN experiments e ON e.key = m.experiment_key "
+                    "WHERE m.experiment_key = :k AND m.in_use ORDER BY m.metric"
+                ),
+                {"k": key},
+            ).mappings()
+            return {
+                r["metric"]: {
+                    "model_id": r["id"],
+                    "kind": r["kind"],
+                    "family": r["family"],
+                    "r2": r["r2"],
+                    "trained_at": r["trained_at"].isoformat(),
+                    "age_seconds": round(float(r["age"]), 3),
+                    "schedule_seconds": r["schedule_seconds"],
+                    "stale": bool(r["running"])
+                    and float(r["age"]) > STALE_FACTOR * r["schedule_seconds"],
                 }
-                for u, p in zip(units, predictions, strict=True)
-            ]
-            for start in range(0, len(rows), 10_000):
-                c.execute(insert(CupacPrediction), rows[start : start + 10_000])
-        return len(units)
+                for r in rows
+            }
 
 
 def fallback_counts(connection: Connection, key: str) -> dict[str, tuple[int, int]]:

@@ -2,7 +2,7 @@
 
 Metric definitions: ``MetricCreate`` (POST /metrics), ``MetricRead``, ``MetricList``. Unit
 features: ``FeatureLoad`` (POST /unit-features) and ``FeatureLoadResult``. CUPAC:
-``CupacFillResult``. Results are ``splitlab.analyze``'s JSON shape (documented in
+``TrainingQueued``. Results are ``splitlab.analyze``'s JSON shape (documented in
 ``splitlab.analysis_results`` and docs/analyzer.md), returned as plain JSON.
 """
 
@@ -11,9 +11,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from splitlab.schemas.names import METRIC_PATTERN
+from splitlab.schemas.times import UtcDatetime
 from splitlab.schemas.values import BoundedValue
 from splitlab_analyzer.definitions import (
     Aggregation,
@@ -133,8 +134,8 @@ class MetricList(BaseModel):
 class FeatureValue(_Strict):
     unit_id: str = Field(min_length=1, max_length=256)
     name: FeatureName
-    value: BoundedValue
-    observed_at: AwareDatetime
+    value: BoundedValue = Field(strict=True)
+    observed_at: UtcDatetime
 
 
 class FeatureLoad(_Strict):
@@ -145,10 +146,11 @@ class FeatureLoadResult(BaseModel):
     loaded: int
 
 
-class CupacFillResult(BaseModel):
+class TrainingQueued(BaseModel):
+    """``POST /experiments/{key}/cupac``: the trainer's task that will train the models."""
+
     experiment_key: str
-    metrics: dict[str, dict[str, Any]]
-    computed_at: datetime
+    task_id: str
 
 
 class ActionList(BaseModel):

@@ -13,15 +13,16 @@ import warnings
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 import splitlab
+from splitlab.web.auth import require_compute
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 """Largest accepted upload (20 MiB): a panel of a few hundred units over years of weeks."""
 
-router = APIRouter(tags=["analyses"])
+router = APIRouter(tags=["analyses"], dependencies=[Depends(require_compute)])
 
 Method = Literal["auto", "classic", "augmented", "forecast"]
 
@@ -81,11 +82,13 @@ def analyse(data: pd.DataFrame, **kwargs: Any) -> dict[str, Any]:
 @router.post("/analyses/synthetic-control")
 async def synthetic_control(
     file: Annotated[UploadFile, File(description="Panel as CSV or Parquet.")],
-    unit_col: Annotated[str, Form()],
-    time_col: Annotated[str, Form()],
-    outcome_col: Annotated[str, Form()],
-    treated: Annotated[list[str], Form(description="Treated unit; repeat the field for several.")],
-    intervention_time: Annotated[str, Form()],
+    unit_col: Annotated[str, Form(min_length=1)],
+    time_col: Annotated[str, Form(min_length=1)],
+    outcome_col: Annotated[str, Form(min_length=1)],
+    treated: Annotated[
+        list[str], Form(min_length=1, description="Treated unit; repeat the field for several.")
+    ],
+    intervention_time: Annotated[str, Form(min_length=1)],
     method: Annotated[Method, Form()] = "auto",
     placebo: Annotated[bool, Form()] = True,
     alpha: Annotated[float, Form(gt=0, lt=1)] = 0.05,

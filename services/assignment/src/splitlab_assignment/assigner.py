@@ -57,7 +57,10 @@ class AssignEndpoints:
     async def assign_batch(self, request: BatchAssignRequest) -> BatchAssignResponse:
         start = time.perf_counter()
         answer = await self.service.assign_batch(
-            request.unit_id, request.attributes, include_excluded=request.include_excluded
+            request.unit_id,
+            request.attributes,
+            include_excluded=request.include_excluded,
+            experiment_keys=request.experiment_keys,
         )
         assignments = [
             Assignment(

@@ -68,7 +68,7 @@ class _ExperimentFields(_Strict):
     name: str = Field(min_length=1, max_length=200)
     hypothesis: str = Field(default="", max_length=5000)
     owner: str = Field(default="", max_length=200)
-    variants: list[VariantSpec]
+    variants: list[VariantSpec] = Field(json_schema_extra={"minItems": 2})
     coverage: float = Field(default=1.0, ge=0, le=1, allow_inf_nan=False)
     hash_seed: str | None = Field(default=None, max_length=256)
     hash_version: int = Field(default=2, ge=1, le=2)
@@ -95,13 +95,35 @@ _UPDATE_FORBIDDEN = {
 }
 
 
+NULLABLE_FIELDS = frozenset({"hash_seed", "namespace", "targeting", "mde", "planned_sample_size"})
+"""The fields a PATCH may clear with ``null``; for the others ``null`` is refused (422)."""
+
+
+def _null_only_where_allowed(schema: dict[str, Any]) -> None:
+    """The update's JSON schema: ``null`` only for ``NULLABLE_FIELDS`` (absent means unchanged,
+    which the model's ``None`` default stands for)."""
+    for name, field in schema.get("properties", {}).items():
+        options = field.get("anyOf")
+        if name in NULLABLE_FIELDS or not isinstance(options, list):
+            continue
+        kept = [o for o in options if o != {"type": "null"}]
+        if len(kept) == 1:
+            del field["anyOf"]
+            field.update(kept[0])
+        else:
+            field["anyOf"] = kept
+        field.pop("default", None)
+
+
 class ExperimentUpdate(_Strict):
     """A PATCH: only the fields present change."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_null_only_where_allowed)
 
     name: str | None = Field(default=None, min_length=1, max_length=200)
     hypothesis: str | None = Field(default=None, max_length=5000)
     owner: str | None = Field(default=None, max_length=200)
-    variants: list[VariantSpec] | None = None
+    variants: list[VariantSpec] | None = Field(default=None, json_schema_extra={"minItems": 2})
     coverage: float | None = Field(default=None, ge=0, le=1, allow_inf_nan=False)
     hash_seed: str | None = Field(default=None, max_length=256)
     hash_version: int | None = Field(default=None, ge=1, le=2)
@@ -129,6 +151,29 @@ class ExperimentUpdate(_Strict):
     def changes(self) -> dict[str, Any]:
         """The fields the client sent (``null`` included: it clears nullable fields)."""
         return self.model_dump(include=self.model_fields_set)
+
+
+class MissingRead(BaseModel):
+    field: str = Field(description="Where the experiment names it, e.g. `variants[1].model`.")
+    name: str
+    message: str
+
+
+class UnreachableRead(BaseModel):
+    service: str
+    reason: str
+
+
+class PreflightRead(BaseModel):
+    """What the pre-flight check found: metrics the analyzer does not define, models the
+    router has not registered, and which of the two could not be asked."""
+
+    ok: bool
+    missing: list[MissingRead]
+    unreachable: list[UnreachableRead]
+    forced: bool = Field(
+        default=False, description="Started anyway with `force=true` despite the problems."
+    )
 
 
 class ExperimentRead(BaseModel):
@@ -170,6 +215,11 @@ class ExperimentRead(BaseModel):
     started_at: datetime | None
     stopped_at: datetime | None
     archived_at: datetime | None
+    preflight: PreflightRead | None = Field(
+        default=None,
+        description="Answers to create and start: the pre-flight check's findings (null "
+        "elsewhere, or with SPLITLAB_PREFLIGHT_CHECKS=false).",
+    )
 
 
 class ExperimentList(BaseModel):
@@ -220,6 +270,13 @@ class AssignResponse(Assignment):
 class BatchAssignRequest(_Strict):
     unit_id: UnitId
     attributes: Attributes | None = None
+    experiment_keys: list[ExperimentKey] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=1000,
+        description="Only these experiments (each must exist; 404 names the first that does "
+        "not); absent: every running experiment.",
+    )
     include_excluded: bool = Field(
         default=False,
         description="Also list running experiments the unit is not in, with the reason.",

@@ -3,16 +3,21 @@
 Each outcome keeps the caller's ``event_id`` (or gets a fresh one, returned in the answer), so a
 caller that retries after a lost answer sends the same event again and the analyzer's sink
 stores it once (``ON CONFLICT (event_id) DO NOTHING``).
+
+``occurred_at`` must lie within ``window`` of now (``SPLITLAB_ROUTER_OCCURRED_AT_WINDOW_DAYS``,
+365 days by default): a time years off is a client bug (a unit mix-up, a zero date), and every
+accepted outcome is analysed as happening then. The whole batch is refused, naming the item.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from splitlab.schemas.events import SCHEMA_VERSION, OutcomeEvent
+from splitlab.schemas.times import outside_window
 from splitlab.web.errors import InvalidInputError
 from splitlab_router.metrics import OUTCOMES
 from splitlab_router.schemas import OutcomeIn, OutcomesAccepted
@@ -22,23 +27,49 @@ class OutcomePublisher(Protocol):
     def publish(self, event: OutcomeEvent) -> None: ...
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class OutcomeService:
-    def __init__(self, publisher: OutcomePublisher, *, max_batch: int) -> None:
+    def __init__(
+        self,
+        publisher: OutcomePublisher,
+        *,
+        max_batch: int,
+        window: timedelta = timedelta(days=365),
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self._publisher = publisher
         self._max_batch = max_batch
+        self._window = window
+        self._clock = clock
 
-    def accept(self, outcomes: Sequence[OutcomeIn]) -> OutcomesAccepted:
+    def accept(self, outcomes: Sequence[OutcomeIn], *, batch: bool = True) -> OutcomesAccepted:
+        """Publish every outcome, or none: ``batch`` says whether they came as ``outcomes``
+        (an error then names ``outcomes.<i>.<field>``) or as one object."""
         if len(outcomes) > self._max_batch:
             raise InvalidInputError(
                 f"outcomes: at most {self._max_batch} per request, got {len(outcomes)}; "
                 "split the batch",
                 field="outcomes",
             )
-        now = datetime.now(UTC)
+        now = self._clock()
+        for index, item in enumerate(outcomes):
+            if item.occurred_at is None:
+                continue
+            problem = outside_window(item.occurred_at, now, self._window)
+            if problem is not None:
+                field = f"outcomes.{index}.occurred_at" if batch else "occurred_at"
+                raise InvalidInputError(
+                    f"{field}: {problem} (SPLITLAB_ROUTER_OCCURRED_AT_WINDOW_DAYS); send the "
+                    "time the outcome happened, or omit it for now",
+                    field=field,
+                )
         ids: list[uuid.UUID] = []
         for item in outcomes:
             event_id = item.event_id or uuid.uuid4()
-            at = now if item.occurred_at is None else item.occurred_at.astimezone(UTC)
+            at = now if item.occurred_at is None else item.occurred_at
             # Every field was validated by OutcomeIn (finite value, lengths, aware timestamp).
             self._publisher.publish(
                 OutcomeEvent.model_construct(

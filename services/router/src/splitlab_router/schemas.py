@@ -11,9 +11,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from splitlab.schemas.names import KEY_PATTERN
+from splitlab.schemas.times import UtcDatetime
 from splitlab.schemas.values import BoundedValue
 
 ModelName = Annotated[str, Field(pattern=KEY_PATTERN, examples=["ranker"])]
@@ -39,7 +40,8 @@ class ModelCreate(_Strict):
     artifact: str | None = Field(
         default=None,
         max_length=1024,
-        description="sklearn: a .skops or .joblib file, relative to the model store folder.",
+        description="sklearn: a .skops or .joblib file, relative to the model store folder; "
+        "with an uploaded file, its name (default: the uploaded file's name).",
     )
     url: str | None = Field(
         default=None,
@@ -52,6 +54,12 @@ class ModelCreate(_Strict):
     )
     input_schema: list[FeatureSpec] = Field(min_length=1, max_length=1000)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Uploads: the file's sha256 as the sender computed it; a file that "
+        "differs is refused (422).",
+    )
 
     @model_validator(mode="after")
     def _flavor_fields(self) -> ModelCreate:
@@ -108,12 +116,18 @@ class PredictResponse(BaseModel):
 class OutcomeIn(_Strict):
     unit_id: UnitId
     outcome_type: str = Field(min_length=1, max_length=200, examples=["conversion"])
-    value: BoundedValue
+    value: BoundedValue = Field(
+        strict=True, description='A JSON number (true or "1.5" are refused, as in /predict).'
+    )
     request_id: str | None = Field(default=None, max_length=200)
     event_id: uuid.UUID | None = Field(
         default=None, description="Idempotency key; sending the same id twice records once."
     )
-    occurred_at: AwareDatetime | None = None
+    occurred_at: UtcDatetime | None = Field(
+        default=None,
+        description="When the outcome happened (RFC 3339 with an offset; default: now). Within "
+        "SPLITLAB_ROUTER_OCCURRED_AT_WINDOW_DAYS of now (365 by default).",
+    )
 
 
 class OutcomeBatch(_Strict):

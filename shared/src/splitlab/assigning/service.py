@@ -174,10 +174,15 @@ class AssignmentService:
         attributes: Mapping[str, Any] | None = None,
         *,
         include_excluded: bool = False,
+        experiment_keys: Sequence[str] | None = None,
     ) -> BatchAssigned:
         """The unit's variants in every running experiment it is in (all running ones with
-        ``include_excluded``): one sticky read and at most one write for all of them."""
-        entries = self._cache.running()
+        ``include_excluded``): one sticky read and at most one write for all of them.
+
+        ``experiment_keys`` narrows the batch to those experiments, in that order (duplicates
+        once); each must exist (``NotFoundError`` names the first that does not). One that is
+        not running is answered as ``/assign`` answers it, listed with ``include_excluded``."""
+        entries = self._cache.running() if experiment_keys is None else self._named(experiment_keys)
         attrs = _EMPTY if attributes is None else attributes
         keys: dict[str, str] = {}  # experiment key -> sticky hash key
         for entry in entries:
@@ -212,6 +217,18 @@ class AssignmentService:
                 sticky = decision.reason is Reason.STICKY or (stored and decision.save_sticky)
                 assignments.append(Assigned(entry, decision, sticky, degraded))
         return BatchAssigned(unit_id, assignments, degraded)
+
+    def _named(self, experiment_keys: Sequence[str]) -> tuple[CachedExperiment, ...]:
+        entries: dict[str, CachedExperiment] = {}
+        for key in experiment_keys:
+            entry = self._cache.get(key)
+            if entry is None:
+                raise NotFoundError(
+                    f"experiment_keys: no experiment {key!r}; list them with GET /experiments",
+                    field="experiment_keys",
+                )
+            entries.setdefault(key, entry)
+        return tuple(entries.values())
 
     def _record(
         self,

@@ -52,8 +52,6 @@ def read_experiment_file(path: Path) -> dict[str, Any]:
 
 def api_request(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """Call the admin API; ``CommandError`` with the API's message on any failure."""
-    import getpass
-
     import httpx
 
     from splitlab.settings import load_settings
@@ -61,10 +59,9 @@ def api_request(method: str, path: str, body: dict[str, Any] | None = None) -> A
     settings = load_settings()
     if settings.admin_api_key is None:
         raise CommandError("no admin key: set SPLITLAB_ADMIN_API_KEY (in .env or the environment)")
-    headers = {
-        "Authorization": f"Bearer {settings.admin_api_key.get_secret_value()}",
-        "X-SplitLab-Actor": f"cli:{getpass.getuser()}",
-    }
+    # The audit log names the key's configured name (SPLITLAB_ADMIN_KEY_NAME, or the name of a
+    # SPLITLAB_API_KEYS entry), never a name the caller sends.
+    headers = {"Authorization": f"Bearer {settings.admin_api_key.get_secret_value()}"}
     url = f"{settings.assignment_url.rstrip('/')}{path}"
     try:
         response = httpx.request(method, url, json=body, headers=headers, timeout=10.0)
@@ -88,7 +85,23 @@ def _fail(exc: CommandError) -> NoReturn:
     raise typer.Exit(1)
 
 
+def _warn_preflight(experiment: dict[str, Any]) -> None:
+    """The pre-flight check's findings, on stderr (stdout keeps the answer)."""
+    report = experiment.get("preflight")
+    if not report or report["ok"]:
+        return
+    problems = [m["message"] for m in report["missing"]]
+    problems += [
+        f"{u['service']}: could not be asked ({u['reason']})" for u in report["unreachable"]
+    ]
+    lead = "started despite" if report.get("forced") else "start will refuse until fixed"
+    err.print(f"[yellow]warning:[/yellow] pre-flight check ({lead}):", highlight=False)
+    for problem in problems:
+        err.print(f"  - {problem}", highlight=False, markup=False)
+
+
 def _show_one(experiment: dict[str, Any], output_format: OutputFormat) -> None:
+    _warn_preflight(experiment)
     if output_format is OutputFormat.json:
         out.print_json(json.dumps(experiment))
         return
@@ -185,7 +198,29 @@ def register(app: typer.Typer) -> None:
         act.__doc__ = summary
         experiments.command(name)(act)
 
-    action("start", "Start a draft experiment, or resume a paused one.")
+    @experiments.command("start")
+    def start(
+        key: str,
+        force: Annotated[
+            bool,
+            typer.Option(
+                "--force",
+                help="Start even though the pre-flight check finds metrics or models missing, "
+                "or cannot ask the analyzer or the router.",
+            ),
+        ] = False,
+        output_format: FormatOption = OutputFormat.table,
+    ) -> None:
+        """Start a draft experiment, or resume a paused one, once its metrics are defined in
+        the analyzer and its models registered in the router (the pre-flight check).
+
+        Example: splitlab experiments start ranker-v3"""
+        path = f"/experiments/{key}/start" + ("?force=true" if force else "")
+        try:
+            _show_one(api_request("POST", path), output_format)
+        except CommandError as exc:
+            _fail(exc)
+
     action("pause", "Pause a running experiment: everyone gets control.")
     action("stop", "Stop an experiment for good.")
-    action("archive", "Archive a stopped (or never started) experiment.")
+    action("archive", "Archive a stopped experiment (stop it first).")

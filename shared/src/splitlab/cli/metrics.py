@@ -62,6 +62,8 @@ def call(
                 "no admin key: set SPLITLAB_ADMIN_API_KEY (in .env or the environment)"
             )
         headers["Authorization"] = f"Bearer {settings.admin_api_key.get_secret_value()}"
+    elif (reader := settings.read_api_key or settings.admin_api_key) is not None:
+        headers["Authorization"] = f"Bearer {reader.get_secret_value()}"  # reads may need a key
     url = settings.analyzer_url.rstrip("/") + path
     try:
         response = httpx.request(
@@ -337,7 +339,7 @@ def register(app: typer.Typer) -> None:
             return
         try:
             if refresh:
-                call("POST", f"/experiments/{key}/refresh")
+                call("POST", f"/experiments/{key}/refresh", admin=True)
             body = call(
                 "GET",
                 f"/experiments/{key}/results",

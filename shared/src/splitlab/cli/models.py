@@ -19,8 +19,16 @@ out = Console()
 err = Console(stderr=True)
 
 
-def router_request(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-    """Call the router's admin API; ``CommandError`` with the API's message on any failure."""
+def router_request(
+    method: str,
+    path: str,
+    body: dict[str, Any] | None = None,
+    upload: Path | None = None,
+    missing_ok: bool = False,
+) -> Any:
+    """Call the router's admin API; ``CommandError`` with the API's message on any failure.
+    ``upload``: send ``body`` as the multipart ``spec`` and this file as ``file``. With
+    ``missing_ok`` a 404 answers None."""
     import httpx
 
     from splitlab.settings import load_settings
@@ -31,12 +39,25 @@ def router_request(method: str, path: str, body: dict[str, Any] | None = None) -
     headers = {"Authorization": f"Bearer {settings.admin_api_key.get_secret_value()}"}
     url = f"{settings.router_url.rstrip('/')}{path}"
     try:
-        response = httpx.request(method, url, json=body, headers=headers, timeout=30.0)
+        if upload is not None:
+            with upload.open("rb") as handle:
+                response = httpx.request(
+                    method,
+                    url,
+                    data={"spec": json.dumps(body)},
+                    files={"file": (upload.name, handle, "application/octet-stream")},
+                    headers=headers,
+                    timeout=120.0,
+                )
+        else:
+            response = httpx.request(method, url, json=body, headers=headers, timeout=30.0)
     except httpx.HTTPError as exc:
         raise CommandError(
             f"cannot reach the router at {settings.router_url} ({type(exc).__name__}); "
             "is it running (`make up`)?"
         ) from None
+    if missing_ok and response.status_code == 404:
+        return None
     if response.status_code >= 400:
         try:
             message = response.json()["error"]["message"]
@@ -44,6 +65,25 @@ def router_request(method: str, path: str, body: dict[str, Any] | None = None) -
             message = response.text[:300]
         raise CommandError(f"{response.status_code}: {message}")
     return response.json()
+
+
+def upload_model(spec: dict[str, Any], artifact: Path) -> Any:
+    """Register ``spec`` with ``artifact`` uploaded, unless the version is registered with the
+    same file already (its sha256): then the registered version, without sending the file."""
+    import hashlib
+
+    if not artifact.is_file():
+        raise CommandError(f"--file: {artifact} does not exist")
+    sha256 = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    name, version = spec.get("name"), spec.get("version")
+    if isinstance(name, str) and isinstance(version, str | int):
+        found = router_request("GET", f"/models/{name}/{version}", missing_ok=True)
+        if found is not None and found.get("sha256") == sha256:
+            err.print(f"{name}:{version} is registered with this file already; not uploaded")
+            return found
+    body = {**spec, "flavor": spec.get("flavor", "sklearn"), "sha256": sha256}
+    body.setdefault("artifact", artifact.name)
+    return router_request("POST", "/models", body, upload=artifact)
 
 
 def _fail(exc: CommandError) -> NoReturn:
@@ -77,12 +117,27 @@ def register(app: typer.Typer) -> None:
     @models.command("register")
     def register_(
         file: Annotated[Path, typer.Argument(help="The model version, as YAML or JSON.")],
+        artifact: Annotated[
+            Path | None,
+            typer.Option(
+                "--file",
+                help="Upload this .skops file with the version (stored in Postgres, so every "
+                "router replica loads it); skipped when the version is registered with the "
+                "same file.",
+            ),
+        ] = None,
         output_format: FormatOption = OutputFormat.table,
     ) -> None:
         """Register a model version from FILE (see examples/model.yaml); the router loads and
-        checks an sklearn artifact before storing it."""
+        checks an sklearn artifact before storing it.
+
+        Example: splitlab models register examples/model.yaml --file ranker-2.skops"""
         try:
-            _show([router_request("POST", "/models", read_experiment_file(file))], output_format)
+            spec = read_experiment_file(file)
+            if artifact is None:
+                _show([router_request("POST", "/models", spec)], output_format)
+                return
+            _show([upload_model(spec, artifact)], output_format)
         except CommandError as exc:
             _fail(exc)
 

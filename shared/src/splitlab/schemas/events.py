@@ -12,16 +12,15 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
     TypeAdapter,
     ValidationError,
-    field_validator,
 )
 
 from splitlab.messaging.topics import topic_for
+from splitlab.schemas.times import UtcDatetime
 from splitlab.schemas.values import BoundedValue
 
 SCHEMA_VERSION: Literal[1] = 1
@@ -39,13 +38,8 @@ class EventBase(BaseModel):
 
     event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     schema_version: Literal[1] = SCHEMA_VERSION
-    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+    occurred_at: UtcDatetime = Field(default_factory=utc_now)
     unit_id: UnitId
-
-    @field_validator("occurred_at")
-    @classmethod
-    def _to_utc(cls, value: datetime) -> datetime:
-        return value.astimezone(UTC)
 
     @property
     def topic(self) -> str:

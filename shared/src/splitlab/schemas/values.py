@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, Field
 
 MAX_ABS_VALUE = 1e12
 """Outcome values and unit features must lie in ``[-MAX_ABS_VALUE, MAX_ABS_VALUE]``."""
@@ -31,7 +31,11 @@ def check_value(value: float) -> float:
     return value
 
 
-BoundedValue = Annotated[float, AfterValidator(check_value)]
+BoundedValue = Annotated[
+    float,
+    AfterValidator(check_value),
+    Field(json_schema_extra={"minimum": -MAX_ABS_VALUE, "maximum": MAX_ABS_VALUE}),
+]
 """A float field held to :data:`MAX_ABS_VALUE` (pydantic)."""
 
 __all__ = ["MAX_ABS_VALUE", "VALUE_RULE", "BoundedValue", "check_value"]

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -18,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -294,6 +296,83 @@ class CupacPrediction(Base):
     prediction: Mapped[float] = mapped_column(Float)
     model: Mapped[str] = mapped_column(Text)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    model_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The ``trained_models`` row (the version) that made the prediction; NULL for predictions
+    written before the trainer kept a catalogue."""
+
+
+class TrainingEntity(Base):
+    """A named scope experiments belong to (a market, a product surface) and its model spec:
+    extra features, candidate families, retraining frequency per model kind (the trainer owns
+    writes). Experiments in no entity use the ``default`` spec from the settings."""
+
+    __tablename__ = "training_entities"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    experiments: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    features: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    families: Mapped[list[str]] = mapped_column(JSONB)
+    in_experiment_every_seconds: Mapped[float] = mapped_column(Float)
+    pre_experiment_every_seconds: Mapped[float] = mapped_column(Float)
+    history_days: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TrainedModel(Base):
+    """The model catalogue: one row per training of one kind (``in_experiment`` cross-fitted,
+    ``pre_experiment`` fitted on history) for an experiment's metric; its id is the version.
+    ``in_use`` marks the version whose predictions ``cupac_predictions`` holds (at most one per
+    experiment and metric)."""
+
+    __tablename__ = "trained_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entity: Mapped[str] = mapped_column(Text)
+    experiment_key: Mapped[str] = mapped_column(Text)
+    metric: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    task_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    family: Mapped[str | None] = mapped_column(Text, nullable=True)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    features: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    r2: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Out-of-fold R^2 (in-experiment) or R^2 on the experiment's units (pre-experiment)."""
+    r2_candidates: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    notes: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    schedule_seconds: Mapped[float] = mapped_column(Float)
+    """The entity's frequency for this kind when it trained: older than that, it is stale."""
+    cutoff_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """Pre-experiment: features as of this time, the metric over the window after it."""
+    artifact: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """Pre-experiment: the fitted model and its imputation means (joblib), to predict units
+    exposed later without refitting. Written and read by the trainer only."""
+    predicted_units: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    experiment_units: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The experiment's units when it trained (the scheduler retrains only when units grew)."""
+    in_use: Mapped[bool] = mapped_column(Boolean, default=False)
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    trained_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        Index(None, "experiment_key", "metric", "id"),
+        Index(
+            "uq_trained_models_in_use",
+            "experiment_key",
+            "metric",
+            unique=True,
+            postgresql_where=text("in_use"),
+        ),
+    )
 
 
 class AnalyzerAction(Base):
@@ -382,3 +461,16 @@ class RegisteredModel(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (UniqueConstraint("name", "version"),)
+
+
+class ModelArtifact(Base):
+    """An uploaded model file (``POST /models`` with a file), by its sha256: in Postgres so that
+    every router replica reads it without a shared disk. A ``models`` row whose ``sha256`` is
+    here loads from these bytes; any other sklearn row from the model store folder."""
+
+    __tablename__ = "model_artifacts"
+
+    sha256: Mapped[str] = mapped_column(Text, primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -3,7 +3,8 @@
 Handlers render every error as ``{"error": {"code", "message", "field"}}``; validation errors
 keep FastAPI's ``detail`` list too, and their message names the field and the problem. A call
 that needs Postgres while it cannot be reached is a 503 ``dependency_unavailable`` naming it,
-in every service.
+in every service. Anything else is a JSON 500 ``internal_error`` that carries the request id
+(``X-Request-Id``) under which the service log holds the traceback.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from splitlab.observability import request_id_var
 from splitlab.schemas.names import PATTERN_RULES
 from splitlab.storage.errors import POSTGRES_UNAVAILABLE, driver_reason, is_connection_error
 
@@ -74,6 +76,23 @@ class PayloadTooLargeError(SplitLabError):
 class DependencyUnavailableError(SplitLabError):
     status_code = 503
     code = "dependency_unavailable"
+
+
+def internal_error_body(request_id: str | None) -> dict[str, Any]:
+    """The 500 answer: no detail of the failure, the request id to find it in the log."""
+    message = (
+        f"internal error; the service log has it under request id {request_id}"
+        if request_id
+        else "internal error; the service log has it"
+    )
+    return {
+        "error": {
+            "code": "internal_error",
+            "message": message,
+            "field": None,
+            "request_id": request_id,
+        }
+    }
 
 
 _JSON = "application/json"
@@ -151,14 +170,27 @@ def install_error_handlers(app: FastAPI) -> None:
             headers = {"Retry-After": str(POSTGRES_RETRY_AFTER_SECONDS)}
             return JSONResponse(body, status_code=503, headers=headers)
         logger.error("database error", exc_info=exc, extra={"path": request.url.path})
-        message = "internal error in a database call; the service log has it under this request id"
-        body = {"error": {"code": "internal_error", "message": message, "field": None}}
-        return JSONResponse(body, status_code=500)
+        return JSONResponse(internal_error_body(request_id_var.get()), status_code=500)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette calls this last handler, then re-raises; ``RequestMiddleware`` keeps the
+        # exception from the server, so the keep-alive connection survives the 500.
+        logger.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
+        return JSONResponse(internal_error_body(request_id_var.get()), status_code=500)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         message, field = str(exc.detail), None
+        headers = exc.headers
+        if exc.status_code == 405:
+            # Starlette's Allow names the methods of the first route that matched the path
+            # only; a path served by several routes (GET and POST /models) allows them all.
+            allowed = _allowed_methods(request)
+            if allowed:
+                headers = {**(headers or {}), "Allow": ", ".join(allowed)}
+                message = f"{request.method} is not allowed here; use {', '.join(allowed)}"
         if exc.status_code == 400 and message == _FASTAPI_UNPARSEABLE:
             # FastAPI's answer when the JSON decoder itself fails (bytes that are not UTF-8,
             # nesting deeper than the decoder's recursion limit): say which field and the fix.
@@ -168,4 +200,15 @@ def install_error_handlers(app: FastAPI) -> None:
                 f"send a UTF-8 JSON object with {_JSON_HINT}"
             )
         body = {"error": {"code": code, "message": message, "field": field}}
-        return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    from splitlab.web.openapi import api_routes  # the shell's modules import this one
+
+    path = request.url.path
+    methods: set[str] = set()
+    for _, route_methods, _, route in api_routes(request.app.routes):
+        if route.path_regex.match(path):
+            methods |= route_methods
+    return sorted(methods)

@@ -1,4 +1,5 @@
-"""Metric definitions: ``POST /metrics`` (admin) creates; ``GET /metric-definitions`` lists.
+"""Metric definitions: ``POST /metrics`` (admin) creates; ``GET /metric-definitions`` (read)
+lists.
 
 ``GET /metrics`` stays Prometheus' scrape endpoint, hence the separate read path.
 """
@@ -10,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from splitlab.web.errors import ConflictError, InvalidInputError, NotFoundError
-from splitlab_analyzer.deps import AdminOnly, Metrics
+from splitlab_analyzer.deps import AdminOnly, Metrics, Reader
 from splitlab_analyzer.schemas import MetricCreate, MetricList, MetricRead
 
 router = APIRouter(tags=["metrics"])
@@ -46,12 +47,16 @@ def create_metric(body: MetricCreate, metrics: Metrics) -> MetricRead:
     return MetricRead.of(definition)
 
 
-@router.get("/metric-definitions")
+@router.get("/metric-definitions", dependencies=[Reader])
 def list_metrics(metrics: Metrics) -> MetricList:
     return MetricList(metrics=[MetricRead.of(m) for m in metrics.all()])
 
 
-@router.get("/metric-definitions/{name}", responses={404: {"description": "No such metric."}})
+@router.get(
+    "/metric-definitions/{name}",
+    responses={404: {"description": "No such metric."}},
+    dependencies=[Reader],
+)
 def get_metric(name: str, metrics: Metrics) -> MetricRead:
     found = metrics.get(name)
     if found is None:

@@ -34,9 +34,13 @@ async def assign(body: AssignRequest, request: Request) -> Response:
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
-@router.post("/assign/batch", response_model=BatchAssignResponse)
+@router.post(
+    "/assign/batch",
+    response_model=BatchAssignResponse,
+    responses={404: {"description": "An experiment named in `experiment_keys` does not exist."}},
+)
 async def assign_batch(body: BatchAssignRequest, request: Request) -> Response:
-    """The unit's variants in every running experiment it is in (all running ones with
-    ``include_excluded``)."""
+    """The unit's variants in every running experiment it is in, or in those of
+    ``experiment_keys`` (all of them, with the reason, with ``include_excluded``)."""
     answer = await get_assigner(request).assign_batch(body)
     return Response(answer.model_dump_json(), media_type="application/json")

@@ -44,6 +44,24 @@ async def predict(body: PredictRequest, request: Request) -> Response:
     return Response(answer.model_dump_json(), media_type="application/json")
 
 
+def _standalone(schema: dict[str, Any]) -> Any:
+    """A model's JSON schema with its ``$defs`` references replaced by their definitions (the
+    document holds no component for a body this route parses itself)."""
+    definitions = schema.pop("$defs", {})
+
+    def inline(part: Any) -> Any:
+        if isinstance(part, dict):
+            ref = part.get("$ref", "")
+            if ref.startswith("#/$defs/"):
+                return inline(definitions[ref.removeprefix("#/$defs/")])
+            return {key: inline(value) for key, value in part.items()}
+        if isinstance(part, list):
+            return [inline(item) for item in part]
+        return part
+
+    return inline(schema)
+
+
 _OUTCOME_SCHEMA: dict[str, Any] = {
     "requestBody": {
         "required": True,
@@ -51,8 +69,8 @@ _OUTCOME_SCHEMA: dict[str, Any] = {
             "application/json": {
                 "schema": {
                     "oneOf": [
-                        {"$ref": "#/components/schemas/OutcomeIn"},
-                        {"$ref": "#/components/schemas/OutcomeBatch"},
+                        _standalone(OutcomeIn.model_json_schema()),
+                        _standalone(OutcomeBatch.model_json_schema()),
                     ]
                 }
             }
@@ -82,7 +100,8 @@ async def post_outcomes(request: Request, outcomes: Outcomes) -> Response:
         }
         raise RequestValidationError([error]) from None
     try:
-        if isinstance(payload, dict) and "outcomes" in payload:
+        batch = isinstance(payload, dict) and "outcomes" in payload
+        if batch:
             items = OutcomeBatch.model_validate(payload).outcomes
         else:
             items = [OutcomeIn.model_validate(payload)]
@@ -90,5 +109,5 @@ async def post_outcomes(request: Request, outcomes: Outcomes) -> Response:
         raise RequestValidationError(
             [{**e, "loc": ("body", *e["loc"])} for e in exc.errors(include_url=False)]
         ) from None
-    answer = outcomes.accept(items)
+    answer = outcomes.accept(items, batch=batch)
     return Response(answer.model_dump_json(), status_code=202, media_type="application/json")
