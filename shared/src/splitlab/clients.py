@@ -53,9 +53,10 @@ def create_db_engine(settings: Settings, **overrides: Any) -> Engine:
 
 
 def create_celery_client(settings: Settings) -> Any:
-    """A Celery app that only *sends* tasks by name (``splitlab.training``) to the trainer's
-    broker; the services that call it depend on ``celery[redis]``. Nothing connects until the
-    first send."""
+    """A Celery app that only *sends* tasks by name (``splitlab.training``, the console's
+    ``splitlab.console.analysis``) to the trainer's broker and reads their state from its
+    result backend; the services that call it depend on ``celery[redis]``. Nothing connects
+    until the first send."""
     from celery import Celery
 
     client = Celery(
@@ -67,6 +68,7 @@ def create_celery_client(settings: Settings) -> Any:
         task_default_queue=settings.trainer_queue,
         broker_connection_retry_on_startup=True,
         task_serializer="json",
+        result_serializer="json",
         accept_content=["json"],
         broker_transport_options={
             "visibility_timeout": int(settings.trainer_visibility_timeout_seconds)

@@ -158,6 +158,10 @@ class Settings(BaseSettings):
     """Seconds between guardrail passes (guardrail metrics and SRM only) of running
     experiments: the worst-case time from a violation to the pause (docs/analyzer.md). 0 = off
     (the full refresh still checks guardrails)."""
+    analyzer_history_interval_seconds: float = Field(default=3600.0, ge=0)
+    """Seconds between results snapshots (the history behind ``GET
+    /experiments/{key}/results/history`` and the console's effect-over-time chart) of running
+    and paused experiments; a stopped experiment gets a final one. 0 turns snapshots off."""
     analyzer_fallback_share_threshold: float = Field(default=0.5, ge=0, le=1)
     """A treatment whose share of predictions answered by control's model (fallback) is above
     this is flagged (``flags.treatment_fallback``, gauge, alert)."""
@@ -188,12 +192,35 @@ class Settings(BaseSettings):
     """Redis redelivers a task whose worker vanished without acknowledging it after this long;
     keep it above the hard time limit."""
 
+    # --- Web console (the analyzer's /ui) ----------------------------------------------
+    console_session_secret: SecretStr | None = None
+    """Key that signs the console's session cookie; unset: derived from the admin key (so
+    every analyzer replica signs alike without another secret to distribute)."""
+    console_session_max_age_seconds: int = Field(default=8 * 3600, ge=60)
+    """How long a console login lasts."""
+    console_secure_cookie: bool = False
+    """Send the session cookie over HTTPS only (turn on behind TLS)."""
+    console_upload_max_bytes: int = Field(default=256 * 1024 * 1024, ge=1024)
+    """Largest file the console accepts for an analysis (a 1,000,000-row CSV of a few columns
+    is 30-60 MB)."""
+    console_upload_dir: Path | None = None
+    """Where uploaded files and their reports are kept (the analyzer writes, the trainer's
+    worker reads: a shared volume when they run on different hosts); unset: STATE_DIR/uploads."""
+    console_upload_retention_seconds: float = Field(default=7 * 24 * 3600.0, gt=0)
+    """Uploaded files and their reports are deleted this long after the upload."""
+
     # --- Postgres -----------------------------------------------------------------------
     db_pool_size: int = Field(default=10, ge=1)
     db_max_overflow: int = Field(default=10, ge=0)
 
     @field_validator(
-        "admin_api_key", "assign_api_key", "read_api_key", "analyzer_api_key", mode="before"
+        "admin_api_key",
+        "assign_api_key",
+        "read_api_key",
+        "analyzer_api_key",
+        "console_session_secret",
+        "console_upload_dir",
+        mode="before",
     )
     @classmethod
     def _empty_means_unset(cls, value: object) -> object:
@@ -242,6 +269,11 @@ class Settings(BaseSettings):
     @property
     def model_store_dir(self) -> Path:
         return self.state_dir / "models"
+
+    @property
+    def upload_dir(self) -> Path:
+        """Folder of the console's uploads (``console_upload_dir`` or STATE_DIR/uploads)."""
+        return self.console_upload_dir or self.state_dir / "uploads"
 
 
 def load_settings(**overrides: object) -> Settings:

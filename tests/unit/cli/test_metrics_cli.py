@@ -10,11 +10,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from rich.console import Console
 from typer.testing import CliRunner
 
 import splitlab
 from splitlab.cli import build_app
-from splitlab.cli.metrics import feature_rows
+from splitlab.cli.metrics import feature_rows, history_table
 from tests.support.fake_services import FakeServices
 
 
@@ -140,3 +141,25 @@ def test_results_tables_show_the_server_sections(services: FakeServices) -> None
     for note in NOTES:
         assert note in text, note
     assert "…" not in text, "piped tables are not cut at 80 columns"
+
+
+def test_results_history_renders_a_row_per_snapshot_metric_and_treatment() -> None:
+    row = {"metric": "revenue", "variant": "t1", "method": "cuped", "variance_reduction": 0.25,
+           "n_control": 200, "n_treatment": 190, "mean_control": 10.0, "mean_treatment": 10.5,
+           "effect": 0.5, "ci_lower": 0.1, "ci_upper": 0.9, "p_value": 0.01,
+           "cs_lower": -0.2, "cs_upper": 1.2, "always_valid_p_value": 0.2}  # fmt: skip
+    snaps = [
+        {"taken_at": f"2026-12-05T0{h}:00:00+00:00", "reason": reason, "metrics": [row]}
+        for h, reason in ((8, "refresh"), (9, "stop"))
+    ]
+    console = Console(record=True, width=200)
+    console.print(history_table({"experiment_key": "exp-1", "snapshots": snaps}))
+    text = console.export_text()
+    assert "results history: exp-1" in text
+    assert "2026-12-05 08:00:00" in text
+    assert "2026-12-05 09:00:00" in text
+    assert "25.00%" in text
+    assert "[-0.2, 1.2]" in text
+    console = Console(record=True, width=200)
+    console.print(history_table({"experiment_key": "exp-1", "snapshots": []}))
+    assert "no snapshots yet" in console.export_text()

@@ -21,10 +21,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitlab.web.errors import NotFoundError
 from splitlab_analyzer import gauges
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.repositories import ActionRepository, ExperimentInfo
 from splitlab_analyzer.results.cache import ResultsCache
+from splitlab_analyzer.results.history import HistoryRepository
 from splitlab_analyzer.results.service import Computed, ResultsService
 
 logger = logging.getLogger(__name__)
@@ -41,6 +43,7 @@ class Automation:
     cache: ResultsCache
     actions: ActionRepository
     assignment: AssignmentClient
+    history: HistoryRepository
     flagged: dict[str, set[str]] = field(default_factory=dict)
     """Reasons already recorded per experiment (so a flag is written once)."""
 
@@ -104,6 +107,28 @@ class Automation:
                 logger.exception("refresh failed", extra={"experiment": key})
         gauges.pass_completed("full", time.time())
         return done
+
+    def snapshot_pass(self) -> int:
+        """The scheduled snapshot (``analyzer_history_interval_seconds``): refresh every
+        running or paused experiment and store its results in the history; then a final
+        snapshot of every stopped experiment that has a history but none taken at its stop.
+        Returns how many snapshots were stored; one experiment's failure is logged and the
+        pass goes on."""
+        stored = 0
+        active = sorted(e.key for e in self.results.experiments.with_status(*ACTIVE))
+        stopped = [e.key for e in self.results.experiments.with_status("stopped")]
+        work = [(key, "refresh") for key in active]
+        work += [(key, "stop") for key in self.history.stop_pending(stopped)]
+        for key, reason in work:
+            try:
+                body = self.refresh(key)
+                self.history.record(key, body, reason)
+                stored += 1
+            except NotFoundError:  # no exposures yet: nothing to snapshot
+                logger.debug("no results to snapshot", extra={"experiment": key})
+            except Exception:
+                logger.exception("results snapshot failed", extra={"experiment": key})
+        return stored
 
     def check_guardrails(self) -> int:
         """The guardrail pass (more often than the full refresh): for every running experiment

@@ -230,3 +230,38 @@ class TrainingQueued(BaseModel):
 
 class ActionList(BaseModel):
     actions: list[dict[str, Any]]
+
+
+class SnapshotMetricRead(BaseModel):
+    """One metric and treatment in a results snapshot (``GET /results``' names)."""
+
+    metric: str
+    variant: str
+    method: str
+    variance_reduction: float | None
+    n_control: int
+    n_treatment: int
+    mean_control: float | None
+    mean_treatment: float | None
+    effect: float | None
+    ci_lower: float | None = Field(description="Fixed-horizon confidence interval.")
+    ci_upper: float | None
+    p_value: float | None
+    cs_lower: float | None = Field(description="Always-valid confidence sequence.")
+    cs_upper: float | None
+    always_valid_p_value: float | None
+
+
+class SnapshotRead(BaseModel):
+    taken_at: datetime
+    reason: str = Field(description="refresh (the scheduled pass) or stop.")
+    computed_at: datetime
+    units: dict[str, int]
+    srm_p_value: float | None
+    decisions: dict[str, dict[str, Any]] = Field(description="Per treatment: action, reasons.")
+    metrics: list[SnapshotMetricRead]
+
+
+class ResultsHistory(BaseModel):
+    experiment_key: str
+    snapshots: list[SnapshotRead] = Field(description="Oldest first.")

@@ -22,7 +22,7 @@ def create_celery(settings: Settings) -> Celery:
         "splitlab_trainer",
         broker=settings.celery_broker_url,
         backend=settings.celery_result_backend,
-        include=["splitlab_trainer.tasks"],
+        include=["splitlab_trainer.tasks", "splitlab_trainer.console_tasks"],
     )
     visibility = int(settings.trainer_visibility_timeout_seconds)
     app.conf.update(

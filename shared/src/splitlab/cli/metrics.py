@@ -179,6 +179,32 @@ def actions_table(actions: list[dict[str, Any]]) -> Table:
     return table
 
 
+def history_table(history: dict[str, Any]) -> Table:
+    """One row per snapshot, metric and treatment (``GET .../results/history``)."""
+    table = Table(title=f"results history: {history['experiment_key']}", title_justify="left")
+    for column in ("taken at", "reason", "metric", "variant", "method", "VR", "n",
+                   "effect", "CI", "p", "always-valid CS"):  # fmt: skip
+        table.add_column(column)
+    for snap in history["snapshots"]:
+        for m in snap["metrics"]:
+            table.add_row(
+                snap["taken_at"][:19].replace("T", " "),
+                snap["reason"],
+                m["metric"],
+                m["variant"],
+                m["method"],
+                _fmt(m["variance_reduction"], pct=True),
+                f"{m['n_treatment']} vs {m['n_control']}",
+                _fmt(m["effect"]),
+                f"[{_fmt(m['ci_lower'])}, {_fmt(m['ci_upper'])}]",
+                _fmt(m["p_value"]),
+                f"[{_fmt(m['cs_lower'])}, {_fmt(m['cs_upper'])}]",
+            )
+    if not history["snapshots"]:
+        table.caption = "no snapshots yet (one per SPLITLAB_ANALYZER_HISTORY_INTERVAL_SECONDS)"
+    return table
+
+
 def register(app: typer.Typer) -> None:
     metrics_app = typer.Typer(
         help="Metric definitions of the analyzer. Example: splitlab metrics list",
@@ -372,6 +398,9 @@ def register(app: typer.Typer) -> None:
         refresh: Annotated[
             bool, typer.Option(help="Recompute now instead of the cache (admin key).")
         ] = False,
+        history: Annotated[
+            bool, typer.Option("--history", help="The stored snapshots over time instead.")
+        ] = False,
         output_format: Annotated[ResultsFormat, typer.Option("--format")] = ResultsFormat.table,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     ) -> None:
@@ -379,7 +408,18 @@ def register(app: typer.Typer) -> None:
         plots (the same report as `splitlab analyze --format html`).
 
         Example: splitlab results ranker-v3 --format html -o report.html
+        (over time: splitlab results ranker-v3 --history)
         """
+        if history:
+            try:
+                past = call("GET", f"/experiments/{key}/results/history")
+            except AnalyzerError as exc:
+                _fail(str(exc))
+            if output_format == ResultsFormat.json:
+                typer.echo(json.dumps(past, indent=2))
+            else:
+                Console(width=160).print(history_table(past))
+            return
         try:
             if refresh:
                 call("POST", f"/experiments/{key}/refresh", admin=True)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -391,6 +392,53 @@ class AnalyzerAction(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index(None, "experiment_key", "at"),)
+
+
+class ResultsSnapshot(Base):
+    """The results of one experiment as a scheduled refresh (or its stop) found them; its
+    per-metric, per-variant numbers are in ``results_snapshot_metrics``."""
+
+    __tablename__ = "results_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_key: Mapped[str] = mapped_column(Text)
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text)
+    """``refresh`` (the scheduled pass) or ``stop`` (the experiment's final results)."""
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    units: Mapped[dict[str, Any]] = mapped_column()
+    """Units per analyzed variant."""
+    srm_p_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    decisions: Mapped[dict[str, Any]] = mapped_column()
+    """Per treatment: the decision's ``action`` and ``reasons``."""
+
+    __table_args__ = (Index(None, "experiment_key", "taken_at"),)
+
+
+class ResultsSnapshotMetric(Base):
+    """One metric and treatment of a snapshot: the fixed-horizon comparison with control and
+    the always-valid confidence sequence at that moment."""
+
+    __tablename__ = "results_snapshot_metrics"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("results_snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    metric: Mapped[str] = mapped_column(Text, primary_key=True)
+    variant: Mapped[str] = mapped_column(Text, primary_key=True)
+    method: Mapped[str] = mapped_column(Text)
+    variance_reduction: Mapped[float | None] = mapped_column(Float, nullable=True)
+    n_control: Mapped[int] = mapped_column(Integer)
+    n_treatment: Mapped[int] = mapped_column(Integer)
+    mean_control: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mean_treatment: Mapped[float | None] = mapped_column(Float, nullable=True)
+    effect: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_lower: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_upper: Mapped[float | None] = mapped_column(Float, nullable=True)
+    p_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cs_lower: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cs_upper: Mapped[float | None] = mapped_column(Float, nullable=True)
+    always_valid_p_value: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class RegisteredModel(Base):

@@ -7,14 +7,15 @@ at most, never a change of an experiment."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from splitlab_analyzer.deps import Actions, AdminOnly, AutomationDep, Reader, Trainings
-from splitlab_analyzer.schemas import ActionList, TrainingQueued
+from splitlab_analyzer.deps import Actions, AdminOnly, AutomationDep, History, Reader, Trainings
+from splitlab_analyzer.schemas import ActionList, ResultsHistory, TrainingQueued
 
 router = APIRouter(prefix="/experiments/{key}", tags=["results"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -63,3 +64,13 @@ async def request_cupac(
 async def list_actions(key: str, actions: Actions) -> ActionList:
     """What the analyzer did on its own (flags, pauses) with the evidence, newest first."""
     return ActionList(actions=await run_in_threadpool(actions.list, key))
+
+
+@router.get("/results/history", responses=ERRORS, dependencies=[Reader])
+async def results_history(key: str, history: History) -> ResultsHistory:
+    """The experiment's results snapshots, oldest first: one per scheduled snapshot pass
+    (``SPLITLAB_ANALYZER_HISTORY_INTERVAL_SECONDS``) and one at stop."""
+    snapshots = await run_in_threadpool(history.snapshots, key)
+    return ResultsHistory.model_validate(
+        {"experiment_key": key, "snapshots": [asdict(s) for s in snapshots]}
+    )
