@@ -7,6 +7,13 @@ connection, sequential requests (p50/p99 of each; the router's overhead is its p
 trivial endpoint's). Throughput: ``wrk`` with 32 connections. The three apps run at once and
 take turns over three rounds of both measures; the medians are compared. Targets (issue 5):
 overhead at p50 under 2 ms; throughput with logging at least 80% of the router without logging.
+
+The remote-model case (``run_remote``, also run by ``run``): the same model behind a model
+server of its own (``model_server_app``, KServe's shape), once keeping connections alive and
+once closing each; ``/predict`` through a router whose experiments name those servers (flavor
+``http``) against calling the servers directly with the same body, sequentially on one
+keep-alive connection of the caller, in the same run. Target (issue 13): the router's p50 minus
+the direct p50 under 1 ms. ``python bench/bench_router.py remote`` runs only this part.
 """
 
 from __future__ import annotations
@@ -113,7 +120,149 @@ def _drop_experiment(database_url: str, key: str, model_name: str) -> None:
     engine.dispose()
 
 
+REMOTE_N = max(200, round(600 * _SCALE))
+REMOTE_BODY = {"instances": [{"x1": 0.3, "x2": -1.2}]}
+
+
+def _latency_direct(url: str) -> dict[str, float]:
+    """The model server called directly: the router's body, one client, sequential."""
+    timings = []
+    with httpx.Client() as client:
+        for i in range(REMOTE_N + 100):
+            start = time.perf_counter()
+            client.post(url, json=REMOTE_BODY).raise_for_status()
+            if i >= 100:
+                timings.append((time.perf_counter() - start) * 1000)
+    return {"p50_ms": percentile(timings, 50), "p99_ms": percentile(timings, 99)}
+
+
+def _latency_routed(url: str, experiment: str) -> dict[str, float]:
+    timings = []
+    with httpx.Client() as client:
+        for i in range(REMOTE_N + 100):
+            body = {"unit_id": f"remote-{i}", "experiment_key": experiment,
+                    "features": REMOTE_BODY["instances"][0]}  # fmt: skip
+            start = time.perf_counter()
+            answer = client.post(f"{url}/predict", json=body)
+            answer.raise_for_status()
+            if i >= 100:
+                timings.append((time.perf_counter() - start) * 1000)
+    assert answer.json()["fallback"] is False, answer.text
+    return {"p50_ms": percentile(timings, 50), "p99_ms": percentile(timings, 99)}
+
+
+def run_remote() -> list[BenchResult]:
+    """``/predict`` to a remote (http) model against calling its server directly."""
+    import skops.io
+    from sklearn.linear_model import LogisticRegression
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    workdir = Path(tempfile.mkdtemp(prefix="splitlab-bench-remote-"))
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(500, 2))
+    model_path = workdir / "m.skops"
+    skops.io.dump(LogisticRegression().fit(x, (x[:, 0] > 0).astype(int)), model_path)
+    redis_url = settings.redis_url.rsplit("/", 1)[0] + f"/{REDIS_DB}"
+    sticky = redis.Redis.from_url(redis_url)
+    sticky.flushdb()
+    tag = uuid.uuid4().hex[:8]
+    model_name = f"bench-remote-{tag}"
+    env = {
+        **os.environ,
+        "SPLITLAB_ACCESS_LOG": "false",
+        "SPLITLAB_LOG_LEVEL": "WARNING",
+        "SPLITLAB_REDIS_URL": redis_url,
+        "SPLITLAB_ADMIN_API_KEY": ADMIN_KEY,
+        "SPLITLAB_STATE_DIR": str(workdir / "state"),
+        "SPLITLAB_EXPERIMENT_CACHE_REFRESH_SECONDS": "0.5",
+        "BENCH_MODEL_PATH": str(model_path),
+        "PYTHONPATH": str(BENCH_DIR),
+    }
+    servers = {"keepalive": "0", "close": "1"}
+    experiments = {kind: f"bench-remote-{kind}-{tag}" for kind in servers}
+    rounds: dict[str, list[dict[str, float]]] = {
+        f"{side}_{kind}": [] for kind in servers for side in ("direct", "router")
+    }
+    try:
+        with ExitStack() as running:
+            model_urls = {
+                kind: running.enter_context(
+                    _uvicorn(
+                        "model_server_app:app",
+                        {**env, "BENCH_CLOSE_CONNECTIONS": close},
+                        False,
+                        workdir / f"model-{kind}",
+                    )
+                )
+                + "/v1/models/m:predict"
+                for kind, close in servers.items()
+            }
+            router = running.enter_context(
+                _uvicorn("splitlab_router.app:create_app", env, True, workdir / "router")
+            )
+            admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+            for kind, url in model_urls.items():
+                httpx.post(f"{router}/models", headers=admin, timeout=60, json={
+                    "name": model_name, "version": kind, "flavor": "http", "url": url,
+                    "input_schema": [{"name": "x1"}, {"name": "x2"}]},
+                ).raise_for_status()  # fmt: skip
+                _experiment(settings.database_url, experiments[kind], f"{model_name}:{kind}")
+                _wait_serving(router, experiments[kind])
+            order = list(rounds)
+            for round_ in range(ROUNDS):
+                for name in order if round_ % 2 == 0 else order[::-1]:
+                    side, kind = name.split("_", 1)
+                    rounds[name].append(
+                        _latency_direct(model_urls[kind])
+                        if side == "direct"
+                        else _latency_routed(router, experiments[kind])
+                    )
+    finally:
+        for key in experiments.values():
+            _drop_experiment(settings.database_url, key, model_name)
+        sticky.flushdb()
+        sticky.close()
+    medians = {
+        name: {figure: statistics.median(r[figure] for r in taken) for figure in taken[0]}
+        for name, taken in rounds.items()
+    }
+    context = {
+        "server": "uvicorn, 1 worker, no access log, 127.0.0.1 (router and model servers)",
+        "model": "LogisticRegression on 2 features behind a FastAPI model server (KServe V1)",
+        "latency": f"{REMOTE_N} sequential requests on one keep-alive connection, after 100",
+        "rounds": f"{ROUNDS} rounds against each, order reversed every other round; medians",
+        "rounds_p50_ms": {name: [r["p50_ms"] for r in taken] for name, taken in rounds.items()},
+        "machine": "2 cores shared with other engineers' processes; client on the same machine",
+    }
+    results = []
+    for kind in servers:
+        direct, routed = medians[f"direct_{kind}"], medians[f"router_{kind}"]
+        overhead = routed["p50_ms"] - direct["p50_ms"]
+        results.append(
+            BenchResult(
+                f"router.remote_model_{kind}",
+                {
+                    "router_p50_ms": routed["p50_ms"],
+                    "router_p99_ms": routed["p99_ms"],
+                    "direct_p50_ms": direct["p50_ms"],
+                    "direct_p99_ms": direct["p99_ms"],
+                    "overhead_p50_ms": overhead,
+                },
+                "overhead_p50_ms < 1",
+                overhead < 1,
+                context=context,
+            )
+        )
+    return results
+
+
 def run() -> list[BenchResult]:
+    return [*run_local(), *run_remote()]
+
+
+def run_local() -> list[BenchResult]:
+    """``/predict`` with an in-process scikit-learn model, and the cost of event logging."""
     import skops.io
     from sklearn.linear_model import LogisticRegression
 
@@ -223,3 +372,12 @@ def run() -> list[BenchResult]:
             ratio >= 0.80,
         ),
     ]
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.path.insert(0, str(BENCH_DIR))
+    parts = {"remote": run_remote, "local": run_local}
+    for result in parts[sys.argv[1]]() if len(sys.argv) > 1 else run():
+        print(json.dumps(result.to_dict(), indent=2))

@@ -5,6 +5,9 @@
 #   infra/services.sh down    stop them (SIGTERM, then SIGKILL after a grace period)
 #   infra/services.sh status  one line per process
 #
+# SPLITLAB_PROCESSES (space-separated) limits them to a subset, e.g. a test that needs no trainer:
+#   SPLITLAB_PROCESSES="assignment router analyzer analyzer-consumer" infra/services.sh up
+#
 # Ports come from SPLITLAB_{ASSIGNMENT,ROUTER,ANALYZER,TRAINER}_URL (environment, else .env);
 # pid files and logs go to $SPLITLAB_STATE_DIR/run and $SPLITLAB_STATE_DIR/logs (default .stack).
 set -euo pipefail
@@ -20,7 +23,16 @@ BIN="$ROOT/.venv/bin"
 RUN="$STATE/run"
 LOGS="$STATE/logs"
 READY_TIMEOUT="${SPLITLAB_READY_TIMEOUT:-120}"
-PROCESSES=(assignment router analyzer analyzer-consumer trainer trainer-worker)
+ALL_PROCESSES=(assignment router analyzer analyzer-consumer trainer trainer-worker trainer-beat)
+# shellcheck disable=SC2206
+PROCESSES=(${SPLITLAB_PROCESSES:-${ALL_PROCESSES[*]}})
+for p in "${PROCESSES[@]}"; do
+  [[ " ${ALL_PROCESSES[*]} " == *" $p "* ]] || { echo "SPLITLAB_PROCESSES: unknown process '$p' (known: ${ALL_PROCESSES[*]})" >&2; exit 2; }
+done
+READY_ARGS=()
+for p in "${PROCESSES[@]}"; do
+  case "$p" in assignment | router | analyzer | trainer) READY_ARGS+=(--service "$p") ;; esac
+done
 
 log() { printf '[services] %s\n' "$*" >&2; }
 
@@ -38,6 +50,10 @@ command_for() {
       ;;
     trainer-worker)
       echo "$BIN/celery -A splitlab_trainer.worker worker -P prefork -c 1 -n trainer@%h --loglevel INFO"
+      ;;
+    trainer-beat)
+      # Beat sends the trainer's schedule task; its own state file under the state folder.
+      echo "$BIN/celery -A splitlab_trainer.worker beat --loglevel INFO --schedule $RUN/celerybeat-schedule"
       ;;
     *)
       url_var="SPLITLAB_${name^^}_URL"
@@ -79,10 +95,12 @@ case "${1:-}" in
     [[ -x "$BIN/uvicorn" ]] || { log "no virtualenv: run 'make install' first"; exit 1; }
     mkdir -p "$RUN" "$LOGS"
     for p in "${PROCESSES[@]}"; do start "$p"; done
-    "$BIN/splitlab" ready --timeout "$READY_TIMEOUT" || {
-      log "not every service became ready; see $LOGS/"
-      exit 1
-    }
+    if ((${#READY_ARGS[@]})); then
+      "$BIN/splitlab" ready --timeout "$READY_TIMEOUT" "${READY_ARGS[@]}" || {
+        log "not every service became ready; see $LOGS/"
+        exit 1
+      }
+    fi
     ;;
   down)
     stop simulator # the demo's traffic (`make run`), if it runs

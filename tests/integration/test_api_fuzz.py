@@ -19,7 +19,6 @@ import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,15 +26,14 @@ from typing import Any
 import httpx
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import create_engine, make_url, text
 
 from splitlab.settings import Settings
-from splitlab.storage.migrate import upgrade
 from splitlab_analyzer.app import create_app as create_analyzer
 from splitlab_assignment.app import create_app as create_assignment
 from splitlab_router.app import DiscardingPublisher
 from splitlab_router.app import create_app as create_router
 from splitlab_trainer.app import create_app as create_trainer
+from tests.support.databases import own_database
 from tests.support.served import free_port, served
 from tests.support.stack import StackEndpoints
 
@@ -43,6 +41,7 @@ MAX_EXAMPLES = int(os.environ.get("SPLITLAB_FUZZ_MAX_EXAMPLES", "10"))
 SEED = int(os.environ.get("SPLITLAB_FUZZ_SEED", "13"))
 ADMIN_KEY = "fuzz-admin-key-0123456789"
 CALLER_KEY = "fuzz-caller-key-0123456789"
+READ_KEY = "fuzz-read-key-0123456789"
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 SCHEMA_CANNOT_SAY = (
     "POST /experiments",
@@ -50,6 +49,7 @@ SCHEMA_CANNOT_SAY = (
     "POST /models",
     "POST /outcomes",
     "POST /metrics",
+    "PATCH /metric-definitions/{name}",
     "POST /analyses/synthetic-control",
 )
 """Operations with a rule no JSON schema states (see ``fuzz_config``)."""
@@ -65,18 +65,8 @@ class SerializingPublisher(DiscardingPublisher):
 @pytest.fixture(scope="module")
 def fuzz_database(stack: StackEndpoints) -> Iterator[str]:
     """A database of this module's own, migrated to head, dropped at the end."""
-    name = f"splitlab_fuzz_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(stack.database_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(stack.database_url).set(database=name).render_as_string(hide_password=False)
-    upgrade(url)
-    try:
+    with own_database(stack.database_url, "splitlab_fuzz") as url:
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +85,7 @@ def services(
         state_dir=tmp_path_factory.mktemp("fuzz-state"),
         admin_api_key=SecretStr(ADMIN_KEY),
         assign_api_key=SecretStr(CALLER_KEY),
+        read_api_key=SecretStr(READ_KEY),
         assignment_url=f"http://127.0.0.1:{ports['assignment']}",
         analyzer_refresh_interval_seconds=0.0,
         analyzer_rollup_catch_up_seconds=0.0,
@@ -123,12 +114,14 @@ def fuzz_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path.write_text(
         f'[auth.openapi.adminKey]\nbearer = "{ADMIN_KEY}"\n\n'
         f'[auth.openapi.callerKey]\nbearer = "{CALLER_KEY}"\n\n'
+        f'[auth.openapi.readKey]\nbearer = "{READ_KEY}"\n\n'
         # Rules no JSON schema can state, so a schema-valid request may rightly answer 422:
         # rules across fields of an experiment (weights summing to 1, distinct variant keys,
-        # targeting syntax, what a started experiment may change) and of a metric (a ratio of
-        # two other metrics); a model's artifact must be a loadable file in the model store;
-        # an outcome's occurred_at must lie within a window around now; a synthetic-control
-        # upload must be a readable panel with the named columns.
+        # targeting syntax, what a started experiment may change) and of a metric, created or
+        # changed (a ratio of two other metrics, a source's outcome_type); a model's artifact
+        # must be a loadable file in the model store; an outcome's occurred_at must lie within
+        # a window around now; a synthetic-control upload must be a readable panel with the
+        # named columns.
         + "".join(
             f'[[operations]]\ninclude-name = "{name}"\n\n'
             "[operations.checks.positive_data_acceptance]\n"

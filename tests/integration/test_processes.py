@@ -18,7 +18,7 @@ from tests.support.kafka_broker import free_port
 from tests.support.stack import REPO
 
 SERVICES = ("assignment", "router", "analyzer", "trainer")
-PROCESSES = (*SERVICES, "analyzer-consumer", "trainer-worker")
+PROCESSES = (*SERVICES, "analyzer-consumer", "trainer-worker", "trainer-beat")
 
 
 def run_script(env: dict[str, str], action: str) -> subprocess.CompletedProcess[str]:

@@ -1,17 +1,26 @@
-"""``splitlab.client`` against httpx MockTransports: answers, retries on idempotent calls only,
-timeouts, and the control fallback when SplitLab is unreachable."""
+"""``splitlab.client`` against httpx MockTransports: answers (typed, with sticky, degraded,
+bucket_version, in_experiment), batch assignment, retries on idempotent calls only, timeouts,
+the control fallback (with a log line saying why) when SplitLab is unreachable, and an error
+when SplitLab rejects the request."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from typing import Any
 
 import httpx
 import pytest
 
-from splitlab.client import AsyncSplitLabClient, Outcome, SplitLabClient
+from splitlab.client import (
+    AsyncSplitLabClient,
+    Outcome,
+    RequestRejectedError,
+    SplitLabClient,
+    SplitLabError,
+)
 
 ASSIGNED = {
     "experiment_key": "exp",
@@ -31,7 +40,17 @@ PREDICTED = {
     "model_version": "2",
     "fallback": False,
     "in_experiment": True,
+    "degraded": True,
 }
+BATCH = {
+    "unit_id": "u1",
+    "degraded": False,
+    "assignments": [
+        {**{k: v for k, v in ASSIGNED.items() if k != "degraded"}, "experiment_key": "a"},
+        {"experiment_key": "b", "variant": "control", "in_experiment": False,
+         "reason": "not_targeted", "sticky": False, "bucket_version": 2},
+    ],
+}  # fmt: skip
 
 
 class Server:
@@ -47,12 +66,15 @@ class Server:
         if isinstance(step, Exception):
             raise step
         if step != 200:
-            return httpx.Response(step, json={"error": {"message": f"status {step}"}})
+            error = {"message": f"status {step}", "field": "experiment_key"}
+            return httpx.Response(step, json={"error": error})
         path = request.url.path
         if path == "/assign":
             return httpx.Response(200, json=ASSIGNED)
         if path == "/predict":
             return httpx.Response(200, json=PREDICTED)
+        if path == "/assign/batch":
+            return httpx.Response(200, json=BATCH)
         count = len(json.loads(request.content)["outcomes"])
         return httpx.Response(202, json={"accepted": count, "event_ids": []})
 
@@ -90,13 +112,77 @@ def test_assign_falls_back_to_control_when_unreachable_with_bounded_retries() ->
     assert len(server.calls) == 3
 
 
-def test_client_errors_are_not_retried() -> None:
-    server = Server(404)
+def test_answers_carry_sticky_degraded_bucket_version_and_in_experiment() -> None:
+    with client(Server()) as sl:
+        assigned = sl.assign("u1", "exp")
+        predicted = sl.predict("u1", "exp", {"x": 1.0})
+    assert (assigned.sticky, assigned.degraded, assigned.bucket_version) == (True, False, 0)
+    assert assigned.in_experiment
+    assert (predicted.in_experiment, predicted.degraded) == (True, True)
+
+
+def test_assign_batch_answers_every_experiment_of_the_unit() -> None:
+    server = Server(503)
+    with client(server) as sl:
+        batch = sl.assign_batch("u1", {"country": "FR"}, include_excluded=True)
+    assert json.loads(server.calls[-1].content) == {
+        "unit_id": "u1", "attributes": {"country": "FR"}, "include_excluded": True,
+    }  # fmt: skip
+    assert len(server.calls) == 2, "retried like /assign"
+    assert (batch.unit_id, batch.fallback, batch.degraded) == ("u1", False, False)
+    assert set(batch.assignments) == {"a", "b"}
+    assert (batch.assignments["a"].variant, batch.assignments["a"].sticky) == ("treatment", True)
+    assert batch.assignments["b"].bucket_version == 2
+    assert not batch.assignments["b"].in_experiment
+    assert (batch.variant("a"), batch.variant("b"), batch.variant("other")) == (
+        "treatment",
+        "control",
+        "control",
+    )
+    with client(server) as sl:
+        sl.assign_batch("u1", experiment_keys=("a", "b"))
+    assert json.loads(server.calls[-1].content)["experiment_keys"] == ["a", "b"]
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 413, 422])
+def test_a_rejected_request_raises_a_clear_error_not_control(status: int) -> None:
+    server = Server(*[status] * 10)
     with client(server, retries=2) as sl:
-        answer = sl.assign("u1", "missing")
-    assert answer.fallback
-    assert "status 404" in (answer.error or "")
-    assert len(server.calls) == 1
+        with pytest.raises(RequestRejectedError) as raised:
+            sl.assign("u1", "missing")
+        assert raised.value.status_code == status
+        assert raised.value.field == "experiment_key"
+        assert f"HTTP {status}: status {status}" in str(raised.value)
+        assert "/assign" in str(raised.value)
+        with pytest.raises(SplitLabError):
+            sl.predict("u1", "missing", {"x": 1.0}, default=0)
+        with pytest.raises(RequestRejectedError):
+            sl.assign_batch("u1")
+        with pytest.raises(RequestRejectedError):
+            sl.send_outcome("u1", "click", 1.0)
+    assert len(server.calls) == 4, "never retried"
+
+
+def test_the_fallback_logs_why(caplog: pytest.LogCaptureFixture) -> None:
+    server = Server(*[httpx.ConnectError("connection refused")] * 10, 500)
+    with caplog.at_level(logging.WARNING, logger="splitlab.client"), client(server) as sl:
+        assert sl.assign("u1", "exp").fallback
+        assert sl.predict("u1", "exp", {}, default=0).fallback
+        assert sl.assign_batch("u1").fallback
+        assert not sl.send_outcome("u1", "click", 1.0).delivered
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == (
+        "SplitLab /assign for experiment 'exp' failed (ConnectError: connection refused); "
+        "answering control"
+    )
+    assert lines[1].startswith("SplitLab /predict for experiment 'exp' failed (ConnectError")
+    assert lines[1].endswith("answering control with the default")
+    assert lines[2].startswith("SplitLab /assign/batch for unit 'u1' failed")
+    assert "SplitLab /outcomes for 1 outcomes failed (ConnectError" in lines[3]
+    server_error = Server(500)
+    with caplog.at_level(logging.WARNING, logger="splitlab.client"), client(server_error) as sl:
+        assert sl.predict("u1", "exp", {}).error == "HTTP 500: status 500"
+    assert "failed (HTTP 500: status 500)" in caplog.records[-1].getMessage()
 
 
 def test_predict_is_never_retried_and_falls_back_with_the_default() -> None:
@@ -177,3 +263,20 @@ def test_async_client_mirrors_the_sync_one() -> None:
     fallback = asyncio.run(run_down())
     assert (fallback.variant, fallback.prediction, fallback.fallback) == ("control", "safe", True)
     assert len(down.calls) == 1
+
+
+def test_async_client_batches_and_rejects_like_the_sync_one() -> None:
+    server = Server(404)
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        return server(request)
+
+    async def run() -> Any:
+        async with AsyncSplitLabClient(transport=httpx.MockTransport(handler), backoff=0.0) as sl:
+            with pytest.raises(RequestRejectedError, match="HTTP 404"):
+                await sl.assign("u1", "missing")
+            return await sl.assign_batch("u1")
+
+    batch = asyncio.run(run())
+    assert batch.variant("a") == "treatment"
+    assert batch.assignments["a"].bucket_version == 0

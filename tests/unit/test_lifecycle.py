@@ -25,7 +25,7 @@ from splitlab.lifecycle import (
 
 ALLOWED = {
     (Status.DRAFT, Action.START): Status.RUNNING,
-    (Status.DRAFT, Action.ARCHIVE): Status.ARCHIVED,
+    (Status.DRAFT, Action.STOP): Status.STOPPED,
     (Status.RUNNING, Action.PAUSE): Status.PAUSED,
     (Status.RUNNING, Action.STOP): Status.STOPPED,
     (Status.PAUSED, Action.START): Status.RUNNING,
@@ -56,6 +56,13 @@ def test_lifecycle_error_message() -> None:
         transition("stopped", "start")
     with pytest.raises(LifecycleError, match=r"none \(archived is final\)"):
         transition("archived", "start")
+
+
+@pytest.mark.parametrize("status", ["draft", "running", "paused"])
+def test_archive_needs_a_stopped_experiment_and_says_so(status: str) -> None:
+    with pytest.raises(LifecycleError, match="archive needs a stopped experiment: stop it first"):
+        transition(status, "archive")
+    assert transition(transition(status, "stop"), "archive") is Status.ARCHIVED
 
 
 def test_strings_are_accepted_and_bad_ones_named() -> None:

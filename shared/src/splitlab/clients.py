@@ -19,7 +19,7 @@ from splitlab.messaging.kafka_compat import close_sockets_of_failed_connects
 from splitlab.settings import Settings
 
 if TYPE_CHECKING:
-    import httpx
+    import httpcore
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
     from splitlab.messaging.confluent_producer import ConfluentProducer
@@ -50,6 +50,31 @@ def create_db_engine(settings: Settings, **overrides: Any) -> Engine:
     }
     options.update(overrides)
     return create_engine(settings.database_url, **options)
+
+
+def create_celery_client(settings: Settings) -> Any:
+    """A Celery app that only *sends* tasks by name (``splitlab.training``, the console's
+    ``splitlab.console.analysis``) to the trainer's broker and reads their state from its
+    result backend; the services that call it depend on ``celery[redis]``. Nothing connects
+    until the first send."""
+    from celery import Celery
+
+    client = Celery(
+        "splitlab-client",
+        broker=settings.celery_broker_url,
+        backend=settings.celery_result_backend,
+    )
+    client.conf.update(
+        task_default_queue=settings.trainer_queue,
+        broker_connection_retry_on_startup=True,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        broker_transport_options={
+            "visibility_timeout": int(settings.trainer_visibility_timeout_seconds)
+        },
+    )
+    return client
 
 
 def create_session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -182,17 +207,19 @@ def create_confluent_producer(settings: Settings, **overrides: Any) -> Confluent
     return ConfluentProducer(config)
 
 
-def create_async_http_client(settings: Settings, **overrides: Any) -> httpx.AsyncClient:
-    """An asyncio HTTP client for calls to other servers (the router's remote models).
+def create_model_server_pool(settings: Settings, **overrides: Any) -> httpcore.AsyncConnectionPool:
+    """The connection pool of one remote model server (the router keeps one per server).
 
-    Each call passes its own timeout; the pool is sized for a busy replica, and redirects are not
-    followed (a model server that redirects is misconfigured)."""
-    import httpx
+    Keep-alive connections are reused for ``keepalive_expiry`` seconds; ``max_connections``
+    bounds the calls in flight to one server. No proxies from the environment: model servers
+    are internal and called directly."""
+    import httpcore
 
     options: dict[str, Any] = {
-        "timeout": httpx.Timeout(settings.router_model_timeout_ms / 1000),
-        "limits": httpx.Limits(max_connections=200, max_keepalive_connections=50),
-        "follow_redirects": False,
+        "max_connections": 200,
+        "max_keepalive_connections": 50,
+        "keepalive_expiry": 30.0,
+        "retries": 0,
     }
     options.update(overrides)
-    return httpx.AsyncClient(**options)
+    return httpcore.AsyncConnectionPool(**options)

@@ -1,8 +1,9 @@
 """The experiment lifecycle and the rules for changing a started experiment.
 
-Lifecycle: ``draft -> running <-> paused``, ``running|paused -> stopped -> archived`` (a draft
-that never ran may be archived directly). Actions are the admin API's verbs: ``start`` (also
-resumes a paused experiment), ``pause``, ``stop``, ``archive``.
+Lifecycle: ``draft -> running <-> paused``, ``draft|running|paused -> stopped -> archived``:
+only a stopped experiment may be archived (a draft that never ran is stopped first, so archiving
+is always the second, deliberate step after ending an experiment). Actions are the admin API's
+verbs: ``start`` (also resumes a paused experiment), ``pause``, ``stop``, ``archive``.
 
 Changes: ``classify_change`` compares two versions of an experiment's bucketing settings and says,
 field by field, what the change does to units already assigned; ``check_change`` rejects what a
@@ -51,7 +52,7 @@ class Action(StrEnum):
 
 
 _TRANSITIONS: dict[Status, dict[Action, Status]] = {
-    Status.DRAFT: {Action.START: Status.RUNNING, Action.ARCHIVE: Status.ARCHIVED},
+    Status.DRAFT: {Action.START: Status.RUNNING, Action.STOP: Status.STOPPED},
     Status.RUNNING: {Action.PAUSE: Status.PAUSED, Action.STOP: Status.STOPPED},
     Status.PAUSED: {Action.START: Status.RUNNING, Action.STOP: Status.STOPPED},
     Status.STOPPED: {Action.ARCHIVE: Status.ARCHIVED},
@@ -67,9 +68,12 @@ class LifecycleError(ValueError):
         self.action = action
         self.allowed = allowed_actions(status)
         allowed = ", ".join(self.allowed) if self.allowed else "none (archived is final)"
+        why = ""
+        if action is Action.ARCHIVE and status is not Status.ARCHIVED:
+            why = "archive needs a stopped experiment: stop it first; "
         super().__init__(
-            f"cannot {action} an experiment that is {status}; allowed actions from {status}: "
-            f"{allowed}"
+            f"cannot {action} an experiment that is {status}; {why}allowed actions from "
+            f"{status}: {allowed}"
         )
 
 

@@ -50,6 +50,8 @@ def analyzer_settings(settings: Settings) -> Settings:
         update={
             "admin_api_key": SecretStr(ADMIN_KEY),
             "analyzer_consumer_group": f"analyzer-test-{uuid.uuid4().hex[:8]}",
+            # CUPAC requests go to a queue no worker of another test session listens to.
+            "trainer_queue": f"splitlab.trainer.test-{uuid.uuid4().hex[:8]}",
             "analyzer_consumer_metrics_port": 0,
             "analyzer_batch_size": 500,
             "analyzer_batch_wait_ms": 200,

@@ -1,6 +1,7 @@
-"""A violated guardrail pauses an auto-stop experiment through the assignment service's API;
-afterwards /assign answers control. The evidence is in analyzer_actions, the actor in the
-registry's audit log, and the violation in the gauges."""
+"""A violated guardrail pauses an auto-stop experiment through the assignment service's API,
+from the periodic refresh only: a results read (even a cache miss) and a manual refresh change
+nothing. Afterwards /assign answers control. The evidence is in analyzer_actions, the actor in
+the registry's audit log (the analyzer's own key's name), and the violation in the gauges."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from splitlab.settings import Settings
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.consumer.rows import RawRecord, build_batch
 from splitlab_analyzer.consumer.sink import PostgresSink
-from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY, define_metrics
+from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY, define_metrics, wait_until
 from tests.integration.analyzer.simulation import simulate
 
 pytestmark = pytest.mark.integration
@@ -29,12 +30,23 @@ class DiscardingPublisher:
         pass
 
 
+ANALYZER_KEY = "analyzer-own-key-0123456789"
+
+
 @pytest.fixture
-def assignment(analyzer_settings: Settings, redis_client: Any) -> Iterator[TestClient]:
+def keyed_settings(analyzer_settings: Settings) -> Settings:
+    """Both services know the analyzer's own key (as they would from one .env)."""
+    return analyzer_settings.model_copy(update={"analyzer_api_key": SecretStr(ANALYZER_KEY)})
+
+
+@pytest.fixture
+def assignment(keyed_settings: Settings, redis_client: Any) -> Iterator[TestClient]:
     from splitlab_assignment.app import create_app as create_assignment_app
 
     app = create_assignment_app(
-        analyzer_settings.model_copy(update={"admin_api_key": SecretStr(ADMIN_KEY)}),
+        keyed_settings.model_copy(
+            update={"admin_api_key": SecretStr(ADMIN_KEY), "preflight_checks": False}
+        ),
         publisher_factory=lambda _settings: DiscardingPublisher(),  # type: ignore[arg-type,return-value]
     )
     with TestClient(app) as client:
@@ -42,7 +54,7 @@ def assignment(analyzer_settings: Settings, redis_client: Any) -> Iterator[TestC
 
 
 def test_guardrail_violation_pauses_an_auto_stop_experiment_and_assign_returns_control(
-    analyzer_settings: Settings, assignment: TestClient, engine: Engine
+    keyed_settings: Settings, assignment: TestClient, engine: Engine
 ) -> None:
     key = f"guard-{uuid.uuid4().hex[:8]}"
     body = {
@@ -67,12 +79,24 @@ def test_guardrail_violation_pauses_an_auto_stop_experiment_and_assign_returns_c
     records = [RawRecord(e.topic, 0, i, e.key(), e.to_bytes()) for i, e in enumerate(sim.events)]
     PostgresSink(engine).write(build_batch(records, {}).rows)
 
-    with TestClient(create_app(analyzer_settings, assignment_http=assignment)) as analyzer:
+    def status() -> str:
+        return str(assignment.get(f"/experiments/{key}", headers=ADMIN).json()["status"])
+
+    with TestClient(create_app(keyed_settings, assignment_http=assignment)) as analyzer:
         define_metrics(analyzer)
-        refreshed = analyzer.post(f"/experiments/{key}/refresh")
+        # A read on a cache miss computes the violation and acts on nothing.
+        read = analyzer.get(f"/experiments/{key}/results")
+        assert read.status_code == 200, read.text
+        assert read.json()["flags"]["guardrail_violated"] == ["latency"]
+        assert status() == "running"
+        assert analyzer.get(f"/experiments/{key}/analyzer-actions").json()["actions"] == []
+        # A manual refresh is a change of the cache and gauges: the admin key; no action either.
+        assert analyzer.post(f"/experiments/{key}/refresh").status_code == 401
+        refreshed = analyzer.post(f"/experiments/{key}/refresh", headers=ADMIN)
         assert refreshed.status_code == 200, refreshed.text
         result = refreshed.json()
-        actions = analyzer.get(f"/experiments/{key}/analyzer-actions").json()["actions"]
+        assert status() == "running"
+        assert analyzer.get(f"/experiments/{key}/analyzer-actions").json()["actions"] == []
 
     assert result["flags"]["guardrail_violated"] == ["latency"]
     (guard,) = result["guardrails"]
@@ -87,8 +111,12 @@ def test_guardrail_violation_pauses_an_auto_stop_experiment_and_assign_returns_c
         == 1.0
     )
 
-    state = assignment.get(f"/experiments/{key}", headers=ADMIN).json()
-    assert state["status"] == "paused"
+    # The scheduled loop is what acts.
+    looping = keyed_settings.model_copy(update={"analyzer_refresh_interval_seconds": 0.2})
+    with TestClient(create_app(looping, assignment_http=assignment)) as analyzer:
+        wait_until(lambda: status() == "paused", 30, "the periodic refresh to pause it")
+        actions = analyzer.get(f"/experiments/{key}/analyzer-actions").json()["actions"]
+
     for unit in ("a", "b", "c", "d"):
         answer = assignment.post("/assign", json={"unit_id": unit, "experiment_key": key}).json()
         assert answer["variant"] == "control"
@@ -103,6 +131,7 @@ def test_guardrail_violation_pauses_an_auto_stop_experiment_and_assign_returns_c
     audit = assignment.get(f"/experiments/{key}/audit", headers=ADMIN).json()["entries"]
     assert audit[0]["action"] == "pause"
     assert audit[0]["actor"] == "splitlab-analyzer"
+    assert audit[1]["actor"] == "admin"
 
 
 def sample(name: str, **labels: str) -> float | None:

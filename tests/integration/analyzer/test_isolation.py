@@ -68,18 +68,18 @@ def test_a_poisoned_experiment_answers_and_does_not_stop_another_ones_refresh(
     good, _ = experiment(engine, seed=1)
     bad, bad_units = experiment(engine, seed=2)
     for key in (good, bad):  # builds both experiments' rollups
-        assert analyzer.post(f"/experiments/{key}/refresh").status_code == 200
+        assert analyzer.post(f"/experiments/{key}/refresh", headers=ADMIN).status_code == 200
     before = analyzer.get(f"/experiments/{bad}/results", params={"method": "none"}).json()
 
     poison(engine, bad_units[0])
 
-    refreshed = analyzer.post(f"/experiments/{good}/refresh")
+    refreshed = analyzer.post(f"/experiments/{good}/refresh", headers=ADMIN)
     assert refreshed.status_code == 200, refreshed.text
     assert refreshed.json()["timings"]["per_unit"] == "rollups"
     healthy = analyzer.get(f"/experiments/{good}/results", params={"method": "cuped"})
     assert healthy.status_code == 200, healthy.text
     assert healthy.json()["excluded_values"]["outcomes"] == 0
-    answer = analyzer.post(f"/experiments/{bad}/refresh")
+    answer = analyzer.post(f"/experiments/{bad}/refresh", headers=ADMIN)
     assert answer.status_code == 200, answer.text
     body = answer.json()
     assert body["excluded_values"] == {"limit": 1e12, "outcomes": 2, "unit_features": 0}
@@ -144,7 +144,7 @@ def test_a_catch_up_that_fails_for_one_experiment_leaves_the_others_caught_up(
     good, _ = experiment(engine, seed=4)
     bad, bad_units = experiment(engine, seed=5)
     for key in (good, bad):
-        assert analyzer.post(f"/experiments/{key}/refresh").status_code == 200
+        assert analyzer.post(f"/experiments/{key}/refresh", headers=ADMIN).status_code == 200
     # A stored plan whose SQL fails in Postgres (an interval out of range): any failure of one
     # experiment's catch-up, not only an overflow.
     with engine.begin() as c:
@@ -171,10 +171,11 @@ def test_a_catch_up_that_fails_for_one_experiment_leaves_the_others_caught_up(
     assert backlog == 0
     assert sample("splitlab_analyzer_rollup_catch_up_failures_total", experiment=bad) == 1.0
 
-    fresh = analyzer.post(f"/experiments/{good}/refresh").json()
+    fresh = analyzer.post(f"/experiments/{good}/refresh", headers=ADMIN).json()
     assert fresh["timings"]["per_unit"] == "rollups"
     assert fresh["sample"]["total_units"] == 450
-    rebuilt = analyzer.post(f"/experiments/{bad}/refresh")  # rebuilt from its definitions
+    # Rebuilt from its definitions:
+    rebuilt = analyzer.post(f"/experiments/{bad}/refresh", headers=ADMIN)
     assert rebuilt.status_code == 200, rebuilt.text
     assert rebuilt.json()["timings"]["per_unit"] == "rollups"
 

@@ -23,7 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from pydantic import SecretStr
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 import splitlab
 from splitlab.schemas.events import ExposureEvent, OutcomeEvent
@@ -32,6 +32,7 @@ from splitlab.stats.srm import srm_test
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.consumer.rows import RawRecord, build_batch
 from splitlab_analyzer.consumer.sink import PostgresSink
+from splitlab_trainer.resources import build_resources
 from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY
 from tests.integration.analyzer.test_results_pipeline import assert_same
 
@@ -180,9 +181,8 @@ def test_a_ramp_raises_no_srm_flag_and_results_equal_splitlab_analyze_per_period
     with TestClient(create_app(analyzer_settings, assignment_http=assignment)) as analyzer:
         created = analyzer.post("/metrics", json=METRIC, headers=ADMIN)
         assert created.status_code in (201, 409), created.text
-        refreshed = analyzer.post(f"/experiments/{key}/refresh")
-        assert refreshed.status_code == 200, refreshed.text
-        body = refreshed.json()
+        # The periodic refresh's work for this experiment (the only place automation acts).
+        body = analyzer.app.state.automation.refresh(key)  # type: ignore[attr-defined]
         actions = analyzer.get(f"/experiments/{key}/analyzer-actions").json()["actions"]
         results = {
             (method, sequential): analyzer.get(
@@ -192,11 +192,23 @@ def test_a_ramp_raises_no_srm_flag_and_results_equal_splitlab_analyze_per_period
             for method, sequential in [("none", False), ("cuped", False),
                                        ("regression", False), ("none", True), ("cuped", True)]
         }  # fmt: skip
-        filled = analyzer.post(f"/experiments/{key}/cupac", params={"folds": 3}, headers=ADMIN)
-        assert filled.status_code == 200, filled.text
+        queued = analyzer.post(f"/experiments/{key}/cupac", headers=ADMIN)
+        assert queued.status_code == 202, queued.text
+        # The trainer's code path in process (its worker's job), then the results.
+        trainer = build_resources(analyzer_settings, engine)
+        trainer.trainings.run_many(trainer.planner.request(key, None))
         results[("cupac", False)] = analyzer.get(
             f"/experiments/{key}/results", params={"method": "cupac"}
         ).json()
+    with engine.connect() as connection:
+        stored = dict(
+            connection.execute(
+                text("SELECT unit_id, prediction FROM cupac_predictions WHERE experiment_key = :k"),
+                {"k": key},
+            ).all()
+        )
+    frame["prediction"] = frame.unit_id.map(stored)
+    assert frame.prediction.notna().all()
 
     # No flag, no page, no pause; the decision is not "fix assignment".
     assert body["srm"]["status"] == "ok"
@@ -221,7 +233,11 @@ def test_a_ramp_raises_no_srm_flag_and_results_equal_splitlab_analyze_per_period
         expected = reference(frame, method, sequential)
         metric = got["metrics"]["ramp_value"]
         assert metric["method"] == method
-        if method == "cupac":  # the analyzer's predictions came from the same cross-fitting
+        if method == "cupac":  # CUPAC is Lin regression on the trainer's stored predictions
+            expected = splitlab.analyze(
+                frame, metrics=["ramp_value"], covariates=["prediction"], method="regression",
+                weights=RAMP, period_col="period", period_weights={0: EVEN, 1: RAMP},
+            ).to_dict()  # fmt: skip
             for field in ("effect", "ci_lower", "ci_upper", "p_value", "variance_reduction"):
                 assert metric["comparisons"]["treatment"][field] == pytest.approx(
                     expected["metrics"]["ramp_value"]["comparisons"]["treatment"][field],
@@ -261,9 +277,8 @@ def test_a_real_mismatch_in_the_second_period_is_detected_and_pauses(
     with TestClient(create_app(analyzer_settings, assignment_http=assignment)) as analyzer:
         created = analyzer.post("/metrics", json=METRIC, headers=ADMIN)
         assert created.status_code in (201, 409), created.text
-        refreshed = analyzer.post(f"/experiments/{key}/refresh")
-        assert refreshed.status_code == 200, refreshed.text
-        body = refreshed.json()
+        # The periodic refresh's work for this experiment (the only place automation acts).
+        body = analyzer.app.state.automation.refresh(key)  # type: ignore[attr-defined]
         actions = analyzer.get(f"/experiments/{key}/analyzer-actions").json()["actions"]
 
     assert body["srm"]["status"] == "mismatch", body["srm"]

@@ -28,7 +28,12 @@ from splitlab_analyzer.app import create_app
 from splitlab_analyzer.consumer.rows import RawRecord, build_batch
 from splitlab_analyzer.consumer.sink import PostgresSink
 from splitlab_analyzer.results.cache import RETRY_SECONDS
-from tests.integration.analyzer.conftest import define_metrics, insert_experiment, wait_until
+from tests.integration.analyzer.conftest import (
+    ADMIN,
+    define_metrics,
+    insert_experiment,
+    wait_until,
+)
 from tests.integration.analyzer.simulation import experiment_row, simulate
 from tests.support.redis_server import RedisServer
 
@@ -75,7 +80,7 @@ class Timed:
 
     def __call__(self, verb: str, url: str, **params: Any) -> Response:
         started = time.perf_counter()
-        response = self.client.request(verb, url, params=params)
+        response = self.client.request(verb, url, params=params, headers=ADMIN)
         self.seconds.append(time.perf_counter() - started)
         return response
 

@@ -160,22 +160,13 @@ def test_kafka_to_results_equal_splitlab_analyze_and_replays_change_nothing(
             assert_same(expected["metrics"][metric], got.json()["metrics"][metric], metric)
     vr = got.json()["metrics"]["revenue"]["variance_reduction"]
 
-    # CUPAC filled on demand: the stored out-of-fold predictions reproduce splitlab.analyze's.
-    filled = analyzer.post(f"/experiments/{key_b}/cupac", params={"folds": 3}, headers=ADMIN)
-    assert filled.status_code == 200, filled.text
-    assert filled.json()["metrics"]["revenue"]["status"] == "filled"
-    cupac = analyzer.get(f"/experiments/{key_b}/results", params={"method": "cupac"}).json()
-    expected = splitlab.analyze(
-        sim.units, metrics=["revenue"], covariates=COVARIATES["revenue"], method="cupac",
-        weights=WEIGHTS, cupac_folds=3,
-    ).to_dict()["metrics"]["revenue"]  # fmt: skip
-    got_cupac = cupac["metrics"]["revenue"]
-    assert got_cupac["method"] == "cupac"
-    for variant in ("t1", "t2"):
-        for field in ("effect", "ci_lower", "ci_upper", "p_value", "variance_reduction"):
-            assert got_cupac["comparisons"][variant][field] == pytest.approx(
-                expected["comparisons"][variant][field], rel=1e-9
-            ), field
+    # CUPAC is the trainer's job: the analyzer only enqueues a training (tests/integration/
+    # trainer/ run it with a real worker and check the results that follow).
+    queued = analyzer.post(f"/experiments/{key_b}/cupac", headers=ADMIN)
+    assert queued.status_code == 202, queued.text
+    assert queued.json()["experiment_key"] == key_b
+    assert queued.json()["task_id"]
+    assert analyzer.post("/experiments/no-such-key/cupac", headers=ADMIN).status_code == 404
     assert vr > 0.1
 
     # Replay: every event a second time changes neither the tables nor the results.
@@ -187,7 +178,7 @@ def test_kafka_to_results_equal_splitlab_analyze_and_replays_change_nothing(
         produce(bootstrap, event_topics, events)
         wait_until(lambda: _group_done(analyzer_settings, event_topics), 90, "replay consumed")
     assert counts(engine) == after_first
-    refreshed_response = analyzer.post(f"/experiments/{key}/refresh")
+    refreshed_response = analyzer.post(f"/experiments/{key}/refresh", headers=ADMIN)
     assert refreshed_response.status_code == 200, refreshed_response.text
     refreshed = refreshed_response.json()
     again = analyzer.get(f"/experiments/{key}/results", params={"method": "none"}).json()

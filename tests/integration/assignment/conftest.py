@@ -10,16 +10,26 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from splitlab.settings import Settings
+from splitlab.settings import NamedKey, Settings
 from splitlab_assignment.app import create_app
 
 ADMIN_KEY = "test-admin-key-0123456789"
+ALICE_KEY = "test-alice-key-0123456789"
+"""An admin key of its own, named ``alice@example.com`` (what the audit log says)."""
 
 
 @pytest.fixture
 def service_settings(settings: Settings, redis_client: redis.Redis) -> Settings:
-    """The stack's test settings with an admin key; Redis db 15 is flushed around each test."""
-    return settings.model_copy(update={"admin_api_key": _secret(ADMIN_KEY)})
+    """The stack's test settings with an admin key (named ``admin``) and alice's; Redis db 15 is
+    flushed around each test. Pre-flight checks are off: these tests run the assignment
+    service alone (``test_preflight`` runs it with the analyzer and the router)."""
+    return settings.model_copy(
+        update={
+            "admin_api_key": _secret(ADMIN_KEY),
+            "api_keys": {"alice@example.com": NamedKey(key=_secret(ALICE_KEY), role="admin")},
+            "preflight_checks": False,
+        }
+    )
 
 
 def _secret(value: str) -> Any:
@@ -30,7 +40,7 @@ def _secret(value: str) -> Any:
 
 @pytest.fixture
 def admin() -> dict[str, str]:
-    return {"Authorization": f"Bearer {ADMIN_KEY}", "X-SplitLab-Actor": "alice@example.com"}
+    return {"Authorization": f"Bearer {ALICE_KEY}"}
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from typing import Any
 
 import redis
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from scipy.stats import chisquare
 
 from splitlab.assigning.cache import CachedExperiment, ExperimentCache
@@ -334,3 +335,32 @@ def test_killing_redis_gives_degraded_answers_and_no_5xx_then_recovers(
         assert redis.Redis.from_url(private_redis.url).hget(sticky_key("r-after"), key)
         assert call("r-after")["degraded"] is False
     assert set(statuses) == {200}
+
+
+def test_the_caller_key_covers_assign_and_assign_batch_alike(
+    service_settings: Settings, admin: dict[str, str], new_key: Callable[[], str]
+) -> None:
+    """With SPLITLAB_ASSIGN_API_KEY set both production paths take the caller key (or an admin
+    key) and nothing else; a read key is refused."""
+    caller_key, read_key = "test-caller-key-0123456789", "test-read-key-0123456789"
+    guarded = service_settings.model_copy(
+        update={"assign_api_key": SecretStr(caller_key), "read_api_key": SecretStr(read_key)}
+    )
+    key = new_key()
+    calls = [
+        ("/assign", {"unit_id": "u1", "experiment_key": key}),
+        ("/assign/batch", {"unit_id": "u1"}),
+    ]
+    with TestClient(create_app(guarded)) as client:
+        _start(client, admin, key)
+        for path, body in calls:
+            codes = [
+                client.post(path, json=body, headers=headers).status_code
+                for headers in (
+                    {},
+                    {"Authorization": f"Bearer {read_key}"},
+                    {"Authorization": f"Bearer {caller_key}"},
+                    admin,
+                )
+            ]
+            assert codes == [401, 403, 200, 200], path

@@ -7,31 +7,38 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
 from splitlab.settings import Settings
 from splitlab.storage.models import AllocationPeriod
 from splitlab_assignment.app import create_app
-from tests.integration.assignment.conftest import experiment_body
+from tests.integration.assignment.conftest import ADMIN_KEY, experiment_body
 
 
-def test_admin_endpoints_require_the_admin_key(
+def test_changes_require_an_admin_key_and_reads_are_open_without_a_read_key(
     client: TestClient, admin: dict[str, str], new_key: Callable[[], str]
 ) -> None:
-    missing = client.get("/experiments")
+    missing = client.post("/experiments", json=experiment_body(new_key()))
     assert missing.status_code == 401
     assert "Authorization: Bearer" in missing.json()["error"]["message"]
     assert missing.headers["www-authenticate"] == "Bearer"
-    wrong = client.get("/experiments", headers={"Authorization": "Bearer nope"})
+    wrong = client.post(
+        "/experiments", json=experiment_body(new_key()), headers={"Authorization": "Bearer nope"}
+    )
     assert wrong.status_code == 403
-    assert client.post("/experiments", json=experiment_body(new_key())).status_code == 401
+    assert client.get("/experiments").status_code == 200  # no read key configured: open
     assert client.get("/experiments", headers=admin).status_code == 200
 
 
 def test_unset_admin_key_answers_401_saying_how_to_set_it(service_settings: Settings) -> None:
-    unset = service_settings.model_copy(update={"admin_api_key": None})
+    unset = service_settings.model_copy(update={"admin_api_key": None, "api_keys": {}})
     with TestClient(create_app(unset)) as client:
-        response = client.get("/experiments", headers={"Authorization": "Bearer anything"})
+        response = client.post(
+            "/experiments",
+            json=experiment_body("no-admin-key"),
+            headers={"Authorization": "Bearer anything"},
+        )
     assert response.status_code == 401
     assert "SPLITLAB_ADMIN_API_KEY" in response.json()["error"]["message"]
 
@@ -44,7 +51,7 @@ def test_create_read_list_and_duplicate(
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["status"] == "draft"
-    assert body["allowed_actions"] == ["start", "archive"]
+    assert body["allowed_actions"] == ["start", "stop"]
     assert body["variants"][1] == {
         "key": "treatment",
         "weight": 0.5,
@@ -225,11 +232,54 @@ def test_allocation_periods_start_with_the_experiment_and_grow_with_every_bucket
     assert rows[0].started_at < rows[1].started_at < rows[2].started_at
 
 
-def test_actor_defaults_to_admin(
+def test_the_audit_actor_is_the_keys_configured_name_not_a_header(
     client: TestClient, admin: dict[str, str], new_key: Callable[[], str]
 ) -> None:
     key = new_key()
-    headers = {"Authorization": admin["Authorization"]}
-    client.post("/experiments", json=experiment_body(key), headers=headers)
-    entries = client.get(f"/experiments/{key}/audit", headers=headers).json()["entries"]
-    assert entries[0]["actor"] == "admin"
+    spoofed = {"Authorization": f"Bearer {ADMIN_KEY}", "X-SplitLab-Actor": "mallory"}
+    created = client.post("/experiments", json=experiment_body(key), headers=spoofed)
+    assert created.status_code == 201
+    client.patch(f"/experiments/{key}", json={"name": "renamed"}, headers=admin)
+    entries = client.get(f"/experiments/{key}/audit", headers=admin).json()["entries"]
+    assert [(e["action"], e["actor"]) for e in entries] == [
+        ("update", "alice@example.com"),
+        ("create", "admin"),
+    ]
+
+
+def test_archive_needs_a_stopped_experiment_and_says_so(
+    client: TestClient, admin: dict[str, str], new_key: Callable[[], str]
+) -> None:
+    key = new_key()
+    client.post("/experiments", json=experiment_body(key), headers=admin)
+    for status in ("draft", "running"):
+        if status == "running":
+            client.post(f"/experiments/{key}/start", headers=admin)
+        refused = client.post(f"/experiments/{key}/archive", headers=admin)
+        assert refused.status_code == 409
+        assert (
+            "archive needs a stopped experiment: stop it first"
+            in refused.json()["error"]["message"]
+        )
+    assert client.post(f"/experiments/{key}/stop", headers=admin).status_code == 200
+    assert client.post(f"/experiments/{key}/archive", headers=admin).json()["status"] == "archived"
+
+
+def test_a_read_key_guards_reads_and_changes_nothing_with_it(
+    service_settings: Settings, admin: dict[str, str], new_key: Callable[[], str]
+) -> None:
+    read_key = "test-read-key-0123456789"
+    guarded = service_settings.model_copy(update={"read_api_key": SecretStr(read_key)})
+    reader = {"Authorization": f"Bearer {read_key}"}
+    key = new_key()
+    with TestClient(create_app(guarded)) as client:
+        created = client.post("/experiments", json=experiment_body(key), headers=admin)
+        assert created.status_code == 201
+        for path in ("/experiments", f"/experiments/{key}", f"/experiments/{key}/audit"):
+            assert client.get(path).status_code == 401, path
+            assert client.get(path, headers=reader).status_code == 200, path
+            assert client.get(path, headers=admin).status_code == 200, path
+        refused = client.post(f"/experiments/{key}/start", headers=reader)
+        assert refused.status_code == 403
+        assert "a read key; admin endpoints need an admin key" in refused.json()["error"]["message"]
+        assert client.get(f"/experiments/{key}", headers=reader).json()["status"] == "draft"

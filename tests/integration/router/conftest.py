@@ -118,14 +118,21 @@ def router(router_settings: Settings) -> Iterator[TestClient]:
         yield client
 
 
-def wait_for_experiment(client: TestClient, key: str, features: dict[str, Any]) -> None:
+def wait_for_experiment(
+    client: TestClient,
+    key: str,
+    features: dict[str, Any],
+    headers: dict[str, str] | None = None,
+) -> None:
     """Poll until the router's cache holds ``key`` (its periodic refresh)."""
     import time
 
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         probe = client.post(
-            "/predict", json={"unit_id": "probe", "experiment_key": key, "features": features}
+            "/predict",
+            json={"unit_id": "probe", "experiment_key": key, "features": features},
+            headers=headers,
         )
         if probe.status_code != 404:
             return

@@ -3,18 +3,43 @@ from __future__ import annotations
 import io
 
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
+from splitlab.settings import Settings
 from splitlab.synth.simulation import factor_panel
+from splitlab.web.errors import SplitLabError
 from splitlab_analyzer import synthetic_control as api
+
+KEY = "synth-test-read-key-0123"
+
+
+def build() -> FastAPI:
+    app = FastAPI()
+    app.state.settings = Settings(read_api_key=SecretStr(KEY), _env_file=None)  # type: ignore[call-arg]
+
+    @app.exception_handler(SplitLabError)
+    async def _domain(_: Request, exc: SplitLabError) -> JSONResponse:
+        return JSONResponse(exc.to_body(), status_code=exc.status_code)
+
+    app.include_router(api.router)
+    return app
 
 
 @pytest.fixture
 def client() -> TestClient:
-    app = FastAPI()
-    app.include_router(api.router)
-    return TestClient(app)
+    return TestClient(build(), headers={"Authorization": f"Bearer {KEY}"})
+
+
+def test_the_computation_needs_a_key() -> None:
+    """CPU-heavy: never open to whoever reaches the analyzer, even while reads are open."""
+    response = TestClient(build()).post(
+        "/analyses/synthetic-control", data=FORM, files={"file": ("panel.csv", _csv(), "text/csv")}
+    )
+    assert response.status_code == 401
+    assert "SPLITLAB_READ_API_KEY" in response.json()["error"]["message"]
 
 
 def _csv(effect: float = 5.0) -> bytes:

@@ -102,3 +102,13 @@ def test_api_errors_exit_non_zero_with_the_message(api: list[httpx.Request]) -> 
     result = CliRunner().invoke(build_app(), ["experiments", "show", "missing"])
     assert result.exit_code == 1
     assert "404: no experiment 'missing'" in result.output
+
+
+def test_start_force_asks_the_api_to_skip_the_preflight_refusal(api: list[httpx.Request]) -> None:
+    result = CliRunner().invoke(build_app(), ["experiments", "start", "ranker-v3", "--force"])
+    assert result.exit_code == 0, result.output
+    assert (api[-1].url.path, api[-1].url.params.get("force")) == (
+        "/experiments/ranker-v3/start",
+        "true",
+    )
+    assert "x-splitlab-actor" not in api[-1].headers  # the audit name comes from the key

@@ -72,3 +72,49 @@ def test_register_the_example_and_list(api: list[httpx.Request], tmp_path: Path)
     failed = runner.invoke(app, ["models", "register", str(bad)])
     assert failed.exit_code == 1
     assert "422: artifact: no file" in failed.output
+
+
+def test_register_with_a_file_uploads_it_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``--file`` sends the spec and the file as multipart with the file's sha256; when the
+    version is registered with the same file already, nothing is uploaded."""
+    import hashlib
+
+    artifact = tmp_path / "ranker-2.skops"
+    artifact.write_bytes(b"not really a model, the fake router does not care")
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    registered: dict[str, Any] = {}
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.method == "GET":
+            if registered:
+                return httpx.Response(200, json=registered)
+            return httpx.Response(404, json={"error": {"message": "no model ranker:2"}})
+        registered.update({**MODEL, "sha256": digest})
+        return httpx.Response(201, json=registered)
+
+    def fake(method: str, url: str, **kwargs: Any) -> httpx.Response:
+        with httpx.Client(transport=httpx.MockTransport(handler)) as client:
+            return client.request(method, url, **kwargs)
+
+    monkeypatch.setattr(httpx, "request", fake)
+    monkeypatch.setenv("SPLITLAB_ADMIN_API_KEY", "k")
+    monkeypatch.setenv("SPLITLAB_ROUTER_URL", "http://router.test")
+    args = ["models", "register", str(REPO / "examples" / "model.yaml"), "--file", str(artifact)]
+    runner = CliRunner()
+
+    first = runner.invoke(build_app(), args)
+    assert first.exit_code == 0, first.output
+    upload = seen[-1]
+    assert (upload.method, upload.headers["content-type"].split(";")[0]) == (
+        "POST",
+        "multipart/form-data",
+    )
+    assert artifact.read_bytes() in upload.content
+    assert f'"sha256": "{digest}"'.encode() in upload.content
+    again = runner.invoke(build_app(), args)
+    assert again.exit_code == 0, again.output
+    assert [r.method for r in seen] == ["GET", "POST", "GET"]

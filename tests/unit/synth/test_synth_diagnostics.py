@@ -2,7 +2,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from splitlab.synth.diagnostics import fit_warnings, in_time_warning, stationarity_warnings
+from splitlab.synth.diagnostics import (
+    EXTREME_WEIGHT,
+    EXTREME_WEIGHT_SUM,
+    fit_warnings,
+    in_time_warning,
+    near_exact_warning,
+    stationarity_warnings,
+    weight_warnings,
+)
 
 
 def test_good_fit_has_no_warning() -> None:
@@ -45,3 +53,24 @@ def test_in_time_warning() -> None:
     assert "3 period(s) early" in note
     assert in_time_warning(3.0, 1.0, 5.0, 3) is not None
     assert in_time_warning(1.0, 1.0, 5.0, 3) is None
+
+
+def test_extreme_coefficients_are_named_with_the_bound() -> None:
+    names = ["North Dakota", "South Dakota", "Utah"]
+    notes = weight_warnings(np.array([201.3, 68.2, 0.1]), names, "forecast")
+    assert len(notes) == 1
+    assert notes[0].startswith("extreme donor coefficients (forecast): North Dakota 201.3")
+    assert f"bound of {EXTREME_WEIGHT:g}" in notes[0]
+    spread = weight_warnings(np.array([2.0, -2.0, 1.5, -1.5, 1.0]), list("abcde"), "augmented")
+    assert len(spread) == 1
+    assert f"sum to 8, above the bound of {EXTREME_WEIGHT_SUM:g}" in spread[0]
+    assert weight_warnings(np.array([0.6, 0.4]), ["a", "b"], "classic") == []
+
+
+def test_near_exact_fit_with_few_periods_is_a_warning() -> None:
+    y = np.array([14828.0, 15207, 15780, 16956, 19366, 22634, 23249, 27568])
+    note = near_exact_warning(y, y + 1.5, n_donors=50)
+    assert note is not None
+    assert "with 50 donors for only 8 pre-periods" in note
+    assert near_exact_warning(y, y + 1.5, n_donors=5) is None  # more periods than donors
+    assert near_exact_warning(y, y + 800.0, n_donors=50) is None  # not near-exact

@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 
 from splitlab.synth.counterfactual import Inputs
-from splitlab.synth.forecast import fit_forecast
+from splitlab.synth.diagnostics import NEAR_EXACT_SHARE
+from splitlab.synth.forecast import MAX_DF_SHARE, fit_forecast, penalty_grid
 from splitlab.synth.panel import calendar_features
 
 
@@ -32,3 +33,36 @@ def test_calendar_features_capture_seasonality() -> None:
     error_with = np.sqrt(np.mean((with_calendar.values[40:] - truth[40:]) ** 2))
     error_without = np.sqrt(np.mean((without.values[40:] - truth[40:]) ** 2))
     assert error_with < 0.5 * error_without
+
+
+def _short_wide(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Eight pre-periods, fifty random-walk donors, a treated series unrelated to them."""
+    rng = np.random.default_rng(seed)
+    donors = np.cumsum(rng.normal(0, 1, (13, 50)), axis=0)
+    treated = np.cumsum(rng.normal(0, 1, 13))
+    return donors, treated
+
+
+def test_penalty_grid_scales_with_the_standardised_design() -> None:
+    donors, _ = _short_wide(0)
+    train = donors[:8]
+    z = (train - train.mean(axis=0)) / train.std(axis=0)
+    np.testing.assert_allclose(penalty_grid(2 * z), 4 * penalty_grid(z))
+    # with 8 periods and 50 donors the absolute grid's floor (0.01) lies far below every
+    # non-zero squared singular value; the relative one does not
+    squares = np.linalg.svd(z, compute_uv=False)[:7] ** 2
+    assert squares.min() > 100 * 0.01
+    assert penalty_grid(z)[0] > 0.1 * squares.min()
+
+
+def test_few_periods_many_donors_cannot_interpolate_the_pre_period() -> None:
+    for seed in range(5):
+        donors, treated = _short_wide(seed)
+        fit = fit_forecast(Inputs(y_pre=treated[:8], donors=donors, n_pre=8))
+        train = donors[:8]
+        z = (train - train.mean(axis=0)) / train.std(axis=0)
+        squares = np.linalg.svd(z, compute_uv=False) ** 2
+        df = float(np.sum(squares / (squares + fit.details["ridge_alpha"])))
+        assert df <= MAX_DF_SHARE * 7 + 1e-9
+        # an unrelated series is not reproduced: no near-exact pre-period fit
+        assert fit.pre_rmspe(treated[:8]) > NEAR_EXACT_SHARE * float(np.std(treated[:8]))

@@ -7,26 +7,18 @@ installed distribution's metadata, so causalpy itself (and PyMC) is never import
 
 from __future__ import annotations
 
-import importlib.metadata
-
 import pandas as pd
 import pytest
 
 from splitlab.reports.synth import html_report
 from splitlab.synth import synthetic_control
 
-
-def load_prop99() -> pd.DataFrame:
-    path = importlib.metadata.distribution("causalpy").locate_file(
-        "causalpy/data/california_prop99.csv"
-    )
-    wide = pd.read_csv(str(path))
-    return wide.melt(id_vars="Year", var_name="state", value_name="packs")
+from .public_panels import load_prop99
 
 
 @pytest.fixture(scope="module")
 def prop99() -> pd.DataFrame:
-    return load_prop99()
+    return load_prop99().data.rename(columns={"unit": "state", "time": "Year", "outcome": "packs"})
 
 
 def test_panel_is_the_published_one(prop99: pd.DataFrame) -> None:

@@ -54,7 +54,7 @@ class Order(BaseModel):
         return self
 
 
-def build(max_body_bytes: int = 1024) -> FastAPI:
+def build(max_body_bytes: int = 1024, body_limits: dict[str, int] | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[Sequence[DependencyCheck]]:
         yield [DependencyCheck("cache", cache_ping), DependencyCheck("clock", lambda: None)]
@@ -76,7 +76,12 @@ def build(max_body_bytes: int = 1024) -> FastAPI:
         _env_file=None,  # type: ignore[call-arg]
     )
     return create_service_app(
-        service="demo", settings=settings, lifespan=lifespan, description="d", routers=[router]
+        service="demo",
+        settings=settings,
+        lifespan=lifespan,
+        description="d",
+        routers=[router],
+        body_limits=body_limits,
     )
 
 
@@ -120,6 +125,18 @@ def test_chunked_body_larger_than_the_limit_is_refused_with_413(client: TestClie
 
     response = client.post("/orders/1", content=chunks())
     assert response.status_code == 413
+
+
+def test_a_path_prefix_can_have_a_limit_of_its_own() -> None:
+    """The console's uploads take files larger than API bodies; other paths keep the limit."""
+    with TestClient(build(body_limits={"/orders/big": 4096})) as client:
+        body = b'{"sku": "' + b"a" * 2000 + b'", "quantity": 1}'
+        big = client.post("/orders/big", content=body, headers={"Content-Type": "application/json"})
+        assert big.status_code == 200
+        assert client.post("/orders/1", content=body).status_code == 413
+        too_big = client.post("/orders/big", content=b"z" * 5000)
+        assert too_big.status_code == 413
+        assert "4096" in too_big.json()["error"]["message"]
 
 
 def test_chunked_body_within_the_limit_is_served(client: TestClient) -> None:

@@ -233,7 +233,7 @@ def test_openapi_declares_the_shell_answers_and_the_security() -> None:
     assert admin["security"] == [{"adminKey": []}]
     assert {"401", "403"} <= set(admin["responses"])
     assert all(p["name"] != "authorization" for p in admin.get("parameters", []))
-    assert paths["/lean"]["post"]["security"] == [{"callerKey": []}]
+    assert paths["/lean"]["post"]["security"] == [{"callerKey": []}, {"adminKey": []}]
     assert "security" not in paths["/notes/{key}"]["post"]
     schemes = document["components"]["securitySchemes"]
     assert schemes["adminKey"] == {

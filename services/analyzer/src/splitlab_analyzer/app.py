@@ -17,7 +17,9 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 from fastapi import FastAPI
+from starlette.middleware.sessions import SessionMiddleware
 
+from splitlab.clients import create_celery_client
 from splitlab.health import DependencyCheck
 from splitlab.settings import Settings, load_settings
 from splitlab.web.app import create_service_app
@@ -26,7 +28,10 @@ from splitlab_analyzer import gauges
 from splitlab_analyzer.api import features, metrics, results
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.automation import Automation
-from splitlab_analyzer.cupac_fill import CupacFiller
+from splitlab_analyzer.console import routes as console
+from splitlab_analyzer.console.access import session_options, session_secret
+from splitlab_analyzer.console.pages import ConsolePages
+from splitlab_analyzer.console.uploads import UploadStore
 from splitlab_analyzer.repositories import (
     ActionRepository,
     CupacRepository,
@@ -35,11 +40,15 @@ from splitlab_analyzer.repositories import (
     MetricRepository,
 )
 from splitlab_analyzer.results.cache import ResultsCache
+from splitlab_analyzer.results.history import HistoryRepository
 from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.rollups.store import RollupStore
 from splitlab_analyzer.synthetic_control import router as synthetic_control_router
+from splitlab_analyzer.training_requests import TrainingRequests
 
 logger = logging.getLogger(__name__)
+UPLOAD_PURGE_SECONDS = 3600.0
+"""The longest wait between purges of expired uploads."""
 
 DESCRIPTION = (
     "Turns the event stream into results: variance-reduced "
@@ -52,6 +61,11 @@ def create_app(
 ) -> FastAPI:
     """``assignment_http`` is the HTTP client to the assignment service (tests: in-process)."""
     settings = settings or load_settings()
+    uploads = UploadStore(
+        settings.upload_dir,
+        settings.console_upload_max_bytes,
+        settings.console_upload_retention_seconds,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Sequence[DependencyCheck]]:
@@ -70,10 +84,11 @@ def create_app(
                 cupac,
                 fallback_share_threshold=settings.analyzer_fallback_share_threshold,
             )
-            admin_key = settings.admin_api_key
+            app.state.history = HistoryRepository(core.sessions)
+            own_key = settings.analyzer_api_key or settings.admin_api_key
             assignment = AssignmentClient(
                 settings.assignment_url,
-                admin_key.get_secret_value() if admin_key else None,
+                own_key.get_secret_value() if own_key else None,
                 client=assignment_http,
             )
             app.state.automation = Automation(
@@ -81,17 +96,31 @@ def create_app(
                 ResultsCache(core.redis, settings.analyzer_results_ttl_seconds),
                 app.state.action_repository,
                 assignment,
+                app.state.history,
             )
-            app.state.cupac_filler = CupacFiller(service, cupac)
+            celery = create_celery_client(settings)
+            app.state.training_requests = TrainingRequests(service, celery, settings)
+            app.state.console_pages = ConsolePages(assignment, app.state.automation,
+                                                   app.state.history)  # fmt: skip
+            app.state.upload_store = uploads
+            app.state.celery = celery
             automation = app.state.automation
             jobs = {
                 "periodic refresh": (
                     settings.analyzer_refresh_interval_seconds,
                     lambda: _refresh(automation),
                 ),
+                "results snapshot": (
+                    settings.analyzer_history_interval_seconds,
+                    automation.snapshot_pass,
+                ),
                 "guardrail pass": (
                     settings.analyzer_guardrail_interval_seconds,
                     automation.check_guardrails,
+                ),
+                "upload purge": (
+                    min(settings.console_upload_retention_seconds, UPLOAD_PURGE_SECONDS),
+                    uploads.purge,
                 ),
                 "rollup catch-up": (
                     settings.analyzer_rollup_catch_up_seconds,
@@ -121,13 +150,25 @@ def create_app(
                         await task
                 assignment.close()
 
-    return create_service_app(
+    app = create_service_app(
         service="analyzer",
         settings=settings,
         lifespan=lifespan,
         description=DESCRIPTION,
-        routers=[metrics.router, features.router, results.router, synthetic_control_router],
+        routers=[
+            metrics.router,
+            features.router,
+            results.router,
+            synthetic_control_router,
+            console.router,
+        ],
+        # The multipart envelope around the file is a few hundred bytes; 64 KiB covers it.
+        body_limits={"/ui/uploads": settings.console_upload_max_bytes + 64 * 1024},
     )
+    secret = session_secret(settings)
+    if secret is not None:  # else the console's login page says how to turn it on
+        app.add_middleware(SessionMiddleware, **session_options(settings, secret))
+    return app
 
 
 async def _periodically(seconds: float, what: str, work: Callable[[], None]) -> None:

@@ -1,11 +1,16 @@
 """Refreshing results and acting on them: cache, gauges, guardrail and SRM automation.
 
-After every refresh of a running or paused experiment: the gauges are replaced; if a guardrail is
-violated (one-sided always-valid test) or SRM is detected, the experiment is *flagged* (a row
-in ``analyzer_actions`` with the evidence, the ``splitlab_experiment_*`` gauges for alerting),
-and, when the experiment has ``auto_stop``, it is paused through the assignment service's API
-(``X-SplitLab-Actor: splitlab-analyzer``, so the registry's audit log names the analyzer), and
-the pause and its evidence are recorded in ``analyzer_actions``. A flag is recorded once per
+Automation runs only from the scheduled passes (``refresh_running`` and ``check_guardrails``):
+a results read computes and caches, a manual ``POST .../refresh`` (admin) also replaces the
+gauges, and neither flags nor pauses anything.
+
+After every periodic refresh of a running or paused experiment: the gauges are replaced; if a
+guardrail is violated (one-sided always-valid test) or SRM is detected, the experiment is
+*flagged* (a row in ``analyzer_actions`` with the evidence, the ``splitlab_experiment_*`` gauges
+for alerting), and, when the experiment has ``auto_stop``, it is paused through the assignment
+service's API (with the analyzer's own key, ``SPLITLAB_ANALYZER_API_KEY``, so the registry's
+audit log names the analyzer; see ``assignment_client``), and the pause and its evidence are
+recorded in ``analyzer_actions``. A flag is recorded once per
 reason while the experiment keeps violating (not at every refresh).
 """
 
@@ -16,10 +21,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitlab.web.errors import NotFoundError
 from splitlab_analyzer import gauges
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.repositories import ActionRepository, ExperimentInfo
 from splitlab_analyzer.results.cache import ResultsCache
+from splitlab_analyzer.results.history import HistoryRepository
 from splitlab_analyzer.results.service import Computed, ResultsService
 
 logger = logging.getLogger(__name__)
@@ -36,22 +43,24 @@ class Automation:
     cache: ResultsCache
     actions: ActionRepository
     assignment: AssignmentClient
+    history: HistoryRepository
     flagged: dict[str, set[str]] = field(default_factory=dict)
     """Reasons already recorded per experiment (so a flag is written once)."""
 
     def results_for(self, key: str, method: str, sequential: bool) -> dict[str, Any]:
-        """Cached results, computing (and caching) them on a miss."""
+        """Cached results, computing (and caching) them on a miss; no side effect beyond the
+        cache (no gauges, no flags, no pause: those belong to the periodic refresh)."""
         cached = self.cache.get(key, method, sequential)
         if cached is not None:
             return cached
         computed = self.results.compute(key, method, sequential)
         self.cache.put(key, method, sequential, computed.body)
-        if method == DEFAULT_METHOD and not sequential:
-            self.act_on(computed)
         return computed.body
 
-    def refresh(self, key: str) -> dict[str, Any]:
-        """Recompute now (default method, both horizons), act on it, replace the cache.
+    def refresh(self, key: str, *, act: bool = True) -> dict[str, Any]:
+        """Recompute now (default method, both horizons), replace the cache and the gauges,
+        and (``act``, the periodic refresh) flag and pause on guardrails and SRM; the manual
+        ``POST .../refresh`` passes ``act=False``.
 
         First the experiment's per-unit rollups are built if its metric definitions ask for
         slots that are not stored yet, and every stored rollup is caught up on the units
@@ -65,8 +74,11 @@ class Automation:
         self.cache.put(key, DEFAULT_METHOD, False, computed.body)
         sequential = self.results.compute(key, DEFAULT_METHOD, sequential=True)
         self.cache.put(key, DEFAULT_METHOD, True, sequential.body)
-        self.act_on(computed)
-        gauges.analysed(key, "full", time.time())
+        if act:
+            self.act_on(computed)
+            gauges.analysed(key, "full", time.time())
+        else:
+            self.export(computed, self.paused_by_analyzer(computed.experiment))
         return computed.body
 
     def refresh_running(self) -> int:
@@ -95,6 +107,28 @@ class Automation:
                 logger.exception("refresh failed", extra={"experiment": key})
         gauges.pass_completed("full", time.time())
         return done
+
+    def snapshot_pass(self) -> int:
+        """The scheduled snapshot (``analyzer_history_interval_seconds``): refresh every
+        running or paused experiment and store its results in the history; then a final
+        snapshot of every stopped experiment that has a history but none taken at its stop.
+        Returns how many snapshots were stored; one experiment's failure is logged and the
+        pass goes on."""
+        stored = 0
+        active = sorted(e.key for e in self.results.experiments.with_status(*ACTIVE))
+        stopped = [e.key for e in self.results.experiments.with_status("stopped")]
+        work = [(key, "refresh") for key in active]
+        work += [(key, "stop") for key in self.history.stop_pending(stopped)]
+        for key, reason in work:
+            try:
+                body = self.refresh(key)
+                self.history.record(key, body, reason)
+                stored += 1
+            except NotFoundError:  # no exposures yet: nothing to snapshot
+                logger.debug("no results to snapshot", extra={"experiment": key})
+            except Exception:
+                logger.exception("results snapshot failed", extra={"experiment": key})
+        return stored
 
     def check_guardrails(self) -> int:
         """The guardrail pass (more often than the full refresh): for every running experiment
@@ -186,8 +220,12 @@ class Automation:
                 info.key, computed.result, computed.guardrails, paused, plan=plan
             )
             return
+        self.export(computed, paused)
+
+    def export(self, computed: Computed, paused: bool) -> None:
+        """Replace every gauge of the experiment with these results."""
         gauges.export(
-            info.key,
+            computed.experiment.key,
             computed.body["sample"]["units"],
             computed.result,
             computed.monitoring,

@@ -10,6 +10,7 @@ two plain metrics, summed over units (the delta method handles the ratio).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 Source = Literal["outcome", "prediction_latency", "prediction_error"]
@@ -35,6 +36,9 @@ class MetricDef:
     pre_period_days: float = 14.0
     covariates: tuple[str, ...] = field(default_factory=tuple)
     description: str = ""
+    deprecated_at: datetime | None = None
+    """When the metric was deprecated (None: in use); results still compute it."""
+    deprecation_reason: str = ""
 
     @property
     def is_ratio(self) -> bool:

@@ -7,10 +7,11 @@ from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
-from splitlab.web.auth import require_admin
+from splitlab.web.auth import require_admin, require_compute, require_reader
 from splitlab_analyzer.automation import Automation
-from splitlab_analyzer.cupac_fill import CupacFiller
 from splitlab_analyzer.repositories import ActionRepository, FeatureRepository, MetricRepository
+from splitlab_analyzer.results.history import HistoryRepository
+from splitlab_analyzer.training_requests import TrainingRequests
 
 T = TypeVar("T")
 
@@ -32,5 +33,8 @@ Features = Annotated[
 ]
 Actions = Annotated[ActionRepository, Depends(from_state("action_repository", ActionRepository))]
 AutomationDep = Annotated[Automation, Depends(from_state("automation", Automation))]
-Cupac = Annotated[CupacFiller, Depends(from_state("cupac_filler", CupacFiller))]
+Trainings = Annotated[TrainingRequests, Depends(from_state("training_requests", TrainingRequests))]
+History = Annotated[HistoryRepository, Depends(from_state("history", HistoryRepository))]
 AdminOnly = Depends(require_admin)
+Reader = Depends(require_reader)
+Compute = Depends(require_compute)

@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from splitlab.storage.models import (
     AllocationPeriod,
     AnalyzerAction,
-    CupacPrediction,
     Experiment,
     MetricDefinition,
 )
@@ -47,6 +46,8 @@ def to_def(row: MetricDefinition) -> MetricDef:
         pre_period_days=row.pre_period_days,
         covariates=tuple(row.covariates or ()),
         description=row.description,
+        deprecated_at=row.deprecated_at,
+        deprecation_reason=row.deprecation_reason or "",
     )
 
 
@@ -97,6 +98,52 @@ class MetricRepository:
                 .on_conflict_do_nothing(index_elements=["name"])
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def update(self, metric: MetricDef) -> MetricDef | None:
+        """Replace the stored definition's fields (not its name or deprecation); None when no
+        metric has the name."""
+        with self.sessions.begin() as session:
+            row = session.get(MetricDefinition, metric.name, with_for_update=True)
+            if row is None:
+                return None
+            row.description = metric.description
+            row.source = metric.source
+            row.outcome_type = metric.outcome_type
+            row.aggregation = metric.aggregation
+            row.numerator = metric.numerator
+            row.denominator = metric.denominator
+            row.direction = metric.direction
+            row.guardrail_margin = metric.guardrail_margin
+            row.attribution_window_seconds = metric.attribution_window_seconds
+            row.pre_period_days = metric.pre_period_days
+            row.covariates = list(metric.covariates)
+            row.updated_at = utc_now()
+            session.flush()
+            return to_def(row)
+
+    def deprecate(self, name: str, reason: str) -> MetricDef | None:
+        """Mark deprecated now (once: a second call keeps the first time and reason); None when
+        no metric has the name."""
+        with self.sessions.begin() as session:
+            row = session.get(MetricDefinition, name, with_for_update=True)
+            if row is None:
+                return None
+            if row.deprecated_at is None:
+                row.deprecated_at = utc_now()
+                row.deprecation_reason = reason
+                row.updated_at = row.deprecated_at
+                session.flush()
+            return to_def(row)
+
+    def ratios_using(self, name: str) -> list[str]:
+        """Ratio metrics whose numerator or denominator is ``name``."""
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(MetricDefinition.name).where(
+                    (MetricDefinition.numerator == name) | (MetricDefinition.denominator == name)
+                )
+            )
+            return sorted(rows)
 
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
@@ -328,6 +375,10 @@ class ActionRepository:
             ]
 
 
+STALE_FACTOR = 2.0
+"""A model version older than this many schedule periods is flagged stale."""
+
+
 class CupacRepository:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -340,29 +391,35 @@ class CupacRepository:
             )
             return frozenset(r[0] for r in rows)
 
-    def replace(
-        self, key: str, metric: str, units: Sequence[str], predictions: Sequence[float], model: str
-    ) -> int:
-        now = utc_now()
-        with self.engine.begin() as c:
-            c.execute(
-                text("DELETE FROM cupac_predictions WHERE experiment_key = :k AND metric = :m"),
-                {"k": key, "m": metric},
-            )
-            rows = [
-                {
-                    "experiment_key": key,
-                    "metric": metric,
-                    "unit_id": u,
-                    "prediction": float(p),
-                    "model": model,
-                    "computed_at": now,
+    def models_in_use(self, key: str) -> dict[str, dict[str, Any]]:
+        """Per metric: the trainer's model version whose predictions ``cupac_predictions``
+        holds (id, kind, family, R^2, when trained, its age and schedule; ``stale`` when it is
+        older than twice its schedule while the experiment runs, one missed run allowed)."""
+        with self.engine.connect() as c:
+            rows = c.execute(
+                text(
+                    "SELECT m.metric, m.id, m.kind, m.family, m.r2, m.trained_at, "
+                    "m.schedule_seconds, extract(epoch FROM now() - m.trained_at) AS age, "
+                    "e.status = 'running' AS running FROM trained_models m "
+                    "LEFT JOIN experiments e ON e.key = m.experiment_key "
+                    "WHERE m.experiment_key = :k AND m.in_use ORDER BY m.metric"
+                ),
+                {"k": key},
+            ).mappings()
+            return {
+                r["metric"]: {
+                    "model_id": r["id"],
+                    "kind": r["kind"],
+                    "family": r["family"],
+                    "r2": r["r2"],
+                    "trained_at": r["trained_at"].isoformat(),
+                    "age_seconds": round(float(r["age"]), 3),
+                    "schedule_seconds": r["schedule_seconds"],
+                    "stale": bool(r["running"])
+                    and float(r["age"]) > STALE_FACTOR * r["schedule_seconds"],
                 }
-                for u, p in zip(units, predictions, strict=True)
-            ]
-            for start in range(0, len(rows), 10_000):
-                c.execute(insert(CupacPrediction), rows[start : start + 10_000])
-        return len(units)
+                for r in rows
+            }
 
 
 def fallback_counts(connection: Connection, key: str) -> dict[str, tuple[int, int]]:

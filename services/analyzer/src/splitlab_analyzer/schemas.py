@@ -1,13 +1,15 @@
 """HTTP schemas of the analyzer: one family per resource.
 
-Metric definitions: ``MetricCreate`` (POST /metrics), ``MetricRead``, ``MetricList``. Unit
+Metric definitions: ``MetricCreate`` (POST /metrics), ``MetricUpdate`` (PATCH
+/metric-definitions/{name}), ``MetricDeprecate``, ``MetricRead``, ``MetricList``. Unit
 features: ``FeatureLoad`` (POST /unit-features) and ``FeatureLoadResult``. CUPAC:
-``CupacFillResult``. Results are ``splitlab.analyze``'s JSON shape (documented in
+``TrainingQueued``. Results are ``splitlab.analyze``'s JSON shape (documented in
 ``splitlab.analysis_results`` and docs/analyzer.md), returned as plain JSON.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -93,6 +95,70 @@ class MetricCreate(_Strict):
         )
 
 
+NOT_NULL_ON_UPDATE = ("description", "direction", "pre_period_days", "covariates")
+"""Fields a metric PATCH may change but not clear: the schema offers no ``null`` for them."""
+
+
+def _no_null_where_required(schema: dict[str, Any]) -> None:
+    """The update's JSON schema says what ``apply`` enforces: ``null`` only where it clears."""
+    for name in NOT_NULL_ON_UPDATE:
+        field = schema.get("properties", {}).get(name, {})
+        options = field.get("anyOf")
+        if not isinstance(options, list):
+            continue
+        kept = [o for o in options if o != {"type": "null"}]
+        if len(kept) == 1:
+            del field["anyOf"]
+            field.update(kept[0])
+        else:
+            field["anyOf"] = kept
+        field.pop("default", None)
+
+
+class MetricUpdate(_Strict):
+    """A PATCH: only the fields sent change (``null`` clears a nullable one); the name stays."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_no_null_where_required)
+
+    description: str | None = Field(default=None, max_length=2000)
+    source: Source | None = None
+    outcome_type: str | None = Field(default=None, min_length=1, max_length=200)
+    aggregation: Aggregation | None = None
+    numerator: MetricName | None = None
+    denominator: MetricName | None = None
+    direction: Direction | None = None
+    guardrail_margin: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    attribution_window_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    pre_period_days: float | None = Field(default=None, ge=0, le=3650, allow_inf_nan=False)
+    covariates: list[FeatureName] | None = Field(default=None, max_length=20)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _name_is_the_path(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "name" in data:
+            raise ValueError("name cannot be updated: define a new metric and deprecate this one")
+        return data
+
+    def apply(self, current: MetricDef) -> MetricDef:
+        """``current`` with the sent fields changed; ``ValueError`` naming the field when the
+        result breaks a rule across fields."""
+        changes: dict[str, Any] = self.model_dump(include=self.model_fields_set)
+        for required in NOT_NULL_ON_UPDATE:
+            if required in changes and changes[required] is None:
+                raise ValueError(f"{required}: cannot be null")
+        if "covariates" in changes:
+            changes["covariates"] = tuple(changes["covariates"])
+        updated = dataclasses.replace(current, **changes)
+        check_definition(updated)
+        return updated
+
+
+class MetricDeprecate(_Strict):
+    reason: str = Field(
+        min_length=1, max_length=2000, examples=["replaced by revenue_net (refunds excluded)"]
+    )
+
+
 class MetricRead(BaseModel):
     name: str
     description: str
@@ -107,6 +173,12 @@ class MetricRead(BaseModel):
     attribution_window_seconds: float | None
     pre_period_days: float
     covariates: list[str]
+    deprecated: bool = Field(
+        description="Deprecated: still computed for experiments that use it; refused as a "
+        "part of a new ratio metric."
+    )
+    deprecated_at: datetime | None
+    deprecation_reason: str
 
     @classmethod
     def of(cls, m: MetricDef) -> MetricRead:
@@ -124,6 +196,9 @@ class MetricRead(BaseModel):
             attribution_window_seconds=m.attribution_window_seconds,
             pre_period_days=m.pre_period_days,
             covariates=list(m.covariates),
+            deprecated=m.deprecated_at is not None,
+            deprecated_at=m.deprecated_at,
+            deprecation_reason=m.deprecation_reason,
         )
 
 
@@ -146,11 +221,47 @@ class FeatureLoadResult(BaseModel):
     loaded: int
 
 
-class CupacFillResult(BaseModel):
+class TrainingQueued(BaseModel):
+    """``POST /experiments/{key}/cupac``: the trainer's task that will train the models."""
+
     experiment_key: str
-    metrics: dict[str, dict[str, Any]]
-    computed_at: datetime
+    task_id: str
 
 
 class ActionList(BaseModel):
     actions: list[dict[str, Any]]
+
+
+class SnapshotMetricRead(BaseModel):
+    """One metric and treatment in a results snapshot (``GET /results``' names)."""
+
+    metric: str
+    variant: str
+    method: str
+    variance_reduction: float | None
+    n_control: int
+    n_treatment: int
+    mean_control: float | None
+    mean_treatment: float | None
+    effect: float | None
+    ci_lower: float | None = Field(description="Fixed-horizon confidence interval.")
+    ci_upper: float | None
+    p_value: float | None
+    cs_lower: float | None = Field(description="Always-valid confidence sequence.")
+    cs_upper: float | None
+    always_valid_p_value: float | None
+
+
+class SnapshotRead(BaseModel):
+    taken_at: datetime
+    reason: str = Field(description="refresh (the scheduled pass) or stop.")
+    computed_at: datetime
+    units: dict[str, int]
+    srm_p_value: float | None
+    decisions: dict[str, dict[str, Any]] = Field(description="Per treatment: action, reasons.")
+    metrics: list[SnapshotMetricRead]
+
+
+class ResultsHistory(BaseModel):
+    experiment_key: str
+    snapshots: list[SnapshotRead] = Field(description="Oldest first.")

@@ -13,15 +13,16 @@ import warnings
 from typing import Annotated, Any, Literal
 
 import pandas as pd
-from fastapi import APIRouter, File, Form, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 import splitlab
+from splitlab.web.auth import require_compute
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 """Largest accepted upload (20 MiB): a panel of a few hundred units over years of weeks."""
 
-router = APIRouter(tags=["analyses"])
+router = APIRouter(tags=["analyses"], dependencies=[Depends(require_compute)])
 
 Method = Literal["auto", "classic", "augmented", "forecast"]
 

@@ -14,6 +14,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 
+import httpx
 from fastapi import FastAPI
 
 from splitlab.assigning.cache import ExperimentCache
@@ -29,6 +30,7 @@ from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
 from splitlab_assignment.api import assign, experiments
 from splitlab_assignment.assigner import AssignEndpoints, ExposurePublisher
+from splitlab_assignment.preflight import PreflightChecker
 from splitlab_assignment.registry import ExperimentRegistry
 
 logger = logging.getLogger(__name__)
@@ -48,7 +50,11 @@ def create_app(
     settings: Settings | None = None,
     *,
     publisher_factory: Callable[[Settings], ExposurePublisher] | None = None,
+    analyzer_http: httpx.Client | None = None,
+    router_http: httpx.Client | None = None,
 ) -> FastAPI:
+    """``analyzer_http``/``router_http``: the pre-flight check's HTTP clients (tests pass
+    in-process apps' clients); by default built from the settings' URLs."""
     settings = settings or load_settings()
 
     @contextlib.asynccontextmanager
@@ -56,7 +62,12 @@ def create_app(
         async with open_core_resources(settings) as core:
             assert core.sessions is not None
             cache = ExperimentCache()
-            registry = ExperimentRegistry(core.sessions, cache)
+            preflight = (
+                PreflightChecker.from_settings(settings, analyzer_http, router_http)
+                if settings.preflight_checks
+                else None
+            )
+            registry = ExperimentRegistry(core.sessions, cache, preflight=preflight)
             await _refresh(registry)
             sticky_redis = create_async_redis(settings)
             publisher: ExposurePublisher
@@ -89,6 +100,8 @@ def create_app(
                     await asyncio.to_thread(event_publisher.close, 10.0)
                 await sticky.settled()  # records remembered by the last answers
                 await sticky_redis.aclose()
+                if preflight is not None:
+                    preflight.close()
 
     return create_service_app(
         service="assignment",

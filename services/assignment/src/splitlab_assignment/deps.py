@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
 from splitlab.settings import Settings
-from splitlab.web.auth import require_admin, require_caller
-from splitlab.web.errors import InvalidInputError
+from splitlab.web.auth import admin_actor, require_admin, require_caller, require_reader
 from splitlab_assignment.assigner import AssignEndpoints
 from splitlab_assignment.registry import ExperimentRegistry
-
-DEFAULT_ACTOR = "admin"
-MAX_ACTOR_LENGTH = 200
 
 
 def get_settings(request: Request) -> Settings:
@@ -38,21 +34,9 @@ def get_assigner(request: Request) -> AssignEndpoints:
     return assigner
 
 
-def get_actor(
-    x_splitlab_actor: Annotated[str | None, Header(alias="X-SplitLab-Actor")] = None,
-) -> str:
-    """Who the audit log names: the ``X-SplitLab-Actor`` header, else ``admin``."""
-    if x_splitlab_actor is None or not x_splitlab_actor.strip():
-        return DEFAULT_ACTOR
-    actor = x_splitlab_actor.strip()
-    if len(actor) > MAX_ACTOR_LENGTH:
-        raise InvalidInputError(
-            f"X-SplitLab-Actor: at most {MAX_ACTOR_LENGTH} characters", field="X-SplitLab-Actor"
-        )
-    return actor
-
-
 Registry = Annotated[ExperimentRegistry, Depends(get_registry)]
-Actor = Annotated[str, Depends(get_actor)]
+Actor = Annotated[str, Depends(admin_actor)]
+"""Who the audit log names: the configured name of the admin key the call was made with."""
 AdminOnly = Depends(require_admin)
+Reader = Depends(require_reader)
 AssignCaller = Depends(require_caller)

@@ -31,6 +31,13 @@ from splitlab.lifecycle import (
 )
 from splitlab.storage.models import AllocationPeriod, Experiment, ExperimentAuditEntry
 from splitlab.web.errors import ConflictError, InvalidInputError, NotFoundError
+from splitlab_assignment.preflight import (
+    PreflightChecker,
+    PreflightRefusedError,
+    PreflightReport,
+    PreflightUnavailableError,
+    report_body,
+)
 from splitlab_assignment.repository import ExperimentRepository
 from splitlab_assignment.schemas import (
     NULLABLE_FIELDS,
@@ -40,6 +47,7 @@ from splitlab_assignment.schemas import (
     ExperimentList,
     ExperimentRead,
     ExperimentUpdate,
+    PreflightRead,
 )
 
 logger = logging.getLogger(__name__)
@@ -55,9 +63,20 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def to_read(state: dict[str, Any]) -> ExperimentRead:
+def to_read(
+    state: dict[str, Any], report: PreflightReport | None = None, forced: bool = False
+) -> ExperimentRead:
+    preflight = None
+    if report is not None:
+        preflight = PreflightRead.model_validate(
+            {"ok": report.ok, **report_body(report), "forced": forced and not report.ok}
+        )
     return ExperimentRead.model_validate(
-        {**state, "allowed_actions": list(allowed_actions(state["status"]))}
+        {
+            **state,
+            "allowed_actions": list(allowed_actions(state["status"])),
+            "preflight": preflight,
+        }
     )
 
 
@@ -67,10 +86,14 @@ class ExperimentRegistry:
         sessions: sessionmaker[Session],
         cache: ExperimentCache,
         clock: Callable[[], datetime] = utc_now,
+        preflight: PreflightChecker | None = None,
     ) -> None:
+        """``preflight``: checks an experiment's metrics and models at create and start
+        (None: no checks, ``SPLITLAB_PREFLIGHT_CHECKS=false``)."""
         self._sessions = sessions
         self._cache = cache
         self._clock = clock
+        self._preflight = preflight
 
     # ------------------------------------------------------------------ reads
     def get(self, key: str) -> ExperimentRead:
@@ -95,8 +118,11 @@ class ExperimentRegistry:
 
     # ------------------------------------------------------------------ writes
     def create(self, data: ExperimentCreate, actor: str) -> ExperimentRead:
+        """Store a draft; the pre-flight report rides along (a draft may precede its metrics
+        and models: only ``start`` refuses)."""
         spec = data.model_dump(mode="json")
         to_definition({**spec, "status": Status.DRAFT})  # 422 naming the field if invalid
+        report = self._preflight.check(spec) if self._preflight is not None else None
         now = self._clock()
         row = Experiment(
             status=Status.DRAFT.value,
@@ -118,7 +144,7 @@ class ExperimentRegistry:
         except IntegrityError:
             raise self._duplicate(data.key) from None
         self._cache.put(CachedExperiment.from_state(state))
-        return to_read(state)
+        return to_read(state, report)
 
     def update(self, key: str, patch: ExperimentUpdate, actor: str) -> ExperimentRead:
         changes = patch.changes()
@@ -161,7 +187,27 @@ class ExperimentRegistry:
         self._cache.put(CachedExperiment.from_state(state))
         return to_read(state)
 
-    def act(self, key: str, action: Action, actor: str) -> ExperimentRead:
+    def act(self, key: str, action: Action, actor: str, force: bool = False) -> ExperimentRead:
+        """Apply ``action``. ``start`` first runs the pre-flight check and is refused while
+        anything is missing (422) or unknown (503), unless ``force``."""
+        report = None
+        if action is Action.START and self._preflight is not None:
+            with self._sessions() as session:
+                current = experiment_state(self._require(ExperimentRepository(session), key))
+            try:  # a start the lifecycle refuses is a 409 before anything is asked
+                transition(current["status"], action)
+            except LifecycleError as exc:
+                raise ConflictError(str(exc), field="status") from None
+            report = self._preflight.check(current)
+            if not report.ok and not force:
+                if report.missing:
+                    raise PreflightRefusedError(key, report)
+                raise PreflightUnavailableError(key, report)
+            if not report.ok:
+                logger.warning(
+                    "experiment started despite the pre-flight check",
+                    extra={"experiment": key, "actor": actor, "problems": report.describe()},
+                )
         with self._sessions.begin() as session:
             repo = ExperimentRepository(session)
             row = self._require(repo, key, for_update=True)
@@ -183,7 +229,7 @@ class ExperimentRegistry:
             state = experiment_state(row)
             repo.add_audit(self._audit(key, action.value, actor, now, before, state, []))
         self._cache.put(CachedExperiment.from_state(state))
-        return to_read(state)
+        return to_read(state, report, forced=force)
 
     # ------------------------------------------------------------------ cache
     def refresh_cache(self) -> int:

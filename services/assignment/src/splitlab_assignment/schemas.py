@@ -153,6 +153,29 @@ class ExperimentUpdate(_Strict):
         return self.model_dump(include=self.model_fields_set)
 
 
+class MissingRead(BaseModel):
+    field: str = Field(description="Where the experiment names it, e.g. `variants[1].model`.")
+    name: str
+    message: str
+
+
+class UnreachableRead(BaseModel):
+    service: str
+    reason: str
+
+
+class PreflightRead(BaseModel):
+    """What the pre-flight check found: metrics the analyzer does not define, models the
+    router has not registered, and which of the two could not be asked."""
+
+    ok: bool
+    missing: list[MissingRead]
+    unreachable: list[UnreachableRead]
+    forced: bool = Field(
+        default=False, description="Started anyway with `force=true` despite the problems."
+    )
+
+
 class ExperimentRead(BaseModel):
     key: str
     name: str
@@ -192,6 +215,11 @@ class ExperimentRead(BaseModel):
     started_at: datetime | None
     stopped_at: datetime | None
     archived_at: datetime | None
+    preflight: PreflightRead | None = Field(
+        default=None,
+        description="Answers to create and start: the pre-flight check's findings (null "
+        "elsewhere, or with SPLITLAB_PREFLIGHT_CHECKS=false).",
+    )
 
 
 class ExperimentList(BaseModel):

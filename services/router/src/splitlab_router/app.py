@@ -5,8 +5,9 @@ Run: ``uvicorn splitlab_router.app:create_app --factory``.
 The lifespan builds every collaborator once: the engine and sessions (model registry and
 experiments), an asyncio Redis client with short timeouts (sticky store), the event publisher
 (exposures, predictions, outcomes; a no-op when ``SPLITLAB_ROUTER_EVENT_LOGGING=false``), the
-thread pool that runs scikit-learn predictions, the HTTP client of remote models, the experiment
-cache and the model catalog (loaded at startup, refreshed periodically: hot reload).
+thread pool that runs scikit-learn predictions, one connection pool per remote model server
+(created on first use, closed at shutdown), the experiment cache and the model catalog
+(loaded at startup, refreshed periodically: hot reload).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from splitlab.assigning.loading import refresh_cache
 from splitlab.assigning.service import AssignmentService
 from splitlab.assigning.sticky import StickyStore
 from splitlab.assignment import HoldoutConfig
-from splitlab.clients import create_async_http_client, create_async_redis
+from splitlab.clients import create_async_redis, create_model_server_pool
 from splitlab.health import DependencyCheck
 from splitlab.messaging.publisher import EventPublisher
 from splitlab.schemas.events import Event
@@ -40,6 +41,7 @@ from splitlab_router.outcomes import OutcomeService
 from splitlab_router.predictor import PredictionService
 from splitlab_router.registry import ModelCatalog, ModelRegistry
 from splitlab_router.served import ServedRequests
+from splitlab_router.serving import ModelServers
 
 logger = logging.getLogger(__name__)
 
@@ -77,10 +79,10 @@ def create_app(
             executor = ThreadPoolExecutor(
                 max_workers=settings.router_predict_threads, thread_name_prefix="predict"
             )
-            http = create_async_http_client(settings)
+            servers = ModelServers(lambda **options: create_model_server_pool(settings, **options))
             settings.model_store_dir.mkdir(parents=True, exist_ok=True)
             catalog = ModelCatalog(
-                settings.model_store_dir, executor, http, settings.router_model_timeout_ms
+                settings.model_store_dir, executor, servers, settings.router_model_timeout_ms
             )
             cache = ExperimentCache()
             await _refresh(sessions, cache, catalog)
@@ -144,7 +146,7 @@ def create_app(
                     await asyncio.to_thread(event_publisher.close, 10.0)
                 await sticky.settled()  # records remembered by the last answers
                 await sticky_redis.aclose()
-                await http.aclose()
+                await servers.aclose()
                 executor.shutdown(wait=False, cancel_futures=True)
 
     return create_service_app(
@@ -153,6 +155,7 @@ def create_app(
         lifespan=lifespan,
         description=DESCRIPTION,
         routers=[predict.router, predict.outcomes_router, models.router],
+        body_limits={"/models": models.upload_body_limit(settings)},
     )
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from splitlab.web.auth import require_admin, require_caller
+from splitlab.web.auth import require_admin, require_caller, require_reader
 from splitlab_router.outcomes import OutcomeService
 from splitlab_router.predictor import PredictionService
 from splitlab_router.registry import ModelRegistry
@@ -32,4 +32,5 @@ def get_models(request: Request) -> ModelRegistry:
 Outcomes = Annotated[OutcomeService, Depends(get_outcomes)]
 Models = Annotated[ModelRegistry, Depends(get_models)]
 AdminOnly = Depends(require_admin)
+Reader = Depends(require_reader)
 Caller = Depends(require_caller)

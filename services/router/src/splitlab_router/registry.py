@@ -6,6 +6,12 @@ one, with a different spec 409. An sklearn artifact is checked at registration: 
 the model store, load, and accept the input schema's width; its sha256 is stored, and every
 replica verifies it when loading, so a replaced file is refused rather than served.
 
+``register_upload`` takes the file itself (``POST /models`` as multipart): only ``.skops``
+(loading a joblib or pickle file runs code), loaded with skops' trusted-types check, checked
+like a store file, and kept in Postgres (``model_artifacts``, by sha256) in the same
+transaction as the version's row, so every replica loads it from there: no shared disk, no
+copying files by hand. See docs/router.md, "Uploading a model".
+
 ``ModelCatalog`` holds the loaded models by ``name:version``. ``refresh`` (every
 ``SPLITLAB_ROUTER_MODEL_REFRESH_SECONDS``, and at once after a registration through this
 replica) loads versions it has not seen and forgets removed ones: hot reload without restarts.
@@ -14,6 +20,7 @@ Readers never lock: a refresh builds a new dict and swaps it in.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable
 from concurrent.futures import Executor
@@ -21,7 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,10 +39,13 @@ from splitlab_router.schemas import FeatureSpec, ModelCreate, ModelList, ModelRe
 from splitlab_router.serving import (
     Feature,
     HttpModel,
+    ModelServers,
     ServedModel,
     SklearnModel,
+    UntrustedArtifactError,
     file_sha256,
     load_estimator,
+    load_skops_bytes,
     resolve_artifact,
     without_paths,
 )
@@ -55,12 +64,12 @@ class ModelCatalog:
         self,
         store: Path,
         executor: Executor,
-        http: httpx.AsyncClient,
+        servers: ModelServers,
         default_timeout_ms: int,
     ) -> None:
         self.store = store
         self._executor = executor
-        self._http = http
+        self._servers = servers
         self._default_timeout_ms = default_timeout_ms
         self._models: dict[str, ServedModel] = {}
         self._loaded_ids: dict[str, int] = {}  # ref -> row id (a re-created row reloads)
@@ -75,14 +84,23 @@ class ModelCatalog:
     def __len__(self) -> int:
         return len(self._models)
 
-    def build(self, row: RegisteredModel) -> ServedModel:
-        """Load one registered version (blocking for sklearn: call from a thread)."""
+    def build(self, row: RegisteredModel, content: bytes | None = None) -> ServedModel:
+        """Load one registered version (blocking for sklearn: call from a thread); ``content``
+        is its uploaded file (from ``model_artifacts``), else it comes from the model store."""
         features = [Feature(f["name"], f.get("type", "float")) for f in row.input_schema]
         timeout_s = (row.timeout_ms or self._default_timeout_ms) / 1000
         if row.flavor == "http":
             assert row.url is not None
-            return HttpModel(row.name, row.version, features, row.url, self._http, timeout_s)
+            client = self._servers.client_for(row.url)
+            return HttpModel(row.name, row.version, features, row.url, client, timeout_s)
         assert row.artifact is not None
+        if content is not None:
+            if hashlib.sha256(content).hexdigest() != row.sha256:
+                raise ValueError(f"{row.artifact}: the stored upload's sha256 differs")
+            estimator = load_skops_bytes(content)
+            return SklearnModel(
+                row.name, row.version, features, estimator, self._executor, timeout_s
+            )
         path = resolve_artifact(self.store, row.artifact)
         if row.sha256 is not None and file_sha256(path) != row.sha256:
             raise ValueError(
@@ -95,17 +113,25 @@ class ModelCatalog:
     def refresh(self, sessions: sessionmaker[Session]) -> int:
         """Load new versions, forget removed ones; returns how many were loaded (blocking)."""
         with sessions() as session:
-            rows = ModelRepository(session).list()
-        present = {f"{r.name}:{r.version}": r for r in rows}
+            repository = ModelRepository(session)
+            rows = repository.list()
+            present = {f"{r.name}:{r.version}": r for r in rows}
+            todo = {
+                ref: row
+                for ref, row in present.items()
+                if self._loaded_ids.get(ref) != row.id and self._failed.get(ref) != row.id
+            }
+            uploads = repository.artifacts(
+                r.sha256 for r in todo.values() if r.flavor == "sklearn" and r.sha256
+            )
         models = {ref: m for ref, m in self._models.items() if ref in present}
         loaded_ids = {ref: i for ref, i in self._loaded_ids.items() if ref in present}
         loaded = 0
-        for ref, row in present.items():
+        for ref in present:
             MODEL_LOAD_FAILURES.labels(ref)  # at 0 from the first sight: a failure is an increase
-            if loaded_ids.get(ref) == row.id or self._failed.get(ref) == row.id:
-                continue
+        for ref, row in todo.items():
             try:
-                models[ref] = self.build(row)
+                models[ref] = self.build(row, uploads.get(row.sha256 or ""))
             except Exception as exc:
                 self._failed[ref] = row.id
                 MODEL_LOAD_FAILURES.labels(ref).inc()
@@ -182,6 +208,15 @@ _BYTE_RULE = (
 )
 
 
+def _check_announced(data: ModelCreate, sha256: str) -> None:
+    if data.sha256 is not None and data.sha256 != sha256:
+        raise InvalidInputError(
+            f"sha256: the artifact's sha256 is {sha256}, not {data.sha256}; the file changed on "
+            "the way or is another one",
+            field="sha256",
+        )
+
+
 class ModelRegistry:
     def __init__(
         self,
@@ -216,6 +251,7 @@ class ModelRegistry:
         if data.flavor == "sklearn":
             assert data.artifact is not None
             sha256 = file_sha256(resolve_artifact(self._catalog.store, data.artifact))
+            _check_announced(data, sha256)
         row = RegisteredModel(
             name=data.name,
             version=data.version,
@@ -236,6 +272,60 @@ class ModelRegistry:
         try:
             with self._sessions.begin() as session:
                 ModelRepository(session).add(row)
+        except IntegrityError:
+            with self._sessions() as session:
+                existing = ModelRepository(session).get(data.name, data.version)
+                assert existing is not None
+                return self._existing(existing, data, sha256, timeout)
+        self._catalog.install(row, model)
+        return to_read(row, True), True
+
+    def register_upload(self, data: ModelCreate, content: bytes) -> tuple[ModelRead, bool]:
+        """Store a new version from an uploaded .skops file (its bytes go to Postgres with the
+        row; ``data.artifact`` is the file's name); ``(read, created)``. Blocking. 422 naming
+        ``file`` for a file that is not a trusted, loadable .skops file, ``sha256`` for one
+        whose checksum differs from the one announced."""
+        filename = str(data.artifact)
+        if data.flavor != "sklearn":
+            raise InvalidInputError(
+                "flavor: an uploaded file is a scikit-learn model; use flavor sklearn",
+                field="flavor",
+            )
+        if not filename.endswith(".skops"):
+            raise InvalidInputError(
+                f"file: {filename!r} is not a .skops file; only skops files can be uploaded "
+                "(loading a joblib or pickle file runs whatever code it holds): save the model "
+                "with skops.io.dump",
+                field="file",
+            )
+        sha256 = hashlib.sha256(content).hexdigest()
+        _check_announced(data, sha256)
+        timeout = data.timeout_ms or self._default_timeout_ms
+        with self._sessions() as session:
+            existing = ModelRepository(session).get(data.name, data.version)
+            if existing is not None:
+                return self._existing(existing, data, sha256, timeout)
+        row = RegisteredModel(
+            name=data.name,
+            version=data.version,
+            flavor="sklearn",
+            artifact=data.artifact,
+            sha256=sha256,
+            url=None,
+            timeout_ms=timeout,
+            input_schema=[f.model_dump() for f in data.input_schema],
+            model_metadata=data.metadata,
+            created_at=self._clock(),
+        )
+        try:
+            model = self._checked(row, self._catalog.build(row, content))
+        except UntrustedArtifactError as exc:
+            raise InvalidInputError(f"file: {filename}: {exc}", field="file") from None
+        try:
+            with self._sessions.begin() as session:
+                repository = ModelRepository(session)
+                repository.add_artifact(sha256, content, row.created_at)
+                repository.add(row)
         except IntegrityError:
             with self._sessions() as session:
                 existing = ModelRepository(session).get(data.name, data.version)
@@ -273,6 +363,12 @@ class ModelRegistry:
             raise InvalidInputError(
                 f"artifact: {row.artifact} does not load: {reason}"[:500], field="artifact"
             ) from None
+        return self._checked(row, model)
+
+    @staticmethod
+    def _checked(row: RegisteredModel, model: ServedModel) -> ServedModel:
+        """The model if it takes the input schema's features (width, and names if fitted on a
+        DataFrame); 422 naming ``input_schema`` otherwise."""
         width = getattr(getattr(model, "_estimator", None), "n_features_in_", None)
         if width is not None and int(width) != len(row.input_schema):
             raise InvalidInputError(

@@ -40,7 +40,8 @@ class ModelCreate(_Strict):
     artifact: str | None = Field(
         default=None,
         max_length=1024,
-        description="sklearn: a .skops or .joblib file, relative to the model store folder.",
+        description="sklearn: a .skops or .joblib file, relative to the model store folder; "
+        "with an uploaded file, its name (default: the uploaded file's name).",
     )
     url: str | None = Field(
         default=None,
@@ -53,6 +54,12 @@ class ModelCreate(_Strict):
     )
     input_schema: list[FeatureSpec] = Field(min_length=1, max_length=1000)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    sha256: str | None = Field(
+        default=None,
+        pattern=r"^[0-9a-f]{64}$",
+        description="Uploads: the file's sha256 as the sender computed it; a file that "
+        "differs is refused (422).",
+    )
 
     @model_validator(mode="after")
     def _flavor_fields(self) -> ModelCreate:

@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "splitlab.cli.experiments",
     "splitlab.cli.models",
     "splitlab.cli.metrics",
+    "splitlab.cli.training",
     "splitlab.cli.simulate",
 )
 
@@ -26,7 +27,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 def build_app() -> typer.Typer:
     app = typer.Typer(
         name="splitlab",
-        help="SplitLab: experimentation for machine-learning models.",
+        help="SplitLab: experimentation for machine-learning models. "
+        "Example: splitlab experiments list (every command's --help has one).",
         no_args_is_help=True,
         pretty_exceptions_show_locals=False,
     )

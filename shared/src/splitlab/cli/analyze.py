@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from splitlab.cli.files import read_table
+from splitlab.cli.output import PIPED_WIDTH, stdout_console
 
 if TYPE_CHECKING:
     pass
@@ -212,7 +213,11 @@ def register(app: typer.Typer) -> None:
             ),
         ] = [],  # noqa: B006
     ) -> None:
-        """Analyze an experiment from a per-unit file: every treatment against control."""
+        """Analyze an experiment from a per-unit file: every treatment against control.
+
+        Example: splitlab analyze data.csv --metric revenue --covariate revenue_pre --format
+        html --output report.html
+        """
         from splitlab.analysis import analyze
 
         console = Console(stderr=True)
@@ -269,9 +274,9 @@ def register(app: typer.Typer) -> None:
             from splitlab.reports.analysis import summary_tables
 
             target = (
-                Console(record=True, width=140, file=io.StringIO())
+                Console(record=True, width=PIPED_WIDTH, file=io.StringIO())
                 if output
-                else Console(width=140)
+                else stdout_console()
             )
             for table in summary_tables(result):
                 target.print(table)
@@ -306,7 +311,11 @@ def register(app: typer.Typer) -> None:
         ] = None,
         output_format: Annotated[PowerFormat, typer.Option("--format")] = PowerFormat.table,
     ) -> None:
-        """Sample size per variant for a target MDE (normal approximation)."""
+        """Sample size per variant for a target MDE (normal approximation).
+
+        Example: splitlab power --metric-type proportion --baseline 0.07 --mde 0.04 --mde-type
+        relative
+        """
         from splitlab.stats.power import sample_size
 
         try:
@@ -349,7 +358,7 @@ def register(app: typer.Typer) -> None:
             rows.append(("runtime (days)", f"{result.runtime_days:g}"))
         for name, value in rows:
             table.add_row(name, value)
-        Console(width=100).print(table)
+        stdout_console().print(table)
 
 
 def _run_with_progress(console: Console, run: Callable[[Any], Any]) -> Any:

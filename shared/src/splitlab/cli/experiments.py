@@ -2,6 +2,7 @@
 
 Reads the service URL (``SPLITLAB_ASSIGNMENT_URL``) and the admin key
 (``SPLITLAB_ADMIN_API_KEY``) from the settings. Errors print one line and exit non-zero.
+Tables go to stdout at full width when piped (see :mod:`splitlab.cli.output`).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 
-out = Console()
-err = Console(stderr=True)
+from splitlab.cli.output import stderr_console, stdout_console
+
+err = stderr_console()
 
 
 class OutputFormat(StrEnum):
@@ -52,8 +53,6 @@ def read_experiment_file(path: Path) -> dict[str, Any]:
 
 def api_request(method: str, path: str, body: dict[str, Any] | None = None) -> Any:
     """Call the admin API; ``CommandError`` with the API's message on any failure."""
-    import getpass
-
     import httpx
 
     from splitlab.settings import load_settings
@@ -61,10 +60,9 @@ def api_request(method: str, path: str, body: dict[str, Any] | None = None) -> A
     settings = load_settings()
     if settings.admin_api_key is None:
         raise CommandError("no admin key: set SPLITLAB_ADMIN_API_KEY (in .env or the environment)")
-    headers = {
-        "Authorization": f"Bearer {settings.admin_api_key.get_secret_value()}",
-        "X-SplitLab-Actor": f"cli:{getpass.getuser()}",
-    }
+    # The audit log names the key's configured name (SPLITLAB_ADMIN_KEY_NAME, or the name of a
+    # SPLITLAB_API_KEYS entry), never a name the caller sends.
+    headers = {"Authorization": f"Bearer {settings.admin_api_key.get_secret_value()}"}
     url = f"{settings.assignment_url.rstrip('/')}{path}"
     try:
         response = httpx.request(method, url, json=body, headers=headers, timeout=10.0)
@@ -88,7 +86,69 @@ def _fail(exc: CommandError) -> NoReturn:
     raise typer.Exit(1)
 
 
+def parse_weights(values: list[str]) -> dict[str, float]:
+    """``VARIANT=WEIGHT`` pairs; ``CommandError`` naming ``--weight`` otherwise."""
+    weights: dict[str, float] = {}
+    for item in values:
+        variant, sep, number = item.partition("=")
+        try:
+            if not sep or not variant:
+                raise ValueError(item)
+            weights[variant] = float(number)
+        except ValueError:
+            raise CommandError(
+                f"--weight expects VARIANT=WEIGHT (e.g. treatment=0.2), got {item!r}"
+            ) from None
+    return weights
+
+
+def update_body(
+    current: dict[str, Any],
+    patch: dict[str, Any],
+    weights: dict[str, float],
+    coverage: float | None,
+) -> dict[str, Any]:
+    """The PATCH body: ``patch`` (from a file), then the flags on top. ``--weight`` changes the
+    named variants of the current list (or of the file's ``variants``) and keeps the rest."""
+    body = dict(patch)
+    if weights:
+        variants = [dict(v) for v in body.get("variants") or current["variants"]]
+        known = {v["key"] for v in variants}
+        unknown = sorted(set(weights) - known)
+        if unknown:
+            raise CommandError(
+                f"--weight: no variant {', '.join(map(repr, unknown))} in {current['key']!r} "
+                f"(variants: {', '.join(sorted(known))})"
+            )
+        for variant in variants:
+            if variant["key"] in weights:
+                variant["weight"] = weights[variant["key"]]
+        body["variants"] = variants
+    if coverage is not None:
+        body["coverage"] = coverage
+    if not body:
+        raise CommandError("nothing to change: give --weight, --coverage or --file")
+    return body
+
+
+def _warn_preflight(experiment: dict[str, Any]) -> None:
+    """The pre-flight check's findings, on stderr (stdout keeps the answer)."""
+    report = experiment.get("preflight")
+    if not report or report["ok"]:
+        return
+    problems = [m["message"] for m in report["missing"]]
+    problems += [
+        f"{u['service']}: could not be asked ({u['reason']})" for u in report["unreachable"]
+    ]
+    lead = "started despite" if report.get("forced") else "start will refuse until fixed"
+    err.print(f"[yellow]warning:[/yellow] pre-flight check ({lead}):", highlight=False)
+    for problem in problems:
+        err.print(f"  - {problem}", highlight=False, markup=False)
+
+
 def _show_one(experiment: dict[str, Any], output_format: OutputFormat) -> None:
+    _warn_preflight(experiment)
+    out = stdout_console()
     if output_format is OutputFormat.json:
         out.print_json(json.dumps(experiment))
         return
@@ -110,7 +170,7 @@ def _show_one(experiment: dict[str, Any], output_format: OutputFormat) -> None:
     if experiment.get("targeting"):
         details.append(("targeting", json.dumps(experiment["targeting"])))
     for name, value in details:
-        out.print(f"  {name}: {value}", highlight=False)
+        out.print(f"  {name}: {value}", highlight=False, markup=False)
     table = Table("variant", "weight", "model")
     for variant in experiment["variants"]:
         table.add_row(variant["key"], f"{variant['weight']:g}", variant.get("model") or "-")
@@ -118,6 +178,7 @@ def _show_one(experiment: dict[str, Any], output_format: OutputFormat) -> None:
 
 
 def _show_list(experiments: list[dict[str, Any]], output_format: OutputFormat) -> None:
+    out = stdout_console()
     if output_format is OutputFormat.json:
         out.print_json(json.dumps(experiments))
         return
@@ -136,9 +197,26 @@ def _show_list(experiments: list[dict[str, Any]], output_format: OutputFormat) -
     out.print(table)
 
 
+def _show_audit(entries: list[dict[str, Any]], output_format: OutputFormat) -> None:
+    out = stdout_console()
+    if output_format is OutputFormat.json:
+        out.print_json(json.dumps(entries))
+        return
+    from rich.table import Table
+
+    table = Table("at", "actor", "action", "changes", title="audit log (newest first)")
+    table.title_justify = "left"
+    for e in entries:
+        changes = "; ".join(f"{c['field']} ({c['kind']}): {c['detail']}" for c in e["changes"])
+        table.add_row(str(e["at"])[:19], e["actor"], e["action"], changes or "-")
+    out.print(table)
+
+
 def register(app: typer.Typer) -> None:
     experiments = typer.Typer(
-        help="Experiments in the assignment service (admin API).", no_args_is_help=True
+        help="Experiments in the assignment service (admin API). "
+        "Example: splitlab experiments list --status running",
+        no_args_is_help=True,
     )
     app.add_typer(experiments, name="experiments")
 
@@ -147,7 +225,10 @@ def register(app: typer.Typer) -> None:
         file: Annotated[Path, typer.Argument(help="The experiment, as YAML or JSON.")],
         output_format: FormatOption = OutputFormat.table,
     ) -> None:
-        """Create a draft experiment from FILE (see examples/experiment.yaml)."""
+        """Create a draft experiment from FILE (see examples/experiment.yaml).
+
+        Example: splitlab experiments create examples/experiment.yaml
+        """
         try:
             _show_one(
                 api_request("POST", "/experiments", read_experiment_file(file)), output_format
@@ -160,7 +241,10 @@ def register(app: typer.Typer) -> None:
         status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
         output_format: FormatOption = OutputFormat.table,
     ) -> None:
-        """List experiments."""
+        """List experiments.
+
+        Example: splitlab experiments list --status running --format json
+        """
         path = "/experiments" + (f"?status={status}" if status else "")
         try:
             _show_list(api_request("GET", path)["experiments"], output_format)
@@ -169,9 +253,64 @@ def register(app: typer.Typer) -> None:
 
     @experiments.command("show")
     def show(key: str, output_format: FormatOption = OutputFormat.table) -> None:
-        """Show one experiment."""
+        """Show one experiment.
+
+        Example: splitlab experiments show ranker-v3
+        """
         try:
             _show_one(api_request("GET", f"/experiments/{key}"), output_format)
+        except CommandError as exc:
+            _fail(exc)
+
+    @experiments.command("update")
+    def update(
+        key: Annotated[str, typer.Argument(help="Experiment key.")],
+        weight: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--weight", help="VARIANT=WEIGHT (repeatable); unnamed variants keep theirs."
+            ),
+        ] = None,
+        coverage: Annotated[
+            float | None, typer.Option(help="Share of eligible units in the experiment, [0, 1].")
+        ] = None,
+        file: Annotated[
+            Path | None,
+            typer.Option(
+                "--file", "-f", help="A YAML or JSON patch: any fields of PATCH /experiments/KEY."
+            ),
+        ] = None,
+        output_format: FormatOption = OutputFormat.table,
+    ) -> None:
+        """Change an experiment (PATCH /experiments/KEY): ramp weights and coverage with flags,
+        or any field from a patch file; the flags win over the file. A started experiment
+        takes changes that keep units in place, or a reshuffle with a bucket_version bump.
+
+        Example: splitlab experiments update ranker-v3 --weight control=0.8 --weight
+        treatment=0.2 --coverage 0.5
+        """
+        try:
+            weights = parse_weights(weight or [])
+            patch = read_experiment_file(file) if file is not None else {}
+            current = api_request("GET", f"/experiments/{key}") if weights else {"key": key}
+            body = update_body(current, patch, weights, coverage)
+            _show_one(api_request("PATCH", f"/experiments/{key}", body), output_format)
+        except CommandError as exc:
+            _fail(exc)
+
+    @experiments.command("audit")
+    def audit(
+        key: Annotated[str, typer.Argument(help="Experiment key.")],
+        limit: Annotated[int, typer.Option(help="Newest entries to show, 1-1000.")] = 100,
+        output_format: FormatOption = OutputFormat.table,
+    ) -> None:
+        """Who changed the experiment, what and when (the registry's audit log), newest first.
+
+        Example: splitlab experiments audit ranker-v3 --limit 20
+        """
+        try:
+            entries = api_request("GET", f"/experiments/{key}/audit?limit={limit}")["entries"]
+            _show_audit(entries, output_format)
         except CommandError as exc:
             _fail(exc)
 
@@ -182,10 +321,32 @@ def register(app: typer.Typer) -> None:
             except CommandError as exc:
                 _fail(exc)
 
-        act.__doc__ = summary
+        act.__doc__ = f"{summary}\n\nExample: splitlab experiments {name} ranker-v3"
         experiments.command(name)(act)
 
-    action("start", "Start a draft experiment, or resume a paused one.")
+    @experiments.command("start")
+    def start(
+        key: str,
+        force: Annotated[
+            bool,
+            typer.Option(
+                "--force",
+                help="Start even though the pre-flight check finds metrics or models missing, "
+                "or cannot ask the analyzer or the router.",
+            ),
+        ] = False,
+        output_format: FormatOption = OutputFormat.table,
+    ) -> None:
+        """Start a draft experiment, or resume a paused one, once its metrics are defined in
+        the analyzer and its models registered in the router (the pre-flight check).
+
+        Example: splitlab experiments start ranker-v3"""
+        path = f"/experiments/{key}/start" + ("?force=true" if force else "")
+        try:
+            _show_one(api_request("POST", path), output_format)
+        except CommandError as exc:
+            _fail(exc)
+
     action("pause", "Pause a running experiment: everyone gets control.")
     action("stop", "Stop an experiment for good.")
-    action("archive", "Archive a stopped (or never started) experiment.")
+    action("archive", "Archive a stopped experiment (stop it first).")

@@ -12,8 +12,13 @@ console = Console(stderr=True)
 
 
 def register(app: typer.Typer) -> None:
-    db = typer.Typer(help="The Postgres schema (Alembic migrations).", no_args_is_help=True)
-    kafka = typer.Typer(help="Kafka topics.", no_args_is_help=True)
+    db = typer.Typer(
+        help="The Postgres schema (Alembic migrations). Example: splitlab db upgrade",
+        no_args_is_help=True,
+    )
+    kafka = typer.Typer(
+        help="Kafka topics. Example: splitlab kafka create-topics", no_args_is_help=True
+    )
     app.add_typer(db, name="db")
     app.add_typer(kafka, name="kafka")
 
@@ -24,7 +29,10 @@ def register(app: typer.Typer) -> None:
             None, envvar="SPLITLAB_DATABASE_URL", help="Defaults to the settings' database_url."
         ),
     ) -> None:
-        """Migrate the database to REVISION (default: head). Safe to run again."""
+        """Migrate the database to REVISION (default: head). Safe to run again.
+
+        Example: splitlab db upgrade head
+        """
         from splitlab.settings import load_settings
         from splitlab.storage.migrate import upgrade
 
@@ -34,7 +42,10 @@ def register(app: typer.Typer) -> None:
 
     @kafka.command("create-topics")
     def create_topics() -> None:
-        """Create SplitLab's topics where missing (partitions: SPLITLAB_KAFKA_TOPIC_PARTITIONS)."""
+        """Create SplitLab's topics where missing (partitions: SPLITLAB_KAFKA_TOPIC_PARTITIONS).
+
+        Example: splitlab kafka create-topics
+        """
         from splitlab.messaging.admin import ensure_topics
         from splitlab.messaging.topics import ALL_TOPICS
         from splitlab.settings import load_settings
@@ -50,7 +61,10 @@ def register(app: typer.Typer) -> None:
             ["assignment", "router", "analyzer", "trainer"], help="Services to wait for."
         ),
     ) -> None:
-        """Wait until every service's /readyz answers 200; print what is still down otherwise."""
+        """Wait until every service's /readyz answers 200; print what is still down otherwise.
+
+        Example: splitlab ready --timeout 30 --service assignment --service analyzer
+        """
         import httpx
 
         from splitlab.settings import load_settings

@@ -1,13 +1,14 @@
-"""The analyzer's commands: ``splitlab metrics create|list``, ``splitlab features load`` and
-``splitlab results KEY``.
+"""The analyzer's commands: ``splitlab metrics create|list|show|update|deprecate``,
+``splitlab features load``, ``splitlab results KEY`` and ``splitlab analyzer-actions KEY``.
 
-They talk to the analyzer over HTTP (``SPLITLAB_ANALYZER_URL``, admin calls with
-``SPLITLAB_ADMIN_API_KEY``), like every other client: the analyzer owns its tables.
+They talk to the analyzer over HTTP (``SPLITLAB_ANALYZER_URL``; admin calls send
+``SPLITLAB_ADMIN_API_KEY``, reads the read key, else the admin key), like every other client:
+the analyzer owns its tables.
 """
 
 from __future__ import annotations
 
-import html
+import io
 import json
 from enum import StrEnum
 from pathlib import Path
@@ -16,6 +17,8 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.table import Table
+
+from splitlab.cli.output import PIPED_WIDTH, emit, stdout_console
 
 FEATURE_CHUNK = 5000
 """Feature values per request (keeps each body well under the default 1 MiB limit)."""
@@ -56,12 +59,11 @@ def call(
 
     settings = load_settings()
     headers = {}
-    if admin:
-        if settings.admin_api_key is None:
-            raise AnalyzerError(
-                "no admin key: set SPLITLAB_ADMIN_API_KEY (in .env or the environment)"
-            )
-        headers["Authorization"] = f"Bearer {settings.admin_api_key.get_secret_value()}"
+    if admin and settings.admin_api_key is None:
+        raise AnalyzerError("no admin key: set SPLITLAB_ADMIN_API_KEY (in .env or the environment)")
+    key = settings.admin_api_key if admin else settings.read_api_key or settings.admin_api_key
+    if key is not None:  # reads may need a key too (the read key, else the admin key)
+        headers["Authorization"] = f"Bearer {key.get_secret_value()}"
     url = settings.analyzer_url.rstrip("/") + path
     try:
         response = httpx.request(
@@ -122,68 +124,96 @@ def _fmt(value: Any, pct: bool = False) -> str:
     return str(value)
 
 
-def results_tables(body: dict[str, Any]) -> list[Table]:
-    tables = []
-    for name, metric in body["metrics"].items():
-        vr = metric.get("variance_reduction")
-        table = Table(
-            title=f"{name} ({metric['kind']}) - {metric['method']}"
-            + (f", variance reduction {vr:.1%}" if vr else ""),
-            title_justify="left",
-        )
-        for column in ("variant", "n", "mean", "effect", "CI", "rel effect", "p", "always-valid p"):
-            table.add_column(column)
-        for variant, c in metric["comparisons"].items():
-            av = body.get("monitoring", {}).get(name, {}).get(variant, {})
+def _metric_source(m: dict[str, Any]) -> str:
+    if m["kind"] == "ratio":
+        return f"{m['numerator']} / {m['denominator']}"
+    return f"{m['source']}" + (f":{m['outcome_type']}" if m["outcome_type"] else "")
+
+
+def metrics_table(metrics: list[dict[str, Any]]) -> Table:
+    table = Table(title="metrics", title_justify="left")
+    for column in (
+        "name", "kind", "source", "aggregation", "direction", "window s", "pre days", "status",
+    ):  # fmt: skip
+        table.add_column(column)
+    for m in metrics:
+        table.add_row(
+            m["name"], m["kind"], _metric_source(m), _fmt(m["aggregation"]), m["direction"],
+            _fmt(m["attribution_window_seconds"]), _fmt(m["pre_period_days"]),
+            "deprecated" if m.get("deprecated") else "active",
+        )  # fmt: skip
+    return table
+
+
+def show_metric(m: dict[str, Any], console: Console) -> None:
+    """One metric definition, a field a line."""
+    status = "active"
+    if m.get("deprecated"):
+        status = f"deprecated since {str(m['deprecated_at'])[:19]}: {m['deprecation_reason']}"
+    fields = [
+        ("kind", m["kind"]),
+        ("source", _metric_source(m)),
+        ("aggregation", _fmt(m["aggregation"])),
+        ("direction", m["direction"]),
+        ("guardrail margin", _fmt(m["guardrail_margin"])),
+        ("attribution window (s)", _fmt(m["attribution_window_seconds"])),
+        ("pre-period (days)", _fmt(m["pre_period_days"])),
+        ("covariates", ", ".join(m["covariates"]) or "-"),
+        ("description", m["description"] or "-"),
+        ("status", status),
+    ]
+    console.print(f"[bold]{m['name']}[/bold]", highlight=False)
+    for name, value in fields:
+        console.print(f"  {name}: {value}", highlight=False, markup=False)
+
+
+def actions_table(actions: list[dict[str, Any]]) -> Table:
+    table = Table(title="analyzer actions (newest first)", title_justify="left")
+    for column in ("at", "action", "reason", "outcome", "evidence"):
+        table.add_column(column)
+    for a in actions:
+        table.add_row(
+            str(a["at"])[:19], a["action"], a["reason"], a["outcome"],
+            json.dumps(a["evidence"], sort_keys=True),
+        )  # fmt: skip
+    return table
+
+
+def history_table(history: dict[str, Any]) -> Table:
+    """One row per snapshot, metric and treatment (``GET .../results/history``)."""
+    table = Table(title=f"results history: {history['experiment_key']}", title_justify="left")
+    for column in ("taken at", "reason", "metric", "variant", "method", "VR", "n",
+                   "effect", "CI", "p", "always-valid CS"):  # fmt: skip
+        table.add_column(column)
+    for snap in history["snapshots"]:
+        for m in snap["metrics"]:
             table.add_row(
-                variant,
-                f"{c['n_treatment']} vs {c['n_control']}",
-                f"{_fmt(c['mean_treatment'])} vs {_fmt(c['mean_control'])}",
-                _fmt(c["effect"]),
-                f"[{_fmt(c['ci_lower'])}, {_fmt(c['ci_upper'])}]",
-                _fmt(c["rel_effect"], pct=True),
-                _fmt(c["p_value"]),
-                _fmt(av.get("always_valid_p_value")),
+                snap["taken_at"][:19].replace("T", " "),
+                snap["reason"],
+                m["metric"],
+                m["variant"],
+                m["method"],
+                _fmt(m["variance_reduction"], pct=True),
+                f"{m['n_treatment']} vs {m['n_control']}",
+                _fmt(m["effect"]),
+                f"[{_fmt(m['ci_lower'])}, {_fmt(m['ci_upper'])}]",
+                _fmt(m["p_value"]),
+                f"[{_fmt(m['cs_lower'])}, {_fmt(m['cs_upper'])}]",
             )
-        tables.append(table)
-    summary = Table(title="SRM, guardrails, decisions", title_justify="left")
-    summary.add_column("check")
-    summary.add_column("result")
-    srm = body["srm"]
-    summary.add_row("SRM", f"{srm['status']} (p = {_fmt(srm['p_value'])}, {srm['observed']})")
-    for g in body.get("guardrails", []):
-        summary.add_row(
-            f"guardrail {g['metric']} / {g['variant']}",
-            f"{g['status']} (harm {_fmt(g['harm'], pct=True)}, margin {g['margin']:.1%}, "
-            f"always-valid p {_fmt(g['always_valid_p_value'])})",
-        )
-    for variant, d in body["decisions"].items():
-        summary.add_row(f"decision {variant}", f"{d['action']}: {'; '.join(d['reasons'])}")
-    sample = body.get("sample", {})
-    if sample:
-        summary.add_row(
-            "sample",
-            f"{sample.get('total_units')} units, planned {sample.get('planned_sample_size')}, "
-            f"{_fmt(sample.get('days_to_planned'))} days to plan",
-        )
-    tables.append(summary)
-    return tables
-
-
-def results_html(key: str, body: dict[str, Any]) -> str:
-    """A self-contained HTML page of the result tables."""
-    console = Console(record=True, width=140)
-    for table in results_tables(body):
-        console.print(table)
-    page = console.export_html(inline_styles=True)
-    title = f"<h1>SplitLab results: {html.escape(key)}</h1>"
-    return page.replace("<body>", f"<body>{title}", 1)
+    if not history["snapshots"]:
+        table.caption = "no snapshots yet (one per SPLITLAB_ANALYZER_HISTORY_INTERVAL_SECONDS)"
+    return table
 
 
 def register(app: typer.Typer) -> None:
-    metrics_app = typer.Typer(help="Metric definitions of the analyzer.", no_args_is_help=True)
+    metrics_app = typer.Typer(
+        help="Metric definitions of the analyzer. Example: splitlab metrics list",
+        no_args_is_help=True,
+    )
     features_app = typer.Typer(
-        help="Pre-exposure unit features (covariates).", no_args_is_help=True
+        help="Pre-exposure unit features (covariates). "
+        "Example: splitlab features load features.csv --unit-col user_id",
+        no_args_is_help=True,
     )
     app.add_typer(metrics_app, name="metrics")
     app.add_typer(features_app, name="features")
@@ -211,7 +241,11 @@ def register(app: typer.Typer) -> None:
         ] = None,
         description: Annotated[str, typer.Option()] = "",
     ) -> None:
-        """Define a metric (POST /metrics)."""
+        """Define a metric (POST /metrics).
+
+        Example: splitlab metrics create conversion --source outcome --outcome-type purchase
+        --aggregation any
+        """
         body = {
             "name": name, "source": source, "outcome_type": outcome_type,
             "aggregation": aggregation, "numerator": numerator, "denominator": denominator,
@@ -229,7 +263,10 @@ def register(app: typer.Typer) -> None:
     def list_metrics(
         output_format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,
     ) -> None:
-        """List metric definitions (GET /metric-definitions)."""
+        """List metric definitions (GET /metric-definitions).
+
+        Example: splitlab metrics list --format json
+        """
         try:
             metrics = call("GET", "/metric-definitions")["metrics"]
         except AnalyzerError as exc:
@@ -237,28 +274,92 @@ def register(app: typer.Typer) -> None:
         if output_format == ListFormat.json:
             typer.echo(json.dumps(metrics, indent=2))
             return
-        table = Table(title="metrics", title_justify="left")
-        for column in (
-            "name",
-            "kind",
-            "source",
-            "aggregation",
-            "direction",
-            "window s",
-            "pre days",
-        ):
-            table.add_column(column)
-        for m in metrics:
-            source = (
-                f"{m['numerator']} / {m['denominator']}"
-                if m["kind"] == "ratio"
-                else f"{m['source']}" + (f":{m['outcome_type']}" if m["outcome_type"] else "")
+        stdout_console().print(metrics_table(metrics))
+
+    @metrics_app.command("show")
+    def show(
+        name: Annotated[str, typer.Argument(help="Metric name.")],
+        output_format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,
+    ) -> None:
+        """Show one metric definition (GET /metric-definitions/NAME).
+
+        Example: splitlab metrics show conversion
+        """
+        try:
+            metric = call("GET", f"/metric-definitions/{name}")
+        except AnalyzerError as exc:
+            _fail(str(exc))
+        if output_format == ListFormat.json:
+            typer.echo(json.dumps(metric, indent=2))
+            return
+        show_metric(metric, stdout_console())
+
+    @metrics_app.command("update")
+    def update(
+        name: Annotated[str, typer.Argument(help="Metric name (it cannot change).")],
+        description: Annotated[str | None, typer.Option()] = None,
+        direction: Annotated[
+            str | None, typer.Option(help="higher_is_better | lower_is_better")
+        ] = None,
+        guardrail_margin: Annotated[float | None, typer.Option(help="Relative margin.")] = None,
+        window_seconds: Annotated[
+            float | None, typer.Option(help="Attribution window after first exposure.")
+        ] = None,
+        pre_period_days: Annotated[
+            float | None, typer.Option(help="CUPED pre-period; 0: off.")
+        ] = None,
+        covariate: Annotated[
+            list[str] | None,
+            typer.Option(help="unit_features name (repeatable); replaces the list."),
+        ] = None,
+        outcome_type: Annotated[str | None, typer.Option(help="For source=outcome.")] = None,
+        aggregation: Annotated[str | None, typer.Option(help="sum | count | any | mean")] = None,
+        output_format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,
+    ) -> None:
+        """Change fields of a metric definition (PATCH /metric-definitions/NAME); results use
+        it from their next refresh.
+
+        Example: splitlab metrics update revenue --guardrail-margin 0.02 --window-seconds 86400
+        """
+        sent = {
+            "description": description, "direction": direction,
+            "guardrail_margin": guardrail_margin, "attribution_window_seconds": window_seconds,
+            "pre_period_days": pre_period_days, "covariates": covariate,
+            "outcome_type": outcome_type, "aggregation": aggregation,
+        }  # fmt: skip
+        body = {k: v for k, v in sent.items() if v is not None}
+        if not body:
+            _fail("nothing to change: give at least one option (see --help)")
+        try:
+            metric = call("PATCH", f"/metric-definitions/{name}", body, admin=True)
+        except AnalyzerError as exc:
+            _fail(str(exc))
+        if output_format == ListFormat.json:
+            typer.echo(json.dumps(metric, indent=2))
+            return
+        show_metric(metric, stdout_console())
+
+    @metrics_app.command("deprecate")
+    def deprecate(
+        name: Annotated[str, typer.Argument(help="Metric name.")],
+        reason: Annotated[str, typer.Option(help="Why, and what to use instead.")],
+        output_format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,
+    ) -> None:
+        """Deprecate a metric: running experiments keep it, new ratio metrics may not use it.
+
+        Example: splitlab metrics deprecate revenue --reason "use revenue_net (refunds
+        excluded)"
+        """
+        try:
+            metric = call(
+                "POST", f"/metric-definitions/{name}/deprecate", {"reason": reason}, admin=True
             )
-            table.add_row(
-                m["name"], m["kind"], source, _fmt(m["aggregation"]), m["direction"],
-                _fmt(m["attribution_window_seconds"]), _fmt(m["pre_period_days"]),
-            )  # fmt: skip
-        Console().print(table)
+        except AnalyzerError as exc:
+            _fail(str(exc))
+        if output_format == ListFormat.json:
+            typer.echo(json.dumps(metric, indent=2))
+            return
+        show_metric(metric, stdout_console())
 
     @features_app.command("load")
     def load(
@@ -268,7 +369,10 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="Column with the observation time (else the epoch).")
         ] = None,
     ) -> None:
-        """Load a wide file (a row per unit, a column per feature) into unit_features."""
+        """Load a wide file (a row per unit, a column per feature) into unit_features.
+
+        Example: splitlab features load features.csv --unit-col user_id --time-col observed_at
+        """
         try:
             rows = feature_rows(file, unit_col, time_col)
         except (ValueError, OSError) as exc:
@@ -291,14 +395,34 @@ def register(app: typer.Typer) -> None:
             "auto"
         ),
         sequential: Annotated[bool, typer.Option(help="Always-valid intervals.")] = False,
-        refresh: Annotated[bool, typer.Option(help="Recompute now instead of the cache.")] = False,
+        refresh: Annotated[
+            bool, typer.Option(help="Recompute now instead of the cache (admin key).")
+        ] = False,
+        history: Annotated[
+            bool, typer.Option("--history", help="The stored snapshots over time instead.")
+        ] = False,
         output_format: Annotated[ResultsFormat, typer.Option("--format")] = ResultsFormat.table,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
     ) -> None:
-        """An experiment's results from the analyzer (table, JSON or an HTML report)."""
+        """An experiment's results from the analyzer: tables, JSON, or the HTML report with
+        plots (the same report as `splitlab analyze --format html`).
+
+        Example: splitlab results ranker-v3 --format html -o report.html
+        (over time: splitlab results ranker-v3 --history)
+        """
+        if history:
+            try:
+                past = call("GET", f"/experiments/{key}/results/history")
+            except AnalyzerError as exc:
+                _fail(str(exc))
+            if output_format == ResultsFormat.json:
+                typer.echo(json.dumps(past, indent=2))
+            else:
+                Console(width=160).print(history_table(past))
+            return
         try:
             if refresh:
-                call("POST", f"/experiments/{key}/refresh")
+                call("POST", f"/experiments/{key}/refresh", admin=True)
             body = call(
                 "GET",
                 f"/experiments/{key}/results",
@@ -306,18 +430,45 @@ def register(app: typer.Typer) -> None:
             )
         except AnalyzerError as exc:
             _fail(str(exc))
-        if output_format == ResultsFormat.table:
-            console = Console()
-            for table in results_tables(body):
+        if output_format == ResultsFormat.json:
+            emit(json.dumps(body, indent=2) + "\n", output)
+            return
+        if output_format == ResultsFormat.html:
+            from splitlab.reports.analysis import html_report
+
+            emit(html_report(body, title=f"SplitLab results: {key}"), output)
+            return
+        from splitlab.reports.analysis import summary_tables
+
+        tables = summary_tables(body)
+        if output is None:
+            console = stdout_console()
+            for table in tables:
                 console.print(table)
             return
-        text = (
-            json.dumps(body, indent=2)
-            if output_format == ResultsFormat.json
-            else results_html(key, body)
-        )
-        if output is not None:
-            output.write_text(text, encoding="utf-8")
-            typer.echo(f"wrote {output}")
-        else:
-            typer.echo(text)
+        recorder = Console(record=True, width=PIPED_WIDTH, file=io.StringIO())
+        for table in tables:
+            recorder.print(table)
+        emit(recorder.export_text(), output)
+
+    @app.command("analyzer-actions")
+    def analyzer_actions(
+        key: Annotated[str, typer.Argument(help="Experiment key.")],
+        output_format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,
+    ) -> None:
+        """What the analyzer did on its own to an experiment (SRM and guardrail flags, pauses),
+        with the evidence, newest first (GET /experiments/KEY/analyzer-actions).
+
+        Example: splitlab analyzer-actions ranker-v3 --format json
+        """
+        try:
+            actions = call("GET", f"/experiments/{key}/analyzer-actions")["actions"]
+        except AnalyzerError as exc:
+            _fail(str(exc))
+        if output_format == ListFormat.json:
+            typer.echo(json.dumps(actions, indent=2))
+            return
+        if not actions:
+            stdout_console().print(f"the analyzer took no action on {key}", highlight=False)
+            return
+        stdout_console().print(actions_table(actions))

@@ -56,7 +56,11 @@ def register(app: typer.Typer) -> None:
             bool, typer.Option("--no-placebo", help="Skip placebo inference.")
         ] = False,
     ) -> None:
-        """Estimate the effect of an intervention on the treated unit from untreated donors."""
+        """Estimate the effect of an intervention on the treated unit from untreated donors.
+
+        Example: splitlab synth panel.csv --unit region --time week --outcome revenue --treated
+        north --start 2026-03-02
+        """
         import warnings
 
         from splitlab.synth import synthetic_control

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import io
+import math
+import statistics
 from importlib import resources
 from typing import Any
 
@@ -27,6 +29,34 @@ def top_weights(
     return [(unit, w) for unit, w in ranked if abs(w) >= 5e-4][:limit]
 
 
+def p_value_explanation(result: SyntheticControlResult) -> str | None:
+    """How the placebo p-value was reached, and why another method gives another one.
+
+    The p-value ranks the treated unit's post/pre RMSPE ratio among the donors', each donor
+    refit as if treated with the same method; the denominators are pre-period fits, which
+    differ from method to method, so the ranking does too.
+    """
+    ratios = [r.ratio for r in result.placebos if math.isfinite(r.ratio)]
+    if not ratios or not math.isfinite(result.p_value):
+        return None
+    treated_ratio = result.post_rmspe / result.pre_rmspe if result.pre_rmspe > 0 else math.inf
+    at_least = sum(1 for r in ratios if r >= treated_ratio)
+    placebo_pre = statistics.median(r.pre_rmspe for r in result.placebos)
+    n = len(result.placebos)
+    return (
+        f"p = (1 + {at_least}) / ({n} + 1) = {_fmt(result.p_value)}: {at_least} of {n} donors, "
+        f"each refit as if treated with the same method ({result.method}), have a post/pre "
+        f"RMSPE ratio at least the treated one's ({_fmt(treated_ratio)}). The ratio's "
+        f"denominator is the pre-period fit, and each method fits the placebos' pre-periods "
+        f"differently (here a median placebo pre-period RMSPE of {_fmt(placebo_pre)} against "
+        f"the treated unit's {_fmt(result.pre_rmspe)}), so the ranking and p differ between "
+        "methods on the same panel: a method that fits pre-periods almost exactly gives tiny "
+        "denominators and extreme ratios to placebos and treated alike, while a method that "
+        "fits the treated unit better than its placebos gives it a small ratio. Compare p "
+        "only within one method."
+    )
+
+
 def summary_table(result: SyntheticControlResult) -> Table:
     """The headline numbers, the main donors and the warnings as one rich table."""
     table = Table(title=f"Synthetic control: {', '.join(result.treated)} ({result.method})")
@@ -47,6 +77,9 @@ def summary_table(result: SyntheticControlResult) -> Table:
         table.add_row(f"weight: {unit}", _fmt(weight))
     for note in result.warnings:
         table.add_row("note", note)
+    explanation = p_value_explanation(result)
+    if explanation:
+        table.add_row("p-value, how", explanation)
     return table
 
 
@@ -110,6 +143,7 @@ def html_report(result: SyntheticControlResult) -> str:
         treated=", ".join(result.treated),
         intervention_time=format_time(result.intervention_time),
         selection=result.selection,
+        p_value_explanation=p_value_explanation(result),
         level=f"{1 - result.alpha:.0%}",
         interval_label=result.interval_label,
         weights=top_weights(result, limit=len(result.weights)),

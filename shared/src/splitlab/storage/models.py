@@ -11,12 +11,15 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
     Float,
+    ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     Table,
     Text,
@@ -207,6 +210,9 @@ class MetricDefinition(Base):
     covariates: Mapped[list[str]] = mapped_column(JSONB, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    deprecated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """Set once the metric is deprecated: kept for running experiments, refused in new ratios."""
+    deprecation_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
 
 
 class UnitFeature(Base):
@@ -293,6 +299,83 @@ class CupacPrediction(Base):
     prediction: Mapped[float] = mapped_column(Float)
     model: Mapped[str] = mapped_column(Text)
     computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    model_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The ``trained_models`` row (the version) that made the prediction; NULL for predictions
+    written before the trainer kept a catalogue."""
+
+
+class TrainingEntity(Base):
+    """A named scope experiments belong to (a market, a product surface) and its model spec:
+    extra features, candidate families, retraining frequency per model kind (the trainer owns
+    writes). Experiments in no entity use the ``default`` spec from the settings."""
+
+    __tablename__ = "training_entities"
+
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    experiments: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    features: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    families: Mapped[list[str]] = mapped_column(JSONB)
+    in_experiment_every_seconds: Mapped[float] = mapped_column(Float)
+    pre_experiment_every_seconds: Mapped[float] = mapped_column(Float)
+    history_days: Mapped[float] = mapped_column(Float)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class TrainedModel(Base):
+    """The model catalogue: one row per training of one kind (``in_experiment`` cross-fitted,
+    ``pre_experiment`` fitted on history) for an experiment's metric; its id is the version.
+    ``in_use`` marks the version whose predictions ``cupac_predictions`` holds (at most one per
+    experiment and metric)."""
+
+    __tablename__ = "trained_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    entity: Mapped[str] = mapped_column(Text)
+    experiment_key: Mapped[str] = mapped_column(Text)
+    metric: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(Text)
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    task_id: Mapped[str | None] = mapped_column(Text, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    family: Mapped[str | None] = mapped_column(Text, nullable=True)
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    features: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    rows: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    r2: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """Out-of-fold R^2 (in-experiment) or R^2 on the experiment's units (pre-experiment)."""
+    r2_candidates: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    notes: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    duration_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
+    peak_memory_bytes: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    schedule_seconds: Mapped[float] = mapped_column(Float)
+    """The entity's frequency for this kind when it trained: older than that, it is stale."""
+    cutoff_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    """Pre-experiment: features as of this time, the metric over the window after it."""
+    artifact: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    """Pre-experiment: the fitted model and its imputation means (joblib), to predict units
+    exposed later without refitting. Written and read by the trainer only."""
+    predicted_units: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    experiment_units: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The experiment's units when it trained (the scheduler retrains only when units grew)."""
+    in_use: Mapped[bool] = mapped_column(Boolean, default=False)
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    trained_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        Index(None, "experiment_key", "metric", "id"),
+        Index(
+            "uq_trained_models_in_use",
+            "experiment_key",
+            "metric",
+            unique=True,
+            postgresql_where=text("in_use"),
+        ),
+    )
 
 
 class AnalyzerAction(Base):
@@ -309,6 +392,53 @@ class AnalyzerAction(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index(None, "experiment_key", "at"),)
+
+
+class ResultsSnapshot(Base):
+    """The results of one experiment as a scheduled refresh (or its stop) found them; its
+    per-metric, per-variant numbers are in ``results_snapshot_metrics``."""
+
+    __tablename__ = "results_snapshots"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    experiment_key: Mapped[str] = mapped_column(Text)
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reason: Mapped[str] = mapped_column(Text)
+    """``refresh`` (the scheduled pass) or ``stop`` (the experiment's final results)."""
+    computed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    units: Mapped[dict[str, Any]] = mapped_column()
+    """Units per analyzed variant."""
+    srm_p_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    decisions: Mapped[dict[str, Any]] = mapped_column()
+    """Per treatment: the decision's ``action`` and ``reasons``."""
+
+    __table_args__ = (Index(None, "experiment_key", "taken_at"),)
+
+
+class ResultsSnapshotMetric(Base):
+    """One metric and treatment of a snapshot: the fixed-horizon comparison with control and
+    the always-valid confidence sequence at that moment."""
+
+    __tablename__ = "results_snapshot_metrics"
+
+    snapshot_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("results_snapshots.id", ondelete="CASCADE"), primary_key=True
+    )
+    metric: Mapped[str] = mapped_column(Text, primary_key=True)
+    variant: Mapped[str] = mapped_column(Text, primary_key=True)
+    method: Mapped[str] = mapped_column(Text)
+    variance_reduction: Mapped[float | None] = mapped_column(Float, nullable=True)
+    n_control: Mapped[int] = mapped_column(Integer)
+    n_treatment: Mapped[int] = mapped_column(Integer)
+    mean_control: Mapped[float | None] = mapped_column(Float, nullable=True)
+    mean_treatment: Mapped[float | None] = mapped_column(Float, nullable=True)
+    effect: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_lower: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_upper: Mapped[float | None] = mapped_column(Float, nullable=True)
+    p_value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cs_lower: Mapped[float | None] = mapped_column(Float, nullable=True)
+    cs_upper: Mapped[float | None] = mapped_column(Float, nullable=True)
+    always_valid_p_value: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class RegisteredModel(Base):
@@ -334,3 +464,16 @@ class RegisteredModel(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (UniqueConstraint("name", "version"),)
+
+
+class ModelArtifact(Base):
+    """An uploaded model file (``POST /models`` with a file), by its sha256: in Postgres so that
+    every router replica reads it without a shared disk. A ``models`` row whose ``sha256`` is
+    here loads from these bytes; any other sklearn row from the model store folder."""
+
+    __tablename__ = "model_artifacts"
+
+    sha256: Mapped[str] = mapped_column(Text, primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -45,10 +45,26 @@ def augmented_weights(
     The counterfactual is ``intercept + Y0 @ w_aug`` with
     ``intercept = mean(y_pre) - mean(Y0_pre, axis=0) @ w_aug``.
     """
+    w_sc = penalised_weights(Y0_pre, y_pre, n_post)
+    w_aug, intercept = augment(Y0_pre, y_pre, w_sc, lam)
+    return w_sc, w_aug, intercept
+
+
+def penalised_weights(Y0_pre: FloatArray, y_pre: FloatArray, n_post: int) -> FloatArray:
+    """Step 2: simplex weights on the de-meaned pre-period with the ``zeta^2 n_pre`` penalty."""
+    X0 = Y0_pre - Y0_pre.mean(axis=0)
+    x1 = y_pre - y_pre.mean()
+    return simplex_weights(X0, x1, ridge=weight_penalty(Y0_pre, n_post))
+
+
+def augment(
+    Y0_pre: FloatArray, y_pre: FloatArray, w_sc: FloatArray, lam: float
+) -> tuple[FloatArray, float]:
+    """Step 3: the ridge correction of ``w_sc`` for penalty ``lam``; returns the weights and
+    the intercept."""
     donor_means = Y0_pre.mean(axis=0)
     X0 = Y0_pre - donor_means  # periods x donors, each donor de-meaned
     x1 = y_pre - y_pre.mean()
-    w_sc = simplex_weights(X0, x1, ridge=weight_penalty(Y0_pre, n_post))
     w_aug = w_sc.copy()
     if np.isfinite(lam):
         X0c = X0 - X0.mean(axis=1, keepdims=True)  # centred across donors
@@ -59,19 +75,23 @@ def augmented_weights(
             correction = X0c.T @ np.linalg.solve(gram + lam * top * np.eye(len(x1)), imbalance)
             w_aug = w_sc + correction
     intercept = float(y_pre.mean() - donor_means @ w_aug)
-    return w_sc, w_aug, intercept
+    return w_aug, intercept
 
 
 def choose_lambda(Y0_pre: FloatArray, y_pre: FloatArray, n_post: int) -> float:
-    """The ridge penalty with the smallest error on the held-out last pre-periods."""
+    """The ridge penalty with the smallest error on the held-out last pre-periods.
+
+    The penalised simplex weights do not depend on the penalty, so they are fit once.
+    """
     n_pre = Y0_pre.shape[0]
     n_hold = max(1, n_pre // 4)
     n_train = n_pre - n_hold
     if n_train < 3:
         return float("inf")
+    w_sc = penalised_weights(Y0_pre[:n_train], y_pre[:n_train], n_hold)
     best_lam, best_error = float("inf"), np.inf
     for lam in [float("inf"), *_LAMBDA_GRID.tolist()]:
-        _, w, intercept = augmented_weights(Y0_pre[:n_train], y_pre[:n_train], n_hold, lam)
+        w, intercept = augment(Y0_pre[:n_train], y_pre[:n_train], w_sc, lam)
         error = float(np.mean((y_pre[n_train:] - intercept - Y0_pre[n_train:] @ w) ** 2))
         if error < best_error - 1e-12:
             best_lam, best_error = lam, error

@@ -1,5 +1,6 @@
-"""Warnings about the pre-period: a poor fit, a treated unit outside its donors, a drifting gap,
-a visibly non-stationary metric. Each is a sentence an analyst can act on."""
+"""Warnings about the pre-period and the fit: a poor fit, a treated unit outside its donors, a
+drifting gap, a visibly non-stationary metric, extreme donor coefficients, a near-exact fit on
+few periods. Each is a sentence an analyst can act on."""
 
 from __future__ import annotations
 
@@ -16,6 +17,16 @@ HULL_SHARE = 0.5
 """Warn when the treated unit is above every donor (or below) in more than this share."""
 TREND_P = 0.01
 """Significance of the trend in the pre-period gaps (or in the metric) that triggers a warning."""
+EXTREME_WEIGHT = 10.0
+"""Warn when a donor's weight (its coefficient, in outcome units per unit of the donor's
+outcome) exceeds this in absolute value: the counterfactual then scales that donor's series
+ten-fold or more, so its noise and any shock it has are scaled as much."""
+EXTREME_WEIGHT_SUM = 5.0
+"""Warn when the absolute weights sum to more than this (convex weights sum to exactly 1)."""
+NEAR_EXACT_SHARE = 0.01
+"""A pre-period RMSPE below this share of the treated pre-period's standard deviation is a
+near-exact fit; with no more pre-periods than donors it is a warning."""
+MAX_NAMED = 4
 
 
 def fit_warnings(y_pre: FloatArray, fitted_pre: FloatArray, donors_pre: FloatArray) -> list[str]:
@@ -44,6 +55,53 @@ def fit_warnings(y_pre: FloatArray, fitted_pre: FloatArray, donors_pre: FloatArr
             f"(p={slope_p:.2g}); effects may reflect diverging trends, check the in-time placebo"
         )
     return notes
+
+
+def weight_warnings(weights: FloatArray, donor_names: list[str], method: str) -> list[str]:
+    """Extreme donor coefficients: one above ``EXTREME_WEIGHT`` or a sum of absolute weights
+    above ``EXTREME_WEIGHT_SUM``, naming the largest."""
+    notes: list[str] = []
+    magnitude = np.abs(weights)
+    if magnitude.size == 0 or not np.all(np.isfinite(magnitude)):
+        return notes
+    order = np.argsort(-magnitude)[:MAX_NAMED]
+    largest = ", ".join(f"{donor_names[i]} {weights[i]:.4g}" for i in order)
+    total = float(magnitude.sum())
+    advice = (
+        "the counterfactual amplifies those donors' own noise and shocks; compare with "
+        "method='classic' (convex weights) before trusting the effect"
+    )
+    if float(magnitude.max()) > EXTREME_WEIGHT:
+        notes.append(
+            f"extreme donor coefficients ({method}): {largest}, above the bound of "
+            f"{EXTREME_WEIGHT:g} outcome units per unit of a donor's outcome "
+            f"(absolute weights sum to {total:.4g}); {advice}"
+        )
+    elif total > EXTREME_WEIGHT_SUM:
+        notes.append(
+            f"extreme donor coefficients ({method}): absolute weights sum to {total:.4g}, above "
+            f"the bound of {EXTREME_WEIGHT_SUM:g} (convex weights sum to 1; largest {largest}); "
+            f"{advice}"
+        )
+    return notes
+
+
+def near_exact_warning(y_pre: FloatArray, fitted_pre: FloatArray, n_donors: int) -> str | None:
+    """A warning when the pre-period fit is near-exact with no more pre-periods than donors."""
+    n_pre = y_pre.shape[0]
+    spread = float(np.std(y_pre))
+    if n_pre > n_donors or spread == 0:
+        return None
+    pre_rmspe = float(np.sqrt(np.mean((y_pre - fitted_pre) ** 2)))
+    if pre_rmspe >= NEAR_EXACT_SHARE * spread:
+        return None
+    return (
+        f"near-exact pre-period fit: RMSPE {pre_rmspe:.4g} is {pre_rmspe / spread:.2%} of the "
+        f"treated unit's pre-period standard deviation, with {n_donors} donors for only "
+        f"{n_pre} pre-periods; so many donors can reproduce almost any series this short, so "
+        "the fit is no evidence that the counterfactual holds after the intervention (check "
+        "the in-time placebo and compare methods)"
+    )
 
 
 def stationarity_warnings(y_pre: FloatArray) -> list[str]:

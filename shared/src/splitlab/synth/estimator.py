@@ -9,7 +9,13 @@ import numpy as np
 import pandas as pd
 
 from splitlab.synth.counterfactual import METHODS, fit_counterfactual
-from splitlab.synth.diagnostics import fit_warnings, in_time_warning, stationarity_warnings
+from splitlab.synth.diagnostics import (
+    fit_warnings,
+    in_time_warning,
+    near_exact_warning,
+    stationarity_warnings,
+    weight_warnings,
+)
 from splitlab.synth.inference import (
     PlaceboRun,
     in_time_placebo,
@@ -112,6 +118,10 @@ def synthetic_control(
         notes.append("placebo=False: no p-value or interval (they come from in-space placebos)")
 
     notes.extend(fit_warnings(inputs.y_pre, fit.values[:n_pre], inputs.donors[:n_pre]))
+    notes.extend(weight_warnings(fit.weights, [panel.units[d] for d in panel.donors], method))
+    near_exact = near_exact_warning(inputs.y_pre, fit.values[:n_pre], len(panel.donors))
+    if near_exact:
+        notes.append(near_exact)
     notes.extend(stationarity_warnings(inputs.y_pre))
     in_time = in_time_placebo(inputs, method, n_post)
     if in_time is not None:

@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from importlib.resources import files
 from typing import Any
@@ -60,7 +60,11 @@ def create_service_app(
     lifespan: ServiceLifespan,
     description: str,
     routers: Sequence[APIRouter] = (),
+    body_limits: Mapping[str, int] | None = None,
 ) -> FastAPI:
+    """``body_limits``: body-size limits of their own for exact paths whose limit depends on
+    the settings (model uploads), instead of ``SPLITLAB_MAX_BODY_BYTES``; a route can also
+    declare a fixed one (``max_body_size=``)."""
     configure_logging(service, settings.log_level, settings.log_format)
 
     @contextlib.asynccontextmanager
@@ -97,6 +101,7 @@ def create_service_app(
     )
     app.state.service = service
     app.state.settings = settings
+    app.state.body_limits = dict(body_limits or {})
     app.state.health_checks = []
     install_error_handlers(app)
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(files("fastapi_offline") / "static")))
@@ -125,7 +130,7 @@ class ServiceApp(FastAPI):
             service=self.state.service,
             max_body_bytes=settings.max_body_bytes,
             access_log=settings.access_log,
-            body_limits=limits,
+            body_limits={**limits, **self.state.body_limits},
         )
 
     def openapi(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -41,14 +42,14 @@ class RequestMiddleware:
         service: str,
         max_body_bytes: int,
         access_log: bool,
-        body_limits: dict[str, int] | None = None,
+        body_limits: Mapping[str, int] | None = None,
     ) -> None:
         self.app = app
         self.service = service
         self.max_body_bytes = max_body_bytes
         self.access_log = access_log
-        self.body_limits = body_limits or {}
-        """Larger limits of single paths (a route's ``x-max-body-bytes``), by exact path."""
+        self.body_limits = dict(body_limits or {})
+        """Limits of their own of exact paths (uploads, bulk loads), else ``max_body_bytes``."""
         HTTP_REJECTED_BODIES.labels(service)  # at 0 from the start: the dashboard shows 0
         self._requests = Children(HTTP_REQUESTS)
         self._latency = Children(HTTP_LATENCY)

@@ -29,7 +29,14 @@ from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
 from splitlab.settings import Settings
-from splitlab.web.auth import require_admin, require_caller
+from splitlab.web.auth import (
+    KeyRing,
+    admin_actor,
+    require_admin,
+    require_caller,
+    require_compute,
+    require_reader,
+)
 
 __all__ = ["api_routes", "complete_openapi"]
 
@@ -77,6 +84,12 @@ _SCHEMES: dict[str, dict[str, Any]] = {
         "type": "http",
         "scheme": "bearer",
         "description": "SPLITLAB_ADMIN_API_KEY, as 'Authorization: Bearer <key>'.",
+    },
+    "readKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "SPLITLAB_READ_API_KEY, as 'Authorization: Bearer <key>': reads when set, "
+        "expensive computations always.",
     },
     "callerKey": {
         "type": "http",
@@ -159,13 +172,18 @@ def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
         yield from _calls(sub)
 
 
-def _schemes_of(dependant: Dependant, settings: Settings) -> list[str]:
+def _schemes_of(dependant: Dependant, roles: frozenset[str]) -> list[str]:
+    """The keys an operation accepts, given the roles with a configured key: changes take the
+    admin key; reads a read key once one is configured; expensive computations a read key
+    always; production calls a caller key once one is configured; an admin key all of them."""
     calls = set(_calls(dependant))
     schemes = []
-    if require_admin in calls:
-        schemes.append("adminKey")
-    if require_caller in calls and settings.assign_api_key is not None:
+    if calls & {require_compute} or (calls & {require_reader} and "read" in roles):
+        schemes.append("readKey")
+    if calls & {require_caller} and "caller" in roles:
         schemes.append("callerKey")
+    if schemes or calls & {require_admin, admin_actor}:
+        schemes.append("adminKey")
     return schemes
 
 
@@ -179,8 +197,9 @@ def complete_openapi(
         forbid_nul(part)
     schemas["ErrorBody"] = ERROR_BODY
     schemas["JsonValue"] = JSON_VALUE
+    roles = KeyRing.from_settings(settings).roles
     schemes_by_operation = {
-        (path, method.lower()): _schemes_of(dependant, settings)
+        (path, method.lower()): _schemes_of(dependant, roles)
         for path, methods, dependant, _ in api_routes(routes)
         for method in methods
     }

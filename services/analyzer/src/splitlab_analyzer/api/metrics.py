@@ -1,6 +1,8 @@
-"""Metric definitions: ``POST /metrics`` (admin) creates; ``GET /metric-definitions`` lists.
+"""Metric definitions: ``POST /metrics`` (admin) creates; ``GET /metric-definitions`` (read)
+lists; ``PATCH /metric-definitions/{name}`` and ``POST /metric-definitions/{name}/deprecate``
+(admin) change one.
 
-``GET /metrics`` stays Prometheus' scrape endpoint, hence the separate read path.
+``GET /metrics`` stays Prometheus' scrape endpoint, hence the separate path of the resource.
 """
 
 from __future__ import annotations
@@ -9,9 +11,16 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from splitlab.web.errors import ConflictError, InvalidInputError, NotFoundError
-from splitlab_analyzer.deps import AdminOnly, Metrics
-from splitlab_analyzer.schemas import MetricCreate, MetricList, MetricRead
+from splitlab.web.errors import NotFoundError
+from splitlab_analyzer import metric_service
+from splitlab_analyzer.deps import AdminOnly, Metrics, Reader
+from splitlab_analyzer.schemas import (
+    MetricCreate,
+    MetricDeprecate,
+    MetricList,
+    MetricRead,
+    MetricUpdate,
+)
 
 router = APIRouter(tags=["metrics"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -21,39 +30,54 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"description": "Invalid field; `error.field` names it."},
 }
 
+CHANGE_ERRORS: dict[int | str, dict[str, Any]] = {
+    **{status_code: v for status_code, v in ERRORS.items() if status_code != 409},
+    404: {"description": "No such metric."},
+}
+
 
 @router.post(
     "/metrics", status_code=status.HTTP_201_CREATED, responses=ERRORS, dependencies=[AdminOnly]
 )
 def create_metric(body: MetricCreate, metrics: Metrics) -> MetricRead:
     """Define a metric (plain: source + aggregation; ratio: numerator + denominator)."""
-    definition = body.to_def()
-    if definition.is_ratio:
-        parts = metrics.many([str(body.numerator), str(body.denominator)])
-        for field in ("numerator", "denominator"):
-            part = parts.get(str(getattr(body, field)))
-            if part is None:
-                raise InvalidInputError(
-                    f"{field}: no metric named {getattr(body, field)!r}; define it first",
-                    field=field,
-                )
-            if part.is_ratio:
-                raise InvalidInputError(
-                    f"{field}: must be a plain metric, not a ratio", field=field
-                )
-    if not metrics.create(definition):
-        raise ConflictError(f"a metric named {body.name!r} exists", field="name")
-    return MetricRead.of(definition)
+    return MetricRead.of(metric_service.create(metrics, body.to_def()))
 
 
-@router.get("/metric-definitions")
+@router.get("/metric-definitions", dependencies=[Reader])
 def list_metrics(metrics: Metrics) -> MetricList:
     return MetricList(metrics=[MetricRead.of(m) for m in metrics.all()])
 
 
-@router.get("/metric-definitions/{name}", responses={404: {"description": "No such metric."}})
+@router.get(
+    "/metric-definitions/{name}",
+    responses={404: {"description": "No such metric."}},
+    dependencies=[Reader],
+)
 def get_metric(name: str, metrics: Metrics) -> MetricRead:
     found = metrics.get(name)
     if found is None:
         raise NotFoundError(f"no metric named {name!r}", field="name")
     return MetricRead.of(found)
+
+
+@router.patch(
+    "/metric-definitions/{name}",
+    responses=CHANGE_ERRORS,
+    dependencies=[AdminOnly],
+)
+def update_metric(name: str, body: MetricUpdate, metrics: Metrics) -> MetricRead:
+    """Change a definition's fields (not its name). Results use it from their next
+    computation: at the next refresh, or once the cached results expire."""
+    return MetricRead.of(metric_service.update(metrics, name, body))
+
+
+@router.post(
+    "/metric-definitions/{name}/deprecate",
+    responses=CHANGE_ERRORS,
+    dependencies=[AdminOnly],
+)
+def deprecate_metric(name: str, body: MetricDeprecate, metrics: Metrics) -> MetricRead:
+    """Deprecate a metric: experiments that use it keep their results; new ratio metrics may
+    not use it. A second call keeps the first time and reason."""
+    return MetricRead.of(metric_service.deprecate(metrics, name, body.reason))

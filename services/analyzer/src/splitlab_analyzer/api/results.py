@@ -1,26 +1,33 @@
-"""Results: ``GET /experiments/{key}/results`` (cached), ``POST .../refresh``, CUPAC, actions."""
+"""Results: ``GET /experiments/{key}/results`` (cached; read), ``POST .../refresh`` (admin),
+CUPAC (admin), actions (read).
+
+A read never acts: flagging and pausing run only in the periodic refresh (the scheduled loop,
+``Automation.refresh_running``), so what anyone who reaches a read can trigger is a computation
+at most, never a change of an experiment."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from splitlab_analyzer.deps import Actions, AdminOnly, AutomationDep, Cupac
-from splitlab_analyzer.schemas import ActionList, CupacFillResult
+from splitlab_analyzer.deps import Actions, AdminOnly, AutomationDep, History, Reader, Trainings
+from splitlab_analyzer.schemas import ActionList, ResultsHistory, TrainingQueued
 
 router = APIRouter(prefix="/experiments/{key}", tags=["results"])
 ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No key sent, or none configured."},
+    403: {"description": "Wrong key, or a key whose role may not make this call."},
     404: {"description": "No such experiment, or no exposures yet."},
     422: {"description": "Unknown method, or metrics without a definition."},
 }
 Method = Annotated[str, Query(pattern="^(auto|none|cuped|regression|cupac)$")]
 
 
-@router.get("/results", responses=ERRORS)
+@router.get("/results", responses=ERRORS, dependencies=[Reader])
 async def get_results(
     key: str, automation: AutomationDep, method: Method = "auto", sequential: bool = False
 ) -> JSONResponse:
@@ -29,26 +36,41 @@ async def get_results(
     return JSONResponse(body)
 
 
-@router.post("/refresh", responses=ERRORS)
+@router.post("/refresh", responses=ERRORS, dependencies=[AdminOnly])
 async def refresh(key: str, automation: AutomationDep) -> JSONResponse:
-    """Recompute now, act on guardrails and SRM, refresh the cache and the gauges."""
-    return JSONResponse(await run_in_threadpool(automation.refresh, key))
+    """Recompute now and replace the cache and the gauges. Guardrail and SRM actions (flags,
+    the auto-pause) stay with the periodic refresh."""
+    return JSONResponse(await run_in_threadpool(lambda: automation.refresh(key, act=False)))
 
 
-@router.post("/cupac", responses=ERRORS, dependencies=[AdminOnly])
-async def fill_cupac(
+@router.post(
+    "/cupac",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={404: {"description": "No such experiment."}},
+    dependencies=[AdminOnly],
+)
+async def request_cupac(
     key: str,
-    cupac: Cupac,
-    automation: AutomationDep,
-    folds: Annotated[int, Query(ge=2, le=20)] = 5,
-) -> CupacFillResult:
-    """Cross-fit CUPAC predictions for the experiment's metrics and store them."""
-    filled = await run_in_threadpool(cupac.fill, key, folds)
-    automation.cache.invalidate(key)
-    return CupacFillResult(experiment_key=key, metrics=filled, computed_at=datetime.now(UTC))
+    trainings: Trainings,
+    metric: Annotated[str | None, Query(description="One metric; omitted: all.")] = None,
+) -> TrainingQueued:
+    """Enqueue a CUPAC training on the trainer (its progress: the trainer's ``GET /models``);
+    results use the new version once it is done."""
+    task_id = await run_in_threadpool(trainings.enqueue, key, metric)
+    return TrainingQueued(experiment_key=key, task_id=task_id)
 
 
-@router.get("/analyzer-actions")
+@router.get("/analyzer-actions", dependencies=[Reader])
 async def list_actions(key: str, actions: Actions) -> ActionList:
     """What the analyzer did on its own (flags, pauses) with the evidence, newest first."""
     return ActionList(actions=await run_in_threadpool(actions.list, key))
+
+
+@router.get("/results/history", responses=ERRORS, dependencies=[Reader])
+async def results_history(key: str, history: History) -> ResultsHistory:
+    """The experiment's results snapshots, oldest first: one per scheduled snapshot pass
+    (``SPLITLAB_ANALYZER_HISTORY_INTERVAL_SECONDS``) and one at stop."""
+    snapshots = await run_in_threadpool(history.snapshots, key)
+    return ResultsHistory.model_validate(
+        {"experiment_key": key, "snapshots": [asdict(s) for s in snapshots]}
+    )

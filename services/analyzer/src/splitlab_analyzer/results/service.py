@@ -314,6 +314,7 @@ class ResultsService:
             "treatment_fallback": mostly,
             "excluded_values": sum(stats.excluded.values()),
         }
+        body["cupac_models"] = self.cupac.models_in_use(key)
         body["computed_at"] = now.isoformat()
         body["timings"] = {
             "sql_s": round(sql_seconds, 4),

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from splitlab.analysis import MetricStatistics
+from splitlab.analysis import CUPAC_COLUMN, MetricStatistics
 from splitlab.stats.adjustment import MetricKind
 from splitlab.stats.sufficient import Moments, merge_all
 from splitlab_analyzer.results.plan import PlannedMetric
@@ -131,7 +131,9 @@ def read_statistics(
             kind = "ratio"
         else:
             kind = "proportion" if binary and all(binary) else "mean"
-        covariates = tuple(names[1:])
+        # The CUPAC prediction is a column of its own (method cupac), never a covariate of
+        # cuped or regression: as in ``splitlab.analyze``.
+        covariates = tuple(n for n in names[1:] if n != CUPAC_COLUMN)
         imputed = sum(
             missing[c.column] for c in plan.covariates if c.name in covariates and c.imputable
         )

@@ -1,0 +1,201 @@
+"""The console (issue 19, items 2-4) through the in-process app, the real Postgres and Redis and
+the assignment service's app: login and its cookie, CSRF, escaping, the pages' numbers and
+downloads, the upload checks. The browser tests (tests/browser) drive the same pages in
+chromium against running processes."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import Engine
+
+from splitlab.settings import Settings
+from splitlab_analyzer.app import create_app
+from splitlab_analyzer.automation import Automation
+from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY, define_metrics
+from tests.integration.analyzer.simulation import simulate
+from tests.integration.analyzer.test_isolation import write
+
+pytestmark = pytest.mark.integration
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+EVIL = '<script>window.__pwned = 1</script>"ranker" & co'
+
+
+class DiscardingPublisher:
+    def publish(self, event: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def assignment(analyzer_settings: Settings, redis_client: Any) -> Iterator[TestClient]:
+    from splitlab_assignment.app import create_app as create_assignment_app
+
+    app = create_assignment_app(
+        analyzer_settings.model_copy(update={"admin_api_key": SecretStr(ADMIN_KEY)}),
+        publisher_factory=lambda _settings: DiscardingPublisher(),  # type: ignore[arg-type,return-value]
+    )
+    with TestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+def console(
+    analyzer_settings: Settings, assignment: TestClient, tmp_path: Path
+) -> Iterator[TestClient]:
+    settings = analyzer_settings.model_copy(
+        update={"console_upload_dir": tmp_path / "uploads", "console_upload_max_bytes": 20_000}
+    )
+    with TestClient(create_app(settings, assignment_http=assignment)) as client:
+        yield client
+
+
+def token(page: str) -> str:
+    found = CSRF.search(page)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+def log_in(client: TestClient) -> None:
+    form = client.get("/ui/login")
+    answer = client.post("/ui/login", data={"key": ADMIN_KEY, "csrf_token": token(form.text)},
+                         follow_redirects=False)  # fmt: skip
+    assert answer.status_code == 303, answer.text
+
+
+def running_experiment(assignment: TestClient, engine: Engine, name: str) -> str:
+    key = f"console-{uuid.uuid4().hex[:8]}"
+    body = {
+        "key": key, "name": name, "owner": "ana", "hypothesis": "<b>bold</b> claim",
+        "variants": [{"key": "control", "weight": 0.5}, {"key": "treatment", "weight": 0.5}],
+        "metrics": {"primary": "revenue", "secondary": ["clicks"],
+                    "guardrails": [{"metric": "latency", "margin": 0.05}]},
+    }  # fmt: skip
+    created = assignment.post("/experiments", json=body, headers=ADMIN)
+    assert created.status_code == 201, created.text
+    assert assignment.post(f"/experiments/{key}/start", headers=ADMIN).status_code == 200
+    sim = simulate(key, n=800, seed=7, variants=("control", "treatment"), weights=(0.5, 0.5))
+    write(engine, sim.events)
+    return key
+
+
+def test_pages_need_a_login_and_the_cookie_is_signed_httponly_and_samesite(
+    console: TestClient,
+) -> None:
+    answer = console.get("/ui", follow_redirects=False)
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/ui/login")
+    form = console.get("/ui/login")
+    cookie = form.headers["set-cookie"]
+    assert "httponly" in cookie.lower()
+    assert "samesite=strict" in cookie.lower()
+    assert "path=/ui" in cookie.lower()
+    wrong = console.post("/ui/login", data={"key": "nope", "csrf_token": token(form.text)})
+    assert wrong.status_code == 403
+    assert "not the admin key" in wrong.text
+    log_in(console)
+    assert console.get("/ui").status_code == 200
+    # A forged cookie (not signed with the console's key) is no session.
+    console.cookies.clear()
+    console.cookies.set("splitlab_console", "eyJ1c2VyIjogImFkbWluIn0=.forged.sig", path="/ui")
+    assert console.get("/ui", follow_redirects=False).status_code == 303
+
+
+def test_a_post_without_the_sessions_csrf_token_is_refused(console: TestClient) -> None:
+    log_in(console)
+    page = console.get("/ui/uploads/new").text
+    refused = console.post("/ui/logout", data={})
+    assert refused.status_code == 403
+    assert "CSRF" in refused.text
+    forged = console.post("/ui/logout", data={"csrf_token": "x" + token(page)})
+    assert forged.status_code == 403
+    assert console.get("/ui", follow_redirects=False).status_code == 200  # still logged in
+    upload = console.post("/ui/uploads", data={"kind": "variance_reduction"},
+                          files={"file": ("a.csv", b"variant,y\ncontrol,1\n")})  # fmt: skip
+    assert upload.status_code == 403
+    out = console.post("/ui/logout", data={"csrf_token": token(page)}, follow_redirects=False)
+    assert out.status_code == 303
+    assert console.get("/ui", follow_redirects=False).status_code == 303
+
+
+def test_the_list_and_the_experiment_page_show_results_escaped_with_downloads(
+    console: TestClient, assignment: TestClient, engine: Engine
+) -> None:
+    define_metrics(console)
+    key = running_experiment(assignment, engine, EVIL)
+    automation: Automation = console.app.state.automation  # type: ignore[attr-defined]
+    automation.snapshot_pass()
+    automation.snapshot_pass()
+    log_in(console)
+
+    listing = console.get("/ui", params={"status": "running", "owner": "an"}).text
+    assert key in listing
+    assert "<script>window.__pwned" not in listing
+    assert "&lt;script&gt;window.__pwned = 1&lt;/script&gt;&#34;ranker&#34; &amp; co" in listing
+    assert key not in console.get("/ui", params={"status": "stopped"}).text
+
+    page = console.get(f"/ui/experiments/{key}")
+    assert page.status_code == 200, page.text
+    html = page.text
+    assert "<script>window.__pwned" not in html
+    assert "&lt;b&gt;bold&lt;/b&gt; claim" in html
+    assert html.count('<section class="card metric"') == 3  # revenue, clicks, latency
+    assert 'data-snapshots="2"' in html
+    timeline = html.split('class="effect-over-time"', 1)[1].split("</figure>", 1)[0]
+    assert timeline.count('class="point"') == 2
+    assert "SRM check" in html
+    assert "Audit trail" in html
+    assert ">start<" in html  # the audit entry from the assignment service
+
+    as_json = console.get(f"/ui/experiments/{key}/results.json")
+    results = console.get(f"/experiments/{key}/results").json()
+    assert as_json.json()["metrics"]["revenue"] == results["metrics"]["revenue"]
+    rows = list(csv.DictReader(io.StringIO(console.get(f"/ui/experiments/{key}/results.csv").text)))
+    assert {(r["metric"], r["variant"]) for r in rows} == {
+        ("revenue", "treatment"), ("clicks", "treatment"), ("latency", "treatment")
+    }  # fmt: skip
+    revenue = next(r for r in rows if r["metric"] == "revenue")
+    assert (
+        float(revenue["effect"])
+        == results["metrics"]["revenue"]["comparisons"]["treatment"]["effect"]
+    )
+
+
+def upload(client: TestClient, content: bytes, **fields: str) -> Any:
+    form = client.get("/ui/uploads/new").text
+    data = {"csrf_token": token(form), **fields}
+    return client.post("/ui/uploads", data=data, files={"file": ("data.csv", content)},
+                       follow_redirects=False)  # fmt: skip
+
+
+def test_upload_checks_name_the_column_and_row_and_keep_nothing(
+    console: TestClient, tmp_path: Path
+) -> None:
+    log_in(console)
+    vr = {"kind": "variance_reduction", "variant_col": "variant", "control": "control",
+          "metrics": "revenue", "method": "auto"}  # fmt: skip
+    rows = "".join(f"{'control' if i % 2 else 'treatment'},{i}.5\n" for i in range(10))
+    bad = ("variant,revenue\n" + rows).replace("6.5", "12,5x").encode()
+    answer = upload(console, bad, **vr)
+    assert answer.status_code == 422
+    assert "row 7" in answer.text, answer.text.split("<main>")[1][:800]
+    missing = upload(console, b"variant,<img src=x onerror=alert(1)>\ncontrol,1\n", **vr)
+    assert missing.status_code == 422
+    assert "column &#39;revenue&#39; is not in the file" in missing.text
+    assert "<img src=x" not in missing.text
+    too_big = upload(console, b"variant,revenue\n" + b"control,1\n" * 3000, **vr)
+    assert too_big.status_code == 413
+    no_treated = upload(console, b"region,week,sales\na,1,2\n", kind="synthetic_control",
+                        unit_col="region", time_col="week", outcome_col="sales",
+                        treated="north", intervention_time="1")  # fmt: skip
+    assert no_treated.status_code == 422
+    assert "treated unit" in no_treated.text
+    assert list((tmp_path / "uploads").iterdir()) == []
