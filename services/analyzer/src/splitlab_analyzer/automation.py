@@ -204,18 +204,8 @@ class Automation:
                 "experiment paused" if outcome.ok else "pausing the experiment failed",
                 extra={"experiment": info.key, "reasons": sorted(reasons)},
             )
-        plan = gauges.Plan(
-            team=info.owner or "unowned",
-            status="paused" if paused else info.status,
-            primary=info.primary,
-            control=info.control,
-            power=info.power,
-            planned_units=info.planned_sample_size,
-            power_at_planned=computed.body["sample"].get("power_at_planned", {}),
-            started_at=None if info.started_at is None else info.started_at.timestamp(),
-            days_to_planned=computed.body["sample"].get("days_to_planned"),
-        )
         if not full:
+            plan = plan_of(computed, paused)
             gauges.export_guardrails(
                 info.key, computed.result, computed.guardrails, paused, plan=plan
             )
@@ -234,5 +224,22 @@ class Automation:
             mostly_fell_back=computed.mostly_fell_back,
             paused_by_analyzer=paused,
             excluded=int(computed.body["flags"]["excluded_values"]),
-            plan=plan,
+            plan=plan_of(computed, paused),
         )
+
+
+def plan_of(computed: Computed, paused: bool) -> gauges.Plan:
+    """What the registry and the plan say of the experiment, for its info gauges."""
+    info = computed.experiment
+    sample = computed.body["sample"]
+    return gauges.Plan(
+        team=info.owner or "unowned",
+        status="paused" if paused else info.status,
+        primary=info.primary,
+        control=info.control,
+        power=info.power,
+        planned_units=info.planned_sample_size,
+        power_at_planned=sample.get("power_at_planned", {}),
+        started_at=None if info.started_at is None else info.started_at.timestamp(),
+        days_to_planned=sample.get("days_to_planned"),
+    )
