@@ -12,6 +12,11 @@ of the configuration change: intervals, group waits, receiver URLs).
   (``demo-team``) and on-call.
 - ``obs-stop-*``: the same with ``auto_stop``: the analyzer pauses it and ``/assign`` answers
   control.
+
+Not in `make test` yet (``make test-slow`` runs it): the module takes 6 to 12 minutes on the
+2-core machine, and the delivery drill has not passed a complete run (issue 17 stays open: at 400
+users the latency guardrail was not yet significant; at 1,200 one run saw an unexplained SRM on
+the healthy experiment). The dashboard-query test passed in 4 runs.
 """
 
 from __future__ import annotations
@@ -46,6 +51,8 @@ from tests.support.monitoring import (
     webhook_receiver,
 )
 from tests.support.stack import REPO, StackEndpoints
+
+pytestmark = pytest.mark.slow
 
 DASHBOARDS = REPO / "infra" / "grafana" / "dashboards"
 SLOW_MODEL = "slow-ranker:1"
