@@ -40,3 +40,16 @@ def test_labels_are_escaped_and_the_forest_has_a_point_per_treatment() -> None:
     assert "no estimate" in svg
     colors = [p.get("fill") for p in points(svg)]
     assert colors == ["#1f7a3a", "#555555"]  # significant and positive; not significant
+
+
+def test_the_trained_model_is_named_with_its_age_and_flagged_when_stale() -> None:
+    from splitlab_analyzer.console.pages import trained_model_text
+
+    model = {"model_id": 12, "kind": "in-experiment", "family": "boosting",
+             "age_seconds": 840.0, "schedule_seconds": 900, "stale": False}  # fmt: skip
+    assert trained_model_text(model) == ("version 12 (in-experiment, boosting), trained 14 min ago")
+    stale = trained_model_text({**model, "age_seconds": 7200.0, "stale": True})
+    assert stale is not None
+    assert stale.startswith("version 12 (in-experiment, boosting), trained 2.0 h ago")
+    assert "older than its schedule allows (every 900 s)" in stale
+    assert trained_model_text(None) is None

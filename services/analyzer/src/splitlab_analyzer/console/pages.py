@@ -61,6 +61,18 @@ class Filters:
         return True
 
 
+def trained_model_text(model: dict[str, Any] | None) -> str | None:
+    """``version 12 (in-experiment, boosting), trained 14 min ago``, flagged when stale."""
+    if not model:
+        return None
+    age = float(model["age_seconds"])
+    ago = f"{age / 3600:.1f} h" if age >= 3600 else f"{age / 60:.0f} min"
+    text = f"version {model['model_id']} ({model['kind']}, {model['family']}), trained {ago} ago"
+    if model.get("stale"):
+        text += f"; older than its schedule allows (every {model['schedule_seconds']} s)"
+    return text
+
+
 @dataclass(frozen=True)
 class MetricCard:
     name: str
@@ -69,6 +81,8 @@ class MetricCard:
     requested_method: str
     variance_reduction: float | None
     cupac_model: str | None
+    cupac_trained: str | None
+    """The trainer's model in use (results' ``cupac_models``): version, kind, family, age."""
     role: str
     comparisons: dict[str, dict[str, Any]]
     monitoring: dict[str, dict[str, Any]]
@@ -195,6 +209,7 @@ def cards(
                 requested_method=metric.get("requested_method", ""),
                 variance_reduction=metric.get("variance_reduction"),
                 cupac_model=cupac.get("model") if isinstance(cupac, dict) else None,
+                cupac_trained=trained_model_text(results.get("cupac_models", {}).get(name)),
                 role=role_of.get(name, "secondary"),
                 comparisons=comparisons,
                 monitoring=results.get("monitoring", {}).get(name, {}),
