@@ -1,4 +1,4 @@
-"""``auto`` on short pre-periods (issue 21): is it ever far worse than the best single method?
+"""``auto`` on short pre-periods: is it ever far worse than the best single method?
 
 Simulated panels from ``splitlab.synth.simulation.trending_panel``: a strong common upward
 trend, units of very different sizes (outcome in the tens of thousands), two AR(1) factors,
@@ -123,7 +123,7 @@ def write(cells: list[dict[str, Any]], acceptance: dict[str, Any]) -> None:
         "| auto chose (c/a/f) | forecast extreme weights |"
     )
     lines = [
-        "# auto on short pre-periods (issue 21)",
+        "# auto on short pre-periods",
         "",
         "Produced by `studies/synth_short_pre.py`; design in its docstring. Relative error = "
         "(estimate - truth) / truth of the average effect; auto is far worse in a cell when its "

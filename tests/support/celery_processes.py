@@ -3,6 +3,7 @@ started as subprocesses with the test's settings and stopped (or killed) by proc
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -25,7 +26,9 @@ def environment(settings: Settings) -> dict[str, str]:
         if name.endswith("api_key"):
             secret = getattr(settings, name)
             value = secret.get_secret_value()
-        env[f"SPLITLAB_{name.upper()}"] = str(value)
+        # Lists and mappings are read back as JSON (pydantic-settings' rule for complex fields).
+        text = json.dumps(value) if isinstance(value, list | dict) else str(value)
+        env[f"SPLITLAB_{name.upper()}"] = text
     env["SPLITLAB_LOG_FORMAT"] = "text"
     # Boosting's OpenMP threads spin against the other processes of a busy 2-core machine
     # (a 1 s fit took 70 s at load 11); one thread keeps the tests' trainings predictable.
