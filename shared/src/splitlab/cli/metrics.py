@@ -145,6 +145,14 @@ def metrics_table(metrics: list[dict[str, Any]]) -> Table:
     return table
 
 
+def print_metric(metric: dict[str, Any], output_format: ListFormat) -> None:
+    """One metric definition on stdout: the API's JSON, or a field a line."""
+    if output_format == ListFormat.json:
+        typer.echo(json.dumps(metric, indent=2))
+    else:
+        show_metric(metric, stdout_console())
+
+
 def show_metric(m: dict[str, Any], console: Console) -> None:
     """One metric definition, a field a line."""
     status = "active"
@@ -289,10 +297,7 @@ def register(app: typer.Typer) -> None:
             metric = call("GET", f"/metric-definitions/{name}")
         except AnalyzerError as exc:
             _fail(str(exc))
-        if output_format == ListFormat.json:
-            typer.echo(json.dumps(metric, indent=2))
-            return
-        show_metric(metric, stdout_console())
+        print_metric(metric, output_format)
 
     @metrics_app.command("update")
     def update(
@@ -334,10 +339,7 @@ def register(app: typer.Typer) -> None:
             metric = call("PATCH", f"/metric-definitions/{name}", body, admin=True)
         except AnalyzerError as exc:
             _fail(str(exc))
-        if output_format == ListFormat.json:
-            typer.echo(json.dumps(metric, indent=2))
-            return
-        show_metric(metric, stdout_console())
+        print_metric(metric, output_format)
 
     @metrics_app.command("deprecate")
     def deprecate(
@@ -356,10 +358,7 @@ def register(app: typer.Typer) -> None:
             )
         except AnalyzerError as exc:
             _fail(str(exc))
-        if output_format == ListFormat.json:
-            typer.echo(json.dumps(metric, indent=2))
-            return
-        show_metric(metric, stdout_console())
+        print_metric(metric, output_format)
 
     @features_app.command("load")
     def load(
