@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.synced: uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml
+$(VENV)/.synced: uv.lock pyproject.toml shared/pyproject.toml client/pyproject.toml services/*/pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	$(UV) sync --frozen --python python3.11
 	@touch $@

@@ -55,7 +55,7 @@ def api_request(method: str, path: str, body: dict[str, Any] | None = None) -> A
     """Call the admin API; ``CommandError`` with the API's message on any failure."""
     import httpx
 
-    from splitlab.settings import load_settings
+    from splitlab.platform.settings import load_settings
 
     settings = load_settings()
     if settings.admin_api_key is None:

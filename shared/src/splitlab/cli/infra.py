@@ -33,8 +33,8 @@ def register(app: typer.Typer) -> None:
 
         Example: splitlab db upgrade head
         """
-        from splitlab.settings import load_settings
-        from splitlab.storage.migrate import upgrade
+        from splitlab.platform.settings import load_settings
+        from splitlab.platform.storage.migrate import upgrade
 
         url = database_url or load_settings().database_url
         upgrade(url, revision)
@@ -46,9 +46,9 @@ def register(app: typer.Typer) -> None:
 
         Example: splitlab kafka create-topics
         """
-        from splitlab.messaging.admin import ensure_topics
-        from splitlab.messaging.topics import ALL_TOPICS
-        from splitlab.settings import load_settings
+        from splitlab.contracts.topics import ALL_TOPICS
+        from splitlab.platform.messaging.admin import ensure_topics
+        from splitlab.platform.settings import load_settings
 
         created = ensure_topics(load_settings())
         for topic in ALL_TOPICS:
@@ -67,7 +67,7 @@ def register(app: typer.Typer) -> None:
         """
         import httpx
 
-        from splitlab.settings import load_settings
+        from splitlab.platform.settings import load_settings
 
         settings = load_settings()
         urls = {name: getattr(settings, f"{name}_url") for name in service}

@@ -55,7 +55,7 @@ def call(
     """One request to the analyzer; raises ``AnalyzerError`` with its error message."""
     import httpx
 
-    from splitlab.settings import load_settings
+    from splitlab.platform.settings import load_settings
 
     settings = load_settings()
     headers = {}

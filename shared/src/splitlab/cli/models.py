@@ -30,7 +30,7 @@ def router_request(
     ``missing_ok`` a 404 answers None."""
     import httpx
 
-    from splitlab.settings import load_settings
+    from splitlab.platform.settings import load_settings
 
     settings = load_settings()
     if settings.admin_api_key is None:

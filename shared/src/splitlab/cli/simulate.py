@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
-    from splitlab.settings import Settings
+    from splitlab.platform.settings import Settings
     from splitlab.simulation.driver import Endpoints
 
 err = Console(stderr=True)
@@ -30,7 +30,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _endpoints() -> tuple[Settings, Endpoints]:
-    from splitlab.settings import load_settings
+    from splitlab.platform.settings import load_settings
     from splitlab.simulation.driver import Endpoints
 
     settings = load_settings()

@@ -25,7 +25,7 @@ def trainer_request(method: str, path: str, body: dict[str, Any] | None = None) 
     """Call the trainer's API; ``CommandError`` with the API's message on any failure."""
     import httpx
 
-    from splitlab.settings import load_settings
+    from splitlab.platform.settings import load_settings
 
     settings = load_settings()
     headers = {}
