@@ -75,9 +75,10 @@ status: ## What is running
 	@bash infra/services.sh status
 	@bash infra/stack.sh status
 
-lint: install ## ruff (lint and format check) and mypy strict on shared/
+lint: install ## ruff (lint and format check), the floors (import-linter) and mypy strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 
 format: install ## Apply ruff's formatting and safe fixes

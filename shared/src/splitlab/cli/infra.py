@@ -8,6 +8,8 @@ import time
 import typer
 from rich.console import Console
 
+from splitlab.cli.extras import requires
+
 console = Console(stderr=True)
 
 
@@ -23,6 +25,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(kafka, name="kafka")
 
     @db.command("upgrade")
+    @requires("platform")
     def db_upgrade(
         revision: str = typer.Argument("head", help="Target revision."),
         database_url: str = typer.Option(
@@ -41,6 +44,7 @@ def register(app: typer.Typer) -> None:
         console.print(f"database migrated to {revision}")
 
     @kafka.command("create-topics")
+    @requires("platform")
     def create_topics() -> None:
         """Create SplitLab's topics where missing (partitions: SPLITLAB_KAFKA_TOPIC_PARTITIONS).
 
@@ -55,6 +59,7 @@ def register(app: typer.Typer) -> None:
             console.print(f"{topic}: {'created' if topic in created else 'exists'}")
 
     @app.command("ready")
+    @requires("client")
     def ready(
         timeout: float = typer.Option(90.0, help="Seconds to wait for every service."),
         service: list[str] = typer.Option(  # noqa: B008
