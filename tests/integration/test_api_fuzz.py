@@ -27,10 +27,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
+from splitlab.assigning.runtime import DiscardingPublisher
 from splitlab.platform.settings import Settings
 from splitlab_analyzer.app import create_app as create_analyzer
 from splitlab_assignment.app import create_app as create_assignment
-from splitlab_router.app import DiscardingPublisher
 from splitlab_router.app import create_app as create_router
 from splitlab_trainer.app import create_app as create_trainer
 from tests.support.databases import own_database

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from splitlab.contracts.topics import OUTCOMES
 from splitlab.platform.settings import Settings
-from splitlab_router.serving import file_sha256
+from splitlab_router.service.serving import file_sha256
 from tests.integration.router.conftest import ADMIN, FEATURES, Setup, consume, register
 
 

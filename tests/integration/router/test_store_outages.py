@@ -253,7 +253,7 @@ def test_predict_survives_a_postgres_crash_and_admin_calls_come_back(
             assert ready.json()["down"] == ["postgres"]
 
             outage = recorder.records[logged_at_kill:]
-            refreshes = [r for r in outage if r.name == "splitlab_router.app"]
+            refreshes = [r for r in outage if r.name == "splitlab.assigning.runtime"]
             assert len(refreshes) >= 2, [r.getMessage() for r in outage]
             assert all(r.levelno == logging.WARNING for r in refreshes)
             assert "postgres" in refreshes[0].getMessage().lower()

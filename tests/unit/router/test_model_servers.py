@@ -14,7 +14,7 @@ from typing import Any
 
 from splitlab.platform.connections import create_model_server_pool
 from splitlab.platform.settings import Settings
-from splitlab_router.serving import Feature, HttpModel, ModelError, ModelServers, server_of
+from splitlab_router.service.serving import Feature, HttpModel, ModelError, ModelServers, server_of
 from tests.support.kafka_broker import free_port
 
 ANSWER = json.dumps({"predictions": [{"value": 1, "probabilities": {"0": 0.2, "1": 0.8}}]})

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from splitlab.contracts.events import OutcomeEvent
 from splitlab.platform.errors import InvalidInputError
 from splitlab_analyzer.schemas import FeatureValue
-from splitlab_router.outcomes import OutcomeService
+from splitlab_router.service.outcomes import OutcomeService
 from splitlab_router.schemas import OutcomeBatch, OutcomeIn
 from tests.unit.assigning.fakes import CollectingPublisher
 

@@ -14,10 +14,10 @@ from splitlab.assigning.cache import CachedExperiment, ExperimentCache
 from splitlab.assigning.service import AssignmentService
 from splitlab.assigning.sticky import StickyStore
 from splitlab.platform.errors import ConflictError, InvalidInputError
-from splitlab_router.outcomes import OutcomeService
-from splitlab_router.predictor import PredictionService, plan_for
+from splitlab_router.service.outcomes import OutcomeService
+from splitlab_router.service.predict import PredictionService, plan_for
 from splitlab_router.schemas import OutcomeIn, PredictRequest
-from splitlab_router.serving import Feature, ModelError, ModelOutput
+from splitlab_router.service.serving import Feature, ModelError, ModelOutput
 from tests.unit.assigning.fakes import CollectingPublisher, FakeRedis
 
 FEATURES = (Feature("x", "float"), Feature("n", "int"))

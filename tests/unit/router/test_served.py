@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from splitlab_router.served import UNATTRIBUTED, ServedRequests
+from splitlab_router.service.served import UNATTRIBUTED, ServedRequests
 
 
 def test_a_served_request_is_found_and_the_oldest_is_forgotten_past_capacity() -> None:

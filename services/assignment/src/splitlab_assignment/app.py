@@ -2,54 +2,42 @@
 
 Run: ``uvicorn splitlab_assignment.app:create_app --factory``.
 
-The lifespan builds every collaborator once: the engine and sessions (registry), an asyncio Redis
-client with short timeouts (sticky store), the event publisher (exposures), the experiment cache
-(loaded at startup, refreshed periodically so replicas converge), and the global holdout.
+The lifespan builds every collaborator once: the engine and sessions (registry), the assignment
+runtime shared with the router (``splitlab.assigning.runtime``: the experiment cache, the sticky
+store on its own asyncio Redis client, the exposure publisher, the global holdout), and the
+loop that refreshes the cache (loaded at startup, refreshed periodically so replicas converge).
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import httpx
 from fastapi import FastAPI
 
-from splitlab.assigning.cache import ExperimentCache
-from splitlab.assigning.sticky import StickyStore
+from splitlab.assigning.runtime import EventSink, open_assignment_runtime, refreshing
 from splitlab.assigning.telemetry import CACHE_REFRESH_FAILURES
-from splitlab.core.assignment.decision import HoldoutConfig
-from splitlab.platform.connections import create_async_redis
 from splitlab.platform.health import DependencyCheck
-from splitlab.platform.messaging.publisher import EventPublisher
 from splitlab.platform.settings import Settings, load_settings
-from splitlab.platform.storage.errors import log_background_failure
 from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
+from splitlab.web.state import install_state
 from splitlab_assignment.api import assign, experiments
-from splitlab_assignment.assigner import AssignEndpoints, ExposurePublisher
-from splitlab_assignment.preflight import PreflightChecker
-from splitlab_assignment.registry import ExperimentRegistry
-
-logger = logging.getLogger(__name__)
+from splitlab_assignment.deps import AssignmentState
+from splitlab_assignment.service.assign import AssignEndpoints
+from splitlab_assignment.service.experiments import ExperimentRegistry
+from splitlab_assignment.service.preflight import PreflightChecker
 
 DESCRIPTION = (
     "Experiment registry and deterministic, sticky assignment of units to variants (/assign)."
 )
 
 
-def holdout_from(settings: Settings) -> HoldoutConfig | None:
-    if settings.holdout_share <= 0:
-        return None
-    return HoldoutConfig(share=settings.holdout_share, seed=settings.holdout_seed)
-
-
 def create_app(
     settings: Settings | None = None,
     *,
-    publisher_factory: Callable[[Settings], ExposurePublisher] | None = None,
+    publisher_factory: Callable[[Settings], EventSink] | None = None,
     analyzer_http: httpx.Client | None = None,
     router_http: httpx.Client | None = None,
 ) -> FastAPI:
@@ -59,47 +47,37 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Sequence[DependencyCheck]]:
-        async with open_core_resources(settings) as core:
+        async with (
+            open_core_resources(settings) as core,
+            open_assignment_runtime(
+                settings, service="assignment", publisher_factory=publisher_factory
+            ) as runtime,
+        ):
             assert core.sessions is not None
-            cache = ExperimentCache()
             preflight = (
                 PreflightChecker.from_settings(settings, analyzer_http, router_http)
                 if settings.preflight_checks
                 else None
             )
-            registry = ExperimentRegistry(core.sessions, cache, preflight=preflight)
-            await _refresh(registry)
-            sticky_redis = create_async_redis(settings)
-            publisher: ExposurePublisher
-            event_publisher: EventPublisher | None = None
-            if publisher_factory is not None:
-                publisher = publisher_factory(settings)
-            else:
-                event_publisher = EventPublisher(settings, service="assignment")
-                event_publisher.start()
-                publisher = event_publisher
-            app.state.core = core
-            app.state.cache = cache
-            app.state.registry = registry
-            sticky = StickyStore(
-                sticky_redis,
-                ttl_seconds=settings.sticky_ttl_seconds,
-                breaker_seconds=settings.sticky_breaker_seconds,
-            )
-            app.state.assigner = AssignEndpoints(cache, sticky, publisher, holdout_from(settings))
-            refresher = asyncio.create_task(
-                _refresh_periodically(registry, settings.experiment_cache_refresh_seconds)
+            registry = ExperimentRegistry(core.sessions, runtime.cache, preflight=preflight)
+            install_state(
+                app,
+                AssignmentState(
+                    core=core,
+                    cache=runtime.cache,
+                    registry=registry,
+                    assigner=AssignEndpoints(runtime.assignment_service()),
+                ),
             )
             try:
-                yield core.checks
+                async with refreshing(
+                    registry.refresh_cache,
+                    every=settings.experiment_cache_refresh_seconds,
+                    failures=CACHE_REFRESH_FAILURES,
+                    failure="experiment cache refresh failed; keeping the cached experiments",
+                ):
+                    yield core.checks
             finally:
-                refresher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await refresher
-                if event_publisher is not None:
-                    await asyncio.to_thread(event_publisher.close, 10.0)
-                await sticky.settled()  # records remembered by the last answers
-                await sticky_redis.aclose()
                 if preflight is not None:
                     preflight.close()
 
@@ -110,19 +88,3 @@ def create_app(
         description=DESCRIPTION,
         routers=[assign.router, experiments.router],  # the hot routes are matched first
     )
-
-
-async def _refresh(registry: ExperimentRegistry) -> None:
-    try:
-        await asyncio.to_thread(registry.refresh_cache)
-    except Exception as exc:
-        CACHE_REFRESH_FAILURES.inc()
-        log_background_failure(
-            logger, "experiment cache refresh failed; keeping the cached experiments", exc
-        )
-
-
-async def _refresh_periodically(registry: ExperimentRegistry, seconds: float) -> None:
-    while True:
-        await asyncio.sleep(seconds)
-        await _refresh(registry)

@@ -1,37 +1,42 @@
-"""FastAPI dependencies of the assignment service, as ``Annotated`` aliases (the bearer-key
-checks are shared: ``splitlab.web.auth``).
+"""FastAPI dependencies of the assignment service: its typed state and the ``Annotated``
+aliases routes declare (the bearer-key checks are shared: ``splitlab.web.auth``).
 
-The lifespan puts the collaborators on ``app.state`` (``registry``, ``assigner``); routes get
-them through these aliases (the hot ``/assign`` routes call ``get_assigner`` directly), and
+The lifespan stores one ``AssignmentState`` (``splitlab.web.state.install_state``); routes read
+it through ``state(request)`` (the hot ``/assign`` routes call it directly) or the aliases, and
 tests swap them with ``app.dependency_overrides`` if needed.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from splitlab.platform.settings import Settings
+from splitlab.assigning.cache import ExperimentCache
 from splitlab.web.auth import admin_actor, require_admin, require_caller, require_reader
-from splitlab_assignment.assigner import AssignEndpoints
-from splitlab_assignment.registry import ExperimentRegistry
+from splitlab.web.resources import CoreResources
+from splitlab.web.state import state_of
+from splitlab_assignment.service.assign import AssignEndpoints
+from splitlab_assignment.service.experiments import ExperimentRegistry
 
 
-def get_settings(request: Request) -> Settings:
-    settings: Settings = request.app.state.settings
-    return settings
+@dataclass(frozen=True, slots=True)
+class AssignmentState:
+    """What the lifespan builds for the routes."""
+
+    core: CoreResources
+    cache: ExperimentCache
+    registry: ExperimentRegistry
+    assigner: AssignEndpoints
+
+
+def state(request: Request) -> AssignmentState:
+    return state_of(request, AssignmentState)
 
 
 def get_registry(request: Request) -> ExperimentRegistry:
-    registry: ExperimentRegistry = request.app.state.registry
-    return registry
-
-
-def get_assigner(request: Request) -> AssignEndpoints:
-    """Called by the lean ``/assign`` routes directly (no ``Depends``: see ``api/assign.py``)."""
-    assigner: AssignEndpoints = request.app.state.assigner
-    return assigner
+    return state(request).registry
 
 
 Registry = Annotated[ExperimentRegistry, Depends(get_registry)]

@@ -21,7 +21,7 @@ from starlette.datastructures import UploadFile
 
 from splitlab.platform.errors import InvalidInputError, PayloadTooLargeError
 from splitlab.platform.settings import Settings
-from splitlab_router.deps import AdminOnly, Models, Reader
+from splitlab_router.deps import AdminOnly, Models, Reader, state
 from splitlab_router.schemas import ModelCreate, ModelList, ModelRead
 
 router = APIRouter(prefix="/models", tags=["models"])
@@ -99,8 +99,7 @@ def _not_json(exc: ValueError, *prefix: str) -> RequestValidationError:
 
 async def _upload(request: Request) -> tuple[ModelCreate, bytes]:
     """The spec and the file of a multipart ``POST /models``."""
-    settings: Settings = request.app.state.settings
-    limit = settings.router_max_artifact_bytes
+    limit = state(request).settings.router_max_artifact_bytes
     async with request.form(max_files=1, max_fields=10) as form:
         spec_text, upload = form.get("spec"), form.get("file")
         if not isinstance(upload, UploadFile):

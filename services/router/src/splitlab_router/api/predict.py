@@ -1,7 +1,7 @@
 """``/predict`` and ``/outcomes``: for production callers (optional caller key).
 
 ``/predict`` is a ``LeanRoute`` (``splitlab.web.routing``): no per-request dependency solving;
-the predictor comes from ``app.state`` (``deps.get_predictor``), the caller-key check still runs.
+the predictor comes from the app's typed state (``deps.state``), the caller-key check still runs.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from splitlab.web.routing import LeanRoute
-from splitlab_router.deps import Caller, Outcomes, get_predictor
+from splitlab_router.deps import Caller, Outcomes, state
 from splitlab_router.schemas import (
     OutcomeBatch,
     OutcomeIn,
@@ -40,7 +40,7 @@ outcomes_router = APIRouter(tags=["prediction"], dependencies=[Caller])
 async def predict(body: PredictRequest, request: Request) -> Response:
     """The unit's variant's prediction; a failing variant model answers with control's model
     and ``fallback: true``."""
-    answer = await get_predictor(request).predict(body)
+    answer = await state(request).predictor.predict(body)
     return Response(answer.model_dump_json(), media_type="application/json")
 
 

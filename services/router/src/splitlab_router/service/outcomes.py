@@ -19,9 +19,9 @@ from typing import Protocol
 from splitlab.contracts.events import SCHEMA_VERSION, OutcomeEvent
 from splitlab.contracts.times import outside_window
 from splitlab.platform.errors import InvalidInputError
-from splitlab_router.metrics import OUTCOMES, VARIANT_OUTCOME_VALUES, VARIANT_OUTCOMES
 from splitlab_router.schemas import OutcomeIn, OutcomesAccepted
-from splitlab_router.served import ServedRequests
+from splitlab_router.service.served import ServedRequests
+from splitlab_router.telemetry import OUTCOMES, VARIANT_OUTCOME_VALUES, VARIANT_OUTCOMES
 
 
 class OutcomePublisher(Protocol):

@@ -33,10 +33,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from splitlab.platform.errors import ConflictError, InvalidInputError, NotFoundError
 from splitlab.platform.storage.models import RegisteredModel
-from splitlab_router.metrics import MODEL_LOAD_FAILURES, MODELS_LOADED
 from splitlab_router.repository import ModelRepository
 from splitlab_router.schemas import FeatureSpec, ModelCreate, ModelList, ModelRead
-from splitlab_router.serving import (
+from splitlab_router.service.serving import (
     Feature,
     HttpModel,
     ModelServers,
@@ -49,6 +48,7 @@ from splitlab_router.serving import (
     resolve_artifact,
     without_paths,
 )
+from splitlab_router.telemetry import MODEL_LOAD_FAILURES, MODELS_LOADED
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,17 @@ from splitlab.assigning.cache import CachedExperiment
 from splitlab.assigning.service import AssignmentService
 from splitlab.contracts.events import SCHEMA_VERSION, PredictionEvent
 from splitlab.platform.errors import ConflictError, DependencyUnavailableError, NotFoundError
-from splitlab_router.metrics import (
+from splitlab_router.schemas import PredictRequest, PredictResponse
+from splitlab_router.service.models import ModelCatalog
+from splitlab_router.service.served import ServedRequests
+from splitlab_router.service.serving import (
+    Feature,
+    ModelError,
+    ModelOutput,
+    ServedModel,
+    validate_features,
+)
+from splitlab_router.telemetry import (
     FALLBACKS,
     MODEL_LATENCY,
     PREDICT_ERRORS,
@@ -35,16 +45,6 @@ from splitlab_router.metrics import (
     PREDICTIONS,
     SHADOWS_SKIPPED,
     VARIANT_UNITS_SERVED,
-)
-from splitlab_router.registry import ModelCatalog
-from splitlab_router.schemas import PredictRequest, PredictResponse
-from splitlab_router.served import ServedRequests
-from splitlab_router.serving import (
-    Feature,
-    ModelError,
-    ModelOutput,
-    ServedModel,
-    validate_features,
 )
 
 logger = logging.getLogger(__name__)

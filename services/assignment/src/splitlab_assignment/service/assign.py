@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import time
 
-from splitlab.assigning.cache import ExperimentCache
-from splitlab.assigning.service import AssignmentService, ExposurePublisher
-from splitlab.assigning.sticky import StickyStore
-from splitlab.core.assignment.decision import HoldoutConfig
-from splitlab_assignment.metrics import ASSIGN_LATENCY
+from splitlab.assigning.service import AssignmentService
 from splitlab_assignment.schemas import (
     Assignment,
     AssignRequest,
@@ -21,22 +17,17 @@ from splitlab_assignment.schemas import (
     BatchAssignRequest,
     BatchAssignResponse,
 )
+from splitlab_assignment.telemetry import ASSIGN_LATENCY
 
-__all__ = ["AssignEndpoints", "ExposurePublisher"]
+__all__ = ["AssignEndpoints"]
 
 _SINGLE = ASSIGN_LATENCY.labels("assign")
 _BATCH = ASSIGN_LATENCY.labels("assign_batch")
 
 
 class AssignEndpoints:
-    def __init__(
-        self,
-        cache: ExperimentCache,
-        sticky: StickyStore,
-        publisher: ExposurePublisher,
-        holdout: HoldoutConfig | None,
-    ) -> None:
-        self.service = AssignmentService(cache, sticky, publisher, holdout)
+    def __init__(self, service: AssignmentService) -> None:
+        self.service = service
 
     async def assign(self, request: AssignRequest) -> AssignResponse:
         start = time.perf_counter()

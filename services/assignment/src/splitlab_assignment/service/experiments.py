@@ -32,13 +32,6 @@ from splitlab.core.assignment.lifecycle import (
 )
 from splitlab.platform.errors import ConflictError, InvalidInputError, NotFoundError
 from splitlab.platform.storage.models import AllocationPeriod, Experiment, ExperimentAuditEntry
-from splitlab_assignment.preflight import (
-    PreflightChecker,
-    PreflightRefusedError,
-    PreflightReport,
-    PreflightUnavailableError,
-    report_body,
-)
 from splitlab_assignment.repository import ExperimentRepository
 from splitlab_assignment.schemas import (
     NULLABLE_FIELDS,
@@ -49,6 +42,13 @@ from splitlab_assignment.schemas import (
     ExperimentRead,
     ExperimentUpdate,
     PreflightRead,
+)
+from splitlab_assignment.service.preflight import (
+    PreflightChecker,
+    PreflightRefusedError,
+    PreflightReport,
+    PreflightUnavailableError,
+    report_body,
 )
 
 logger = logging.getLogger(__name__)
