@@ -40,7 +40,7 @@ from splitlab.platform.telemetry.logs import configure_logging
 from splitlab.web.error_handlers import install_error_handlers
 from splitlab.web.middleware import RequestMiddleware
 from splitlab.web.openapi import api_routes, complete_openapi
-from splitlab.web.routing import HotLane
+from splitlab.web.routing import HotLane, LeanRoute, lean_routes
 from splitlab.web.storable import check_parameters
 from splitlab.web.telemetry import DEPENDENCY_UP
 
@@ -108,7 +108,8 @@ def create_service_app(
     app.include_router(_docs_router(app.title))
     app.include_router(_operations_router())
     for router in routers:
-        app.include_router(router)
+        app.include_router(router)  # as declared: the hot lane serves lean routes at .path
+    app.lean_routes = lean_routes(routers)
     return app
 
 
@@ -116,6 +117,8 @@ class ServiceApp(FastAPI):
     """FastAPI with SplitLab's outer layers: ``RequestMiddleware`` (request id, body limit,
     metrics, access log) around ``HotLane`` (lean routes answered directly) around FastAPI's
     own stack. Built on the first request, when every route is known."""
+
+    lean_routes: Sequence[LeanRoute] = ()
 
     def build_middleware_stack(self) -> ASGIApp:
         settings: Settings = self.state.settings
@@ -126,7 +129,12 @@ class ServiceApp(FastAPI):
             if getattr(route, "max_body_size", None) and "{" not in path
         }
         return RequestMiddleware(
-            HotLane(self, super().build_middleware_stack()),
+            HotLane(
+                super().build_middleware_stack(),
+                routes=self.lean_routes,
+                dependencies=self.router.dependencies,
+                handlers=self.exception_handlers,
+            ),
             service=self.state.service,
             max_body_bytes=settings.max_body_bytes,
             access_log=settings.access_log,

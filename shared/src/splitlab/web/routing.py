@@ -15,34 +15,77 @@ A ``SplitLabError`` or ``HTTPException`` raised in the lane is rendered by the a
 exception handlers, so the error format is the same on both paths.
 
 What a lean endpoint may declare: one body parameter (a pydantic model), a ``Request``
-parameter, and route or router dependencies whose own parameters are a ``Request`` and
+parameter, and app, router or route dependencies whose own parameters are a ``Request`` and
 optional string headers. It must return a ``Response``. Anything else fails at start-up, not
-per request. Collaborators come from ``request.app.state`` in the endpoint.
+per request. Collaborators come from the app's typed state (``splitlab.web.state``).
+
+Only public FastAPI and Starlette names: the lane reads an endpoint with ``inspect.signature``
+and ``typing.get_type_hints`` (a pydantic model is the body, a ``Request`` the request, an
+``Annotated[..., Header()]`` a header), and its checks from the ``dependencies`` declared on
+the app (``app.router.dependencies``) and on the route (``APIRoute.dependencies``, which the
+router's own dependencies are added to when a route is declared). It finds lean routes on the
+routers ``create_service_app`` includes (without a prefix or include-level dependencies, so a
+route's ``path`` is the path it serves), not by walking ``app.routes``: since FastAPI 0.137 an
+included router is an opaque private ``_IncludedRouter`` there. ``tests/unit/web/
+test_routing_contract.py`` fails if an upgrade changes any of these assumptions.
 """
 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+import typing
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.dependencies.models import Dependant
+from fastapi import APIRouter, Request, params
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.exceptions import HTTPException
-from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from splitlab.web.middleware import replay_receive
 
-__all__ = ["HotLane", "LeanEndpoint", "LeanRoute"]
+__all__ = ["HotLane", "LeanEndpoint", "LeanRoute", "lean_routes"]
 
 _JSON = b"application/json"
+LANE_SCOPE_KEY = "splitlab.lean"
+"""Set to True in the scope of a request the lane answered itself (FastAPI's path leaves it
+unset): tests tell the two paths apart by it."""
 
-ExceptionHandler = Callable[[Request, Exception], Awaitable[Response]]
+ExceptionHandler = Callable[[Request, Any], Response | Awaitable[Response]]
+
+
+def _parameters(call: Callable[..., Any]) -> Iterator[tuple[str, inspect.Parameter, Any]]:
+    """(name, parameter, resolved annotation with its ``Annotated`` metadata) of ``call``."""
+    hints = typing.get_type_hints(call, include_extras=True)
+    for name, parameter in inspect.signature(call).parameters.items():
+        yield name, parameter, hints.get(name, parameter.annotation)
+
+
+def _metadata(hint: Any) -> tuple[Any, ...]:
+    return typing.get_args(hint)[1:] if typing.get_origin(hint) is typing.Annotated else ()
+
+
+def _is_request(hint: Any) -> bool:
+    return inspect.isclass(hint) and issubclass(hint, Request)
+
+
+def _is_dependency(parameter: inspect.Parameter, hint: Any) -> bool:
+    return isinstance(parameter.default, params.Depends) or any(
+        isinstance(item, params.Depends) for item in _metadata(hint)
+    )
+
+
+def _header_of(parameter: inspect.Parameter, hint: Any) -> tuple[params.Header, Any] | None:
+    """The parameter's ``Header`` declaration and default, if it is a header."""
+    for item in _metadata(hint):
+        if isinstance(item, params.Header):
+            return item, parameter.default
+    if isinstance(parameter.default, params.Header):
+        return parameter.default, parameter.default.default
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,30 +98,29 @@ class _Check:
     is_async: bool
 
     @classmethod
-    def from_dependant(cls, dependant: Dependant, route: str) -> _Check:
-        unsupported = (
-            dependant.dependencies
-            or dependant.body_params
-            or dependant.query_params
-            or dependant.path_params
-            or dependant.cookie_params
-        )
-        if dependant.call is None or unsupported:
-            raise TypeError(
-                f"LeanRoute {route}: a dependency may take only a Request and headers "
-                f"({getattr(dependant.call, '__name__', dependant.call)!r} takes more)"
-            )
+    def from_callable(cls, call: Callable[..., Any], route: str) -> _Check:
+        request_name = None
         headers = []
-        for field in dependant.header_params:
-            alias = field.alias
-            if getattr(field.field_info, "convert_underscores", True) and alias == field.name:
-                alias = alias.replace("_", "-")
-            headers.append((field.name, alias.lower(), field.default))
+        for name, parameter, hint in _parameters(call):
+            if _is_request(hint):
+                request_name = name
+                continue
+            header = _header_of(parameter, hint)
+            if header is None or header[1] is inspect.Parameter.empty:
+                raise TypeError(
+                    f"LeanRoute {route}: a dependency may take only a Request and optional "
+                    f"headers ({getattr(call, '__name__', call)!r} takes {name!r})"
+                )
+            declared, default = header
+            alias = declared.alias
+            if alias is None:
+                alias = name.replace("_", "-") if declared.convert_underscores else name
+            headers.append((name, alias.lower(), default))
         return cls(
-            call=dependant.call,
-            request_name=dependant.request_param_name,
+            call=call,
+            request_name=request_name,
             headers=tuple(headers),
-            is_async=inspect.iscoroutinefunction(dependant.call),
+            is_async=inspect.iscoroutinefunction(call),
         )
 
     async def run(self, request: Request) -> None:
@@ -105,31 +147,46 @@ class LeanEndpoint:
     call: Callable[..., Awaitable[Response]]
 
     @classmethod
-    def from_dependant(cls, dependant: Dependant, route: str) -> LeanEndpoint:
-        if len(dependant.body_params) != 1 or not inspect.iscoroutinefunction(dependant.call):
-            raise TypeError(f"LeanRoute {route}: needs an async endpoint with one body parameter")
-        if dependant.query_params or dependant.path_params or dependant.header_params:
-            raise TypeError(f"LeanRoute {route}: only a body and a Request are supported")
-        body_field = dependant.body_params[0]
-        annotation = body_field.field_info.annotation
-        if annotation is None:
-            raise TypeError(f"LeanRoute {route}: the body parameter needs a type")
-        checks = []
-        for sub in dependant.dependencies:
-            if sub.call is not None and sub.name is not None:
+    def from_route(
+        cls, route: APIRoute, app_dependencies: Sequence[params.Depends] = ()
+    ) -> LeanEndpoint:
+        """The lane's view of ``route``; its checks are ``app_dependencies`` (the app's own,
+        which run first, as in FastAPI) and the route's declared ``dependencies``."""
+        name = f"{sorted(route.methods or ())} {route.path}"
+        endpoint = route.endpoint
+        if not inspect.iscoroutinefunction(endpoint):
+            raise TypeError(f"LeanRoute {name}: needs an async endpoint with one body parameter")
+        bodies: list[tuple[str, type[BaseModel]]] = []
+        request_name = None
+        for parameter_name, parameter, hint in _parameters(endpoint):
+            if _is_dependency(parameter, hint):
                 raise TypeError(
-                    f"LeanRoute {route}: endpoint parameter {sub.name!r} is a "
-                    "dependency; read collaborators from request.app.state"
+                    f"LeanRoute {name}: endpoint parameter {parameter_name!r} is a "
+                    "dependency; read collaborators from the app's state"
                 )
-            checks.append(_Check.from_dependant(sub, route))
-        assert dependant.call is not None
+            if _is_request(hint):
+                request_name = parameter_name
+            elif inspect.isclass(hint) and issubclass(hint, BaseModel):
+                bodies.append((parameter_name, hint))
+            else:
+                raise TypeError(
+                    f"LeanRoute {name}: only a body and a Request are supported "
+                    f"({parameter_name!r} is neither)"
+                )
+        if len(bodies) != 1:
+            raise TypeError(f"LeanRoute {name}: needs an async endpoint with one body parameter")
+        checks = [
+            _Check.from_callable(_dependency_of(depends, name), name)
+            for depends in [*app_dependencies, *route.dependencies]
+        ]
+        ((body_name, model),) = bodies
         return cls(
-            route=route,
-            adapter=TypeAdapter(annotation),
-            body_name=body_field.name,
-            request_name=dependant.request_param_name,
+            route=name,
+            adapter=TypeAdapter(model),
+            body_name=body_name,
+            request_name=request_name,
             checks=tuple(checks),
-            call=dependant.call,
+            call=endpoint,
         )
 
     async def respond(self, request: Request, raw: bytes) -> Response | None:
@@ -149,28 +206,48 @@ class LeanEndpoint:
         return response
 
 
+def _dependency_of(depends: params.Depends, route: str) -> Callable[..., Any]:
+    if depends.dependency is None:
+        raise TypeError(f"LeanRoute {route}: a dependency needs its callable")
+    return depends.dependency
+
+
 class LeanRoute(APIRoute):
     """A FastAPI route that ``HotLane`` may answer directly (see the module docstring)."""
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         super().__init__(path, endpoint, **kwargs)
         # Fails here, at declaration, for an endpoint the lane cannot run.
-        LeanEndpoint.from_dependant(self.dependant, f"{sorted(self.methods or ())} {self.path}")
+        LeanEndpoint.from_route(self)
+
+
+def lean_routes(routers: Iterable[APIRouter]) -> list[LeanRoute]:
+    """The lean routes declared on ``routers`` (their paths carry the routers' prefixes)."""
+    return [route for router in routers for route in router.routes if isinstance(route, LeanRoute)]
 
 
 class HotLane:
-    """ASGI: lean routes by exact method and path; every other request to ``fallback``."""
+    """ASGI: lean routes by exact method and path; every other request to ``fallback``.
 
-    def __init__(self, app: FastAPI, fallback: ASGIApp) -> None:
-        self.app = app
+    ``routes`` must be included in the app as declared (no include prefix or dependencies);
+    ``dependencies`` are the app's own (``app.router.dependencies``), ``handlers`` its
+    exception handlers."""
+
+    def __init__(
+        self,
+        fallback: ASGIApp,
+        *,
+        routes: Sequence[LeanRoute],
+        dependencies: Sequence[params.Depends],
+        handlers: Mapping[Any, ExceptionHandler],
+    ) -> None:
         self.fallback = fallback
-        self.routes: dict[tuple[str, str], tuple[Any, LeanEndpoint]] = {}
-        for route, path, methods, dependant in _lean_routes(app.routes):
-            # Built from the effective dependant: it holds the include-level dependencies too.
-            lean = LeanEndpoint.from_dependant(dependant, f"{sorted(methods)} {path}")
-            for method in methods:
-                self.routes[(method, path)] = (route, lean)
-        self.handlers: Mapping[Any, ExceptionHandler] = dict(app.exception_handlers)
+        self.routes: dict[tuple[str, str], tuple[LeanRoute, LeanEndpoint]] = {}
+        for route in routes:
+            lean = LeanEndpoint.from_route(route, dependencies)
+            for method in route.methods or ():
+                self.routes[(method, route.path)] = (route, lean)
+        self.handlers: dict[Any, ExceptionHandler] = dict(handlers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         found = None
@@ -191,6 +268,7 @@ class HotLane:
         scope["route"] = route
         scope["endpoint"] = route.endpoint
         scope["path_params"] = {}
+        scope[LANE_SCOPE_KEY] = True
         request = Request(scope, replay)
         raw = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.request")
         try:
@@ -199,8 +277,10 @@ class HotLane:
             handler = self._handler_for(exc)
             if handler is None:
                 raise
-            response = await handler(request, exc)
+            answer = handler(request, exc)
+            response = await answer if inspect.isawaitable(answer) else answer
         if response is None:  # FastAPI's own answer (a 422) from the same body
+            del scope[LANE_SCOPE_KEY]
             await self.fallback(scope, replay_receive(messages, receive), send)
             return
         await response(scope, replay, send)
@@ -208,25 +288,7 @@ class HotLane:
     def _handler_for(self, exc: Exception) -> ExceptionHandler | None:
         if isinstance(exc, HTTPException) and exc.status_code in self.handlers:
             return self.handlers[exc.status_code]
-        for cls in type(exc).__mro__:
-            if cls in self.handlers:
-                return self.handlers[cls]
-        return None
-
-
-def _lean_routes(routes: Sequence[BaseRoute]) -> Iterator[tuple[Any, str, set[str], Dependant]]:
-    """Every lean route as (the route as FastAPI dispatches it, full path, methods, dependant).
-
-    An included router (FastAPI >= 0.160) keeps its routes and dispatches through "effective
-    contexts" that carry the include's prefix and dependencies; they are what to match."""
-    for route in routes:
-        contexts = getattr(route, "effective_route_contexts", None)
-        if contexts is not None:
-            for context in contexts():
-                if isinstance(context.original_route, LeanRoute) and context.dependant:
-                    yield context, context.path, set(context.methods), context.dependant
-        elif isinstance(route, LeanRoute):
-            yield route, route.path, set(route.methods or ()), route.dependant
+        return next((self.handlers[c] for c in type(exc).__mro__ if c in self.handlers), None)
 
 
 def _is_json(scope: Scope) -> bool:
