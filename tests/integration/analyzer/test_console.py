@@ -19,8 +19,10 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from splitlab.platform.settings import Settings
+from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.automation import Automation
+from splitlab_analyzer.deps import AnalyzerState
 from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY, define_metrics
 from tests.integration.analyzer.simulation import simulate
 from tests.integration.analyzer.test_isolation import write
@@ -131,7 +133,7 @@ def test_the_list_and_the_experiment_page_show_results_escaped_with_downloads(
 ) -> None:
     define_metrics(console)
     key = running_experiment(assignment, engine, EVIL)
-    automation: Automation = console.app.state.automation  # type: ignore[attr-defined]
+    automation: Automation = app_state(console.app, AnalyzerState).automation
     automation.snapshot_pass()
     automation.snapshot_pass()
     log_in(console)

@@ -16,9 +16,11 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from splitlab.platform.settings import Settings
+from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.consumer.rows import RawRecord, build_batch
 from splitlab_analyzer.consumer.sink import PostgresSink
+from splitlab_analyzer.deps import AnalyzerState
 from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY, define_metrics, wait_until
 from tests.integration.analyzer.simulation import simulate
 
@@ -164,7 +166,7 @@ def test_the_guardrail_pass_pauses_and_the_paused_experiment_stays_exported_unti
 
     with TestClient(create_app(analyzer_settings, assignment_http=assignment)) as analyzer:
         define_metrics(analyzer)
-        automation = analyzer.app.state.automation  # type: ignore[attr-defined]
+        automation = app_state(analyzer.app, AnalyzerState).automation
 
         assert automation.check_guardrails() >= 1
         assert assignment.get(f"/experiments/{key}", headers=ADMIN).json()["status"] == "paused"

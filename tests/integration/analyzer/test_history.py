@@ -12,7 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 
 from splitlab.platform.storage.models import Experiment
+from splitlab.web.state import app_state
 from splitlab_analyzer.automation import Automation
+from splitlab_analyzer.deps import AnalyzerState
 from tests.integration.analyzer.conftest import define_metrics, insert_experiment
 from tests.integration.analyzer.simulation import experiment_row, simulate
 from tests.integration.analyzer.test_isolation import write
@@ -44,7 +46,7 @@ def test_one_snapshot_per_pass_a_final_one_at_stop_and_the_last_equals_get_resul
     insert_experiment(engine, experiment_row(key, TWO, (0.5, 0.5)))
     sim = simulate(key, n=900, seed=19, variants=TWO, weights=(0.5, 0.5))
     half = len(sim.events) // 2
-    automation: Automation = analyzer.app.state.automation  # type: ignore[attr-defined]
+    automation: Automation = app_state(analyzer.app, AnalyzerState).automation
     assert history(analyzer, key) == []
 
     write(engine, sim.events[:half])

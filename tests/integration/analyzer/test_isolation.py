@@ -19,8 +19,10 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, text
 
+from splitlab.web.state import app_state
 from splitlab_analyzer.consumer.rows import RawRecord, build_batch
 from splitlab_analyzer.consumer.sink import PostgresSink
+from splitlab_analyzer.deps import AnalyzerState
 from tests.integration.analyzer.conftest import ADMIN, define_metrics, insert_experiment
 from tests.integration.analyzer.simulation import T0, Event, experiment_row, simulate
 
@@ -92,7 +94,7 @@ def test_a_poisoned_experiment_answers_and_does_not_stop_another_ones_refresh(
         before["metrics"]["revenue"]["comparisons"]["treatment"]["effect"], rel=1e-12
     )
     # From the events (no rollups) the same rows are left out.
-    analyzer.app.state.automation.results.rollups.drop(bad)  # type: ignore[attr-defined]
+    app_state(analyzer.app, AnalyzerState).automation.results.rollups.drop(bad)
     events = analyzer.get(f"/experiments/{bad}/results", params={"method": "cuped"})
     assert events.status_code == 200, events.text
     assert events.json()["timings"]["per_unit"] == "events"
@@ -159,7 +161,7 @@ def test_a_catch_up_that_fails_for_one_experiment_leaves_the_others_caught_up(
     with engine.begin() as c:
         c.execute(text("INSERT INTO rollup_backlog (unit_id) VALUES (:u)"), {"u": bad_units[0]})
 
-    caught = analyzer.app.state.automation.results.rollups.catch_up()  # type: ignore[attr-defined]
+    caught = app_state(analyzer.app, AnalyzerState).automation.results.rollups.catch_up()
     assert caught.failed == (bad,)
     assert caught.units > 0
     with engine.connect() as c:
@@ -188,7 +190,7 @@ def test_the_periodic_pass_counts_a_failing_experiment_and_refreshes_the_others(
     broken = experiment_row("x", TWO, (0.5, 0.5))["metrics"]
     broken = {**broken, "secondary": [*broken["secondary"], "never_defined"]}
     bad, _ = experiment(engine, seed=8, metrics=broken)
-    automation = analyzer.app.state.automation  # type: ignore[attr-defined]
+    automation = app_state(analyzer.app, AnalyzerState).automation
 
     automation.refresh_running()
 

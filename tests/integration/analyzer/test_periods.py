@@ -29,9 +29,12 @@ import splitlab
 from splitlab.contracts.events import ExposureEvent, OutcomeEvent
 from splitlab.core.stats.srm import srm_test
 from splitlab.platform.settings import Settings
+from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.consumer.rows import RawRecord, build_batch
 from splitlab_analyzer.consumer.sink import PostgresSink
+from splitlab_analyzer.deps import AnalyzerState
+from splitlab_assignment.deps import AssignmentState
 from splitlab_trainer.resources import build_resources
 from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY
 from tests.integration.analyzer.test_results_pipeline import assert_same
@@ -89,7 +92,7 @@ def start_experiment(assignment: TestClient) -> str:
 def assign(assignment: TestClient, key: str, units: list[str]) -> None:
     """``/assign``'s service in the app's event loop, unit after unit (the HTTP layer of
     thousands of calls would only slow the test: ``assign_http`` covers it)."""
-    service = assignment.app.state.assigner.service  # type: ignore[attr-defined]
+    service = app_state(assignment.app, AssignmentState).assigner.service
 
     async def run() -> None:
         for unit in units:
@@ -182,7 +185,7 @@ def test_a_ramp_raises_no_srm_flag_and_results_equal_splitlab_analyze_per_period
         created = analyzer.post("/metrics", json=METRIC, headers=ADMIN)
         assert created.status_code in (201, 409), created.text
         # The periodic refresh's work for this experiment (the only place automation acts).
-        body = analyzer.app.state.automation.refresh(key)  # type: ignore[attr-defined]
+        body = app_state(analyzer.app, AnalyzerState).automation.refresh(key)
         actions = analyzer.get(f"/experiments/{key}/analyzer-actions").json()["actions"]
         results = {
             (method, sequential): analyzer.get(
@@ -278,7 +281,7 @@ def test_a_real_mismatch_in_the_second_period_is_detected_and_pauses(
         created = analyzer.post("/metrics", json=METRIC, headers=ADMIN)
         assert created.status_code in (201, 409), created.text
         # The periodic refresh's work for this experiment (the only place automation acts).
-        body = analyzer.app.state.automation.refresh(key)  # type: ignore[attr-defined]
+        body = app_state(analyzer.app, AnalyzerState).automation.refresh(key)
         actions = analyzer.get(f"/experiments/{key}/analyzer-actions").json()["actions"]
 
     assert body["srm"]["status"] == "mismatch", body["srm"]

@@ -20,6 +20,8 @@ from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
 from splitlab.contracts.events import PredictionEvent
+from splitlab.web.state import app_state
+from splitlab_analyzer.deps import AnalyzerState
 from tests.integration.analyzer.conftest import ADMIN, define_metrics, insert_experiment
 from tests.integration.analyzer.simulation import T0, Event, _exposure, experiment_row, simulate
 from tests.integration.analyzer.test_isolation import write
@@ -86,7 +88,7 @@ def test_a_treatment_that_mostly_fell_back_is_flagged_exported_and_recorded(
     write(engine, events)
 
     # The periodic refresh's work (the only place automation flags and acts).
-    body = analyzer.app.state.automation.refresh(key)  # type: ignore[attr-defined]
+    body = app_state(analyzer.app, AnalyzerState).automation.refresh(key)
     treated, fell = served["treatment"]
     assert fell > 0.8 * treated
     assert body["fallback"]["variants"]["treatment"] == {

@@ -15,6 +15,8 @@ from sqlalchemy import Engine, text
 from splitlab.contracts.topics import EXPOSURES, OUTCOMES, PREDICTIONS
 from splitlab.platform.settings import Settings
 from splitlab.platform.storage.redis_keys import sticky_key
+from splitlab.web.state import app_state
+from splitlab_router.deps import RouterState
 from tests.integration.router.conftest import (
     ADMIN,
     Setup,
@@ -302,6 +304,7 @@ def test_registry_api_and_hot_reload(
     with engine.begin() as connection:
         connection.execute(text("DELETE FROM models WHERE version = '2'"))
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and f"{ab.names['a']}:2" in router.app.state.catalog:  # type: ignore[attr-defined]
+    catalog = app_state(router.app, RouterState).catalog
+    while time.monotonic() < deadline and f"{ab.names['a']}:2" in catalog:
         time.sleep(0.1)
-    assert f"{ab.names['a']}:2" not in router.app.state.catalog  # type: ignore[attr-defined]
+    assert f"{ab.names['a']}:2" not in catalog

@@ -24,6 +24,7 @@ from splitlab.platform.health import DependencyCheck
 from splitlab.platform.settings import Settings, load_settings
 from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
+from splitlab.web.state import install_state
 from splitlab_analyzer import gauges
 from splitlab_analyzer.api import features, metrics, results
 from splitlab_analyzer.assignment_client import AssignmentClient
@@ -32,6 +33,7 @@ from splitlab_analyzer.console import routes as console
 from splitlab_analyzer.console.access import session_options, session_secret
 from splitlab_analyzer.console.pages import ConsolePages
 from splitlab_analyzer.console.uploads import UploadStore
+from splitlab_analyzer.deps import AnalyzerState
 from splitlab_analyzer.repositories import (
     ActionRepository,
     CupacRepository,
@@ -72,40 +74,48 @@ def create_app(
         async with open_core_resources(settings) as core:
             assert core.engine is not None
             assert core.sessions is not None
-            app.state.core = core
-            app.state.metric_repository = MetricRepository(core.sessions)
-            app.state.feature_repository = FeatureRepository(core.engine)
-            app.state.action_repository = ActionRepository(core.sessions)
+            metric_repository = MetricRepository(core.sessions)
             cupac = CupacRepository(core.engine)
             service = ResultsService(
                 core.engine,
                 ExperimentRepository(core.sessions),
-                app.state.metric_repository,
+                metric_repository,
                 cupac,
                 fallback_share_threshold=settings.analyzer_fallback_share_threshold,
             )
-            app.state.history = HistoryRepository(core.sessions)
+            history = HistoryRepository(core.sessions)
+            actions = ActionRepository(core.sessions)
             own_key = settings.analyzer_api_key or settings.admin_api_key
             assignment = AssignmentClient(
                 settings.assignment_url,
                 own_key.get_secret_value() if own_key else None,
                 client=assignment_http,
             )
-            app.state.automation = Automation(
+            automation = Automation(
                 service,
                 ResultsCache(core.redis, settings.analyzer_results_ttl_seconds),
-                app.state.action_repository,
+                actions,
                 assignment,
-                app.state.history,
+                history,
             )
             celery = create_celery_client(settings)
-            app.state.training_requests = TrainingRequests(service, celery, settings)
-            app.state.console_pages = ConsolePages(assignment, app.state.automation,
-                                                   app.state.history)  # fmt: skip
-            app.state.upload_store = uploads
-            app.state.celery = celery
-            automation = app.state.automation
-            jobs = {
+            install_state(
+                app,
+                AnalyzerState(
+                    settings=settings,
+                    core=core,
+                    metrics=metric_repository,
+                    features=FeatureRepository(core.engine),
+                    actions=actions,
+                    history=history,
+                    automation=automation,
+                    training_requests=TrainingRequests(service, celery, settings),
+                    console_pages=ConsolePages(assignment, automation, history),
+                    upload_store=uploads,
+                    celery=celery,
+                ),
+            )
+            jobs: dict[str, tuple[float, Callable[[], object]]] = {
                 "periodic refresh": (
                     settings.analyzer_refresh_interval_seconds,
                     lambda: _refresh(automation),
@@ -171,7 +181,7 @@ def create_app(
     return app
 
 
-async def _periodically(seconds: float, what: str, work: Callable[[], None]) -> None:
+async def _periodically(seconds: float, what: str, work: Callable[[], object]) -> None:
     """Run ``work`` in a worker thread every ``seconds`` until cancelled; a failure is logged
     and the next round goes ahead."""
     while True:

@@ -1,40 +1,81 @@
-"""FastAPI dependencies of the analyzer, as ``Annotated`` aliases over ``app.state``."""
+"""FastAPI dependencies of the analyzer: its typed state and the ``Annotated`` aliases routes
+declare.
+
+The lifespan stores one ``AnalyzerState`` (``splitlab.web.state.install_state``); routes and
+the console read it through ``state(request)`` or the aliases.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, TypeVar
+from dataclasses import dataclass
+from typing import Annotated
 
+from celery import Celery
 from fastapi import Depends, Request
 
+from splitlab.platform.settings import Settings
 from splitlab.web.auth import require_admin, require_compute, require_reader
+from splitlab.web.resources import CoreResources
+from splitlab.web.state import state_of
 from splitlab_analyzer.automation import Automation
+from splitlab_analyzer.console.pages import ConsolePages
+from splitlab_analyzer.console.uploads import UploadStore
 from splitlab_analyzer.repositories import ActionRepository, FeatureRepository, MetricRepository
 from splitlab_analyzer.results.history import HistoryRepository
 from splitlab_analyzer.training_requests import TrainingRequests
 
-T = TypeVar("T")
+
+@dataclass(frozen=True, slots=True)
+class AnalyzerState:
+    """What the lifespan builds for the routes and the console."""
+
+    settings: Settings
+    core: CoreResources
+    metrics: MetricRepository
+    features: FeatureRepository
+    actions: ActionRepository
+    history: HistoryRepository
+    automation: Automation
+    training_requests: TrainingRequests
+    console_pages: ConsolePages
+    upload_store: UploadStore
+    celery: Celery
 
 
-def from_state(name: str, kind: type[T]) -> Callable[[Request], T]:
-    """A dependency returning ``app.state.<name>``, checked to be a ``kind`` (set at startup)."""
-
-    def get(request: Request) -> T:
-        value = getattr(request.app.state, name)
-        assert isinstance(value, kind), f"app.state.{name} is not a {kind.__name__}"
-        return value
-
-    return get
+def state(request: Request) -> AnalyzerState:
+    return state_of(request, AnalyzerState)
 
 
-Metrics = Annotated[MetricRepository, Depends(from_state("metric_repository", MetricRepository))]
-Features = Annotated[
-    FeatureRepository, Depends(from_state("feature_repository", FeatureRepository))
-]
-Actions = Annotated[ActionRepository, Depends(from_state("action_repository", ActionRepository))]
-AutomationDep = Annotated[Automation, Depends(from_state("automation", Automation))]
-Trainings = Annotated[TrainingRequests, Depends(from_state("training_requests", TrainingRequests))]
-History = Annotated[HistoryRepository, Depends(from_state("history", HistoryRepository))]
+def get_metrics(request: Request) -> MetricRepository:
+    return state(request).metrics
+
+
+def get_features(request: Request) -> FeatureRepository:
+    return state(request).features
+
+
+def get_actions(request: Request) -> ActionRepository:
+    return state(request).actions
+
+
+def get_automation(request: Request) -> Automation:
+    return state(request).automation
+
+
+def get_training_requests(request: Request) -> TrainingRequests:
+    return state(request).training_requests
+
+
+def get_history(request: Request) -> HistoryRepository:
+    return state(request).history
+
+
+Metrics = Annotated[MetricRepository, Depends(get_metrics)]
+Features = Annotated[FeatureRepository, Depends(get_features)]
+Actions = Annotated[ActionRepository, Depends(get_actions)]
+AutomationDep = Annotated[Automation, Depends(get_automation)]
+Trainings = Annotated[TrainingRequests, Depends(get_training_requests)]
+History = Annotated[HistoryRepository, Depends(get_history)]
 AdminOnly = Depends(require_admin)
 Reader = Depends(require_reader)
 Compute = Depends(require_compute)

@@ -18,8 +18,10 @@ from splitlab.platform.health import DependencyCheck, redis_check
 from splitlab.platform.settings import Settings, load_settings
 from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
+from splitlab.web.state import install_state
 from splitlab_trainer.api import models
 from splitlab_trainer.celery_app import create_celery
+from splitlab_trainer.deps import TrainerState
 from splitlab_trainer.resources import build_resources
 from splitlab_trainer.service import TrainerService
 from splitlab_trainer.telemetry import CatalogueCollector
@@ -42,12 +44,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
         async with open_core_resources(settings, use_redis=False, kafka=False) as core:
             assert core.engine is not None
-            app.state.core = core
-            app.state.celery = celery
             res = build_resources(settings, core.engine)
-            app.state.trainer_service = TrainerService(
-                res.catalogue, res.entities, res.planner, celery, settings
-            )
+            service = TrainerService(res.catalogue, res.entities, res.planner, celery, settings)
+            install_state(app, TrainerState(core=core, celery=celery, service=service))
             collector = CatalogueCollector(core.engine)
             REGISTRY.register(collector)
             try:

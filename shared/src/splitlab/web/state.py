@@ -14,7 +14,7 @@ from typing import TypeVar
 from starlette.applications import Starlette
 from starlette.requests import Request
 
-__all__ = ["install_state", "state_of"]
+__all__ = ["app_state", "install_state", "state_of"]
 
 _ATTRIBUTE = "service_state"
 
@@ -28,7 +28,12 @@ def install_state(app: Starlette, state: object) -> None:
 def state_of(request: Request, kind: type[T]) -> T:
     """The state ``install_state`` stored, checked to be a ``kind`` (a lifespan that did not
     run, or a wrong type, fails here rather than as an AttributeError in a route)."""
-    value = getattr(request.app.state, _ATTRIBUTE, None)
+    return app_state(request.app, kind)
+
+
+def app_state(app: object, kind: type[T]) -> T:
+    """``state_of`` for an app in hand (a test's ``TestClient(app).app``)."""
+    value = getattr(getattr(app, "state", None), _ATTRIBUTE, None)
     if not isinstance(value, kind):
         raise RuntimeError(
             f"app.state holds no {kind.__name__} (got {type(value).__name__}): "

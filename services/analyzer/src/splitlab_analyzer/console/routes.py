@@ -22,7 +22,6 @@ from starlette.datastructures import UploadFile
 
 from splitlab.core.analysis.files import AnalysisSpec, SyntheticControlSpec, VarianceReductionSpec
 from splitlab.platform.errors import InvalidInputError, NotFoundError, SplitLabError
-from splitlab.platform.settings import Settings
 from splitlab.reports.numbers import number, p_value, share, signed_percent
 from splitlab_analyzer.console import access
 from splitlab_analyzer.console.pages import ConsolePages, Filters, results_csv, short_time
@@ -32,6 +31,7 @@ from splitlab_analyzer.console.uploads import (
     UploadStore,
     progress_of,
 )
+from splitlab_analyzer.deps import state
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 STATIC = {"console.css": "text/css", "console.js": "text/javascript"}
@@ -82,13 +82,11 @@ def error_page(request: Request, error: SplitLabError) -> HTMLResponse:
 
 
 def pages_of(request: Request) -> ConsolePages:
-    pages: ConsolePages = request.app.state.console_pages
-    return pages
+    return state(request).console_pages
 
 
 def store_of(request: Request) -> UploadStore:
-    store: UploadStore = request.app.state.upload_store
-    return store
+    return state(request).upload_store
 
 
 def to_login(request: Request) -> RedirectResponse:
@@ -122,7 +120,7 @@ def _safe_next(target: str) -> str:
 
 @router.get("/login")
 async def login_form(request: Request, next: str = "/ui") -> HTMLResponse:
-    settings: Settings = request.app.state.settings
+    settings = state(request).settings
     enabled = "session" in request.scope and settings.admin_api_key is not None
     return render(request, "login.html.j2", next=_safe_next(next), enabled=enabled, error=None)
 
@@ -134,7 +132,7 @@ async def login(
     next: Annotated[str, Form()] = "/ui",
     csrf_token: Annotated[str, Form()] = "",
 ) -> Response:
-    settings: Settings = request.app.state.settings
+    settings = state(request).settings
     try:
         access.check_csrf(request, csrf_token)
         access.log_in(request, settings, key)
@@ -263,7 +261,7 @@ async def _upload(request: Request, form_data: Any) -> Response:
         spec = parse_spec(fields)
         store = store_of(request)
         saved = await run_in_threadpool(store.save, file.file, file.filename, spec)
-        celery = request.app.state.celery
+        celery = state(request).celery
         folder = str((store.root / saved.id).resolve())
         sent = await run_in_threadpool(celery.send_task, TASK_NAME, [folder])
         store.queued(saved, str(sent.id))
@@ -281,11 +279,11 @@ def _progress(request: Request, upload_id: str) -> Any:
     store = store_of(request)
     saved = store.get(upload_id)
     has_report = (store.root / upload_id / "report.html").is_file()
-    state, info = "PENDING", None
+    task_state, info = "PENDING", None
     if saved.task_id is not None:
-        result = request.app.state.celery.AsyncResult(saved.task_id)
-        state, info = result.state, result.info
-    return saved, progress_of(state, info, has_report)
+        result = state(request).celery.AsyncResult(saved.task_id)
+        task_state, info = result.state, result.info
+    return saved, progress_of(task_state, info, has_report)
 
 
 @router.get("/uploads/{upload_id}")
