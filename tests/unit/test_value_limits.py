@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from splitlab.contracts.events import InvalidEventError, OutcomeEvent, parse_event
 from splitlab.contracts.values import MAX_ABS_VALUE, VALUE_RULE, check_value
-from splitlab_analyzer.consumer import metrics as consumer_metrics
+from splitlab_analyzer.consumer import telemetry as consumer_telemetry
 from splitlab_analyzer.schemas import FeatureValue
 from splitlab_router.schemas import OutcomeIn
 
@@ -58,7 +58,7 @@ def test_the_consumer_creates_its_topic_counters_at_zero() -> None:
     topic = f"splitlab.test.{uuid.uuid4().hex[:8]}"
     name = "splitlab_analyzer_dead_letters_total"
     assert REGISTRY.get_sample_value(name, {"topic": topic}) is None
-    consumer_metrics.initialise([topic])
+    consumer_telemetry.initialise([topic])
     assert REGISTRY.get_sample_value(name, {"topic": topic}) == 0.0
 
 

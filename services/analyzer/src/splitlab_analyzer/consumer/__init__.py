@@ -4,5 +4,6 @@
 - :mod:`.sink` writes a batch to Postgres in one transaction, idempotently by ``event_id``;
 - :mod:`.loop` polls, writes, commits offsets after the database commit, and backs off while
   Postgres is down;
-- :mod:`.main` is the process entry point (``splitlab-analyzer-consumer``).
+- :mod:`.main` is the process entry point (``splitlab-analyzer-consumer``);
+- :mod:`.telemetry` holds its Prometheus series.
 """

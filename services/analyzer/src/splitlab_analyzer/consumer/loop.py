@@ -22,7 +22,7 @@ import psycopg2
 from sqlalchemy.exc import DBAPIError
 
 from splitlab.contracts.topics import EventType
-from splitlab_analyzer.consumer import metrics
+from splitlab_analyzer.consumer import telemetry
 from splitlab_analyzer.consumer.rows import Batch, DeadLetter, RawRecord, Row, build_batch
 
 logger = logging.getLogger(__name__)
@@ -111,8 +111,8 @@ class IngestLoop:
         self.write_with_retry(batch, stop)
         self.publish_dead_letters(batch.dead_letters)
         self.commit(batch)
-        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
-        metrics.BATCH_EVENTS.observe(batch.records)
+        telemetry.BATCH_SECONDS.observe(time.perf_counter() - started)
+        telemetry.BATCH_EVENTS.observe(batch.records)
         self.batches += 1
         self.update_lag()
         return batch
@@ -149,7 +149,7 @@ class IngestLoop:
             try:
                 inserted = self.sink.write(batch.rows)
             except Exception as exc:
-                metrics.DB_WRITE_FAILURES.inc()
+                telemetry.DB_WRITE_FAILURES.inc()
                 if not is_transient(exc):
                     logger.warning("batch refused by Postgres; writing row by row", exc_info=True)
                     inserted = self.write_row_by_row(batch)
@@ -173,8 +173,8 @@ class IngestLoop:
         for kind, rows in batch.rows.items():
             topic = self.topic_of(kind)
             new = inserted.get(kind, 0)
-            metrics.EVENTS_INGESTED.labels(topic).inc(new)
-            metrics.EVENTS_DUPLICATE.labels(topic).inc(max(0, len(rows) - new))
+            telemetry.EVENTS_INGESTED.labels(topic).inc(new)
+            telemetry.EVENTS_DUPLICATE.labels(topic).inc(max(0, len(rows) - new))
 
     def write_row_by_row(self, batch: Batch) -> dict[EventType, int]:
         inserted: dict[EventType, int] = {}
@@ -208,20 +208,20 @@ class IngestLoop:
         assigned = list(self.consumer.assignment())
         if assigned:
             self.consumer.pause(*assigned)
-        metrics.CONSUMER_PAUSED.set(1)
+        telemetry.CONSUMER_PAUSED.set(1)
 
     def resume(self) -> None:
         paused = list(self.consumer.paused())
         if paused:
             self.consumer.resume(*paused)
-        metrics.CONSUMER_PAUSED.set(0)
+        telemetry.CONSUMER_PAUSED.set(0)
 
     def publish_dead_letters(self, dead: list[DeadLetter]) -> None:
         if not dead:
             return
         for letter in dead:
             self.dead_letters.send(self.dead_letter_topic, letter.to_bytes(), letter.record.key)
-            metrics.DEAD_LETTERS.labels(letter.record.topic).inc()
+            telemetry.DEAD_LETTERS.labels(letter.record.topic).inc()
             logger.warning(
                 "dead letter",
                 extra={
@@ -262,7 +262,7 @@ class IngestLoop:
             except Exception:
                 continue
             if position is not None:
-                metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
+                telemetry.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(
                     max(0, high - position)
                 )
 

@@ -24,7 +24,7 @@ from splitlab.platform.connections import (
 )
 from splitlab.platform.settings import Settings, load_settings
 from splitlab.platform.telemetry.logs import configure_logging
-from splitlab_analyzer.consumer import metrics
+from splitlab_analyzer.consumer import telemetry
 from splitlab_analyzer.consumer.loop import IngestLoop
 from splitlab_analyzer.consumer.rows import topic_types
 from splitlab_analyzer.consumer.sink import PostgresSink
@@ -42,7 +42,7 @@ def run(
 ) -> None:
     """Consume until ``stop`` is set. ``topics`` overrides the event topics (tests)."""
     event_topics = dict(topics or EVENT_TOPICS)
-    metrics.initialise(event_topics.values())
+    telemetry.initialise(event_topics.values())
     if serve_metrics and settings.analyzer_consumer_metrics_port:
         try:
             start_http_server(

@@ -1,4 +1,4 @@
-"""Prometheus metrics of the ingestion process (``SPLITLAB_ANALYZER_CONSUMER_METRICS_PORT``).
+"""Prometheus series of the ingestion process (``SPLITLAB_ANALYZER_CONSUMER_METRICS_PORT``).
 
 Labels are bounded: ``topic`` is one of the event topics, ``partition`` a partition number.
 """
