@@ -12,8 +12,8 @@ from pydantic import ValidationError
 from splitlab.contracts.events import OutcomeEvent
 from splitlab.platform.errors import InvalidInputError
 from splitlab_analyzer.schemas import FeatureValue
-from splitlab_router.service.outcomes import OutcomeService
 from splitlab_router.schemas import OutcomeBatch, OutcomeIn
+from splitlab_router.service.outcomes import OutcomeService
 from tests.unit.assigning.fakes import CollectingPublisher
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -14,9 +14,9 @@ from splitlab.assigning.cache import CachedExperiment, ExperimentCache
 from splitlab.assigning.service import AssignmentService
 from splitlab.assigning.sticky import StickyStore
 from splitlab.platform.errors import ConflictError, InvalidInputError
+from splitlab_router.schemas import OutcomeIn, PredictRequest
 from splitlab_router.service.outcomes import OutcomeService
 from splitlab_router.service.predict import PredictionService, plan_for
-from splitlab_router.schemas import OutcomeIn, PredictRequest
 from splitlab_router.service.serving import Feature, ModelError, ModelOutput
 from tests.unit.assigning.fakes import CollectingPublisher, FakeRedis
 
