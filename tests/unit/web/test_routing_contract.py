@@ -3,10 +3,11 @@
 The lane reads only public names: an endpoint's signature and type hints, ``APIRoute.path``,
 ``.methods``, ``.endpoint`` and ``.dependencies``, ``APIRouter.routes`` and ``.dependencies``
 (the app's ``router.dependencies``), ``params.Depends.dependency``, ``params.Header.alias`` and
-``.convert_underscores``, ``Starlette.exception_handlers``. If an upgrade renames one, or
-changes what it holds (say, a router's dependencies no longer copied onto its routes), a test
-here fails, and a lean route answering differently from the same route through FastAPI fails
-the byte-for-byte comparison below.
+``.convert_underscores``, ``Starlette.exception_handlers``; so do the shell's body limits, 405
+answers and OpenAPI security (``splitlab.web.openapi.api_routes``, ``declared_calls``). If an
+upgrade renames one, or changes what it holds (say, a router's dependencies no longer copied
+onto its routes), a test here fails, and a lean route answering differently from the same
+route through FastAPI fails the byte-for-byte comparison below.
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ from splitlab.platform.health import DependencyCheck
 from splitlab.platform.settings import Settings
 from splitlab.web.app import ServiceApp, create_service_app
 from splitlab.web.auth import require_caller
-from splitlab.web.routing import LANE_SCOPE_KEY, LeanEndpoint, LeanRoute, lean_routes
+from splitlab.web.openapi import api_routes
+from splitlab.web.routing import (
+    LANE_SCOPE_KEY,
+    LeanEndpoint,
+    LeanRoute,
+    declared_calls,
+    lean_routes,
+)
 from splitlab.web.storable import check_parameters
 
 
@@ -200,3 +208,50 @@ def test_a_required_header_or_a_nested_dependency_fails_at_start_up() -> None:
             @router.post("/o")
             async def create(order: Order) -> Response:
                 return Response()
+
+
+def test_the_declared_routes_are_every_operation_of_the_openapi_document() -> None:
+    """``api_routes`` (body limits, 405 answers, security schemes) reads the routers as declared;
+    FastAPI's document is built from what it really serves: the two must list the same."""
+    from splitlab_assignment.app import create_app
+
+    app = create_app(
+        Settings(
+            admin_api_key=SecretStr("a" * 24),
+            assign_api_key=SecretStr("c" * 24),
+            _env_file=None,  # type: ignore[call-arg]
+        )
+    )
+    assert isinstance(app, ServiceApp)
+    declared = {
+        (route.path, method.lower())
+        for route in api_routes(app.routes, app.routers)
+        if route.include_in_schema
+        for method in route.methods or ()
+    }
+    document = app.openapi()
+    served = {(path, method) for path, ops in document["paths"].items() for method in ops}
+    assert declared == served
+    # The security read from declared dependencies: the actor parameter (admin_actor) of a
+    # change, the router's caller check of /assign.
+    assert document["paths"]["/experiments"]["post"]["security"] == [{"adminKey": []}]
+    assert document["paths"]["/assign"]["post"]["security"] == [
+        {"callerKey": []},
+        {"adminKey": []},
+    ]
+
+
+def test_declared_calls_follow_parameters_and_nested_dependencies() -> None:
+    def inner(request: Request) -> None:
+        return None
+
+    router = APIRouter(dependencies=[Depends(require_caller)])
+
+    @router.post("/o")
+    async def create(order: Order, who: Annotated[None, Depends(nested)]) -> Response:
+        return Response()
+
+    (route,) = router.routes
+    assert isinstance(route, APIRoute)
+    calls = list(declared_calls(route, [Depends(inner)]))
+    assert calls == [inner, require_caller, nested, required]

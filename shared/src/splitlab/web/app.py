@@ -105,10 +105,11 @@ def create_service_app(
     app.state.health_checks = []
     install_error_handlers(app)
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(files("fastapi_offline") / "static")))
-    app.include_router(_docs_router(app.title))
-    app.include_router(_operations_router())
-    for router in routers:
-        app.include_router(router)  # as declared: the hot lane serves lean routes at .path
+    app.routers = [_docs_router(app.title), _operations_router(), *routers]
+    for router in app.routers:
+        # As declared (no prefix or include-level dependencies): each route's ``path`` is the
+        # path it serves, which the hot lane, the body limits and the OpenAPI additions read.
+        app.include_router(router)
     app.lean_routes = lean_routes(routers)
     return app
 
@@ -118,15 +119,17 @@ class ServiceApp(FastAPI):
     metrics, access log) around ``HotLane`` (lean routes answered directly) around FastAPI's
     own stack. Built on the first request, when every route is known."""
 
+    routers: Sequence[APIRouter] = ()
+    """The routers ``create_service_app`` included (the shell's and the service's)."""
     lean_routes: Sequence[LeanRoute] = ()
 
     def build_middleware_stack(self) -> ASGIApp:
         settings: Settings = self.state.settings
         # A route may take larger bodies than the setting (``max_body_size=``, exact paths).
         limits = {
-            path: route.max_body_size
-            for path, _, _, route in api_routes(self.routes)
-            if getattr(route, "max_body_size", None) and "{" not in path
+            route.path: route.max_body_size
+            for route in api_routes(self.routes, self.routers)
+            if route.max_body_size and "{" not in route.path
         }
         return RequestMiddleware(
             HotLane(
@@ -144,7 +147,10 @@ class ServiceApp(FastAPI):
     def openapi(self) -> dict[str, Any]:
         if self.openapi_schema is None:
             self.openapi_schema = complete_openapi(
-                super().openapi(), self.routes, self.state.settings
+                super().openapi(),
+                api_routes(self.routes, self.routers),
+                self.state.settings,
+                self.router.dependencies,
             )
         return self.openapi_schema
 

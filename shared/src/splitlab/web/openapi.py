@@ -21,10 +21,10 @@ rule for all services:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
-from fastapi.dependencies.models import Dependant
+from fastapi import APIRouter, params
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
@@ -37,6 +37,7 @@ from splitlab.web.auth import (
     require_compute,
     require_reader,
 )
+from splitlab.web.routing import declared_calls
 
 __all__ = ["api_routes", "complete_openapi"]
 
@@ -150,33 +151,24 @@ def forbid_nul(schema: Any) -> None:
 _TYPED_KEYS = frozenset(_TYPED)
 
 
-def api_routes(routes: Sequence[BaseRoute]) -> Iterator[tuple[str, set[str], Dependant, Any]]:
-    """Every API route as (full path, methods, effective dependant, the route or its context).
-
-    An included router (FastAPI >= 0.160) dispatches through "effective contexts" that carry the
-    include's prefix, dependencies and limits; they are what to read."""
+def api_routes(routes: Sequence[BaseRoute], routers: Iterable[APIRouter]) -> Iterator[APIRoute]:
+    """Every API route as declared: those added on the app itself (``routes``, the app's own)
+    and those of ``routers``, which ``create_service_app`` includes without a prefix, so each
+    route's ``path`` is the path it serves. Public names only: since FastAPI 0.137 an included
+    router is a private ``_IncludedRouter`` in ``app.routes``, which this does not read."""
     for route in routes:
-        contexts = getattr(route, "effective_route_contexts", None)
-        if contexts is not None:
-            for context in contexts():
-                if isinstance(context.original_route, APIRoute) and context.dependant:
-                    yield context.path, set(context.methods), context.dependant, context
-        elif isinstance(route, APIRoute):
-            yield route.path, set(route.methods or ()), route.dependant, route
+        if isinstance(route, APIRoute):
+            yield route
+    for router in routers:
+        for route in router.routes:
+            if isinstance(route, APIRoute):
+                yield route
 
 
-def _calls(dependant: Dependant) -> Iterator[Callable[..., Any]]:
-    for sub in dependant.dependencies:
-        if sub.call is not None:
-            yield sub.call
-        yield from _calls(sub)
-
-
-def _schemes_of(dependant: Dependant, roles: frozenset[str]) -> list[str]:
+def _schemes_of(calls: set[Callable[..., Any]], roles: frozenset[str]) -> list[str]:
     """The keys an operation accepts, given the roles with a configured key: changes take the
     admin key; reads a read key once one is configured; expensive computations a read key
     always; production calls a caller key once one is configured; an admin key all of them."""
-    calls = set(_calls(dependant))
     schemes = []
     if calls & {require_compute} or (calls & {require_reader} and "read" in roles):
         schemes.append("readKey")
@@ -188,9 +180,13 @@ def _schemes_of(dependant: Dependant, roles: frozenset[str]) -> list[str]:
 
 
 def complete_openapi(
-    schema: dict[str, Any], routes: Sequence[BaseRoute], settings: Settings
+    schema: dict[str, Any],
+    routes: Iterable[APIRoute],
+    settings: Settings,
+    app_dependencies: Sequence[params.Depends] = (),
 ) -> dict[str, Any]:
-    """``schema`` (FastAPI's document) with the shell's answers and security added, in place."""
+    """``schema`` (FastAPI's document) with the shell's answers and security added, in place;
+    ``routes`` are ``api_routes``, ``app_dependencies`` the app's own."""
     components = schema.setdefault("components", {})
     schemas = components.setdefault("schemas", {})
     for part in schemas.values():
@@ -199,9 +195,11 @@ def complete_openapi(
     schemas["JsonValue"] = JSON_VALUE
     roles = KeyRing.from_settings(settings).roles
     schemes_by_operation = {
-        (path, method.lower()): _schemes_of(dependant, roles)
-        for path, methods, dependant, _ in api_routes(routes)
-        for method in methods
+        (route.path, method.lower()): _schemes_of(
+            set(declared_calls(route, app_dependencies)), roles
+        )
+        for route in routes
+        for method in route.methods or ()
     }
     used: set[str] = set()
     for path, operations in schema.get("paths", {}).items():

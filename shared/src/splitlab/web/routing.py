@@ -47,7 +47,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from splitlab.web.middleware import replay_receive
 
-__all__ = ["HotLane", "LeanEndpoint", "LeanRoute", "lean_routes"]
+__all__ = ["HotLane", "LeanEndpoint", "LeanRoute", "declared_calls", "lean_routes"]
 
 _JSON = b"application/json"
 LANE_SCOPE_KEY = "splitlab.lean"
@@ -76,6 +76,29 @@ def _is_dependency(parameter: inspect.Parameter, hint: Any) -> bool:
     return isinstance(parameter.default, params.Depends) or any(
         isinstance(item, params.Depends) for item in _metadata(hint)
     )
+
+
+def declared_calls(
+    route: APIRoute, app_dependencies: Sequence[params.Depends] = ()
+) -> Iterator[Callable[..., Any]]:
+    """Every dependency callable ``route`` runs, read from what is declared: the app's and the
+    route's ``dependencies`` and the endpoint's ``Depends`` parameters, each with its own."""
+    for depends in [*app_dependencies, *route.dependencies]:
+        if depends.dependency is not None:
+            yield depends.dependency
+            yield from _parameter_calls(depends.dependency)
+    yield from _parameter_calls(route.endpoint)
+
+
+def _parameter_calls(call: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    for _, parameter, hint in _parameters(call):
+        declared = [item for item in _metadata(hint) if isinstance(item, params.Depends)]
+        if isinstance(parameter.default, params.Depends):
+            declared.append(parameter.default)
+        for depends in declared:
+            if depends.dependency is not None:
+                yield depends.dependency
+                yield from _parameter_calls(depends.dependency)
 
 
 def _header_of(parameter: inspect.Parameter, hint: Any) -> tuple[params.Header, Any] | None:
