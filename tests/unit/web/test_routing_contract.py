@@ -225,7 +225,7 @@ def test_the_declared_routes_are_every_operation_of_the_openapi_document() -> No
     assert isinstance(app, ServiceApp)
     declared = {
         (route.path, method.lower())
-        for route in api_routes(app.routes, app.routers)
+        for route in api_routes(app.routes, app.included_routers)
         if route.include_in_schema
         for method in route.methods or ()
     }

@@ -105,8 +105,8 @@ def create_service_app(
     app.state.health_checks = []
     install_error_handlers(app)
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(files("fastapi_offline") / "static")))
-    app.routers = [_docs_router(app.title), _operations_router(), *routers]
-    for router in app.routers:
+    app.included_routers = [_docs_router(app.title), _operations_router(), *routers]
+    for router in app.included_routers:
         # As declared (no prefix or include-level dependencies): each route's ``path`` is the
         # path it serves, which the hot lane, the body limits and the OpenAPI additions read.
         app.include_router(router)
@@ -119,7 +119,7 @@ class ServiceApp(FastAPI):
     metrics, access log) around ``HotLane`` (lean routes answered directly) around FastAPI's
     own stack. Built on the first request, when every route is known."""
 
-    routers: Sequence[APIRouter] = ()
+    included_routers: Sequence[APIRouter] = ()
     """The routers ``create_service_app`` included (the shell's and the service's)."""
     lean_routes: Sequence[LeanRoute] = ()
 
@@ -128,7 +128,7 @@ class ServiceApp(FastAPI):
         # A route may take larger bodies than the setting (``max_body_size=``, exact paths).
         limits = {
             route.path: route.max_body_size
-            for route in api_routes(self.routes, self.routers)
+            for route in api_routes(self.routes, self.included_routers)
             if route.max_body_size and "{" not in route.path
         }
         return RequestMiddleware(
@@ -148,7 +148,7 @@ class ServiceApp(FastAPI):
         if self.openapi_schema is None:
             self.openapi_schema = complete_openapi(
                 super().openapi(),
-                api_routes(self.routes, self.routers),
+                api_routes(self.routes, self.included_routers),
                 self.state.settings,
                 self.router.dependencies,
             )

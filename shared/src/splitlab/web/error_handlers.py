@@ -147,7 +147,7 @@ def _allowed_methods(request: Request) -> list[str]:
 
     path = request.url.path
     methods: set[str] = set()
-    for route in api_routes(request.app.routes, getattr(request.app, "routers", ())):
+    for route in api_routes(request.app.routes, getattr(request.app, "included_routers", ())):
         if route.path_regex.match(path):
             methods |= route.methods or set()
     return sorted(methods)
