@@ -17,15 +17,21 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
+from splitlab.messaging.topics import EVENT_TOPICS
 from splitlab.simulation.demo import DEMO_KEY
-from tests.integration.system.conftest import Platform
-from tests.support.stack import REPO
+from tests.integration.system.conftest import Platform, running_platform
+from tests.support.databases import own_database
+from tests.support.stack import REPO, StackEndpoints
 
 README = REPO / "README.md"
 FENCE = re.compile(r"(?:<!-- (?P<marker>[^>]*?) -->\n)?```(?P<lang>[\w-]*)\n(?P<body>.*?)```", re.S)
@@ -152,6 +158,41 @@ def test_a_failing_block_names_itself(tmp_path: Path) -> None:
     assert re.findall(f"{DONE} (\\d+)", result.stdout) == ["1"]
 
 
+def group_at_the_end(bootstrap: str) -> str:
+    """A new consumer group with its offsets at the current end of the event topics: the
+    analyzer then counts this module's events only, not the shared broker's history (where
+    `make run`'s own demo, of the same key, may have left events)."""
+    group = f"readme-test-{uuid.uuid4().hex[:8]}"
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in EVENT_TOPICS.values()
+            for p in consumer.partitions_for_topic(topic) or ()
+        ]
+        assert partitions, "the event topics are missing: run `splitlab kafka create-topics`"
+        consumer.assign(partitions)
+        ends = consumer.end_offsets(partitions)
+        consumer.commit({tp: OffsetAndMetadata(end, "", -1) for tp, end in ends.items()})
+    finally:
+        consumer.close()
+    return group
+
+
+@pytest.fixture(scope="module")
+def platform(stack: StackEndpoints, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
+    """The whole-system platform (``running_platform``), reading only events sent from now."""
+    group = group_at_the_end(stack.kafka_bootstrap_servers)
+    with (
+        own_database(stack.database_url, "splitlab_readme") as database_url,
+        running_platform(
+            stack, database_url, tmp_path_factory.mktemp("readme"),
+            SPLITLAB_ANALYZER_CONSUMER_GROUP=group,
+        ) as platform,
+    ):  # fmt: skip
+        yield platform
+
+
 @pytest.fixture(scope="module")
 def demo(platform: Platform) -> subprocess.CompletedProcess[str]:
     """``make run``'s demo step on the platform: ``splitlab demo`` as the Makefile calls it."""
@@ -188,8 +229,7 @@ def test_make_runs_demo_step_leaves_units_in_every_variant(
     assert f"experiment {DEMO_KEY}" in again.stderr, "reused, not created twice"
     with platform.admin() as client:
         listed = client.get(f"{endpoints.assignment_url}/experiments").json()
-    items = listed["items"] if isinstance(listed, dict) else listed
-    assert [e["key"] for e in items].count(DEMO_KEY) == 1
+    assert [e["key"] for e in listed["experiments"]].count(DEMO_KEY) == 1
 
 
 def checkout(platform: Platform, folder: Path) -> Path:
