@@ -27,7 +27,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.structs import OffsetAndMetadata
 
-from splitlab.messaging.topics import EVENT_TOPICS
+from splitlab.contracts.topics import EVENT_TOPICS
 from splitlab.simulation.demo import DEMO_KEY
 from tests.integration.system.conftest import Platform, running_platform
 from tests.support.databases import own_database
