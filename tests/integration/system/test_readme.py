@@ -269,6 +269,7 @@ def test_every_block_of_the_readme_runs_as_written(
     assert "signed_up" in result.stdout, "the quickstart's results table"
     assert "'treatment': {'action':" in result.stdout, "the decisions from the JSON results"
     assert "on-call,demo-team" in result.stdout, "the README's amtool comment"
+    assert '"model_name":"ranker"' in result.stdout, "the README's /predict comment"
     for report in ("quickstart.html", "demo.html"):
         html = (workdir / report).read_text(encoding="utf-8")
         assert html.lower().startswith("<!doctype html>")
