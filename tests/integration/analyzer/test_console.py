@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from splitlab.assigning.runtime import DiscardingPublisher
 from splitlab.platform.settings import Settings
 from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
@@ -32,18 +33,13 @@ CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 EVIL = '<script>window.__pwned = 1</script>"ranker" & co'
 
 
-class DiscardingPublisher:
-    def publish(self, event: Any) -> None:
-        pass
-
-
 @pytest.fixture
 def assignment(analyzer_settings: Settings, redis_client: Any) -> Iterator[TestClient]:
     from splitlab_assignment.app import create_app as create_assignment_app
 
     app = create_assignment_app(
         analyzer_settings.model_copy(update={"admin_api_key": SecretStr(ADMIN_KEY)}),
-        publisher_factory=lambda _settings: DiscardingPublisher(),  # type: ignore[arg-type,return-value]
+        publisher_factory=lambda _settings: DiscardingPublisher(),
     )
     with TestClient(app) as client:
         yield client

@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from splitlab.assigning.runtime import DiscardingPublisher
 from splitlab.platform.settings import Settings
 from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
@@ -25,11 +26,6 @@ from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY, define_metrics
 from tests.integration.analyzer.simulation import simulate
 
 pytestmark = pytest.mark.integration
-
-
-class DiscardingPublisher:
-    def publish(self, event: Any) -> None:
-        pass
 
 
 ANALYZER_KEY = "analyzer-own-key-0123456789"
@@ -49,7 +45,7 @@ def assignment(keyed_settings: Settings, redis_client: Any) -> Iterator[TestClie
         keyed_settings.model_copy(
             update={"admin_api_key": SecretStr(ADMIN_KEY), "preflight_checks": False}
         ),
-        publisher_factory=lambda _settings: DiscardingPublisher(),  # type: ignore[arg-type,return-value]
+        publisher_factory=lambda _settings: DiscardingPublisher(),
     )
     with TestClient(app) as client:
         yield client

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 
+from splitlab.assigning.runtime import DiscardingPublisher
 from splitlab.platform.settings import Settings
 from splitlab_analyzer.app import create_app as create_analyzer
 from splitlab_assignment.app import create_app as create_assignment
@@ -20,11 +21,6 @@ from tests.integration.assignment.conftest import ADMIN_KEY, experiment_body
 from tests.support.kafka_broker import free_port
 
 ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
-
-
-class DiscardingPublisher:
-    def publish(self, event: Any) -> None:
-        return None
 
 
 @pytest.fixture
@@ -47,7 +43,7 @@ def analyzer(checked: Settings) -> Iterator[TestClient]:
 
 @pytest.fixture
 def router(checked: Settings) -> Iterator[TestClient]:
-    app = create_router(checked, publisher_factory=lambda _: DiscardingPublisher())  # type: ignore[arg-type,return-value]
+    app = create_router(checked, publisher_factory=lambda _: DiscardingPublisher())
     with TestClient(app) as client:
         yield client
 
@@ -74,7 +70,7 @@ def test_start_refuses_what_is_missing_naming_each_until_defined_or_forced(
     n, key = names(), f"pf-{uuid.uuid4().hex[:8]}"
     app = create_assignment(
         checked,
-        publisher_factory=lambda _: DiscardingPublisher(),  # type: ignore[arg-type,return-value]
+        publisher_factory=lambda _: DiscardingPublisher(),
         analyzer_http=analyzer,
         router_http=router,
     )
@@ -137,7 +133,7 @@ def test_a_router_that_cannot_be_asked_refuses_start_with_503_naming_it(
     nobody = httpx.Client(base_url=f"http://127.0.0.1:{free_port()}", timeout=2.0)
     app = create_assignment(
         checked,
-        publisher_factory=lambda _: DiscardingPublisher(),  # type: ignore[arg-type,return-value]
+        publisher_factory=lambda _: DiscardingPublisher(),
         analyzer_http=analyzer,
         router_http=nobody,
     )
