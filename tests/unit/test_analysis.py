@@ -11,7 +11,13 @@ import pandas as pd
 import pytest
 
 import splitlab
-from splitlab.analysis import CUPAC_COLUMN, MetricStatistics, analyze_statistics, compute_statistics
+from splitlab.analysis import (
+    CUPAC_COLUMN,
+    MetricStatistics,
+    analyze_horizons,
+    analyze_statistics,
+    compute_statistics,
+)
 from splitlab.stats.sufficient import Moments
 
 FAST_CUPAC: dict[str, Any] = {"cupac_params": {"max_iter": 40}, "cupac_folds": 3}
@@ -321,3 +327,26 @@ def test_object_numbers_and_booleans_are_accepted() -> None:
     assert result.metrics["y"].dropped_rows == 10
     assert result.metrics["flag"].kind == "proportion"
     assert math.isfinite(result.metrics["y"].comparisons["t"].comparison.p_value)
+
+
+@pytest.mark.parametrize("method", ["none", "cuped", "auto"])
+def test_both_horizons_of_one_pass_equal_two_separate_analyses(method: str) -> None:
+    """``analyze_horizons`` estimates once and views the estimates at both horizons: the
+    same numbers as a fixed-horizon and an always-valid ``analyze_statistics``."""
+    data = make_data(seed=3)
+    stats, counts, rows = compute_statistics(
+        data, metrics=["revenue", "converted"], covariates=["revenue_pre", "f1"]
+    )
+    options: dict[str, Any] = {
+        "method": method,
+        "rows": rows,
+        "guardrails": {"converted": 0.05},
+        "tuning_n": 3000.0,
+    }
+    both = analyze_horizons(stats, counts, min_sample=500, **options)
+    fixed = analyze_statistics(stats, counts, sequential=False, min_sample=500, **options)
+    sequential = analyze_statistics(stats, counts, sequential=True, **options)
+    assert both.fixed.to_dict() == fixed.to_dict()
+    assert both.sequential.to_dict() == sequential.to_dict()
+    assert both.at(True) is both.sequential
+    assert both.fixed.to_dict() != both.sequential.to_dict()

@@ -48,8 +48,10 @@ from splitlab.stats.sufficient import Moments, merge_all
 __all__ = [
     "CUPAC_COLUMN",
     "AnalysisResult",
+    "Horizons",
     "MetricStatistics",
     "analyze",
+    "analyze_horizons",
     "analyze_statistics",
     "compute_statistics",
     "count_by_period",
@@ -371,19 +373,38 @@ def compute_statistics(
 
 
 # --- the engine on sufficient statistics ------------------------------------------------------
-def _metric_result(
+@dataclass(frozen=True)
+class Horizons:
+    """One analysis at both horizons (:func:`analyze_horizons`)."""
+
+    fixed: AnalysisResult
+    """Fixed-horizon tests (valid once, at the planned sample)."""
+    sequential: AnalysisResult
+    """Always-valid tests and confidence sequences (valid at every look)."""
+
+    def at(self, sequential: bool) -> AnalysisResult:
+        return self.sequential if sequential else self.fixed
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """One metric's candidate estimates (fixed horizon) and the method picked among them."""
+
+    requested: str
+    chosen: str
+    reason: str
+    candidates: dict[str, Any]
+
+
+def _metric_choice(
     stats: MetricStatistics,
     order: Sequence[str],
     method: str,
     alpha: float,
     alternative: str,
-    sequential: bool,
-    tuning_n: float,
-    correction: str,
-    lower_is_better: bool,
     strata: Sequence[Sequence[Hashable]] = (),
     inapplicable: Inapplicable = "raise",
-) -> MetricResult:
+) -> _Choice:
     arms = [stats.moments[v] for v in order]
     cov_idx = [stats.columns.index(c) for c in stats.covariates]
     cupac_idx = stats.columns.index(CUPAC_COLUMN) if CUPAC_COLUMN in stats.columns else None
@@ -429,6 +450,20 @@ def _metric_result(
         chosen, reason = "none", f"{why[1]}; unadjusted"
     else:
         chosen, reason = method, "requested"
+    return _Choice(requested, chosen, reason, dict(candidates))
+
+
+def _metric_view(
+    stats: MetricStatistics,
+    choice: _Choice,
+    sequential: bool,
+    tuning_n: float,
+    correction: str,
+    lower_is_better: bool,
+) -> MetricResult:
+    """The metric's result at one horizon: the fixed-horizon candidates as they are, or turned
+    into always-valid ones (the method is chosen on the fixed-horizon estimates either way)."""
+    candidates = choice.candidates
     if sequential:
         candidates = {
             m: type(c)(
@@ -438,7 +473,7 @@ def _metric_result(
             )
             for m, c in candidates.items()
         }
-    picked = candidates[chosen]
+    picked = candidates[choice.chosen]
     variants = list(picked.comparisons)
     adjusted = adjust_p_values([picked.comparisons[v].p_value for v in variants], correction)
     comparisons = {}
@@ -451,9 +486,9 @@ def _metric_result(
     return MetricResult(
         name=stats.name,
         kind=stats.kind,
-        method=chosen,
-        requested_method=requested,
-        reason=reason,
+        method=choice.chosen,
+        requested_method=choice.requested,
+        reason=choice.reason,
         detail=picked.detail,
         variance_reduction=picked.variance_reduction,
         comparisons=comparisons,
@@ -505,6 +540,7 @@ def _check_options(method: str, alpha: float, alternative: str, correction: str)
 def analyze_statistics(
     metrics: Sequence[MetricStatistics],
     counts: Mapping[str, int],
+    *,
     control: str = "control",
     method: str = "auto",
     alpha: float = 0.05,
@@ -541,6 +577,107 @@ def analyze_statistics(
     ``inapplicable="raise"``; with ``"unadjusted"`` that metric is analyzed without adjustment
     and its ``method``/``reason`` say so (the other metrics keep the requested method).
     """
+    return _analyze(
+        metrics,
+        counts,
+        horizons=[(sequential, min_sample)],
+        control=control,
+        method=method,
+        alpha=alpha,
+        alternative=alternative,
+        weights=weights,
+        correction=correction,
+        tuning_n=tuning_n,
+        guardrails=guardrails,
+        lower_is_better=lower_is_better,
+        srm_threshold=srm_threshold,
+        srm_min_count=srm_min_count,
+        rows=rows,
+        period_counts=period_counts,
+        period_weights=period_weights,
+        period_starts=period_starts,
+        inapplicable=inapplicable,
+    )[0]
+
+
+def analyze_horizons(
+    metrics: Sequence[MetricStatistics],
+    counts: Mapping[str, int],
+    *,
+    control: str = "control",
+    method: str = "auto",
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+    weights: Mapping[str, float] | Sequence[float] | None = None,
+    correction: str = "holm",
+    tuning_n: float = DEFAULT_TUNING_N,
+    guardrails: Mapping[str, float] | None = None,
+    lower_is_better: Sequence[str] = (),
+    min_sample: int | None = None,
+    srm_threshold: float = DEFAULT_THRESHOLD,
+    srm_min_count: int = DEFAULT_MIN_COUNT,
+    rows: RowCounts | None = None,
+    period_counts: Mapping[Hashable, Mapping[str, int]] | None = None,
+    period_weights: Mapping[Hashable, Mapping[str, float]] | None = None,
+    period_starts: Mapping[Hashable, str] | None = None,
+    inapplicable: Inapplicable = "raise",
+) -> Horizons:
+    """Both horizons of one analysis: the fixed-horizon result and the always-valid one.
+
+    The same arguments as :func:`analyze_statistics` (without ``sequential``); each metric's
+    candidate estimates and method choice are computed once and viewed at both horizons, so
+    ``analyze_horizons(...).fixed`` equals ``analyze_statistics(..., sequential=False)`` and
+    ``.sequential`` equals ``analyze_statistics(..., sequential=True, min_sample=None)``
+    (``min_sample`` is a fixed-horizon rule: an always-valid test may stop at any time).
+    """
+    fixed, sequential = _analyze(
+        metrics,
+        counts,
+        horizons=[(False, min_sample), (True, None)],
+        control=control,
+        method=method,
+        alpha=alpha,
+        alternative=alternative,
+        weights=weights,
+        correction=correction,
+        tuning_n=tuning_n,
+        guardrails=guardrails,
+        lower_is_better=lower_is_better,
+        srm_threshold=srm_threshold,
+        srm_min_count=srm_min_count,
+        rows=rows,
+        period_counts=period_counts,
+        period_weights=period_weights,
+        period_starts=period_starts,
+        inapplicable=inapplicable,
+    )
+    return Horizons(fixed, sequential)
+
+
+def _analyze(
+    metrics: Sequence[MetricStatistics],
+    counts: Mapping[str, int],
+    *,
+    control: str = "control",
+    method: str = "auto",
+    alpha: float = 0.05,
+    alternative: str = "two-sided",
+    horizons: Sequence[tuple[bool, int | None]],
+    weights: Mapping[str, float] | Sequence[float] | None = None,
+    correction: str = "holm",
+    tuning_n: float = DEFAULT_TUNING_N,
+    guardrails: Mapping[str, float] | None = None,
+    lower_is_better: Sequence[str] = (),
+    srm_threshold: float = DEFAULT_THRESHOLD,
+    srm_min_count: int = DEFAULT_MIN_COUNT,
+    rows: RowCounts | None = None,
+    period_counts: Mapping[Hashable, Mapping[str, int]] | None = None,
+    period_weights: Mapping[Hashable, Mapping[str, float]] | None = None,
+    period_starts: Mapping[Hashable, str] | None = None,
+    inapplicable: Inapplicable = "raise",
+) -> list[AnalysisResult]:
+    """Every horizon of ``horizons`` ((sequential, min_sample) pairs) from one set of
+    candidate estimates per metric."""
     if inapplicable not in ("raise", "unadjusted"):
         raise ValueError(f"inapplicable must be 'raise' or 'unadjusted'; got {inapplicable!r}")
     _check_options(method, alpha, alternative, correction)
@@ -588,48 +725,49 @@ def analyze_statistics(
         raise ValueError(
             f"guardrails/lower_is_better name unknown metrics {unknown}; metrics: {names}"
         )
-    results = {
-        m.name: _metric_result(
-            m,
-            order,
-            method,
-            alpha,
-            alternative,
-            sequential,
-            tuning_n,
-            correction,
-            m.name in lower_is_better,
-            strata,
-            inapplicable,
-        )
+    choices = {
+        m.name: _metric_choice(m, order, method, alpha, alternative, strata, inapplicable)
         for m in metrics
     }
-    primary = results[names[0]]
-    decisions = {}
-    for v in order[1:]:
-        checks = [
-            GuardrailCheck(g, results[g].comparisons[v].comparison, margin, g in lower_is_better)
-            for g, margin in guard.items()
-        ]
-        decisions[v] = decide(
-            primary.comparisons[v].comparison,
-            checks,
-            srm.mismatch,
-            min_sample,
-            names[0] in lower_is_better,
+    out = []
+    for sequential, min_sample in horizons:
+        results = {
+            m.name: _metric_view(
+                m, choices[m.name], sequential, tuning_n, correction, m.name in lower_is_better
+            )
+            for m in metrics
+        }
+        primary = results[names[0]]
+        decisions = {}
+        for v in order[1:]:
+            checks = [
+                GuardrailCheck(
+                    g, results[g].comparisons[v].comparison, margin, g in lower_is_better
+                )
+                for g, margin in guard.items()
+            ]
+            decisions[v] = decide(
+                primary.comparisons[v].comparison,
+                checks,
+                srm.mismatch,
+                min_sample,
+                names[0] in lower_is_better,
+            )
+        out.append(
+            AnalysisResult(
+                control=control,
+                variants=order,
+                alpha=alpha,
+                alternative=alternative,
+                sequential=sequential,
+                srm=srm,
+                metrics=results,
+                decisions=decisions,
+                rows=rows or RowCounts(total=sum(counts.values()), missing_variant=0),
+                periods=periods,
+            )
         )
-    return AnalysisResult(
-        control=control,
-        variants=order,
-        alpha=alpha,
-        alternative=alternative,
-        sequential=sequential,
-        srm=srm,
-        metrics=results,
-        decisions=decisions,
-        rows=rows or RowCounts(total=sum(counts.values()), missing_variant=0),
-        periods=periods,
-    )
+    return out
 
 
 def _shares(weights: Mapping[str, float] | None, order: Sequence[str]) -> list[float]:
@@ -724,17 +862,17 @@ def analyze(
     result = analyze_statistics(
         stats,
         counts,
-        str(control),
-        method,
-        alpha,
-        alternative,
-        sequential,
-        weights,
-        correction,
-        tuning_n,
-        guardrails,
-        lower_is_better,
-        min_sample,
+        control=str(control),
+        method=method,
+        alpha=alpha,
+        alternative=alternative,
+        sequential=sequential,
+        weights=weights,
+        correction=correction,
+        tuning_n=tuning_n,
+        guardrails=guardrails,
+        lower_is_better=lower_is_better,
+        min_sample=min_sample,
         rows=rows,
         period_counts=period_counts,
         period_weights=period_weights,
