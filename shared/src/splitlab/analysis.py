@@ -14,6 +14,8 @@ Two layers, so that the analyzer service reproduces the offline numbers from SQL
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -822,6 +824,7 @@ def analyze(
     progress: Progress | None = None,
     period_col: str | None = None,
     period_weights: Mapping[Hashable, Mapping[str, float]] | None = None,
+    mde: float | None = None,
 ) -> AnalysisResult:
     """Analyze one row per unit: every treatment against ``control`` on every metric.
 
@@ -835,8 +838,15 @@ def analyze(
     SRM expects each period's units at that period's weights and effects are estimated per
     split and combined by the splits' shares of the units (docs/statistics.md, "Allocation
     periods"); when every period has the same split the numbers equal those without periods.
+
+    Monitoring (:mod:`splitlab.analysis_monitoring`): with ``guardrails`` the result also
+    holds the one-sided always-valid test of each guardrail (``guardrail_tests``, the JSON's
+    ``guardrails``); with ``mde`` (relative, e.g. 0.05) the power of the current sample to
+    detect it on the primary metric (``power_so_far``).
     """
     _check_options(method, alpha, alternative, correction)
+    if mde is not None and not (math.isfinite(mde) and mde > 0):
+        raise ValueError(f"mde must be a relative effect > 0 (0.05 = 5%); got {mde}")
     if bootstrap and bootstrap < 100:
         raise ValueError(f"bootstrap must be 0 (off) or >= 100 resamples; got {bootstrap}")
     covs = list(covariates or [])
@@ -877,6 +887,18 @@ def analyze(
         period_counts=period_counts,
         period_weights=period_weights,
     )
+    if guardrails or mde is not None:
+        from splitlab.analysis_monitoring import guardrail_statuses, power_so_far
+
+        primary = next(iter(result.metrics))
+        result = dataclasses.replace(
+            result,
+            guardrail_tests=guardrail_statuses(
+                result, dict(guardrails or {}), set(lower_is_better), tuning_n
+            ),
+            mde=mde,
+            power_so_far=None if mde is None else power_so_far(result, primary, mde, alpha),
+        )
     if mann_whitney_test or bootstrap:
         _add_nonparametric(
             result,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -31,6 +31,7 @@ __all__ = [
     "MIN_VARIANCE_GAIN",
     "SIMPLICITY",
     "Candidate",
+    "Method",
     "MetricKind",
     "best_single_covariate",
     "choose_method",
@@ -38,7 +39,9 @@ __all__ = [
 ]
 
 MetricKind = Literal["mean", "proportion", "ratio"]
-METHODS: tuple[str, ...] = ("none", "cuped", "regression", "cupac", "auto")
+Method = Literal["none", "cuped", "regression", "cupac", "auto"]
+"""The variance-reduction methods a caller may ask for (``auto`` picks one per metric)."""
+METHODS: tuple[Method, ...] = get_args(Method)
 ADJUSTED_METHODS: tuple[str, ...] = ("cuped", "regression", "cupac")
 
 
