@@ -29,17 +29,19 @@ from splitlab.analysis_results import (
     PeriodSummary,
     RowCounts,
 )
+from splitlab.errors import ArgumentError
 from splitlab.stats.adjustment import (
     METHODS,
+    Method,
     MetricKind,
     choose_method,
     estimate_candidates,
 )
 from splitlab.stats.bayes import gaussian_posterior
-from splitlab.stats.comparison import check_alpha, check_alternative
+from splitlab.stats.comparison import Alternative, check_alpha, check_alternative
 from splitlab.stats.cupac import MODELS, CupacFit, Progress, cross_fit_predictions
 from splitlab.stats.decision import GuardrailCheck, decide
-from splitlab.stats.multiple import CORRECTIONS, adjust_p_values
+from splitlab.stats.multiple import CORRECTIONS, Correction, adjust_p_values
 from splitlab.stats.nonparametric import bootstrap_ci, mann_whitney
 from splitlab.stats.periods import allocation_strata, period_srm_test
 from splitlab.stats.sequential import DEFAULT_TUNING_N, sequential_comparison
@@ -97,7 +99,9 @@ def _columns(data: Any) -> dict[str, Any]:
         return {str(c): data[c] for c in data.columns}
     if isinstance(data, Mapping):
         return {str(k): v for k, v in data.items()}
-    raise ValueError("data must be a pandas DataFrame or a mapping of column name -> array")
+    raise ArgumentError(
+        "data", "data must be a pandas DataFrame or a mapping of column name -> array"
+    )
 
 
 def _numeric(values: Any, name: str, role: str) -> np.ndarray:
@@ -115,18 +119,29 @@ def _numeric(values: Any, name: str, role: str) -> np.ndarray:
             pass
         else:
             return converted
-    raise ValueError(
+    raise ArgumentError(
+        _ROLE_ARGUMENTS.get(role, role),
         f"{role} column {name!r} is not numeric (dtype {array.dtype}); "
-        "convert it to numbers or drop it from the analysis"
+        "convert it to numbers or drop it from the analysis",
     )
+
+
+_ROLE_ARGUMENTS = {
+    "metric": "metrics",
+    "covariate": "covariates",
+    "ratio numerator": "ratio_metrics",
+    "ratio denominator": "ratio_metrics",
+}
+"""The argument that names a column of each role (the role is how messages call it)."""
 
 
 def _require(columns: Mapping[str, Any], names: Sequence[str], role: str) -> None:
     missing = [n for n in names if n not in columns]
     if missing:
         available = ", ".join(sorted(columns)[:20])
-        raise ValueError(
-            f"{role} column(s) {missing} not found in the data; available columns: {available}"
+        raise ArgumentError(
+            _ROLE_ARGUMENTS.get(role, role),
+            f"{role} column(s) {missing} not found in the data; available columns: {available}",
         )
 
 
@@ -148,12 +163,15 @@ def _variants(labels: Any, control: str) -> tuple[np.ndarray, list[str], np.ndar
     codes, names = variant_labels(labels)
     present = codes >= 0
     if control not in names:
-        raise ValueError(
+        raise ArgumentError(
+            "control",
             f"control={control!r} is not a value of the variant column (values: {names}); "
-            "pass control=<the control label>"
+            "pass control=<the control label>",
         )
     if len(names) < 2:
-        raise ValueError(f"the variant column holds {len(names)} variant(s) {names}; need >= 2")
+        raise ArgumentError(
+            "variant_col", f"the variant column holds {len(names)} variant(s) {names}; need >= 2"
+        )
     order = [control, *[n for n in names if n != control]]
     position = np.array([order.index(n) for n in names] + [-1], dtype=np.int64)
     return position[np.where(present, codes, len(names))], order, present
@@ -172,9 +190,10 @@ def period_labels(values: Any) -> tuple[np.ndarray, list[Hashable]]:
     series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
     codes, uniques = pd.factorize(series, sort=True)
     if (codes < 0).any():
-        raise ValueError(
+        raise ArgumentError(
+            "period_col",
             "period_col has missing values; give every unit the allocation period of its "
-            "first exposure (units logged before periods existed belong to the first one)"
+            "first exposure (units logged before periods existed belong to the first one)",
         )
     labels: list[Hashable] = [u.item() if hasattr(u, "item") else u for u in uniques]
     return np.asarray(codes, dtype=np.int64), labels
@@ -205,6 +224,7 @@ def _select_periods(
 
 def compute_statistics(
     data: Any,
+    *,
     variant_col: str = "variant",
     control: str = "control",
     metrics: Sequence[str] = (),
@@ -231,9 +251,13 @@ def compute_statistics(
     columns = _columns(data)
     ratios = dict(ratio_metrics or {})
     if not metrics and not ratios:
-        raise ValueError("metrics must name at least one metric column, e.g. metrics=['revenue']")
+        raise ArgumentError(
+            "metrics", "metrics must name at least one metric column, e.g. metrics=['revenue']"
+        )
     if isinstance(metrics, str) or isinstance(covariates, str):
-        raise ValueError("metrics and covariates must be lists of column names, not a string")
+        raise ArgumentError(
+            "metrics", "metrics and covariates must be lists of column names, not a string"
+        )
     _require(columns, [variant_col], "variant_col")
     if period_col is not None:
         _require(columns, [period_col], "period_col")
@@ -241,11 +265,18 @@ def compute_statistics(
     _require(columns, list(covariates), "covariate")
     for name, pair in ratios.items():
         if len(pair) != 2:
-            raise ValueError(f"ratio_metrics[{name!r}] must be (numerator, denominator)")
-        _require(columns, list(pair), f"ratio metric {name!r}")
+            raise ArgumentError(
+                "ratio_metrics", f"ratio_metrics[{name!r}] must be (numerator, denominator)"
+            )
+        try:
+            _require(columns, list(pair), f"ratio metric {name!r}")
+        except ArgumentError as exc:
+            raise ArgumentError("ratio_metrics", exc.message) from None
     overlap = set(metrics) & set(covariates)
     if overlap:
-        raise ValueError(f"columns {sorted(overlap)} are both metric and covariate; pick one role")
+        raise ArgumentError(
+            "covariates", f"columns {sorted(overlap)} are both metric and covariate; pick one role"
+        )
 
     codes, order, present = _variants(columns[variant_col], str(control))
     counts = {name: int((codes == i).sum()) for i, name in enumerate(order)}
@@ -261,9 +292,13 @@ def compute_statistics(
         values = _numeric(columns[name], name, "covariate")
         missing = np.isnan(values) & present
         if np.isinf(values).any():
-            raise ValueError(f"covariate column {name!r} has infinite values; clip or drop them")
+            raise ArgumentError(
+                "covariates", f"covariate column {name!r} has infinite values; clip or drop them"
+            )
         if missing.all():
-            raise ValueError(f"covariate column {name!r} has no values; drop it from covariates")
+            raise ArgumentError(
+                "covariates", f"covariate column {name!r} has no values; drop it from covariates"
+            )
         if missing.any():
             values = np.where(np.isnan(values), np.nanmean(values[present]), values)
             imputed += int(missing.sum())
@@ -274,7 +309,9 @@ def compute_statistics(
     for name in metrics:
         y = _numeric(columns[name], name, "metric")
         if np.isinf(y).any():
-            raise ValueError(f"metric column {name!r} has infinite values; clip or drop them")
+            raise ArgumentError(
+                "metrics", f"metric column {name!r} has infinite values; clip or drop them"
+            )
         missing = np.isnan(y) & present
         dropped = int(missing.sum())
         keep = present & ~missing
@@ -414,7 +451,7 @@ def _metric_choice(
     why = _inapplicable_reason(stats, method, bool(cov_idx), cupac_idx is not None)
     if why is not None:
         if inapplicable == "raise":
-            raise ValueError(why[0])
+            raise ArgumentError("method", why[0])
         method = "none"
     wanted = list(METHODS[:-1]) if method == "auto" else sorted({"none", method})
     if len(strata) > 1 and stats.periods is not None:
@@ -532,11 +569,13 @@ def _inapplicable_reason(
 
 def _check_options(method: str, alpha: float, alternative: str, correction: str) -> None:
     if method not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}")
+        raise ArgumentError("method", f"method must be one of {list(METHODS)}; got {method!r}")
     check_alpha(alpha)
     check_alternative(alternative)
     if correction not in CORRECTIONS:
-        raise ValueError(f"correction must be one of {list(CORRECTIONS)}; got {correction!r}")
+        raise ArgumentError(
+            "correction", f"correction must be one of {list(CORRECTIONS)}; got {correction!r}"
+        )
 
 
 def analyze_statistics(
@@ -544,12 +583,12 @@ def analyze_statistics(
     counts: Mapping[str, int],
     *,
     control: str = "control",
-    method: str = "auto",
+    method: Method = "auto",
     alpha: float = 0.05,
-    alternative: str = "two-sided",
+    alternative: Alternative = "two-sided",
     sequential: bool = False,
     weights: Mapping[str, float] | Sequence[float] | None = None,
-    correction: str = "holm",
+    correction: Correction = "holm",
     tuning_n: float = DEFAULT_TUNING_N,
     guardrails: Mapping[str, float] | None = None,
     lower_is_better: Sequence[str] = (),
@@ -607,11 +646,11 @@ def analyze_horizons(
     counts: Mapping[str, int],
     *,
     control: str = "control",
-    method: str = "auto",
+    method: Method = "auto",
     alpha: float = 0.05,
-    alternative: str = "two-sided",
+    alternative: Alternative = "two-sided",
     weights: Mapping[str, float] | Sequence[float] | None = None,
-    correction: str = "holm",
+    correction: Correction = "holm",
     tuning_n: float = DEFAULT_TUNING_N,
     guardrails: Mapping[str, float] | None = None,
     lower_is_better: Sequence[str] = (),
@@ -661,12 +700,12 @@ def _analyze(
     counts: Mapping[str, int],
     *,
     control: str = "control",
-    method: str = "auto",
+    method: Method = "auto",
     alpha: float = 0.05,
-    alternative: str = "two-sided",
+    alternative: Alternative = "two-sided",
     horizons: Sequence[tuple[bool, int | None]],
     weights: Mapping[str, float] | Sequence[float] | None = None,
-    correction: str = "holm",
+    correction: Correction = "holm",
     tuning_n: float = DEFAULT_TUNING_N,
     guardrails: Mapping[str, float] | None = None,
     lower_is_better: Sequence[str] = (),
@@ -681,19 +720,26 @@ def _analyze(
     """Every horizon of ``horizons`` ((sequential, min_sample) pairs) from one set of
     candidate estimates per metric."""
     if inapplicable not in ("raise", "unadjusted"):
-        raise ValueError(f"inapplicable must be 'raise' or 'unadjusted'; got {inapplicable!r}")
+        raise ArgumentError(
+            "inapplicable", f"inapplicable must be 'raise' or 'unadjusted'; got {inapplicable!r}"
+        )
     _check_options(method, alpha, alternative, correction)
     if control not in counts:
-        raise ValueError(f"control={control!r} has no counts; variants: {sorted(counts)}")
+        raise ArgumentError(
+            "control", f"control={control!r} has no counts; variants: {sorted(counts)}"
+        )
     order = [control, *[v for v in counts if v != control]]
     if len(order) < 2:
-        raise ValueError("counts must hold at least 2 variants (control and a treatment)")
+        raise ArgumentError(
+            "counts", "counts must hold at least 2 variants (control and a treatment)"
+        )
     if weights is not None and not isinstance(weights, Mapping):
         seq = list(weights)
         if len(seq) != len(order):
-            raise ValueError(
+            raise ArgumentError(
+                "weights",
                 f"weights has {len(seq)} entries for {len(order)} variants {order}; "
-                "pass one weight per variant (control first) or a mapping"
+                "pass one weight per variant (control first) or a mapping",
             )
         weights = dict(zip(order, seq, strict=True))
     strata: list[list[Hashable]] = []
@@ -724,8 +770,9 @@ def _analyze(
     names = [m.name for m in metrics]
     unknown = sorted((set(guard) | set(lower_is_better)) - set(names))
     if unknown:
-        raise ValueError(
-            f"guardrails/lower_is_better name unknown metrics {unknown}; metrics: {names}"
+        raise ArgumentError(
+            "guardrails" if set(guard) - set(names) else "lower_is_better",
+            f"guardrails/lower_is_better name unknown metrics {unknown}; metrics: {names}",
         )
     choices = {
         m.name: _metric_choice(m, order, method, alpha, alternative, strata, inapplicable)
@@ -789,27 +836,28 @@ def _period_weights(
         return dict.fromkeys(counts, weights)
     missing = [p for p in counts if p not in period_weights]
     if missing:
-        raise ValueError(
+        raise ArgumentError(
+            "period_weights",
             f"period_weights has no split for period(s) {missing}; give every period's "
-            "variant weights, e.g. {0: {'control': 50, 'treatment': 50}}"
+            "variant weights, e.g. {0: {'control': 50, 'treatment': 50}}",
         )
     return {p: period_weights[p] for p in counts}
 
 
 def analyze(
     data: Any,
+    *,
     variant_col: str = "variant",
     control: str = "control",
     metrics: Sequence[str] = (),
     covariates: Sequence[str] | None = None,
-    method: str = "auto",
+    method: Method = "auto",
     alpha: float = 0.05,
-    alternative: str = "two-sided",
+    alternative: Alternative = "two-sided",
     sequential: bool = False,
     weights: Mapping[str, float] | Sequence[float] | None = None,
-    *,
     ratio_metrics: Mapping[str, tuple[str, str]] | None = None,
-    correction: str = "holm",
+    correction: Correction = "holm",
     tuning_n: float = DEFAULT_TUNING_N,
     guardrails: Mapping[str, float] | None = None,
     lower_is_better: Sequence[str] = (),
@@ -846,17 +894,19 @@ def analyze(
     """
     _check_options(method, alpha, alternative, correction)
     if mde is not None and not (math.isfinite(mde) and mde > 0):
-        raise ValueError(f"mde must be a relative effect > 0 (0.05 = 5%); got {mde}")
+        raise ArgumentError("mde", f"mde must be a relative effect > 0 (0.05 = 5%); got {mde}")
     if bootstrap and bootstrap < 100:
-        raise ValueError(f"bootstrap must be 0 (off) or >= 100 resamples; got {bootstrap}")
+        raise ArgumentError(
+            "bootstrap", f"bootstrap must be 0 (off) or >= 100 resamples; got {bootstrap}"
+        )
     covs = list(covariates or [])
     stats, counts, rows = compute_statistics(
         data,
-        variant_col,
-        str(control),
-        metrics,
-        covs,
-        ratio_metrics,
+        variant_col=variant_col,
+        control=str(control),
+        metrics=metrics,
+        covariates=covs,
+        ratio_metrics=ratio_metrics,
         cupac=method in ("cupac", "auto"),
         cupac_folds=cupac_folds,
         cupac_models=cupac_models,

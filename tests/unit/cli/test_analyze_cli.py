@@ -347,3 +347,16 @@ def test_an_mde_that_is_not_a_positive_relative_effect_is_refused(csv_file: Path
     )
     assert result.exit_code == 2
     assert "--mde must be a relative effect > 0" in result.stderr
+
+
+def test_the_cli_choices_are_the_library_closed_sets() -> None:
+    from typing import get_args
+
+    from splitlab.cli import analyze as cli
+    from splitlab.stats.adjustment import METHODS
+    from splitlab.stats.comparison import Alternative
+    from splitlab.stats.multiple import CORRECTIONS
+
+    assert sorted(m.value for m in cli.Method) == sorted(METHODS)
+    assert sorted(a.value for a in cli.Alternative) == sorted(get_args(Alternative))
+    assert sorted(c.value for c in cli.Correction) == sorted(CORRECTIONS)

@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitlab.stats.adjustment import Method
 from splitlab.web.errors import NotFoundError
 from splitlab_analyzer import gauges
 from splitlab_analyzer.assignment_client import AssignmentClient
@@ -31,7 +32,7 @@ from splitlab_analyzer.results.service import Results, ResultsService
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_METHOD = "auto"
+DEFAULT_METHOD: Method = "auto"
 ACTIVE = ("running", "paused")
 """Experiment statuses the full pass refreshes and exports (a paused one stays exported until
 a person resumes or stops it) and whose stored rollups it keeps."""
@@ -47,7 +48,7 @@ class Automation:
     flagged: dict[str, set[str]] = field(default_factory=dict)
     """Reasons already recorded per experiment (so a flag is written once)."""
 
-    def results_for(self, key: str, method: str, sequential: bool) -> dict[str, Any]:
+    def results_for(self, key: str, method: Method, sequential: bool) -> dict[str, Any]:
         """Cached results, computing them on a miss (one snapshot, both horizons cached); no
         side effect beyond the cache (no gauges, no flags, no pause: those belong to the
         periodic refresh)."""

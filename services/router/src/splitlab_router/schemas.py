@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from splitlab.errors import ArgumentError
 from splitlab.schemas.names import KEY_PATTERN
 from splitlab.schemas.times import UtcDatetime
 from splitlab.schemas.values import BoundedValue
@@ -64,12 +65,14 @@ class ModelCreate(_Strict):
     @model_validator(mode="after")
     def _flavor_fields(self) -> ModelCreate:
         if self.flavor == "sklearn" and not self.artifact:
-            raise ValueError("artifact: a sklearn model needs its file in the model store")
+            raise ArgumentError(
+                "artifact", "artifact: a sklearn model needs its file in the model store"
+            )
         if self.flavor == "http" and not self.url:
-            raise ValueError("url: an http model needs its server's URL")
+            raise ArgumentError("url", "url: an http model needs its server's URL")
         names = [f.name for f in self.input_schema]
         if len(set(names)) != len(names):
-            raise ValueError("input_schema: feature names must be unique")
+            raise ArgumentError("input_schema", "input_schema: feature names must be unique")
         return self
 
 

@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 from rich.console import Console
@@ -16,7 +16,9 @@ from splitlab.cli.files import read_table
 from splitlab.cli.output import PIPED_WIDTH, stdout_console
 
 if TYPE_CHECKING:
-    pass
+    from splitlab.stats.adjustment import Method as AnalysisMethod
+    from splitlab.stats.comparison import Alternative as AnalysisAlternative
+    from splitlab.stats.multiple import Correction as AnalysisCorrection
 
 
 class OutputFormat(StrEnum):
@@ -25,6 +27,7 @@ class OutputFormat(StrEnum):
     html = "html"
 
 
+# The choices are the library's closed sets (tests/unit/cli/test_analyze_cli.py checks it).
 class Method(StrEnum):
     auto = "auto"
     none = "none"
@@ -247,13 +250,13 @@ def register(app: typer.Typer) -> None:
                     control=control,
                     metrics=metric,
                     covariates=covariate,
-                    method=method.value,
+                    method=cast("AnalysisMethod", method.value),
                     alpha=alpha,
-                    alternative=alternative.value,
+                    alternative=cast("AnalysisAlternative", alternative.value),
                     sequential=sequential,
                     weights=weights,
                     ratio_metrics=ratios,
-                    correction=correction.value,
+                    correction=cast("AnalysisCorrection", correction.value),
                     guardrails=guardrails,
                     lower_is_better=lower_is_better,
                     min_sample=min_sample,

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from splitlab.errors import ArgumentError
 from splitlab.observability import request_id_var
 from splitlab.schemas.names import PATTERN_RULES
 from splitlab.storage.errors import POSTGRES_UNAVAILABLE, driver_reason, is_connection_error
@@ -98,7 +99,6 @@ def internal_error_body(request_id: str | None) -> dict[str, Any]:
 _JSON = "application/json"
 _JSON_HINT = "Content-Type: application/json"
 _FASTAPI_UNPARSEABLE = "There was an error parsing the body"
-_NAMED = re.compile(r"([A-Za-z_][\w.]*): (.+)", re.DOTALL)
 _CHOICES = re.compile(r"\^\(([\w-]+(?:\|[\w-]+)+)\)\$")
 
 
@@ -116,10 +116,11 @@ def _describe(error: Any) -> tuple[str, str]:
     message = str(error["msg"])
     if error["type"] == "value_error":
         message = message.removeprefix("Value error, ")  # our validators' own words
-        named = _NAMED.match(message)
-        if named:  # a model's own check that names one of its fields: point at that field
-            field = named.group(1) if path == "body" else f"{path}.{named.group(1)}"
-            return f"{field}: {named.group(2)}", field
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, ArgumentError):  # a model's own check naming one of its fields
+            field = cause.argument if path == "body" else f"{path}.{cause.argument}"
+            detail = cause.message.removeprefix(f"{cause.argument}: ")
+            return f"{field}: {detail}", field
     elif error["type"] == "string_pattern_mismatch":
         pattern = str((error.get("ctx") or {}).get("pattern", ""))
         choices = _CHOICES.fullmatch(pattern)

@@ -38,7 +38,7 @@ from splitlab.analysis_monitoring import (
 )
 from splitlab.analysis_results import json_number
 from splitlab.schemas.values import MAX_ABS_VALUE
-from splitlab.stats.adjustment import METHODS
+from splitlab.stats.adjustment import METHODS, Method
 from splitlab.stats.sequential import DEFAULT_TUNING_N
 from splitlab.web.errors import InvalidInputError, NotFoundError
 from splitlab_analyzer.definitions import MetricDef
@@ -124,7 +124,7 @@ class Results:
     """One computation at both horizons: typed fields for the automation, a body per horizon."""
 
     snapshot: ExperimentSnapshot
-    method: str
+    method: Method
     horizons: Horizons
     guardrails: list[GuardrailStatus]
     sample: Sample
@@ -302,7 +302,7 @@ class ResultsService:
     def compute(
         self,
         key: str | ExperimentInfo,
-        method: str = "auto",
+        method: Method = "auto",
         *,
         only: Sequence[str] | None = None,
         maintain: bool = False,
@@ -315,7 +315,7 @@ class ResultsService:
         info = self.experiment(key) if isinstance(key, str) else key
         return self.analyze(self.snapshot(info, only, maintain=maintain), method)
 
-    def analyze(self, snapshot: ExperimentSnapshot, method: str) -> Results:
+    def analyze(self, snapshot: ExperimentSnapshot, method: Method) -> Results:
         info, stats = snapshot.experiment, snapshot.statistics
         metrics = [p.definition for p in snapshot.query.planned]
         lower = [m.name for m in metrics if m.lower_is_better]
