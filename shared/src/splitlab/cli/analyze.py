@@ -7,7 +7,7 @@ import json
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -16,9 +16,7 @@ from splitlab.cli.files import read_table
 from splitlab.cli.output import PIPED_WIDTH, stdout_console
 
 if TYPE_CHECKING:
-    from splitlab.stats.adjustment import Method as AnalysisMethod
-    from splitlab.stats.comparison import Alternative as AnalysisAlternative
-    from splitlab.stats.multiple import Correction as AnalysisCorrection
+    pass
 
 
 class OutputFormat(StrEnum):
@@ -250,13 +248,13 @@ def register(app: typer.Typer) -> None:
                     control=control,
                     metrics=metric,
                     covariates=covariate,
-                    method=cast("AnalysisMethod", method.value),
+                    method=method.value,
                     alpha=alpha,
-                    alternative=cast("AnalysisAlternative", alternative.value),
+                    alternative=alternative.value,
                     sequential=sequential,
                     weights=weights,
                     ratio_metrics=ratios,
-                    correction=cast("AnalysisCorrection", correction.value),
+                    correction=correction.value,
                     guardrails=guardrails,
                     lower_is_better=lower_is_better,
                     min_sample=min_sample,

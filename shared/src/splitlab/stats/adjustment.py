@@ -17,6 +17,7 @@ from typing import Literal, get_args
 
 import numpy as np
 
+from splitlab.errors import ArgumentError
 from splitlab.stats.comparison import ArmEstimate, Comparison, compare
 from splitlab.stats.cuped import cuped_estimates
 from splitlab.stats.means import mean_estimate
@@ -36,12 +37,23 @@ __all__ = [
     "best_single_covariate",
     "choose_method",
     "estimate_candidates",
+    "parse_method",
 ]
 
 MetricKind = Literal["mean", "proportion", "ratio"]
 Method = Literal["none", "cuped", "regression", "cupac", "auto"]
 """The variance-reduction methods a caller may ask for (``auto`` picks one per metric)."""
 METHODS: tuple[Method, ...] = get_args(Method)
+
+
+def parse_method(value: str) -> Method:
+    """``value`` as a :data:`Method`; :class:`~splitlab.errors.ArgumentError` otherwise."""
+    for method in METHODS:
+        if value == method:
+            return method
+    raise ArgumentError("method", f"method must be one of {list(METHODS)}; got {value!r}")
+
+
 ADJUSTED_METHODS: tuple[str, ...] = ("cuped", "regression", "cupac")
 
 
