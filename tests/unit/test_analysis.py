@@ -18,6 +18,7 @@ from splitlab.analysis import (
     analyze_statistics,
     compute_statistics,
 )
+from splitlab.errors import ArgumentError
 from splitlab.stats.sufficient import Moments
 
 FAST_CUPAC: dict[str, Any] = {"cupac_params": {"max_iter": 40}, "cupac_folds": 3}
@@ -350,3 +351,39 @@ def test_both_horizons_of_one_pass_equal_two_separate_analyses(method: str) -> N
     assert both.sequential.to_dict() == sequential.to_dict()
     assert both.at(True) is both.sequential
     assert both.fixed.to_dict() != both.sequential.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"alpha": 1.5}, "alpha"),
+        ({"method": "magic"}, "method"),
+        ({"alternative": "sideways"}, "alternative"),
+        ({"correction": "sidak"}, "correction"),
+        ({"control": "base"}, "control"),
+        ({"metrics": ["nope"]}, "metrics"),
+        ({"covariates": ["nope"]}, "covariates"),
+        ({"variant_col": "arm"}, "variant_col"),
+        ({"guardrails": {"nope": 0.1}}, "guardrails"),
+        ({"mde": -0.1}, "mde"),
+    ],
+)
+def test_a_bad_argument_is_an_argument_error_carrying_its_name(
+    options: dict[str, Any], argument: str
+) -> None:
+    """The name travels as data (``.argument``) to the 422's ``field`` and the CLI option."""
+    data = make_data(n=300, seed=4)
+    call: dict[str, Any] = {"metrics": ["revenue"], "method": "none", **options}
+    with pytest.raises(ArgumentError) as caught:
+        splitlab.analyze(data, **call)
+    assert caught.value.argument == argument
+    assert isinstance(caught.value, ValueError)  # callers catching ValueError still do
+
+
+def test_the_options_of_the_public_analysis_functions_are_keywords() -> None:
+    data = make_data(n=300, seed=4)
+    with pytest.raises(TypeError):
+        splitlab.analyze(data, "variant")  # type: ignore[misc]
+    stats, counts, _ = compute_statistics(data, metrics=["revenue"])
+    with pytest.raises(TypeError):
+        analyze_statistics(stats, counts, "control")  # type: ignore[misc]
