@@ -11,15 +11,15 @@ import pandas as pd
 import pytest
 
 import splitlab
-from splitlab.analysis import (
+from splitlab.core.analysis.analyze import (
     CUPAC_COLUMN,
     MetricStatistics,
     analyze_horizons,
     analyze_statistics,
     compute_statistics,
 )
-from splitlab.errors import ArgumentError
-from splitlab.stats.sufficient import Moments
+from splitlab.core.errors import ArgumentError
+from splitlab.core.stats.sufficient import Moments
 
 FAST_CUPAC: dict[str, Any] = {"cupac_params": {"max_iter": 40}, "cupac_folds": 3}
 

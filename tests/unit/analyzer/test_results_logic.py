@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from splitlab.analysis_monitoring import days_to_planned, guardrail_status
-from splitlab.stats.comparison import ArmEstimate, Comparison, compare
+from splitlab.core.analysis.monitoring import days_to_planned, guardrail_status
+from splitlab.core.stats.comparison import ArmEstimate, Comparison, compare
 from splitlab_analyzer.definitions import MetricDef, check_definition
 from splitlab_analyzer.results.cache import ResultsCache
 from splitlab_analyzer.results.sql import ResultsQuery

@@ -7,8 +7,8 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from splitlab.settings import Settings
-from splitlab.stats.adjustment import METHODS
+from splitlab.core.stats.adjustment import METHODS
+from splitlab.platform.settings import Settings
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.results.schemas import ResultsBody
 

@@ -304,7 +304,7 @@ def test_periods_from_the_command_line_match_the_library_and_show_in_the_report(
 def test_guardrail_tests_and_power_so_far_show_where_their_inputs_are_given(
     csv_file: Path, tmp_path: Path
 ) -> None:
-    """Monitoring statistics of the analyzer (splitlab.analysis_monitoring) in ``splitlab
+    """Monitoring statistics of the analyzer (splitlab.core.analysis.monitoring) in ``splitlab
     analyze``: the guardrail tests with ``--guardrail``, the power so far with ``--mde``."""
     base = ["analyze", str(csv_file), "--metric", "revenue", "--method", "none"]
     plain = json.loads(runner.invoke(build_app(), [*base, "--format", "json"]).stdout)
@@ -353,9 +353,9 @@ def test_the_cli_choices_are_the_library_closed_sets() -> None:
     from typing import get_args
 
     from splitlab.cli import analyze as cli
-    from splitlab.stats.adjustment import METHODS
-    from splitlab.stats.comparison import Alternative
-    from splitlab.stats.multiple import CORRECTIONS
+    from splitlab.core.stats.adjustment import METHODS
+    from splitlab.core.stats.comparison import Alternative
+    from splitlab.core.stats.multiple import CORRECTIONS
 
     assert sorted(m.value for m in cli.Method) == sorted(METHODS)
     assert sorted(a.value for a in cli.Alternative) == sorted(get_args(Alternative))

@@ -21,8 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from splitlab.stats.adjustment import Method
-from splitlab.web.errors import NotFoundError
+from splitlab.core.stats.adjustment import Method
+from splitlab.platform.errors import NotFoundError
 from splitlab_analyzer import gauges
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.repositories import ActionRepository, ExperimentInfo

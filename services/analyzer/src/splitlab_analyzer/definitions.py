@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-from splitlab.errors import ArgumentError
+from splitlab.core.errors import ArgumentError
 
 Source = Literal["outcome", "prediction_latency", "prediction_error"]
 Aggregation = Literal["sum", "count", "any", "mean"]

@@ -4,7 +4,7 @@ Metric definitions: ``MetricCreate`` (POST /metrics), ``MetricUpdate`` (PATCH
 /metric-definitions/{name}), ``MetricDeprecate``, ``MetricRead``, ``MetricList``. Unit
 features: ``FeatureLoad`` (POST /unit-features) and ``FeatureLoadResult``. CUPAC:
 ``TrainingQueued``. Results are ``splitlab.analyze``'s JSON shape (documented in
-``splitlab.analysis_results`` and docs/analyzer.md), returned as plain JSON.
+``splitlab.core.analysis.results`` and docs/analyzer.md), returned as plain JSON.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from splitlab.errors import ArgumentError
-from splitlab.schemas.names import METRIC_PATTERN
-from splitlab.schemas.times import UtcDatetime
-from splitlab.schemas.values import BoundedValue
+from splitlab.contracts.names import METRIC_PATTERN
+from splitlab.contracts.times import UtcDatetime
+from splitlab.contracts.values import BoundedValue
+from splitlab.core.errors import ArgumentError
 from splitlab_analyzer.definitions import (
     Aggregation,
     Direction,
@@ -141,7 +141,7 @@ class MetricUpdate(_Strict):
         return data
 
     def apply(self, current: MetricDef) -> MetricDef:
-        """``current`` with the sent fields changed; :class:`~splitlab.errors.ArgumentError`
+        """``current`` with the sent fields changed; :class:`~splitlab.core.errors.ArgumentError`
         naming the field when the result breaks a rule across fields."""
         changes: dict[str, Any] = self.model_dump(include=self.model_fields_set)
         for required in NOT_NULL_ON_UPDATE:

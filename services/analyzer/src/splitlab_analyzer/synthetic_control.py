@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 import splitlab
-from splitlab.errors import ArgumentError
+from splitlab.core.errors import ArgumentError
 from splitlab.web.auth import require_compute
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024

@@ -8,7 +8,7 @@ one row per model kind to fit) and:
 2. reads the experiment's units once (:mod:`splitlab_trainer.training_data`);
 3. fits the **in-experiment** model: cross-fitted, linear vs gradient boosting (with a bounded
    hyperparameter search) by out-of-fold R^2 under the time budget
-   (:func:`splitlab.stats.cupac.cross_fit_predictions`);
+   (:func:`splitlab.core.stats.cupac.cross_fit_predictions`);
 4. fits the **pre-experiment** model on history before the experiment's start (features as of
    a cutoff, the metric over the window after it) and applies it to every unit from its
    pre-exposure features; when this run does not refit it, the newest fitted one predicts the
@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine
 
-from splitlab.settings import Settings
-from splitlab.stats.cupac import BOOSTING_GRID, MODELS, cross_fit_predictions, r2_score
-from splitlab.stats.cupac_history import fit_on_history
+from splitlab.core.stats.cupac import BOOSTING_GRID, MODELS, cross_fit_predictions, r2_score
+from splitlab.core.stats.cupac_history import fit_on_history
+from splitlab.platform.settings import Settings
 from splitlab_trainer.definitions import MetricSpec
 from splitlab_trainer.features import Design, raw_features, target
 from splitlab_trainer.repository import (
@@ -51,8 +51,9 @@ from splitlab_trainer.training_data import (
     UnitRows,
     experiment_units_sql,
     history_units_sql,
-    read_rows,
+    read_sliced,
     rows_sql,
+    sliced_units,
 )
 
 logger = logging.getLogger(__name__)
@@ -234,14 +235,13 @@ class Trainer:
         }
 
     def _query(self, sql: str, params: dict[str, Any]) -> UnitRows:
-        with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as c:
-            return read_rows(c, sql, params)
+        return read_sliced(self.engine, sql, params, self.settings.trainer_read_slices)
 
     def _experiment_rows(
         self, experiment: ExperimentRef, metric: MetricSpec, features: Sequence[str]
     ) -> UnitRows:
         bind = Binder()
-        units = experiment_units_sql(bind, experiment.key, experiment.variants)
+        units = sliced_units(experiment_units_sql(bind, experiment.key, experiment.variants))
         return self._query(rows_sql(units, [metric], features, bind, experiment.key), bind.params)
 
     def _history_rows(
@@ -253,7 +253,9 @@ class Trainer:
         window_days: float,
     ) -> UnitRows:
         bind = Binder()
-        units = history_units_sql(bind, [metric], features, cutoff, experiment.key, window_days)
+        units = sliced_units(
+            history_units_sql(bind, [metric], features, cutoff, experiment.key, window_days)
+        )
         sql = rows_sql(units, [metric], features, bind, experiment.key, window_days)
         return self._query(sql, bind.params)
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from starlette.concurrency import run_in_threadpool
 
-from splitlab.stats.adjustment import Method
+from splitlab.core.stats.adjustment import Method
 from splitlab_analyzer.deps import Actions, AdminOnly, AutomationDep, History, Reader, Trainings
 from splitlab_analyzer.results.schemas import ResultsBody
 from splitlab_analyzer.schemas import ActionList, ResultsHistory, TrainingQueued

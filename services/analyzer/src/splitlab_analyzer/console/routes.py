@@ -20,12 +20,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from splitlab.errors import ArgumentError
-from splitlab.file_analysis import AnalysisSpec, SyntheticControlSpec, VarianceReductionSpec
+from splitlab.core.analysis.files import AnalysisSpec, SyntheticControlSpec, VarianceReductionSpec
+from splitlab.core.errors import ArgumentError
+from splitlab.core.stats.adjustment import parse_method
+from splitlab.platform.errors import InvalidInputError, NotFoundError, SplitLabError
+from splitlab.platform.settings import Settings
 from splitlab.reports.numbers import number, p_value, share, signed_percent
-from splitlab.settings import Settings
-from splitlab.stats.adjustment import parse_method
-from splitlab.web.errors import InvalidInputError, NotFoundError, SplitLabError
 from splitlab_analyzer.console import access
 from splitlab_analyzer.console.pages import ConsolePages, Filters, results_csv, short_time
 from splitlab_analyzer.console.uploads import (

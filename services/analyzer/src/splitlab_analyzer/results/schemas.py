@@ -1,5 +1,5 @@
 """The results body (``GET /experiments/{key}/results``, ``POST .../refresh``) as a schema family:
-``splitlab.analyze``'s shape (:class:`splitlab.schemas.analysis.AnalysisBody`) plus the
+``splitlab.analyze``'s shape (:class:`splitlab.contracts.analysis.AnalysisBody`) plus the
 analyzer's additions, each under its own key."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from typing import Literal
 
 from pydantic import Field
 
-from splitlab.schemas.analysis import AnalysisBody, Number, Open
-from splitlab.stats.adjustment import Method
+from splitlab.contracts.analysis import AnalysisBody, Number, Open
+from splitlab.core.stats.adjustment import Method
 
 
 class ExperimentBody(Open):

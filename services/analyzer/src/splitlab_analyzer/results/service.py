@@ -4,9 +4,10 @@ A computation reads everything once (:class:`ExperimentSnapshot`: the experiment
 definitions with their ratio parts, its allocation periods, which metrics have CUPAC
 predictions, ONE aggregate read of the results query, the fallback counts and the CUPAC
 models in use), then analyzes the statistics once at both horizons
-(:func:`splitlab.analysis.analyze_horizons`: fixed-horizon tests and always-valid ones from the
-same candidate estimates). :class:`Results` holds the typed outcome the automation works from
-(guardrail statuses, sample, fallback, both horizons) and the JSON answer of each horizon.
+(:func:`splitlab.core.analysis.analyze.analyze_horizons`: fixed-horizon tests and always-valid
+ones from the same candidate estimates). :class:`Results` holds the typed outcome the
+automation works from (guardrail statuses, sample, fallback, both horizons) and the JSON answer
+of each horizon.
 
 The answer is ``splitlab.analyze``'s JSON shape (``AnalysisResult.to_dict()``) with the
 analyzer's additions under their own keys: ``experiment``, ``sample`` (units per variant,
@@ -28,19 +29,23 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from splitlab.analysis import AnalysisResult, Horizons, analyze_horizons
-from splitlab.analysis_monitoring import (
+from splitlab.contracts.values import MAX_ABS_VALUE
+from splitlab.core.analysis.analyze import (
+    AnalysisResult,
+    Horizons,
+    analyze_horizons,
+)
+from splitlab.core.analysis.monitoring import (
     GuardrailStatus,
     days_to_planned,
     guardrail_statuses,
     power_at_planned,
     power_so_far,
 )
-from splitlab.analysis_results import json_number
-from splitlab.schemas.values import MAX_ABS_VALUE
-from splitlab.stats.adjustment import METHODS, Method
-from splitlab.stats.sequential import DEFAULT_TUNING_N
-from splitlab.web.errors import InvalidInputError, NotFoundError
+from splitlab.core.analysis.results import json_number
+from splitlab.core.stats.adjustment import METHODS, Method
+from splitlab.core.stats.sequential import DEFAULT_TUNING_N
+from splitlab.platform.errors import InvalidInputError, NotFoundError
 from splitlab_analyzer.definitions import MetricDef
 from splitlab_analyzer.repositories import (
     CupacRepository,
