@@ -27,7 +27,7 @@ from splitlab_analyzer import gauges
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.repositories import ActionRepository, ExperimentInfo
 from splitlab_analyzer.results.cache import ResultsCache
-from splitlab_analyzer.results.history import HistoryRepository
+from splitlab_analyzer.results.repository import HistoryRepository
 from splitlab_analyzer.results.service import Results, ResultsService
 
 logger = logging.getLogger(__name__)

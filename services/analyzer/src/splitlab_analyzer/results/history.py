@@ -5,20 +5,14 @@ A snapshot keeps, per metric and treatment, what the results said at that moment
 means of both sides, the effect with its fixed-horizon CI and p-value, the always-valid
 confidence sequence (``cs_lower``/``cs_upper``) and p-value, the method and its variance
 reduction. ``snapshot_rows`` (pure) turns a results body into those rows;
-``HistoryRepository`` stores and reads them.
+``splitlab_analyzer.results.repository.HistoryRepository`` stores and reads them.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.orm import Session, sessionmaker
-
-from splitlab.platform.storage.models import ResultsSnapshot, ResultsSnapshotMetric
 
 REASONS = ("refresh", "stop")
 
@@ -96,103 +90,3 @@ def snapshot_of(key: str, body: dict[str, Any], reason: str, taken_at: datetime)
         decisions={str(k): dict(v) for k, v in body["decisions"].items()},
         metrics=snapshot_rows(body),
     )
-
-
-class HistoryRepository:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self.sessions = sessions
-
-    def record(self, key: str, body: dict[str, Any], reason: str) -> Snapshot:
-        """Store a snapshot of ``body`` (one computed results body) taken now."""
-        snapshot = snapshot_of(key, body, reason, datetime.now(UTC))
-        with self.sessions.begin() as session:
-            row = ResultsSnapshot(
-                experiment_key=key,
-                taken_at=snapshot.taken_at,
-                reason=reason,
-                computed_at=snapshot.computed_at,
-                units=snapshot.units,
-                srm_p_value=snapshot.srm_p_value,
-                decisions=snapshot.decisions,
-            )
-            session.add(row)
-            session.flush()
-            session.add_all(
-                ResultsSnapshotMetric(snapshot_id=row.id, **asdict(m)) for m in snapshot.metrics
-            )
-        return snapshot
-
-    def latest(self, keys: list[str]) -> dict[str, Snapshot]:
-        """The newest snapshot (without its metric rows) of each of these experiments."""
-        if not keys:
-            return {}
-        with self.sessions() as session:
-            heads = session.scalars(
-                select(ResultsSnapshot)
-                .where(ResultsSnapshot.experiment_key.in_(keys))
-                .order_by(
-                    ResultsSnapshot.experiment_key,
-                    ResultsSnapshot.taken_at.desc(),
-                    ResultsSnapshot.id.desc(),
-                )
-                .ext(distinct_on(ResultsSnapshot.experiment_key))
-            ).all()
-            return {
-                h.experiment_key: Snapshot(
-                    experiment_key=h.experiment_key,
-                    taken_at=h.taken_at,
-                    reason=h.reason,
-                    computed_at=h.computed_at,
-                    units={str(k): int(v) for k, v in h.units.items()},
-                    srm_p_value=h.srm_p_value,
-                    decisions=dict(h.decisions),
-                    metrics=[],
-                )
-                for h in heads
-            }
-
-    def snapshots(self, key: str) -> list[Snapshot]:
-        """The experiment's snapshots, oldest first."""
-        with self.sessions() as session:
-            heads = session.scalars(
-                select(ResultsSnapshot)
-                .where(ResultsSnapshot.experiment_key == key)
-                .order_by(ResultsSnapshot.taken_at, ResultsSnapshot.id)
-            ).all()
-            ids = [h.id for h in heads]
-            metrics: dict[int, list[SnapshotRow]] = {i: [] for i in ids}
-            if ids:
-                for m in session.scalars(
-                    select(ResultsSnapshotMetric)
-                    .where(ResultsSnapshotMetric.snapshot_id.in_(ids))
-                    .order_by(ResultsSnapshotMetric.metric, ResultsSnapshotMetric.variant)
-                ):
-                    metrics[m.snapshot_id].append(
-                        SnapshotRow(**{f: getattr(m, f) for f in SnapshotRow.__dataclass_fields__})
-                    )
-            return [
-                Snapshot(
-                    experiment_key=h.experiment_key,
-                    taken_at=h.taken_at,
-                    reason=h.reason,
-                    computed_at=h.computed_at,
-                    units={str(k): int(v) for k, v in h.units.items()},
-                    srm_p_value=h.srm_p_value,
-                    decisions=dict(h.decisions),
-                    metrics=metrics[h.id],
-                )
-                for h in heads
-            ]
-
-    def stop_pending(self, stopped: list[str]) -> list[str]:
-        """Of these stopped experiments, those with snapshots but none taken at stop."""
-        if not stopped:
-            return []
-        with self.sessions() as session:
-            rows = session.execute(
-                select(ResultsSnapshot.experiment_key)
-                .where(ResultsSnapshot.experiment_key.in_(stopped))
-                .group_by(ResultsSnapshot.experiment_key)
-                .having(func.count().filter(ResultsSnapshot.reason == "stop") == 0)
-            )
-            return sorted(r[0] for r in rows)
