@@ -64,6 +64,10 @@ class Automation:
             self.cache.put(key, results.method, sequential, body)
 
     def refresh(self, key: str, *, act: bool = True) -> dict[str, Any]:
+        """:meth:`recompute`'s fixed-horizon body (what ``POST .../refresh`` answers)."""
+        return self.recompute(key, act=act).body
+
+    def recompute(self, key: str, *, act: bool = True) -> Results:
         """Recompute now (default method, both horizons from one snapshot), replace the cache
         and the gauges, and (``act``, the periodic refresh) flag and pause on guardrails and
         SRM; the manual ``POST .../refresh`` passes ``act=False``.
@@ -81,7 +85,7 @@ class Automation:
             gauges.analysed(key, "full", time.time())
         else:
             self.export(results, self.paused_by_analyzer(results.experiment))
-        return results.body
+        return results
 
     def refresh_running(self) -> int:
         """One periodic pass over every running or paused experiment; returns how many were
@@ -123,8 +127,7 @@ class Automation:
         work += [(key, "stop") for key in self.history.stop_pending(stopped)]
         for key, reason in work:
             try:
-                body = self.refresh(key)
-                self.history.record(key, body, reason)
+                self.history.record(key, self.recompute(key), reason)
                 stored += 1
             except NotFoundError:  # no exposures yet: nothing to snapshot
                 logger.debug("no results to snapshot", extra={"experiment": key})

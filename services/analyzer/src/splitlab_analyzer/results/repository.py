@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.dialects.postgresql import distinct_on
@@ -22,6 +22,9 @@ from splitlab.platform.storage.models import ResultsSnapshot, ResultsSnapshotMet
 from splitlab_analyzer.results.history import Snapshot, SnapshotRow, snapshot_of
 from splitlab_analyzer.results.sql import ResultsQuery
 from splitlab_analyzer.rollups.store import built_digest, count_units
+
+if TYPE_CHECKING:
+    from splitlab_analyzer.results.service import Results
 
 
 @dataclass(frozen=True)
@@ -84,9 +87,9 @@ class HistoryRepository:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
 
-    def record(self, key: str, body: dict[str, Any], reason: str) -> Snapshot:
-        """Store a snapshot of ``body`` (one computed results body) taken now."""
-        snapshot = snapshot_of(key, body, reason, datetime.now(UTC))
+    def record(self, key: str, results: Results, reason: str) -> Snapshot:
+        """Store a snapshot of one computation's results, taken now."""
+        snapshot = snapshot_of(key, results, reason, datetime.now(UTC))
         with self.sessions.begin() as session:
             row = ResultsSnapshot(
                 experiment_key=key,

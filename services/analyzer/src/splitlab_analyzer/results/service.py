@@ -138,6 +138,7 @@ class Results:
     """Treatments whose fallback share is above the threshold."""
     bodies: dict[bool, dict[str, Any]]
     """The JSON answer of each horizon (key: ``sequential``)."""
+    computed_at: datetime
 
     @property
     def experiment(self) -> ExperimentInfo:
@@ -446,6 +447,7 @@ class ResultsService:
             fallback=fallback,
             mostly_fell_back=mostly,
             bodies=bodies,
+            computed_at=now,
         )
 
 
