@@ -21,7 +21,7 @@ from splitlab_analyzer.automation import Automation
 from splitlab_analyzer.console.pages import ConsolePages
 from splitlab_analyzer.console.uploads import UploadStore
 from splitlab_analyzer.repositories import ActionRepository, FeatureRepository, MetricRepository
-from splitlab_analyzer.results.history import HistoryRepository
+from splitlab_analyzer.results.repository import HistoryRepository
 from splitlab_analyzer.training_requests import TrainingRequests
 
 
