@@ -51,7 +51,7 @@ from splitlab_analyzer.consumer.rows import (
     topic_types,
 )
 from splitlab_analyzer.consumer.sink import PostgresSink, copy_text
-from splitlab_analyzer.repositories import CupacRepository, ExperimentRepository, MetricRepository
+from splitlab_analyzer.repository import CupacRepository, ExperimentRepository, MetricRepository
 from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.rollups.maintenance import first_exposures_sql
 

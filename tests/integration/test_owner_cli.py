@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from splitlab.cli import build_app
 from splitlab.platform.settings import Settings
 from splitlab_analyzer.app import create_app as create_analyzer
-from splitlab_analyzer.repositories import ActionRepository
+from splitlab_analyzer.repository import ActionRepository
 from splitlab_assignment.app import create_app as create_assignment
 from splitlab_router.app import create_app as create_router
 

@@ -22,8 +22,8 @@ from splitlab.assigning.runtime import DiscardingPublisher
 from splitlab.platform.settings import Settings
 from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
-from splitlab_analyzer.automation import Automation
 from splitlab_analyzer.deps import AnalyzerState
+from splitlab_analyzer.service.automation import Automation
 from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY, define_metrics
 from tests.integration.analyzer.simulation import simulate
 from tests.integration.analyzer.test_isolation import write

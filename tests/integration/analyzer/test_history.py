@@ -13,8 +13,8 @@ from sqlalchemy import Engine, update
 
 from splitlab.platform.storage.models import Experiment
 from splitlab.web.state import app_state
-from splitlab_analyzer.automation import Automation
 from splitlab_analyzer.deps import AnalyzerState
+from splitlab_analyzer.service.automation import Automation
 from tests.integration.analyzer.conftest import define_metrics, insert_experiment
 from tests.integration.analyzer.simulation import experiment_row, simulate
 from tests.integration.analyzer.test_isolation import write

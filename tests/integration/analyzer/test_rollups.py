@@ -23,7 +23,7 @@ from splitlab_analyzer.app import create_app
 from splitlab_analyzer.consumer.rows import exposure_row, outcome_row, prediction_row
 from splitlab_analyzer.consumer.sink import PostgresSink
 from splitlab_analyzer.definitions import MetricDef
-from splitlab_analyzer.repositories import CupacRepository, ExperimentRepository, MetricRepository
+from splitlab_analyzer.repository import CupacRepository, ExperimentRepository, MetricRepository
 from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.rollups.plan import RollupPlan
 from splitlab_analyzer.rollups.sql import Binder, unit_slots_sql

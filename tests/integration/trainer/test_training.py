@@ -137,7 +137,7 @@ def test_requests_name_the_field_and_the_fix(resources: TrainerResources, engine
 def test_a_version_older_than_its_schedule_allows_is_flagged(
     resources: TrainerResources, engine: Engine
 ) -> None:
-    from splitlab_analyzer.repositories import CupacRepository
+    from splitlab_analyzer.repository import CupacRepository
 
     scenario = stored(engine, new_scenario(), units=300, history=0)
     ids = resources.planner.request(scenario.key, scenario.metric)

@@ -16,7 +16,7 @@ from splitlab.contracts.events import ExposureEvent
 from splitlab.core.stats.sufficient import Moments
 from splitlab_analyzer.consumer.rows import TABLE_COLUMNS, RawRecord, build_batch
 from splitlab_analyzer.definitions import MetricDef
-from splitlab_analyzer.repositories import PeriodInfo
+from splitlab_analyzer.repository import PeriodInfo
 from splitlab_analyzer.results.periods import period_options
 from splitlab_analyzer.results.plan import PlannedMetric
 from splitlab_analyzer.results.statistics import read_statistics

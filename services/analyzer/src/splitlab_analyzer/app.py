@@ -25,16 +25,15 @@ from splitlab.platform.settings import Settings, load_settings
 from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
 from splitlab.web.state import install_state
-from splitlab_analyzer import gauges
+from splitlab_analyzer import telemetry
 from splitlab_analyzer.api import features, metrics, results
 from splitlab_analyzer.assignment_client import AssignmentClient
-from splitlab_analyzer.automation import Automation
 from splitlab_analyzer.console import routes as console
 from splitlab_analyzer.console.access import session_options, session_secret
 from splitlab_analyzer.console.pages import ConsolePages
 from splitlab_analyzer.console.uploads import UploadStore
 from splitlab_analyzer.deps import AnalyzerState
-from splitlab_analyzer.repositories import (
+from splitlab_analyzer.repository import (
     ActionRepository,
     CupacRepository,
     ExperimentRepository,
@@ -45,8 +44,9 @@ from splitlab_analyzer.results.cache import ResultsCache
 from splitlab_analyzer.results.repository import HistoryRepository
 from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.rollups.store import RollupStore
+from splitlab_analyzer.service.automation import Automation
+from splitlab_analyzer.service.training import TrainingRequests
 from splitlab_analyzer.synthetic_control import router as synthetic_control_router
-from splitlab_analyzer.training_requests import TrainingRequests
 
 logger = logging.getLogger(__name__)
 UPLOAD_PURGE_SECONDS = 3600.0
@@ -137,7 +137,7 @@ def create_app(
                     lambda: _catch_up(service.rollups),
                 ),
             }
-            gauges.alert_min_units(settings.analyzer_alert_min_units)
+            telemetry.alert_min_units(settings.analyzer_alert_min_units)
             started = time.time()
             passes = {
                 "full": settings.analyzer_refresh_interval_seconds,
@@ -145,7 +145,7 @@ def create_app(
             }
             for pass_, seconds in passes.items():
                 if seconds > 0:  # a pass that never completes shows as stalled
-                    gauges.pass_started(pass_, seconds, started)
+                    telemetry.pass_started(pass_, seconds, started)
             background = [
                 asyncio.create_task(_periodically(seconds, what, work))
                 for what, (seconds, work) in jobs.items()

@@ -17,12 +17,12 @@ from splitlab.platform.settings import Settings
 from splitlab.web.auth import require_admin, require_compute, require_reader
 from splitlab.web.resources import CoreResources
 from splitlab.web.state import state_of
-from splitlab_analyzer.automation import Automation
 from splitlab_analyzer.console.pages import ConsolePages
 from splitlab_analyzer.console.uploads import UploadStore
-from splitlab_analyzer.repositories import ActionRepository, FeatureRepository, MetricRepository
+from splitlab_analyzer.repository import ActionRepository, FeatureRepository, MetricRepository
 from splitlab_analyzer.results.repository import HistoryRepository
-from splitlab_analyzer.training_requests import TrainingRequests
+from splitlab_analyzer.service.automation import Automation
+from splitlab_analyzer.service.training import TrainingRequests
 
 
 @dataclass(frozen=True, slots=True)

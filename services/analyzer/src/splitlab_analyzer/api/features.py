@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
 from splitlab_analyzer.deps import AdminOnly, Features
-from splitlab_analyzer.repositories import FeatureRow
+from splitlab_analyzer.repository import FeatureRow
 from splitlab_analyzer.schemas import FeatureLoad, FeatureLoadResult
 
 router = APIRouter(tags=["features"], dependencies=[AdminOnly])

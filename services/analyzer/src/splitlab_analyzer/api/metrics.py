@@ -12,7 +12,6 @@ from typing import Any
 from fastapi import APIRouter, status
 
 from splitlab.platform.errors import NotFoundError
-from splitlab_analyzer import metric_service
 from splitlab_analyzer.deps import AdminOnly, Metrics, Reader
 from splitlab_analyzer.schemas import (
     MetricCreate,
@@ -21,6 +20,7 @@ from splitlab_analyzer.schemas import (
     MetricRead,
     MetricUpdate,
 )
+from splitlab_analyzer.service import metrics as metric_service
 
 router = APIRouter(tags=["metrics"])
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from splitlab_analyzer.repositories import PeriodInfo
+from splitlab_analyzer.repository import PeriodInfo
 
 
 def period_options(

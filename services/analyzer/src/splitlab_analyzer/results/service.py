@@ -47,7 +47,7 @@ from splitlab.core.stats.adjustment import METHODS, Method
 from splitlab.core.stats.sequential import DEFAULT_TUNING_N
 from splitlab.platform.errors import InvalidInputError, NotFoundError
 from splitlab_analyzer.definitions import MetricDef
-from splitlab_analyzer.repositories import (
+from splitlab_analyzer.repository import (
     CupacRepository,
     ExperimentInfo,
     ExperimentRepository,

@@ -23,9 +23,9 @@ from typing import Any
 
 from splitlab.core.stats.adjustment import Method
 from splitlab.platform.errors import NotFoundError
-from splitlab_analyzer import gauges
+from splitlab_analyzer import telemetry
 from splitlab_analyzer.assignment_client import AssignmentClient
-from splitlab_analyzer.repositories import ActionRepository, ExperimentInfo
+from splitlab_analyzer.repository import ActionRepository, ExperimentInfo
 from splitlab_analyzer.results.cache import ResultsCache
 from splitlab_analyzer.results.repository import HistoryRepository
 from splitlab_analyzer.results.service import Results, ResultsService
@@ -82,7 +82,7 @@ class Automation:
         self.cache_both(key, results)
         if act:
             self.act_on(results)
-            gauges.analysed(key, "full", time.time())
+            telemetry.analysed(key, "full", time.time())
         else:
             self.export(results, self.paused_by_analyzer(results.experiment))
         return results
@@ -93,8 +93,8 @@ class Automation:
         (``splitlab_analyzer_refresh_failures_total``) and the pass goes on."""
         done = 0
         active = {e.key for e in self.results.experiments.with_status(*ACTIVE)}
-        for key in gauges.exported_experiments() - active:
-            gauges.forget(key)
+        for key in telemetry.exported_experiments() - active:
+            telemetry.forget(key)
         for key in sorted(set(self.results.rollups.keys()) - active):
             try:
                 info = self.results.experiments.get(key)
@@ -103,15 +103,15 @@ class Automation:
             except Exception:
                 logger.exception("dropping rollups failed", extra={"experiment": key})
         for key in sorted(active):
-            gauges.track(key, "full")
+            telemetry.track(key, "full")
         for key in sorted(active):
             try:
                 self.refresh(key)
                 done += 1
             except Exception:
-                gauges.failed(key, "full")
+                telemetry.failed(key, "full")
                 logger.exception("refresh failed", extra={"experiment": key})
-        gauges.pass_completed("full", time.time())
+        telemetry.pass_completed("full", time.time())
         return done
 
     def snapshot_pass(self) -> int:
@@ -143,16 +143,16 @@ class Automation:
         for info in sorted(self.results.experiments.running(), key=lambda e: e.key):
             if not info.guardrails:
                 continue
-            gauges.track(info.key, "guardrails")
+            telemetry.track(info.key, "guardrails")
             try:
                 results = self.results.compute(info, DEFAULT_METHOD, only=list(info.guardrails))
                 self.act_on(results, full=False)
-                gauges.analysed(info.key, "guardrails", time.time())
+                telemetry.analysed(info.key, "guardrails", time.time())
                 done += 1
             except Exception:
-                gauges.failed(info.key, "guardrails")
+                telemetry.failed(info.key, "guardrails")
                 logger.exception("guardrail check failed", extra={"experiment": info.key})
-        gauges.pass_completed("guardrails", time.time())
+        telemetry.pass_completed("guardrails", time.time())
         return done
 
     def paused_by_analyzer(self, info: ExperimentInfo) -> bool:
@@ -209,13 +209,15 @@ class Automation:
             )
         if not full:
             plan = plan_of(results, paused)
-            gauges.export_guardrails(info.key, results.fixed, results.guardrails, paused, plan=plan)
+            telemetry.export_guardrails(
+                info.key, results.fixed, results.guardrails, paused, plan=plan
+            )
             return
         self.export(results, paused)
 
     def export(self, results: Results, paused: bool) -> None:
         """Replace every gauge of the experiment with these results."""
-        gauges.export(
+        telemetry.export(
             results.experiment.key,
             results.sample.units,
             results.fixed,
@@ -229,11 +231,11 @@ class Automation:
         )
 
 
-def plan_of(results: Results, paused: bool) -> gauges.Plan:
+def plan_of(results: Results, paused: bool) -> telemetry.Plan:
     """What the registry and the plan say of the experiment, for its info gauges (the
     registered primary metric also after the guardrail pass)."""
     info = results.snapshot.registered
-    return gauges.Plan(
+    return telemetry.Plan(
         team=info.owner or "unowned",
         status="paused" if paused else info.status,
         primary=info.primary,

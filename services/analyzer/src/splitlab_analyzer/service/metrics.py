@@ -6,7 +6,7 @@ from __future__ import annotations
 from splitlab.core.errors import ArgumentError
 from splitlab.platform.errors import ConflictError, InvalidInputError, NotFoundError
 from splitlab_analyzer.definitions import MetricDef
-from splitlab_analyzer.repositories import MetricRepository
+from splitlab_analyzer.repository import MetricRepository
 from splitlab_analyzer.schemas import MetricUpdate
 
 
