@@ -7,11 +7,13 @@ RUN pip install --no-cache-dir "uv==0.13.9"
 WORKDIR /app
 COPY pyproject.toml uv.lock ./
 COPY shared/pyproject.toml shared/pyproject.toml
+COPY client/pyproject.toml client/pyproject.toml
 COPY services/assignment/pyproject.toml services/assignment/pyproject.toml
 COPY services/router/pyproject.toml services/router/pyproject.toml
 COPY services/analyzer/pyproject.toml services/analyzer/pyproject.toml
 COPY services/trainer/pyproject.toml services/trainer/pyproject.toml
 COPY shared/src shared/src
+COPY client/src client/src
 COPY services services
 RUN uv sync --frozen --no-dev --no-group bench
 ENV PATH="/app/.venv/bin:$PATH" SPLITLAB_STATE_DIR=/var/lib/splitlab

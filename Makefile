@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-$(VENV)/.synced: uv.lock pyproject.toml shared/pyproject.toml services/*/pyproject.toml
+$(VENV)/.synced: uv.lock pyproject.toml shared/pyproject.toml client/pyproject.toml services/*/pyproject.toml
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	$(UV) sync --frozen --python python3.11
 	@touch $@
@@ -75,9 +75,10 @@ status: ## What is running
 	@bash infra/services.sh status
 	@bash infra/stack.sh status
 
-lint: install ## ruff (lint and format check) and mypy strict on shared/
+lint: install ## ruff (lint and format check), the floors (import-linter) and mypy strict
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(BIN)/mypy
 
 format: install ## Apply ruff's formatting and safe fixes

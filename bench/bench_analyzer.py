@@ -36,10 +36,10 @@ from harness import BenchResult
 from sqlalchemy import Engine, create_engine, insert, text
 from sqlalchemy.orm import sessionmaker
 
-from splitlab.messaging.topics import EventType
-from splitlab.schemas.events import ExposureEvent, OutcomeEvent, PredictionEvent
-from splitlab.settings import Settings, load_settings
-from splitlab.storage.models import Base, Experiment, MetricDefinition
+from splitlab.contracts.events import ExposureEvent, OutcomeEvent, PredictionEvent
+from splitlab.contracts.topics import EventType
+from splitlab.platform.settings import Settings, load_settings
+from splitlab.platform.storage.models import Base, Experiment, MetricDefinition
 from splitlab_analyzer.consumer.main import run as run_consumer
 from splitlab_analyzer.consumer.rows import (
     TABLE_COLUMNS,

@@ -36,8 +36,8 @@ import httpx
 import redis
 from harness import BenchResult, percentile
 
-from splitlab.settings import load_settings
-from splitlab.storage.migrate import upgrade
+from splitlab.platform.settings import load_settings
+from splitlab.platform.storage.migrate import upgrade
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent

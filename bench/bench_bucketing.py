@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 from harness import BenchResult, best_of
 
-from splitlab.assignment import (
+from splitlab.core.assignment.bucketing import bucket_hash
+from splitlab.core.assignment.decision import (
     ExperimentDefinition,
     HoldoutConfig,
     Namespace,
@@ -19,8 +20,7 @@ from splitlab.assignment import (
     assign,
     assign_all,
 )
-from splitlab.bucketing import bucket_hash
-from splitlab.lifecycle import Status
+from splitlab.core.assignment.lifecycle import Status
 
 UNITS = 50_000
 

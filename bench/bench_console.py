@@ -22,12 +22,8 @@ import numpy as np
 import pandas as pd
 from harness import BenchResult
 
-from splitlab.file_analysis import (
-    VarianceReductionSpec,
-    check_frame,
-    read_upload,
-    run_analysis,
-)
+from splitlab.core.analysis.files import VarianceReductionSpec, check_frame, read_upload
+from splitlab.reports.files import run_analysis
 from splitlab_analyzer.console.uploads import UploadStore
 
 SIZES = (100_000, 1_000_000)

@@ -17,8 +17,8 @@ from typing import Any
 from fastapi import FastAPI
 from harness import BenchResult
 
-from splitlab.health import DependencyCheck
-from splitlab.settings import Settings
+from splitlab.platform.health import DependencyCheck
+from splitlab.platform.settings import Settings
 from splitlab.web.app import create_service_app
 
 REQUESTS = 20_000

@@ -35,8 +35,8 @@ from bench_assign import _ensure_wrk, _uvicorn
 from harness import BenchResult, percentile
 from sqlalchemy import create_engine, text
 
-from splitlab.settings import load_settings
-from splitlab.storage.migrate import upgrade
+from splitlab.platform.settings import load_settings
+from splitlab.platform.storage.migrate import upgrade
 
 BENCH_DIR = Path(__file__).resolve().parent
 _SCALE = float(os.environ.get("BENCH_ROUTER_SCALE", "1"))

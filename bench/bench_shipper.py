@@ -1,7 +1,7 @@
 """The spool shipper's CPU per event: kafka-python against confluent-kafka, in the same run.
 
-The shipper (``splitlab.messaging.shipper``) runs beside every service on the same cores, so
-its CPU per event is taken from request handling under load. Here ``BENCH_SHIPPER_EVENTS``
+The shipper (``splitlab.platform.messaging.shipper``) runs beside every service on the same cores,
+so its CPU per event is taken from request handling under load. Here ``BENCH_SHIPPER_EVENTS``
 (100,000) exposure events are spooled into a temporary folder and the real ``SpoolShipper``
 ships them to the configured Kafka (the stack's ``splitlab.exposures.v1``), once with each
 producer, alternating, twice each; the figure is the lower CPU time of the two (CPU of every
@@ -25,12 +25,12 @@ from pathlib import Path
 from harness import BenchResult, best_of
 from pydantic_core import from_json
 
-from splitlab.clients import create_confluent_producer, create_kafka_producer
-from splitlab.messaging.admin import ensure_topics
-from splitlab.messaging.shipper import Producer, ShipperConfig, SpoolShipper
-from splitlab.messaging.spool import SpoolReader, SpoolWriter
-from splitlab.schemas.events import ExposureEvent
-from splitlab.settings import Settings, load_settings
+from splitlab.contracts.events import ExposureEvent
+from splitlab.platform.connections import create_confluent_producer, create_kafka_producer
+from splitlab.platform.messaging.admin import ensure_topics
+from splitlab.platform.messaging.shipper import Producer, ShipperConfig, SpoolShipper
+from splitlab.platform.messaging.spool import SpoolReader, SpoolWriter
+from splitlab.platform.settings import Settings, load_settings
 
 EVENTS = int(os.environ.get("BENCH_SHIPPER_EVENTS", 100_000))
 ROUNDS = 2

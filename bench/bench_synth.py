@@ -10,8 +10,8 @@ import time
 
 from harness import BenchResult, best_of
 
-from splitlab.synth import synthetic_control
-from splitlab.synth.simulation import factor_panel
+from splitlab.core.synth import synthetic_control
+from splitlab.core.synth.simulation import factor_panel
 
 N_DONORS, N_PERIODS, N_PRE = 50, 60, 45
 TARGET_S = 30.0

@@ -22,8 +22,8 @@ import numpy as np
 from harness import BenchResult
 from sqlalchemy import Engine, create_engine, insert, text
 
-from splitlab.settings import Settings, load_settings
-from splitlab.storage.models import Base, Experiment, MetricDefinition
+from splitlab.platform.settings import Settings, load_settings
+from splitlab.platform.storage.models import Base, Experiment, MetricDefinition
 
 SCHEMA = "bench_trainer"
 FEATURES = 20

@@ -35,9 +35,9 @@ import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from splitlab.analysis import analyze_statistics, compute_statistics, count_by_period
-from splitlab.stats.periods import period_srm_test
-from splitlab.stats.srm import srm_test
+from splitlab.core.analysis.analyze import analyze_statistics, compute_statistics, count_by_period
+from splitlab.core.stats.periods import period_srm_test
+from splitlab.core.stats.srm import srm_test
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("none", "cuped", "regression")

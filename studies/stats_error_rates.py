@@ -33,10 +33,10 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
-from splitlab.analysis import MetricStatistics, analyze, analyze_statistics
-from splitlab.stats.comparison import Comparison
-from splitlab.stats.cupac import DEFAULT_BOOSTING
-from splitlab.stats.sufficient import Moments
+from splitlab.core.analysis.analyze import MetricStatistics, analyze, analyze_statistics
+from splitlab.core.stats.comparison import Comparison
+from splitlab.core.stats.cupac import DEFAULT_BOOSTING
+from splitlab.core.stats.sufficient import Moments
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("none", "cuped", "regression", "cupac", "auto")

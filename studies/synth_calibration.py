@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from splitlab.synth import synthetic_control
-from splitlab.synth.simulation import factor_panel
+from splitlab.core.synth import synthetic_control
+from splitlab.core.synth.simulation import factor_panel
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "studies"
 N_DONORS, N_PERIODS, N_PRE, EFFECT = 39, 40, 30, 2.0

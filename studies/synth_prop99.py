@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from splitlab.core.synth import synthetic_control
 from splitlab.reports.synth import plot_png
-from splitlab.synth import synthetic_control
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 

@@ -5,7 +5,7 @@ treated unit and every donor in turn (placebo, pool = the other donors) are fit 
 same estimator, outcome-only classic synthetic control (``V = I`` on the pre-period outcomes):
 
 - SplitLab: ``synthetic_control(method="classic")``, non-negative least squares with the
-  sum-to-one row (``splitlab.synth.weights.simplex_weights``);
+  sum-to-one row (``splitlab.core.synth.weights.simplex_weights``);
 - pysyncon 1.x: its quadratic-programming step ``Synth.w_optimize`` (SciPy SLSQP from equal
   weights), on the same objective scaled by the root mean square of the donor matrix, with
   ``ftol=1e-14`` (with its default tolerance SLSQP stops early on the small states of the
@@ -29,7 +29,7 @@ import numpy as np
 from pysyncon import Synth
 from scipy import stats
 
-from splitlab.synth import synthetic_control
+from splitlab.core.synth import synthetic_control
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "unit" / "synth"))

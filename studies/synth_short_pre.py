@@ -1,6 +1,6 @@
 """``auto`` on short pre-periods: is it ever far worse than the best single method?
 
-Simulated panels from ``splitlab.synth.simulation.trending_panel``: a strong common upward
+Simulated panels from ``splitlab.core.synth.simulation.trending_panel``: a strong common upward
 trend, units of very different sizes (outcome in the tens of thousands), two AR(1) factors,
 noise relatively larger for small units, 5 post-periods and a known effect of 20% of the treated
 unit's post-period level. Grid: pre-periods T0 in {5, 8, 12} x donors J in {20, 40, 60} x
@@ -30,12 +30,12 @@ from typing import Any
 
 import numpy as np
 
-from splitlab.synth.counterfactual import METHODS, fit_counterfactual
-from splitlab.synth.diagnostics import EXTREME_WEIGHT
-from splitlab.synth.inference import inputs_for
-from splitlab.synth.panel import build_panel
-from splitlab.synth.selection import select_method
-from splitlab.synth.simulation import trending_panel
+from splitlab.core.synth.counterfactual import METHODS, fit_counterfactual
+from splitlab.core.synth.diagnostics import EXTREME_WEIGHT
+from splitlab.core.synth.inference import inputs_for
+from splitlab.core.synth.panel import build_panel
+from splitlab.core.synth.selection import select_method
+from splitlab.core.synth.simulation import trending_panel
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "studies"
 N_POST = 5

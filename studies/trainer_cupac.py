@@ -35,11 +35,11 @@ from typing import Any
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from splitlab.analysis import MetricStatistics, analyze_statistics
-from splitlab.stats.comparison import Comparison
-from splitlab.stats.cupac import BOOSTING_GRID, cross_fit_predictions, r2_score
-from splitlab.stats.cupac_history import fit_on_history
-from splitlab.stats.sufficient import Moments
+from splitlab.core.analysis.analyze import MetricStatistics, analyze_statistics
+from splitlab.core.stats.comparison import Comparison
+from splitlab.core.stats.cupac import BOOSTING_GRID, cross_fit_predictions, r2_score
+from splitlab.core.stats.cupac_history import fit_on_history
+from splitlab.core.stats.sufficient import Moments
 from splitlab_trainer.features import Design
 
 ROOT = Path(__file__).resolve().parents[1]

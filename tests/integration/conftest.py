@@ -12,8 +12,8 @@ import pytest
 import redis
 from sqlalchemy import Engine, create_engine
 
-from splitlab.settings import Settings
-from splitlab.storage.migrate import upgrade
+from splitlab.platform.settings import Settings
+from splitlab.platform.storage.migrate import upgrade
 from tests.support.databases import own_database
 from tests.support.kafka_broker import KafkaBroker
 from tests.support.postgres_server import PostgresServer

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab_assignment.app import create_app
 from tests.support.served import served
 

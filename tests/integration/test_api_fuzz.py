@@ -27,7 +27,7 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab_analyzer.app import create_app as create_analyzer
 from splitlab_assignment.app import create_app as create_assignment
 from splitlab_router.app import DiscardingPublisher

@@ -20,8 +20,8 @@ from sqlalchemy import create_engine, make_url, text
 from typer.testing import CliRunner
 
 from splitlab.cli import build_app
-from splitlab.settings import Settings
-from splitlab.storage.migrate import upgrade
+from splitlab.platform.settings import Settings
+from splitlab.platform.storage.migrate import upgrade
 from tests.support.kafka_broker import free_port
 from tests.support.stack import REPO, StackEndpoints
 from tests.support.waiting import wait_until

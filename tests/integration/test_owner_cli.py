@@ -18,7 +18,7 @@ from sqlalchemy.orm import sessionmaker
 from typer.testing import CliRunner
 
 from splitlab.cli import build_app
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab_analyzer.app import create_app as create_analyzer
 from splitlab_analyzer.repositories import ActionRepository
 from splitlab_assignment.app import create_app as create_assignment

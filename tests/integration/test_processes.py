@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab_trainer.celery_app import create_celery
 from tests.support.kafka_broker import free_port
 from tests.support.stack import REPO

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from splitlab.messaging.topics import EVENT_TOPICS
-from splitlab.settings import Settings
+from splitlab.contracts.topics import EVENT_TOPICS
+from splitlab.platform.settings import Settings
 from tests.support.kafka_broker import free_port
 from tests.support.stack import REPO
 

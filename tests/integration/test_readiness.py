@@ -9,7 +9,7 @@ from celery.contrib.testing.worker import start_worker
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab_analyzer.app import create_app as create_analyzer
 from splitlab_assignment.app import create_app as create_assignment
 from splitlab_router.app import create_app as create_router

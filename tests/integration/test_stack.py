@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
-from splitlab.storage.migrate import current_revision, head_revision
-from splitlab.storage.models import Base
+from splitlab.platform.storage.migrate import current_revision, head_revision
+from splitlab.platform.storage.models import Base
 from tests.support.stack import StackEndpoints
 
 

@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from tests.support.stack import REPO
 
 CELERY = str(Path(sys.executable).parent / "celery")

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import create_engine, make_url, text
 
-from splitlab.storage.migrate import upgrade
+from splitlab.platform.storage.migrate import upgrade
 
 
 @contextmanager

@@ -11,8 +11,13 @@ import pandas as pd
 import pytest
 
 import splitlab
-from splitlab.analysis import CUPAC_COLUMN, MetricStatistics, analyze_statistics, compute_statistics
-from splitlab.stats.sufficient import Moments
+from splitlab.core.analysis.analyze import (
+    CUPAC_COLUMN,
+    MetricStatistics,
+    analyze_statistics,
+    compute_statistics,
+)
+from splitlab.core.stats.sufficient import Moments
 
 FAST_CUPAC: dict[str, Any] = {"cupac_params": {"max_iter": 40}, "cupac_folds": 3}
 

@@ -1,4 +1,5 @@
-"""splitlab.assignment: the decision order, stickiness, holdout, validation, and the split."""
+"""splitlab.core.assignment.decision: the decision order, stickiness, holdout, validation, and the
+split."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from splitlab.assignment import (
+from splitlab.core.assignment.bucketing import bucket_hash, in_namespace
+from splitlab.core.assignment.decision import (
     AssignmentDecision,
     ExperimentDefinition,
     ExperimentDefinitionError,
@@ -25,8 +27,7 @@ from splitlab.assignment import (
     assign_all,
     in_holdout,
 )
-from splitlab.bucketing import bucket_hash, in_namespace
-from splitlab.lifecycle import Status
+from splitlab.core.assignment.lifecycle import Status
 
 VECTORS_PATH = Path(__file__).parent / "data" / "growthbook_vectors.json"
 

@@ -1,4 +1,5 @@
-"""splitlab.bucketing against the GrowthBook JavaScript SDK's outputs, plus the laws it keeps."""
+"""splitlab.core.assignment.bucketing against the GrowthBook JavaScript SDK's outputs, plus the laws
+it keeps."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from splitlab.bucketing import (
+from splitlab.core.assignment.bucketing import (
     bucket_hash,
     bucket_ranges,
     choose_variation,

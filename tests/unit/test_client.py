@@ -1,4 +1,4 @@
-"""``splitlab.client`` against httpx MockTransports: answers (typed, with sticky, degraded,
+"""``splitlab_client`` against httpx MockTransports: answers (typed, with sticky, degraded,
 bucket_version, in_experiment), batch assignment, retries on idempotent calls only, timeouts,
 the control fallback (with a log line saying why) when SplitLab is unreachable, and an error
 when SplitLab rejects the request."""
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from splitlab.client import (
+from splitlab_client import (
     AsyncSplitLabClient,
     Outcome,
     RequestRejectedError,
@@ -165,7 +165,7 @@ def test_a_rejected_request_raises_a_clear_error_not_control(status: int) -> Non
 
 def test_the_fallback_logs_why(caplog: pytest.LogCaptureFixture) -> None:
     server = Server(*[httpx.ConnectError("connection refused")] * 10, 500)
-    with caplog.at_level(logging.WARNING, logger="splitlab.client"), client(server) as sl:
+    with caplog.at_level(logging.WARNING, logger="splitlab_client"), client(server) as sl:
         assert sl.assign("u1", "exp").fallback
         assert sl.predict("u1", "exp", {}, default=0).fallback
         assert sl.assign_batch("u1").fallback
@@ -180,7 +180,7 @@ def test_the_fallback_logs_why(caplog: pytest.LogCaptureFixture) -> None:
     assert lines[2].startswith("SplitLab /assign/batch for unit 'u1' failed")
     assert "SplitLab /outcomes for 1 outcomes failed (ConnectError" in lines[3]
     server_error = Server(500)
-    with caplog.at_level(logging.WARNING, logger="splitlab.client"), client(server_error) as sl:
+    with caplog.at_level(logging.WARNING, logger="splitlab_client"), client(server_error) as sl:
         assert sl.predict("u1", "exp", {}).error == "HTTP 500: status 500"
     assert "failed (HTTP 500: status 500)" in caplog.records[-1].getMessage()
 

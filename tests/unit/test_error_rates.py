@@ -14,9 +14,9 @@ import pytest
 from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
-from splitlab.analysis import MetricStatistics, analyze, analyze_statistics
-from splitlab.stats.comparison import Comparison
-from splitlab.stats.sufficient import Moments
+from splitlab.core.analysis.analyze import MetricStatistics, analyze, analyze_statistics
+from splitlab.core.stats.comparison import Comparison
+from splitlab.core.stats.sufficient import Moments
 
 COVARIATES = ["pre", "x0", "x1", "x2"]
 CUPAC = {"cupac_models": ["gradient_boosting"], "cupac_folds": 3, "cupac_params": {"max_iter": 15}}

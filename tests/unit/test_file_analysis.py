@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from splitlab.file_analysis import (
+from splitlab.core.analysis.files import (
     FileCheckError,
     SyntheticControlSpec,
     VarianceReductionSpec,

@@ -1,4 +1,5 @@
-"""splitlab.lifecycle: the state machine and the change rules, checked against real assignments."""
+"""splitlab.core.assignment.lifecycle: the state machine and the change rules, checked against real
+assignments."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from splitlab.assignment import ExperimentDefinition, Namespace, Variant, assign
-from splitlab.lifecycle import (
+from splitlab.core.assignment.decision import ExperimentDefinition, Namespace, Variant, assign
+from splitlab.core.assignment.lifecycle import (
     Action,
     ChangeError,
     ChangeKind,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from splitlab.observability import RepeatFilter, configure_logging
+from splitlab.platform.telemetry.logs import RepeatFilter, configure_logging
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -9,7 +9,7 @@ import psycopg2.extensions
 import pytest
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
-from splitlab.storage.errors import is_connection_error, log_background_failure
+from splitlab.platform.storage.errors import is_connection_error, log_background_failure
 
 REFUSED = OperationalError(
     "SELECT 1", {}, psycopg2.OperationalError("connection to server failed: Connection refused")

@@ -1,4 +1,5 @@
-"""splitlab.targeting: operators, logic, GrowthBook version vectors, and validation errors."""
+"""splitlab.core.assignment.targeting: operators, logic, GrowthBook version vectors, and validation
+errors."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from splitlab import targeting
-from splitlab.targeting import (
+from splitlab.core.assignment import targeting
+from splitlab.core.assignment.targeting import (
     ConditionError,
     compile_condition,
     evaluate_condition,

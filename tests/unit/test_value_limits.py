@@ -10,8 +10,8 @@ import uuid
 import pytest
 from pydantic import ValidationError
 
-from splitlab.schemas.events import InvalidEventError, OutcomeEvent, parse_event
-from splitlab.schemas.values import MAX_ABS_VALUE, VALUE_RULE, check_value
+from splitlab.contracts.events import InvalidEventError, OutcomeEvent, parse_event
+from splitlab.contracts.values import MAX_ABS_VALUE, VALUE_RULE, check_value
 from splitlab_analyzer.consumer import metrics as consumer_metrics
 from splitlab_analyzer.schemas import FeatureValue
 from splitlab_router.schemas import OutcomeIn
@@ -65,8 +65,8 @@ def test_the_consumer_creates_its_topic_counters_at_zero() -> None:
 def test_every_publisher_creates_its_lost_events_counter_at_zero() -> None:
     from prometheus_client import REGISTRY
 
-    from splitlab.messaging.publisher import EventPublisher
-    from splitlab.settings import Settings
+    from splitlab.platform.messaging.publisher import EventPublisher
+    from splitlab.platform.settings import Settings
 
     service = f"svc-{uuid.uuid4().hex[:8]}"
     name = "splitlab_events_lost_total"

@@ -1,12 +1,16 @@
 """SplitLab: online experimentation for machine-learning models.
 
-The public API is small and stable; everything else lives in submodules:
+The public API is small and stable; everything else lives in submodules, by floor
+(docs/layout.md): ``splitlab.core`` (pure), ``splitlab.contracts``, ``splitlab.platform`` (the
+``[platform]`` extra), and the shell on top (``assigning``, ``web``, ``cli``, ``reports``,
+``simulation``).
 
-- ``splitlab.analyze`` -- variance-reduced analysis of per-unit data (``splitlab.analysis``);
-- ``splitlab.sample_size`` / ``splitlab.mde`` -- power calculations (``splitlab.stats.power``);
+- ``splitlab.analyze`` -- variance-reduced analysis of per-unit data
+  (``splitlab.core.analysis.analyze``);
+- ``splitlab.sample_size`` / ``splitlab.mde`` -- power calculations (``splitlab.core.stats.power``);
 - ``splitlab.synthetic_control`` -- counterfactuals for changes that cannot be randomized
-  (``splitlab.synth``);
-- ``splitlab.bucketing`` -- GrowthBook-compatible deterministic bucketing.
+  (``splitlab.core.synth``);
+- ``splitlab.core.assignment.bucketing`` -- GrowthBook-compatible deterministic bucketing.
 
 Names are imported lazily so that ``import splitlab`` stays cheap for the services and the CLI.
 """
@@ -19,12 +23,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY: dict[str, str] = {
-    "analyze": "splitlab.analysis",
-    "AnalysisResult": "splitlab.analysis",
-    "sample_size": "splitlab.stats.power",
-    "mde": "splitlab.stats.power",
-    "synthetic_control": "splitlab.synth",
-    "SyntheticControlResult": "splitlab.synth",
+    "analyze": "splitlab.core.analysis.analyze",
+    "AnalysisResult": "splitlab.core.analysis.analyze",
+    "sample_size": "splitlab.core.stats.power",
+    "mde": "splitlab.core.stats.power",
+    "synthetic_control": "splitlab.core.synth",
+    "SyntheticControlResult": "splitlab.core.synth",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -14,9 +14,9 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from pydantic import SecretStr
 from sqlalchemy import Engine, insert
 
-from splitlab.messaging.topics import EventType
-from splitlab.settings import Settings
-from splitlab.storage.models import Experiment
+from splitlab.contracts.topics import EventType
+from splitlab.platform.settings import Settings
+from splitlab.platform.storage.models import Experiment
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.consumer.main import run
 from tests.integration.analyzer.simulation import METRICS, Event

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from splitlab.schemas.events import ExposureEvent, OutcomeEvent, PredictionEvent
+from splitlab.contracts.events import ExposureEvent, OutcomeEvent, PredictionEvent
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 Event = ExposureEvent | OutcomeEvent | PredictionEvent

@@ -18,7 +18,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.automation import Automation
 from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY, define_metrics

@@ -15,7 +15,7 @@ from prometheus_client import REGISTRY
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.consumer.rows import RawRecord, build_batch
 from splitlab_analyzer.consumer.sink import PostgresSink

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, update
 
-from splitlab.storage.models import Experiment
+from splitlab.platform.storage.models import Experiment
 from splitlab_analyzer.automation import Automation
 from tests.integration.analyzer.conftest import define_metrics, insert_experiment
 from tests.integration.analyzer.simulation import experiment_row, simulate

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
-from splitlab.schemas.events import OutcomeEvent
-from splitlab.settings import Settings
+from splitlab.contracts.events import OutcomeEvent
+from splitlab.platform.settings import Settings
 from tests.integration.analyzer.conftest import (
     consumer_thread,
     produce,
@@ -158,7 +158,7 @@ def test_a_consumer_killed_mid_stream_and_restarted_loses_and_doubles_nothing(
     )
     script = (
         "import sys, threading, signal\n"
-        "from splitlab.settings import load_settings\n"
+        "from splitlab.platform.settings import load_settings\n"
         "from splitlab_analyzer.consumer.main import run\n"
         "topics = dict(zip(('exposure', 'prediction', 'outcome'), sys.argv[1:4]))\n"
         "stop = threading.Event()\n"

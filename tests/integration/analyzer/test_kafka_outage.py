@@ -18,8 +18,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from sqlalchemy import Engine, text
 
-from splitlab.schemas.events import ExposureEvent, OutcomeEvent
-from splitlab.settings import Settings
+from splitlab.contracts.events import ExposureEvent, OutcomeEvent
+from splitlab.platform.settings import Settings
 from tests.integration.analyzer.conftest import (
     all_committed,
     consumer_thread,

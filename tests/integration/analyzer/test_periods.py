@@ -26,9 +26,9 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
 import splitlab
-from splitlab.schemas.events import ExposureEvent, OutcomeEvent
-from splitlab.settings import Settings
-from splitlab.stats.srm import srm_test
+from splitlab.contracts.events import ExposureEvent, OutcomeEvent
+from splitlab.core.stats.srm import srm_test
+from splitlab.platform.settings import Settings
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.consumer.rows import RawRecord, build_batch
 from splitlab_analyzer.consumer.sink import PostgresSink

@@ -17,8 +17,8 @@ from kafka import KafkaProducer
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, create_engine, text
 
-from splitlab.schemas.events import ExposureEvent, OutcomeEvent
-from splitlab.settings import Settings
+from splitlab.contracts.events import ExposureEvent, OutcomeEvent
+from splitlab.platform.settings import Settings
 from tests.integration.analyzer.conftest import (
     all_committed,
     committed_offsets,

@@ -22,8 +22,8 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import Engine
 
-from splitlab.settings import Settings
-from splitlab.storage.redis_keys import results_key
+from splitlab.platform.settings import Settings
+from splitlab.platform.storage.redis_keys import results_key
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.consumer.rows import RawRecord, build_batch
 from splitlab_analyzer.consumer.sink import PostgresSink

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
 import splitlab
-from splitlab.settings import Settings
-from splitlab.stats.sequential import DEFAULT_TUNING_N
+from splitlab.core.stats.sequential import DEFAULT_TUNING_N
+from splitlab.platform.settings import Settings
 from tests.integration.analyzer.conftest import (
     ADMIN,
     consumer_thread,

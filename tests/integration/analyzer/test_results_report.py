@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
-from splitlab.schemas.events import PredictionEvent
+from splitlab.contracts.events import PredictionEvent
 from tests.integration.analyzer.conftest import ADMIN, define_metrics, insert_experiment
 from tests.integration.analyzer.simulation import T0, Event, _exposure, experiment_row, simulate
 from tests.integration.analyzer.test_isolation import write

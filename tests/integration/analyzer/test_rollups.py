@@ -17,8 +17,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.orm import sessionmaker
 
-from splitlab.schemas.events import ExposureEvent
-from splitlab.settings import Settings
+from splitlab.contracts.events import ExposureEvent
+from splitlab.platform.settings import Settings
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.consumer.rows import exposure_row, outcome_row, prediction_row
 from splitlab_analyzer.consumer.sink import PostgresSink

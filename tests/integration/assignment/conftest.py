@@ -10,7 +10,7 @@ import pytest
 import redis
 from fastapi.testclient import TestClient
 
-from splitlab.settings import NamedKey, Settings
+from splitlab.platform.settings import NamedKey, Settings
 from splitlab_assignment.app import create_app
 
 ADMIN_KEY = "test-admin-key-0123456789"

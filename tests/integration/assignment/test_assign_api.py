@@ -18,11 +18,11 @@ from scipy.stats import chisquare
 from splitlab.assigning.cache import CachedExperiment, ExperimentCache
 from splitlab.assigning.service import AssignmentService
 from splitlab.assigning.sticky import StickyStore
-from splitlab.assignment import HoldoutConfig
-from splitlab.clients import create_async_redis
-from splitlab.messaging.topics import EXPOSURES
-from splitlab.settings import Settings
-from splitlab.storage.redis_keys import sticky_key
+from splitlab.contracts.topics import EXPOSURES
+from splitlab.core.assignment.decision import HoldoutConfig
+from splitlab.platform.connections import create_async_redis
+from splitlab.platform.settings import Settings
+from splitlab.platform.storage.redis_keys import sticky_key
 from splitlab_assignment.app import create_app
 from tests.integration.assignment.conftest import experiment_body
 from tests.support.redis_server import RedisServer

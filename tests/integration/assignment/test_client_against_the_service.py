@@ -1,4 +1,4 @@
-"""``splitlab.client`` against the real assignment service (in-process app, real Redis,
+"""``splitlab_client`` against the real assignment service (in-process app, real Redis,
 Postgres and Kafka): typed answers, batch assignment, and a clear error for an experiment
 that does not exist instead of control."""
 
@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from splitlab.client import RequestRejectedError, SplitLabClient
+from splitlab_client import RequestRejectedError, SplitLabClient
 from tests.integration.assignment.conftest import experiment_body
 
 

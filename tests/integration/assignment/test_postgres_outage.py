@@ -16,7 +16,7 @@ import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab_assignment.app import create_app
 from tests.integration.assignment.conftest import experiment_body
 from tests.support.postgres_server import PostgresServer

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine, select
 
-from splitlab.settings import Settings
-from splitlab.storage.models import AllocationPeriod
+from splitlab.platform.settings import Settings
+from splitlab.platform.storage.models import AllocationPeriod
 from splitlab_assignment.app import create_app
 from tests.integration.assignment.conftest import ADMIN_KEY, experiment_body
 

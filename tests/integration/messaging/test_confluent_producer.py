@@ -13,10 +13,10 @@ from confluent_kafka import KafkaException
 from kafka import KafkaConsumer, TopicPartition
 from kafka.partitioner.default import murmur2
 
-from splitlab.clients import create_confluent_producer
-from splitlab.messaging.confluent_producer import ConfluentProducer
-from splitlab.schemas.events import OutcomeEvent
-from splitlab.settings import Settings
+from splitlab.contracts.events import OutcomeEvent
+from splitlab.platform.connections import create_confluent_producer
+from splitlab.platform.messaging.confluent_producer import ConfluentProducer
+from splitlab.platform.settings import Settings
 from tests.support.stack import StackEndpoints
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import time
 import uuid
 
-from splitlab.messaging.admin import ensure_topics
-from splitlab.messaging.publisher import EventPublisher
-from splitlab.messaging.topics import OUTCOMES
-from splitlab.schemas.events import OutcomeEvent, parse_event
-from splitlab.settings import Settings
+from splitlab.contracts.events import OutcomeEvent, parse_event
+from splitlab.contracts.topics import OUTCOMES
+from splitlab.platform.messaging.admin import ensure_topics
+from splitlab.platform.messaging.publisher import EventPublisher
+from splitlab.platform.settings import Settings
 from tests.support.kafka_broker import KafkaBroker
 from tests.support.waiting import wait_until
 

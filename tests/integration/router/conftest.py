@@ -18,8 +18,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 from sqlalchemy import Engine, text
 
-from splitlab.messaging.topics import EXPOSURES, OUTCOMES, PREDICTIONS
-from splitlab.settings import Settings
+from splitlab.contracts.topics import EXPOSURES, OUTCOMES, PREDICTIONS
+from splitlab.platform.settings import Settings
 from splitlab_router.app import create_app
 
 ADMIN_KEY = "router-admin-key-0123456789"

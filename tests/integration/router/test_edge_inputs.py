@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import skops.io
 from fastapi.testclient import TestClient
 
-from splitlab.messaging.topics import OUTCOMES
-from splitlab.settings import Settings
+from splitlab.contracts.topics import OUTCOMES
+from splitlab.platform.settings import Settings
 from splitlab_router.serving import file_sha256
 from tests.integration.router.conftest import ADMIN, FEATURES, Setup, consume, register
 

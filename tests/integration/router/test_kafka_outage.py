@@ -14,12 +14,12 @@ from fastapi.testclient import TestClient
 from kafka import KafkaConsumer
 from sqlalchemy import Engine
 
-from splitlab.client import SplitLabClient
-from splitlab.messaging.admin import ensure_topics
-from splitlab.messaging.publisher import EventPublisher
-from splitlab.messaging.topics import EXPOSURES, OUTCOMES, PREDICTIONS
-from splitlab.schemas.events import Event
-from splitlab.settings import Settings
+from splitlab.contracts.events import Event
+from splitlab.contracts.topics import EXPOSURES, OUTCOMES, PREDICTIONS
+from splitlab.platform.messaging.admin import ensure_topics
+from splitlab.platform.messaging.publisher import EventPublisher
+from splitlab.platform.settings import Settings
+from splitlab_client import SplitLabClient
 from splitlab_router.app import create_app
 from tests.integration.router.conftest import (
     Setup,

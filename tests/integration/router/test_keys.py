@@ -7,7 +7,7 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab_router.app import create_app
 from tests.integration.router.conftest import (
     ADMIN,

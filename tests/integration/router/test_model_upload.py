@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sklearn.linear_model import LogisticRegression
 from sqlalchemy import Engine
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab_router.app import create_app
 from tests.integration.router.conftest import (
     ADMIN,

@@ -12,9 +12,9 @@ import numpy as np
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from splitlab.messaging.topics import EXPOSURES, OUTCOMES, PREDICTIONS
-from splitlab.settings import Settings
-from splitlab.storage.redis_keys import sticky_key
+from splitlab.contracts.topics import EXPOSURES, OUTCOMES, PREDICTIONS
+from splitlab.platform.settings import Settings
+from splitlab.platform.storage.redis_keys import sticky_key
 from tests.integration.router.conftest import (
     ADMIN,
     Setup,

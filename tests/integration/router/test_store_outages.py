@@ -27,8 +27,8 @@ from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
 from sqlalchemy import Engine, create_engine
 
-from splitlab.settings import Settings
-from splitlab.storage.redis_keys import sticky_key
+from splitlab.platform.settings import Settings
+from splitlab.platform.storage.redis_keys import sticky_key
 from splitlab_router.app import create_app
 from tests.integration.router.conftest import (
     ADMIN,

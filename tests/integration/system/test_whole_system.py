@@ -15,7 +15,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from sqlalchemy import create_engine, text
 
-from splitlab.messaging.topics import topic_for
+from splitlab.contracts.topics import topic_for
 from splitlab.simulation.demo import CHALLENGER_MODEL, CONTROL_MODEL, PRESETS, experiment_body
 from splitlab.simulation.driver import RunCounts, RunPlan, run, wait_until_served
 from splitlab.simulation.world import World

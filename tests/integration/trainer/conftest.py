@@ -11,7 +11,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from tests.support.celery_processes import CeleryProcess, start_beat, start_worker, wait_for_pool
 
 ADMIN_KEY = "trainer-test-admin-key"

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine, insert
 
-from splitlab.schemas.events import ExposureEvent, OutcomeEvent
-from splitlab.storage.models import Experiment, MetricDefinition
+from splitlab.contracts.events import ExposureEvent, OutcomeEvent
+from splitlab.platform.storage.models import Experiment, MetricDefinition
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 """The experiment's start; history is the week before it."""

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, text
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab_trainer.app import create_app as create_trainer
 from splitlab_trainer.resources import build_resources
 from tests.integration.trainer.conftest import ADMIN

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, text
 from threadpoolctl import threadpool_limits
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab_trainer.resources import TrainerResources, build_resources
 from tests.integration.trainer.conftest import in_use, predictions
 from tests.integration.trainer.data import (
@@ -118,7 +118,7 @@ def test_a_failed_switch_leaves_the_previous_version_and_its_predictions(
 
 
 def test_requests_name_the_field_and_the_fix(resources: TrainerResources, engine: Engine) -> None:
-    from splitlab.web.errors import InvalidInputError, NotFoundError
+    from splitlab.platform.errors import InvalidInputError, NotFoundError
 
     with pytest.raises(NotFoundError, match="no experiment"):
         resources.planner.request("no-such-experiment", None)

@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab_trainer.app import create_app as create_trainer
 from tests.integration.trainer.conftest import ADMIN, in_use, predictions
 from tests.integration.trainer.data import new_scenario, store_definitions, store_directly

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from splitlab.file_analysis import VarianceReductionSpec
-from splitlab.web.errors import NotFoundError, PayloadTooLargeError
+from splitlab.core.analysis.files import VarianceReductionSpec
+from splitlab.platform.errors import NotFoundError, PayloadTooLargeError
 from splitlab_analyzer.console.uploads import InvalidFileError, UploadStore
 
 SPEC = VarianceReductionSpec("variant", "control", ["revenue"])

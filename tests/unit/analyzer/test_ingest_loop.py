@@ -12,8 +12,8 @@ from typing import Any
 import psycopg2
 import pytest
 
-from splitlab.messaging.topics import EventType
-from splitlab.schemas.events import OutcomeEvent
+from splitlab.contracts.events import OutcomeEvent
+from splitlab.contracts.topics import EventType
 from splitlab_analyzer.consumer.loop import IngestLoop, is_transient
 from splitlab_analyzer.consumer.rows import RawRecord, Row, build_batch, topic_types
 from splitlab_analyzer.consumer.sink import copy_field, copy_text

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from splitlab.stats.comparison import ArmEstimate, Comparison, compare
+from splitlab.core.stats.comparison import ArmEstimate, Comparison, compare
 from splitlab_analyzer.definitions import MetricDef, check_definition
 from splitlab_analyzer.results.cache import ResultsCache
 from splitlab_analyzer.results.monitoring import days_to_planned, guardrail_status

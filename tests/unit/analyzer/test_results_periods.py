@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from splitlab.schemas.events import ExposureEvent
-from splitlab.stats.sufficient import Moments
+from splitlab.contracts.events import ExposureEvent
+from splitlab.core.stats.sufficient import Moments
 from splitlab_analyzer.consumer.rows import TABLE_COLUMNS, RawRecord, build_batch
 from splitlab_analyzer.definitions import MetricDef
 from splitlab_analyzer.repositories import PeriodInfo

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from splitlab.stats.sufficient import Moments
+from splitlab.core.stats.sufficient import Moments
 from splitlab_analyzer.definitions import MetricDef
 from splitlab_analyzer.results.plan import Covariate, PlannedMetric
 from splitlab_analyzer.results.statistics import read_statistics

@@ -8,9 +8,9 @@ from fastapi.responses import JSONResponse
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from splitlab.settings import Settings
-from splitlab.synth.simulation import factor_panel
-from splitlab.web.errors import SplitLabError
+from splitlab.core.synth.simulation import factor_panel
+from splitlab.platform.errors import SplitLabError
+from splitlab.platform.settings import Settings
 from splitlab_analyzer import synthetic_control as api
 
 KEY = "synth-test-read-key-0123"

@@ -6,7 +6,7 @@ import pytest
 
 from splitlab.assigning.cache import CachedExperiment, ExperimentCache
 from splitlab.assigning.definitions import exposure_attribute_names
-from splitlab.storage.redis_keys import parse_sticky_value, sticky_key, sticky_value
+from splitlab.platform.storage.redis_keys import parse_sticky_value, sticky_key, sticky_value
 
 
 def test_exposure_attributes_are_the_ones_targeting_and_hashing_read() -> None:

@@ -11,9 +11,9 @@ import pytest
 from splitlab.assigning.cache import CachedExperiment, ExperimentCache
 from splitlab.assigning.service import AssignmentService
 from splitlab.assigning.sticky import StickyStore
-from splitlab.assignment import HoldoutConfig, in_holdout
-from splitlab.storage.redis_keys import sticky_key
-from splitlab.web.errors import NotFoundError
+from splitlab.core.assignment.decision import HoldoutConfig, in_holdout
+from splitlab.platform.errors import NotFoundError
+from splitlab.platform.storage.redis_keys import sticky_key
 from tests.unit.assigning.fakes import Clock, CollectingPublisher, FakeRedis
 
 

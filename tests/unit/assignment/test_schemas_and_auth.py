@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from splitlab.assigning.definitions import to_definition
-from splitlab.web.errors import InvalidInputError
+from splitlab.platform.errors import InvalidInputError
 from splitlab_assignment.schemas import ExperimentCreate, ExperimentUpdate
 
 

@@ -7,7 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from splitlab.cli import build_app
-from splitlab.synth.simulation import factor_panel
+from splitlab.core.synth.simulation import factor_panel
 
 runner = CliRunner()
 

@@ -9,7 +9,7 @@ import logging
 import pytest
 from confluent_kafka import KafkaError, Message
 
-from splitlab.messaging.confluent_producer import DeliveryBatch, ErrorLog
+from splitlab.platform.messaging.confluent_producer import DeliveryBatch, ErrorLog
 
 
 def sent(n: int) -> DeliveryBatch:
@@ -48,7 +48,7 @@ def test_an_empty_batch_has_nothing_to_wait_for() -> None:
 
 def test_a_client_error_is_logged_once_while_it_repeats(caplog: pytest.LogCaptureFixture) -> None:
     log = ErrorLog()
-    with caplog.at_level(logging.INFO, logger="splitlab.messaging.confluent_producer"):
+    with caplog.at_level(logging.INFO, logger="splitlab.platform.messaging.confluent_producer"):
         for _ in range(20):  # every reconnect to a dead broker
             log(KafkaError(KafkaError._TRANSPORT))
             log(KafkaError(KafkaError._ALL_BROKERS_DOWN))

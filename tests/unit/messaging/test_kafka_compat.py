@@ -8,7 +8,7 @@ import warnings
 
 import pytest
 
-from splitlab.messaging import kafka_compat
+from splitlab.platform.messaging import kafka_compat
 
 
 def refused_port() -> int:

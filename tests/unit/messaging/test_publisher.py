@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from splitlab.messaging.publisher import EventPublisher
-from splitlab.schemas.events import OutcomeEvent
-from splitlab.settings import Settings
+from splitlab.contracts.events import OutcomeEvent
+from splitlab.platform.messaging.publisher import EventPublisher
+from splitlab.platform.settings import Settings
 
 
 class FakeFuture:

@@ -6,10 +6,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from splitlab.messaging.shipper import ShipperConfig, ShipperStatus, SpoolShipper
-from splitlab.messaging.spool import SpoolReader, SpoolWriter
-from splitlab.messaging.topics import EXPOSURES, OUTCOMES
-from splitlab.schemas.events import ExposureEvent, OutcomeEvent
+from splitlab.contracts.events import ExposureEvent, OutcomeEvent
+from splitlab.contracts.topics import EXPOSURES, OUTCOMES
+from splitlab.platform.messaging.shipper import ShipperConfig, ShipperStatus, SpoolShipper
+from splitlab.platform.messaging.spool import SpoolReader, SpoolWriter
 
 
 class Acknowledged:

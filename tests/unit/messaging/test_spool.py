@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from splitlab.messaging.spool import (
+from splitlab.platform.messaging.spool import (
     FolderLock,
     SpoolLockedError,
     SpoolReader,

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
-from splitlab.clients import create_model_server_pool
-from splitlab.settings import Settings
+from splitlab.platform.connections import create_model_server_pool
+from splitlab.platform.settings import Settings
 from splitlab_router.serving import Feature, HttpModel, ModelError, ModelServers, server_of
 from tests.support.kafka_broker import free_port
 

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from splitlab.schemas.events import OutcomeEvent
-from splitlab.web.errors import InvalidInputError
+from splitlab.contracts.events import OutcomeEvent
+from splitlab.platform.errors import InvalidInputError
 from splitlab_analyzer.schemas import FeatureValue
 from splitlab_router.outcomes import OutcomeService
 from splitlab_router.schemas import OutcomeBatch, OutcomeIn

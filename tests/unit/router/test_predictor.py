@@ -13,7 +13,7 @@ import pytest
 from splitlab.assigning.cache import CachedExperiment, ExperimentCache
 from splitlab.assigning.service import AssignmentService
 from splitlab.assigning.sticky import StickyStore
-from splitlab.web.errors import ConflictError, InvalidInputError
+from splitlab.platform.errors import ConflictError, InvalidInputError
 from splitlab_router.outcomes import OutcomeService
 from splitlab_router.predictor import PredictionService, plan_for
 from splitlab_router.schemas import OutcomeIn, PredictRequest

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from splitlab.stats.adjustment import best_single_covariate, choose_method, estimate_candidates
-from splitlab.stats.sufficient import Moments
+from splitlab.core.stats.adjustment import best_single_covariate, choose_method, estimate_candidates
+from splitlab.core.stats.sufficient import Moments
 
 
 def _arms(seed: int, strength: float) -> list[Moments]:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from splitlab.stats.bayes import gaussian_posterior
+from splitlab.core.stats.bayes import gaussian_posterior
 
 
 def test_flat_prior() -> None:

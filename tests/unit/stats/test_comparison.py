@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy import stats as sps
 
-from splitlab.stats.comparison import ArmEstimate, compare, satterthwaite
+from splitlab.core.stats.comparison import ArmEstimate, compare, satterthwaite
 
 
 def arm(n: int, mean: float, variance: float, dof: float | None = None) -> ArmEstimate:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from splitlab.stats.cupac import cross_fit_predictions, fold_ids
+from splitlab.core.stats.cupac import cross_fit_predictions, fold_ids
 
 FAST = {"max_iter": 40}
 

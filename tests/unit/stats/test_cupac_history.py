@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from splitlab.stats.cupac import (
+from splitlab.core.stats.cupac import (
     DEFAULT_BOOSTING,
     cross_fit_predictions,
     r2_score,
     search_boosting_params,
 )
-from splitlab.stats.cupac_history import fit_on_history
+from splitlab.core.stats.cupac_history import fit_on_history
 
 FAST = {"max_iter": 40}
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from splitlab.stats.comparison import compare
-from splitlab.stats.cuped import cuped_estimates, cuped_theta
-from splitlab.stats.sufficient import Moments
+from splitlab.core.stats.comparison import compare
+from splitlab.core.stats.cuped import cuped_estimates, cuped_theta
+from splitlab.core.stats.sufficient import Moments
 
 
 def _data(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from splitlab.stats.comparison import ArmEstimate, Comparison, compare
-from splitlab.stats.decision import GuardrailCheck, decide
+from splitlab.core.stats.comparison import ArmEstimate, Comparison, compare
+from splitlab.core.stats.decision import GuardrailCheck, decide
 
 
 def comp(rel: float, se: float = 0.01, n: int = 10_000) -> Comparison:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from splitlab.stats.means import welch
-from splitlab.stats.sufficient import Moments
+from splitlab.core.stats.means import welch
+from splitlab.core.stats.sufficient import Moments
 
 
 @pytest.mark.parametrize("seed", range(25))

@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from splitlab import analyze
-from splitlab.analysis import analyze_statistics, compute_statistics
-from splitlab.stats.adjustment import MIN_VARIANCE_GAIN, Candidate, choose_method
+from splitlab.core.analysis.analyze import analyze_statistics, compute_statistics
+from splitlab.core.stats.adjustment import MIN_VARIANCE_GAIN, Candidate, choose_method
 
 
 def _binary_with_useless_covariate(seed: int) -> pd.DataFrame:

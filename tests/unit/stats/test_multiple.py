@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from statsmodels.stats.multitest import multipletests
 
-from splitlab.stats.multiple import adjust_p_values
+from splitlab.core.stats.multiple import adjust_p_values
 
 SM = {"holm": "holm", "bonferroni": "bonferroni", "benjamini-hochberg": "fdr_bh"}
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from splitlab.stats.nonparametric import bootstrap_ci, mann_whitney
+from splitlab.core.stats.nonparametric import bootstrap_ci, mann_whitney
 
 
 @pytest.mark.parametrize("seed", range(10))

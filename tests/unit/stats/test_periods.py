@@ -11,14 +11,14 @@ import pytest
 from scipy import stats as sps
 
 import splitlab
-from splitlab.stats.comparison import ArmEstimate
-from splitlab.stats.periods import (
+from splitlab.core.stats.comparison import ArmEstimate
+from splitlab.core.stats.periods import (
     _mixture_test,
     allocation_strata,
     combine_estimates,
     period_srm_test,
 )
-from splitlab.stats.srm import srm_test
+from splitlab.core.stats.srm import srm_test
 
 RAMP = {0: {"control": 50, "treatment": 50}, 1: {"control": 20, "treatment": 80}}
 VARIANTS = ["control", "treatment"]

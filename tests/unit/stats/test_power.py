@@ -12,7 +12,7 @@ from statsmodels.stats.proportion import (
     samplesize_proportions_2indep_onetail,
 )
 
-from splitlab.stats.power import mde, power_at, runtime_days, sample_size
+from splitlab.core.stats.power import mde, power_at, runtime_days, sample_size
 
 SM_ALT = {"two-sided": "two-sided", "greater": "larger", "less": "smaller"}
 

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
-from splitlab.stats.proportions import (
+from splitlab.core.stats.proportions import (
     proportion_estimate,
     proportion_from_moments,
     two_proportion_z,
 )
-from splitlab.stats.sufficient import Moments
+from splitlab.core.stats.sufficient import Moments
 
 
 def test_golden_numbers() -> None:

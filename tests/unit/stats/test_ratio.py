@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from splitlab.stats.ratio import ratio_estimate, ratio_test
-from splitlab.stats.sufficient import Moments
+from splitlab.core.stats.ratio import ratio_estimate, ratio_test
+from splitlab.core.stats.sufficient import Moments
 
 
 def test_variance_matches_linearization() -> None:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import statsmodels.api as sm
 
-from splitlab.stats.comparison import compare
-from splitlab.stats.regression import lin_estimates, residual_variance
-from splitlab.stats.sufficient import Moments
+from splitlab.core.stats.comparison import compare
+from splitlab.core.stats.regression import lin_estimates, residual_variance
+from splitlab.core.stats.sufficient import Moments
 
 
 @pytest.mark.parametrize("seed", range(10))

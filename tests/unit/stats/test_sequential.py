@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from splitlab.stats.comparison import ArmEstimate, compare
-from splitlab.stats.sequential import (
+from splitlab.core.stats.comparison import ArmEstimate, compare
+from splitlab.core.stats.sequential import (
     always_valid_p_value,
     confidence_sequence_halfwidth,
     running_p_values,

@@ -7,7 +7,7 @@ import math
 import pytest
 from scipy import stats as sps
 
-from splitlab.stats.srm import srm_test
+from splitlab.core.stats.srm import srm_test
 
 
 def test_matches_scipy_chisquare_with_weights() -> None:

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from splitlab.stats.sufficient import Moments, merge_all
+from splitlab.core.stats.sufficient import Moments, merge_all
 
 finite = st.floats(-1e3, 1e3, allow_nan=False, allow_infinity=False)
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from splitlab.synth.augmented import augmented_weights, choose_lambda, fit_augmented
-from splitlab.synth.counterfactual import Inputs
-from splitlab.synth.weights import fit_classic
+from splitlab.core.synth.augmented import augmented_weights, choose_lambda, fit_augmented
+from splitlab.core.synth.counterfactual import Inputs
+from splitlab.core.synth.weights import fit_classic
 
 
 def _factor_donors(n_periods: int, n_donors: int, seed: int) -> np.ndarray:

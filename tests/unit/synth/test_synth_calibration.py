@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from splitlab.synth import synthetic_control
-from splitlab.synth.simulation import factor_panel
+from splitlab.core.synth import synthetic_control
+from splitlab.core.synth.simulation import factor_panel
 
 N_SIM = 80
 N_DONORS = 39

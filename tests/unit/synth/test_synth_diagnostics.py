@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from splitlab.synth.diagnostics import (
+from splitlab.core.synth.diagnostics import (
     EXTREME_WEIGHT,
     EXTREME_WEIGHT_SUM,
     fit_warnings,

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 import splitlab
-from splitlab.synth import SyntheticControlResult, synthetic_control
-from splitlab.synth.simulation import factor_panel
+from splitlab.core.synth import SyntheticControlResult, synthetic_control
+from splitlab.core.synth.simulation import factor_panel
 
 from .conftest import long_panel
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from splitlab.synth.counterfactual import Inputs
-from splitlab.synth.diagnostics import NEAR_EXACT_SHARE
-from splitlab.synth.forecast import MAX_DF_SHARE, fit_forecast, penalty_grid
-from splitlab.synth.panel import calendar_features
+from splitlab.core.synth.counterfactual import Inputs
+from splitlab.core.synth.diagnostics import NEAR_EXACT_SHARE
+from splitlab.core.synth.forecast import MAX_DF_SHARE, fit_forecast, penalty_grid
+from splitlab.core.synth.panel import calendar_features
 
 
 def test_forecast_extrapolates_outside_the_donor_range() -> None:

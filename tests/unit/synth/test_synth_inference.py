@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from splitlab.synth.counterfactual import Inputs
-from splitlab.synth.inference import (
+from splitlab.core.synth.counterfactual import Inputs
+from splitlab.core.synth.inference import (
     PlaceboRun,
     in_time_placebo,
     placebo_band,

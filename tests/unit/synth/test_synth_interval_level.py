@@ -8,10 +8,10 @@ import math
 
 from rich.console import Console
 
+from splitlab.core.synth import synthetic_control
+from splitlab.core.synth.inference import interval_level
+from splitlab.core.synth.simulation import factor_panel
 from splitlab.reports.synth import html_report, summary_table
-from splitlab.synth import synthetic_control
-from splitlab.synth.inference import interval_level
-from splitlab.synth.simulation import factor_panel
 
 ARGS = {"unit_col": "unit", "time_col": "time", "outcome_col": "outcome"}
 

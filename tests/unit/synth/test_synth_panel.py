@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from splitlab.synth.panel import build_panel, calendar_features, missing_cells
+from splitlab.core.synth.panel import build_panel, calendar_features, missing_cells
 
 from .conftest import long_panel
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
+from splitlab.core.synth import synthetic_control
 from splitlab.reports.synth import html_report
-from splitlab.synth import synthetic_control
 
 from .public_panels import load_prop99
 

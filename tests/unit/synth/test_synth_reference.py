@@ -13,7 +13,7 @@ import warnings
 import numpy as np
 import pytest
 
-from splitlab.synth import synthetic_control
+from splitlab.core.synth import synthetic_control
 
 from .public_panels import PublicPanel, load_prop99, load_texas
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from splitlab.synth.counterfactual import Inputs
-from splitlab.synth.selection import (
+from splitlab.core.synth.counterfactual import Inputs
+from splitlab.core.synth.selection import (
     CLEAR_WIN,
     OVERFIT_RATIO,
     apply_rule,

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import pytest
 
-from splitlab.synth import synthetic_control
-from splitlab.synth.diagnostics import EXTREME_WEIGHT
-from splitlab.synth.simulation import trending_panel
+from splitlab.core.synth import synthetic_control
+from splitlab.core.synth.diagnostics import EXTREME_WEIGHT
+from splitlab.core.synth.simulation import trending_panel
 
 N_SIM = 60
 ARGS = {"unit_col": "unit", "time_col": "time", "outcome_col": "outcome", "treated": "u0"}

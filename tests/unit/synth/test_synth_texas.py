@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 from markupsafe import escape
 
+from splitlab.core.synth import SyntheticControlResult, synthetic_control
+from splitlab.core.synth.diagnostics import EXTREME_WEIGHT
 from splitlab.reports.synth import html_report, p_value_explanation, summary_table
-from splitlab.synth import SyntheticControlResult, synthetic_control
-from splitlab.synth.diagnostics import EXTREME_WEIGHT
 
 from .public_panels import PublicPanel, load_texas
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import optimize
 
-from splitlab.synth.counterfactual import Inputs
-from splitlab.synth.weights import fit_classic, simplex_weights
+from splitlab.core.synth.counterfactual import Inputs
+from splitlab.core.synth.weights import fit_classic, simplex_weights
 
 
 def _slsqp(A: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -13,10 +13,10 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
-from splitlab.health import DependencyCheck
-from splitlab.settings import Settings
+from splitlab.platform.errors import NotFoundError
+from splitlab.platform.health import DependencyCheck
+from splitlab.platform.settings import Settings
 from splitlab.web.app import create_service_app
-from splitlab.web.errors import NotFoundError
 
 state = {"cache_up": True}
 

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.testclient import TestClient
 from pydantic import SecretStr, ValidationError
 
-from splitlab.health import DependencyCheck
-from splitlab.settings import NamedKey, Settings
+from splitlab.platform.health import DependencyCheck
+from splitlab.platform.settings import NamedKey, Settings
 from splitlab.web.app import create_service_app
 from splitlab.web.auth import (
     ApiKey,

@@ -19,9 +19,9 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, SecretStr
 
-from splitlab.health import DependencyCheck
-from splitlab.schemas.text import find_unstorable
-from splitlab.settings import Settings
+from splitlab.contracts.text import find_unstorable
+from splitlab.platform.health import DependencyCheck
+from splitlab.platform.settings import Settings
 from splitlab.web.app import create_service_app
 from splitlab.web.auth import require_admin, require_caller
 from splitlab.web.routing import LeanRoute

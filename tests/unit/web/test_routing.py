@@ -13,8 +13,8 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field, SecretStr
 
-from splitlab.health import DependencyCheck
-from splitlab.settings import Settings
+from splitlab.platform.health import DependencyCheck
+from splitlab.platform.settings import Settings
 from splitlab.web.app import create_service_app
 from splitlab.web.auth import require_caller
 from splitlab.web.routing import LeanRoute

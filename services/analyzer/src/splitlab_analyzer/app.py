@@ -19,9 +19,9 @@ import httpx
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
-from splitlab.clients import create_celery_client
-from splitlab.health import DependencyCheck
-from splitlab.settings import Settings, load_settings
+from splitlab.platform.connections import create_celery_client
+from splitlab.platform.health import DependencyCheck
+from splitlab.platform.settings import Settings, load_settings
 from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
 from splitlab_analyzer import gauges

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 
-from splitlab.web.errors import DependencyUnavailableError, NotFoundError
+from splitlab.platform.errors import DependencyUnavailableError, NotFoundError
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from prometheus_client import Counter, Gauge
 
-from splitlab.analysis import AnalysisResult
+from splitlab.core.analysis.analyze import AnalysisResult
 from splitlab_analyzer.results.monitoring import GuardrailStatus
 
 DECISION_CODES = {"ship": 1, "keep_running": 0, "roll_back": -1, "inconclusive": 2}

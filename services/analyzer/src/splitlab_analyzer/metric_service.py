@@ -3,7 +3,7 @@ are plain and in use; a part stays plain): what the routes call, raising domain 
 
 from __future__ import annotations
 
-from splitlab.web.errors import ConflictError, InvalidInputError, NotFoundError
+from splitlab.platform.errors import ConflictError, InvalidInputError, NotFoundError
 from splitlab_analyzer.definitions import MetricDef
 from splitlab_analyzer.repositories import MetricRepository
 from splitlab_analyzer.schemas import MetricUpdate

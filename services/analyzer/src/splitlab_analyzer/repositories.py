@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from splitlab.storage.models import (
+from splitlab.platform.storage.models import (
     AllocationPeriod,
     AnalyzerAction,
     Experiment,

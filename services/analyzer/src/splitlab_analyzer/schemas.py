@@ -4,7 +4,7 @@ Metric definitions: ``MetricCreate`` (POST /metrics), ``MetricUpdate`` (PATCH
 /metric-definitions/{name}), ``MetricDeprecate``, ``MetricRead``, ``MetricList``. Unit
 features: ``FeatureLoad`` (POST /unit-features) and ``FeatureLoadResult``. CUPAC:
 ``TrainingQueued``. Results are ``splitlab.analyze``'s JSON shape (documented in
-``splitlab.analysis_results`` and docs/analyzer.md), returned as plain JSON.
+``splitlab.core.analysis.results`` and docs/analyzer.md), returned as plain JSON.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from splitlab.schemas.names import METRIC_PATTERN
-from splitlab.schemas.times import UtcDatetime
-from splitlab.schemas.values import BoundedValue
+from splitlab.contracts.names import METRIC_PATTERN
+from splitlab.contracts.times import UtcDatetime
+from splitlab.contracts.values import BoundedValue
 from splitlab_analyzer.definitions import (
     Aggregation,
     Direction,

@@ -1,12 +1,13 @@
 """Asking the trainer for a CUPAC training: the analyzer sends ``train_cupac`` by name through
-Celery's broker (``splitlab.training``); it fits nothing itself and imports no trainer code."""
+Celery's broker (``splitlab.platform.training``); it fits nothing itself and imports no trainer
+code."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from splitlab.settings import Settings
-from splitlab.training import send_training
+from splitlab.platform.settings import Settings
+from splitlab.platform.training import send_training
 from splitlab_analyzer.results.service import ResultsService
 
 

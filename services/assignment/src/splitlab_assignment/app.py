@@ -18,14 +18,14 @@ import httpx
 from fastapi import FastAPI
 
 from splitlab.assigning.cache import ExperimentCache
-from splitlab.assigning.metrics import CACHE_REFRESH_FAILURES
 from splitlab.assigning.sticky import StickyStore
-from splitlab.assignment import HoldoutConfig
-from splitlab.clients import create_async_redis
-from splitlab.health import DependencyCheck
-from splitlab.messaging.publisher import EventPublisher
-from splitlab.settings import Settings, load_settings
-from splitlab.storage.errors import log_background_failure
+from splitlab.assigning.telemetry import CACHE_REFRESH_FAILURES
+from splitlab.core.assignment.decision import HoldoutConfig
+from splitlab.platform.connections import create_async_redis
+from splitlab.platform.health import DependencyCheck
+from splitlab.platform.messaging.publisher import EventPublisher
+from splitlab.platform.settings import Settings, load_settings
+from splitlab.platform.storage.errors import log_background_failure
 from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
 from splitlab_assignment.api import assign, experiments

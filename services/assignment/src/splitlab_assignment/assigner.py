@@ -12,7 +12,7 @@ import time
 from splitlab.assigning.cache import ExperimentCache
 from splitlab.assigning.service import AssignmentService, ExposurePublisher
 from splitlab.assigning.sticky import StickyStore
-from splitlab.assignment import HoldoutConfig
+from splitlab.core.assignment.decision import HoldoutConfig
 from splitlab_assignment.metrics import ASSIGN_LATENCY
 from splitlab_assignment.schemas import (
     Assignment,

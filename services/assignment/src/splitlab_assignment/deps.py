@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab.web.auth import admin_actor, require_admin, require_caller, require_reader
 from splitlab_assignment.assigner import AssignEndpoints
 from splitlab_assignment.registry import ExperimentRegistry

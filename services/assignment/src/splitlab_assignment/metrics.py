@@ -1,5 +1,5 @@
 """Prometheus metrics of the assignment service's own endpoints (the shared HTTP ones are in
-``splitlab.web``; the assignment runtime's in ``splitlab.assigning.metrics``)."""
+``splitlab.web``; the assignment runtime's in ``splitlab.assigning.telemetry``)."""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx
 
-from splitlab.settings import Settings
-from splitlab.web.errors import DependencyUnavailableError, InvalidInputError
+from splitlab.platform.errors import DependencyUnavailableError, InvalidInputError
+from splitlab.platform.settings import Settings
 
 ANALYZER = "analyzer"
 ROUTER = "router"

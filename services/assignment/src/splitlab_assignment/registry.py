@@ -1,9 +1,10 @@
 """The experiment registry: create, read, list, update and act on experiments, with the audit
 log and the cache kept in step.
 
-Lifecycle and change rules come from ``splitlab.lifecycle`` (pure); this module loads and stores
-through ``ExperimentRepository``, records who did what (before/after states and the field-by-field
-change assessment) in the same transaction, and refreshes this replica's cache after each commit.
+Lifecycle and change rules come from ``splitlab.core.assignment.lifecycle`` (pure); this module
+loads and stores through ``ExperimentRepository``, records who did what (before/after states and the
+field-by-field change assessment) in the same transaction, and refreshes this replica's cache after
+each commit.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from splitlab.assigning.cache import CachedExperiment, ExperimentCache
 from splitlab.assigning.definitions import to_definition
 from splitlab.assigning.loading import experiment_state, refresh_cache
-from splitlab.lifecycle import (
+from splitlab.core.assignment.lifecycle import (
     Action,
     ChangeError,
     LifecycleError,
@@ -29,8 +30,8 @@ from splitlab.lifecycle import (
     check_change,
     transition,
 )
-from splitlab.storage.models import AllocationPeriod, Experiment, ExperimentAuditEntry
-from splitlab.web.errors import ConflictError, InvalidInputError, NotFoundError
+from splitlab.platform.errors import ConflictError, InvalidInputError, NotFoundError
+from splitlab.platform.storage.models import AllocationPeriod, Experiment, ExperimentAuditEntry
 from splitlab_assignment.preflight import (
     PreflightChecker,
     PreflightRefusedError,

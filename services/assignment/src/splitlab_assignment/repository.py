@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from splitlab.storage.models import AllocationPeriod, Experiment, ExperimentAuditEntry
+from splitlab.platform.storage.models import AllocationPeriod, Experiment, ExperimentAuditEntry
 
 
 class ExperimentRepository:

@@ -6,8 +6,8 @@ Experiments: ``ExperimentCreate`` (POST), ``ExperimentUpdate`` (PATCH, every fie
 
 Field-level rules (types, ranges, name syntax) live here; rules across fields (weights summing to
 1, duplicate variant keys, targeting syntax, what a started experiment may change) live in the
-pure core (``splitlab.assignment``, ``splitlab.lifecycle``) and reach the client as the same 422
-naming the field.
+pure core (``splitlab.core.assignment.decision``, ``splitlab.core.assignment.lifecycle``) and reach
+the client as the same 422 naming the field.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from splitlab.assignment import Reason
-from splitlab.lifecycle import Action, ChangeKind, Status
-from splitlab.schemas.names import KEY_PATTERN, METRIC_PATTERN
+from splitlab.contracts.names import KEY_PATTERN, METRIC_PATTERN
+from splitlab.core.assignment.decision import Reason
+from splitlab.core.assignment.lifecycle import Action, ChangeKind, Status
 
 ExperimentKey = Annotated[str, Field(pattern=KEY_PATTERN, examples=["ranker-v3"])]
 MetricName = Annotated[str, Field(pattern=METRIC_PATTERN, examples=["conversion"])]

@@ -26,13 +26,13 @@ from splitlab.assigning.cache import ExperimentCache
 from splitlab.assigning.loading import refresh_cache
 from splitlab.assigning.service import AssignmentService
 from splitlab.assigning.sticky import StickyStore
-from splitlab.assignment import HoldoutConfig
-from splitlab.clients import create_async_redis, create_model_server_pool
-from splitlab.health import DependencyCheck
-from splitlab.messaging.publisher import EventPublisher
-from splitlab.schemas.events import Event
-from splitlab.settings import Settings, load_settings
-from splitlab.storage.errors import log_background_failure
+from splitlab.contracts.events import Event
+from splitlab.core.assignment.decision import HoldoutConfig
+from splitlab.platform.connections import create_async_redis, create_model_server_pool
+from splitlab.platform.health import DependencyCheck
+from splitlab.platform.messaging.publisher import EventPublisher
+from splitlab.platform.settings import Settings, load_settings
+from splitlab.platform.storage.errors import log_background_failure
 from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
 from splitlab_router.api import models, predict

@@ -1,6 +1,6 @@
 """Prometheus metrics of the router (HTTP ones are in ``splitlab.web``, the assignment
-runtime's in ``splitlab.assigning.metrics``, the event publisher's in
-``splitlab.messaging.publisher``).
+runtime's in ``splitlab.assigning.telemetry``, the event publisher's in
+``splitlab.platform.messaging.publisher``).
 
 Label sets are bounded: experiments, variants and models are admin-created; ``outcome`` and
 ``kind`` are small enums. Outcome types are caller-chosen, so they are not a label.

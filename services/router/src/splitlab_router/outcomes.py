@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from splitlab.schemas.events import SCHEMA_VERSION, OutcomeEvent
-from splitlab.schemas.times import outside_window
-from splitlab.web.errors import InvalidInputError
+from splitlab.contracts.events import SCHEMA_VERSION, OutcomeEvent
+from splitlab.contracts.times import outside_window
+from splitlab.platform.errors import InvalidInputError
 from splitlab_router.metrics import OUTCOMES, VARIANT_OUTCOME_VALUES, VARIANT_OUTCOMES
 from splitlab_router.schemas import OutcomeIn, OutcomesAccepted
 from splitlab_router.served import ServedRequests

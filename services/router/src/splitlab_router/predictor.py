@@ -25,8 +25,8 @@ from typing import Any, Protocol
 
 from splitlab.assigning.cache import CachedExperiment
 from splitlab.assigning.service import AssignmentService
-from splitlab.schemas.events import SCHEMA_VERSION, PredictionEvent
-from splitlab.web.errors import ConflictError, DependencyUnavailableError, NotFoundError
+from splitlab.contracts.events import SCHEMA_VERSION, PredictionEvent
+from splitlab.platform.errors import ConflictError, DependencyUnavailableError, NotFoundError
 from splitlab_router.metrics import (
     FALLBACKS,
     MODEL_LATENCY,

@@ -31,8 +31,8 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from splitlab.storage.models import RegisteredModel
-from splitlab.web.errors import ConflictError, InvalidInputError, NotFoundError
+from splitlab.platform.errors import ConflictError, InvalidInputError, NotFoundError
+from splitlab.platform.storage.models import RegisteredModel
 from splitlab_router.metrics import MODEL_LOAD_FAILURES, MODELS_LOADED
 from splitlab_router.repository import ModelRepository
 from splitlab_router.schemas import FeatureSpec, ModelCreate, ModelList, ModelRead

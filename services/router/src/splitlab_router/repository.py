@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from splitlab.storage.models import ModelArtifact, RegisteredModel
+from splitlab.platform.storage.models import ModelArtifact, RegisteredModel
 
 
 class ModelRepository:

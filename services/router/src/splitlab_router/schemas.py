@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from splitlab.schemas.names import KEY_PATTERN
-from splitlab.schemas.times import UtcDatetime
-from splitlab.schemas.values import BoundedValue
+from splitlab.contracts.names import KEY_PATTERN
+from splitlab.contracts.times import UtcDatetime
+from splitlab.contracts.values import BoundedValue
 
 ModelName = Annotated[str, Field(pattern=KEY_PATTERN, examples=["ranker"])]
 ModelVersion = Annotated[str, Field(pattern=KEY_PATTERN, examples=["3"])]

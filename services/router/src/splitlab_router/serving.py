@@ -37,7 +37,7 @@ import httpcore
 import httpx
 import numpy as np
 
-from splitlab.web.errors import InvalidInputError
+from splitlab.platform.errors import InvalidInputError
 from splitlab_router.transport import AsyncioBackend
 
 INLINE_BUDGET_S = 0.001
@@ -297,8 +297,8 @@ class SklearnModel:
 class ModelServers:
     """One connection pool per model server (``scheme://host:port``).
 
-    ``factory`` builds a pool (``splitlab.clients.create_model_server_pool``, limits from the
-    settings); each is created the first time a model on that server is built and closed by
+    ``factory`` builds a pool (``splitlab.platform.connections.create_model_server_pool``, limits
+    from the settings); each is created the first time a model on that server is built and closed by
     ``aclose`` at shutdown. httpcore's pool rather than an ``httpx.AsyncClient``: the call needs
     none of httpx's layer (auth, cookies, redirects, proxies from the environment, event hooks),
     which cost about 0.4 ms of CPU per call (1.1-1.3 against 0.73 ms, same server, same run)."""

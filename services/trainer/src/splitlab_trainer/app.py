@@ -13,9 +13,9 @@ from collections.abc import AsyncIterator, Sequence
 from fastapi import FastAPI
 from prometheus_client.registry import REGISTRY
 
-from splitlab.clients import create_redis
-from splitlab.health import DependencyCheck, redis_check
-from splitlab.settings import Settings, load_settings
+from splitlab.platform.connections import create_redis
+from splitlab.platform.health import DependencyCheck, redis_check
+from splitlab.platform.settings import Settings, load_settings
 from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
 from splitlab_trainer.api import models

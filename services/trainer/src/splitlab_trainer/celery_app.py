@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from celery import Celery
 
-from splitlab.settings import Settings
-from splitlab.training import SCHEDULE_TASK
+from splitlab.platform.settings import Settings
+from splitlab.platform.training import SCHEDULE_TASK
 
 
 def create_celery(settings: Settings) -> Celery:

@@ -16,7 +16,8 @@ from typing import Any
 
 from celery import Task, shared_task
 
-from splitlab.file_analysis import check_frame, read_upload, run_analysis, spec_from_dict
+from splitlab.core.analysis.files import check_frame, read_upload, spec_from_dict
+from splitlab.reports.files import run_analysis
 
 TASK_NAME = "splitlab.console.analysis"
 REPORT = "report.html"

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from splitlab.settings import Settings
-from splitlab.storage.models import TrainedModel
-from splitlab.web.errors import InvalidInputError, NotFoundError
+from splitlab.platform.errors import InvalidInputError, NotFoundError
+from splitlab.platform.settings import Settings
+from splitlab.platform.storage.models import TrainedModel
 from splitlab_trainer.definitions import MetricSpec
 from splitlab_trainer.repository import (
     ACTIVE,

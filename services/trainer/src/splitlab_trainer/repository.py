@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from splitlab.storage.models import (
+from splitlab.platform.storage.models import (
     Experiment,
     MetricDefinition,
     TrainedModel,

@@ -10,8 +10,8 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from splitlab.clients import create_db_engine, create_session_factory
-from splitlab.settings import Settings
+from splitlab.platform.connections import create_db_engine, create_session_factory
+from splitlab.platform.settings import Settings
 from splitlab_trainer.planner import Planner
 from splitlab_trainer.repository import CatalogueRepository, EntityRepository, ExperimentReader
 from splitlab_trainer.training import Trainer

@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from splitlab.schemas.names import KEY_PATTERN, METRIC_PATTERN
-from splitlab.storage.models import TrainedModel, TrainingEntity
+from splitlab.contracts.names import KEY_PATTERN, METRIC_PATTERN
+from splitlab.platform.storage.models import TrainedModel, TrainingEntity
 
 ExperimentKey = Annotated[str, Field(pattern=KEY_PATTERN, examples=["ranker-v3"])]
 MetricName = Annotated[str, Field(pattern=METRIC_PATTERN, examples=["revenue"])]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from splitlab.settings import Settings
-from splitlab.training import TRAIN_TASK
-from splitlab.web.errors import NotFoundError
+from splitlab.platform.errors import NotFoundError
+from splitlab.platform.settings import Settings
+from splitlab.platform.training import TRAIN_TASK
 from splitlab_trainer.planner import Planner
 from splitlab_trainer.repository import CatalogueRepository, EntityRepository
 from splitlab_trainer.schemas import (

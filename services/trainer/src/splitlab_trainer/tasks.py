@@ -23,7 +23,7 @@ from typing import Any
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from splitlab.training import PROBE_TASK, SCHEDULE_TASK, TRAIN_TASK
+from splitlab.platform.training import PROBE_TASK, SCHEDULE_TASK, TRAIN_TASK
 from splitlab_trainer.resources import resources_for
 
 

@@ -8,7 +8,7 @@ one row per model kind to fit) and:
 2. reads the experiment's units once (:mod:`splitlab_trainer.training_data`);
 3. fits the **in-experiment** model: cross-fitted, linear vs gradient boosting (with a bounded
    hyperparameter search) by out-of-fold R^2 under the time budget
-   (:func:`splitlab.stats.cupac.cross_fit_predictions`);
+   (:func:`splitlab.core.stats.cupac.cross_fit_predictions`);
 4. fits the **pre-experiment** model on history before the experiment's start (features as of
    a cutoff, the metric over the window after it) and applies it to every unit from its
    pre-exposure features; when this run does not refit it, the newest fitted one predicts the
@@ -34,9 +34,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Engine
 
-from splitlab.settings import Settings
-from splitlab.stats.cupac import BOOSTING_GRID, MODELS, cross_fit_predictions, r2_score
-from splitlab.stats.cupac_history import fit_on_history
+from splitlab.core.stats.cupac import BOOSTING_GRID, MODELS, cross_fit_predictions, r2_score
+from splitlab.core.stats.cupac_history import fit_on_history
+from splitlab.platform.settings import Settings
 from splitlab_trainer.definitions import MetricSpec
 from splitlab_trainer.features import Design, raw_features, target
 from splitlab_trainer.repository import (

@@ -8,8 +8,8 @@ This module is the process's main: it reads the settings and builds the app once
 
 from __future__ import annotations
 
-from splitlab.observability import configure_logging
-from splitlab.settings import load_settings
+from splitlab.platform.settings import load_settings
+from splitlab.platform.telemetry.logs import configure_logging
 from splitlab_trainer.celery_app import create_celery
 
 settings = load_settings()

@@ -6,8 +6,8 @@
 - ``loading``: refreshing that cache from Postgres (only experiments whose version changed);
 - ``sticky``: the Redis sticky store (one round trip, circuit breaker);
 - ``service``: ``AssignmentService``, the decision + sticky read/write + exposure event;
-- ``metrics``: the Prometheus metrics of the above.
+- ``telemetry``: the Prometheus metrics of the above.
 
-The decision itself is pure and lives in ``splitlab.assignment``. See ``docs/router.md`` for why
-the router shares this code instead of calling the assignment service.
+The decision itself is pure and lives in ``splitlab.core.assignment``. See ``docs/router.md`` for
+why the router shares this code instead of calling the assignment service.
 """

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from splitlab.assigning.definitions import exposure_attribute_names, to_definition
-from splitlab.assignment import ExperimentDefinition
-from splitlab.lifecycle import Status
+from splitlab.core.assignment.decision import ExperimentDefinition
+from splitlab.core.assignment.lifecycle import Status
 
 
 @dataclass(frozen=True, slots=True)

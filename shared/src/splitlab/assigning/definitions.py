@@ -11,9 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from splitlab.assignment import ExperimentDefinition, ExperimentDefinitionError, Namespace, Variant
-from splitlab.targeting import LOGICAL_OPERATORS
-from splitlab.web.errors import InvalidInputError
+from splitlab.core.assignment.decision import (
+    ExperimentDefinition,
+    ExperimentDefinitionError,
+    Namespace,
+    Variant,
+)
+from splitlab.core.assignment.targeting import LOGICAL_OPERATORS
+from splitlab.platform.errors import InvalidInputError
 
 BUCKETING_FIELDS = (
     "variants",

@@ -16,10 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from splitlab.assigning.cache import CachedExperiment, ExperimentCache
-from splitlab.assigning.metrics import EXPERIMENTS_CACHED
-from splitlab.lifecycle import Status
-from splitlab.storage.models import Experiment
-from splitlab.web.errors import InvalidInputError
+from splitlab.assigning.telemetry import EXPERIMENTS_CACHED
+from splitlab.core.assignment.lifecycle import Status
+from splitlab.platform.errors import InvalidInputError
+from splitlab.platform.storage.models import Experiment
 
 logger = logging.getLogger(__name__)
 

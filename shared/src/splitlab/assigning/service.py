@@ -9,10 +9,11 @@ change on, every call reads the unit's record first (docs/assignment.md).
 
 The assignment service's ``/assign`` and ``/assign/batch`` and the router's ``/predict`` call
 this one class, so a unit gets the same variant, with the same stickiness and the same exposure
-event, from either. The pure decision is ``splitlab.assignment.assign``/``assign_all``; this
-module only gathers its inputs (the cached definition, the unit's sticky records, the holdout)
-and acts on its output (store ``sticky_record`` when ``save_sticky``; publish one exposure per
-in-experiment answer; count everything).
+event, from either. The pure decision is
+``splitlab.core.assignment.decision.assign``/``assign_all``; this module only gathers its inputs
+(the cached definition, the unit's sticky records, the holdout) and acts on its output (store
+``sticky_record`` when ``save_sticky``; publish one exposure per in-experiment answer; count
+everything).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from splitlab.assigning.cache import CachedExperiment, ExperimentCache
-from splitlab.assigning.metrics import ASSIGNMENTS
 from splitlab.assigning.sticky import StickyHash, StickyStore
-from splitlab.assignment import (
+from splitlab.assigning.telemetry import ASSIGNMENTS
+from splitlab.contracts.events import SCHEMA_VERSION, ExposureEvent
+from splitlab.core.assignment.decision import (
     AssignmentDecision,
     HoldoutConfig,
     Reason,
@@ -35,11 +37,10 @@ from splitlab.assignment import (
     assign_all,
     in_holdout,
 )
-from splitlab.lifecycle import Status
-from splitlab.metric_labels import Children
-from splitlab.schemas.events import SCHEMA_VERSION, ExposureEvent
-from splitlab.storage.redis_keys import sticky_key
-from splitlab.web.errors import NotFoundError
+from splitlab.core.assignment.lifecycle import Status
+from splitlab.platform.errors import NotFoundError
+from splitlab.platform.storage.redis_keys import sticky_key
+from splitlab.platform.telemetry.labels import Children
 
 __all__ = ["Assigned", "AssignmentService", "BatchAssigned", "ExposurePublisher"]
 
@@ -48,7 +49,7 @@ _ASSIGNMENTS = Children(ASSIGNMENTS)
 
 
 class ExposurePublisher(Protocol):
-    """What the service needs of ``splitlab.messaging.publisher.EventPublisher``."""
+    """What the service needs of ``splitlab.platform.messaging.publisher.EventPublisher``."""
 
     def publish(self, event: ExposureEvent) -> None: ...
 

@@ -1,10 +1,10 @@
 """Sticky assignments in Redis, with a circuit breaker so that a dead Redis costs nothing.
 
-Layout (``splitlab.storage.redis_keys``): one hash per unit, ``splitlab:{unit:<id>}:sticky``,
-field ``experiment_key`` -> ``"<variant>|<bucket_version>"``. Reading all of a unit's
-experiments is one ``HGETALL`` (one round trip, pipelined when experiments bucket on other
-attributes); writing new records is one pipelined ``HSET`` + ``EXPIRE``, sent only when a fresh
-assignment must be stored. The TTL is renewed on every write.
+Layout (``splitlab.platform.storage.redis_keys``): one hash per unit,
+``splitlab:{unit:<id>}:sticky``, field ``experiment_key`` -> ``"<variant>|<bucket_version>"``.
+Reading all of a unit's experiments is one ``HGETALL`` (one round trip, pipelined when experiments
+bucket on other attributes); writing new records is one pipelined ``HSET`` + ``EXPIRE``, sent only
+when a fresh assignment must be stored. The TTL is renewed on every write.
 
 Claims from concurrent requests are coalesced: every ``claim`` made in one event-loop tick joins
 a pending batch, and one flush (scheduled with ``loop.call_soon``) writes the whole batch's
@@ -29,9 +29,9 @@ from typing import Any, NamedTuple, cast
 import redis.asyncio
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
-from splitlab.assigning.metrics import REDIS_FALLBACKS
-from splitlab.assignment import StickyRecord
-from splitlab.storage.redis_keys import parse_sticky_value, sticky_value
+from splitlab.assigning.telemetry import REDIS_FALLBACKS
+from splitlab.core.assignment.decision import StickyRecord
+from splitlab.platform.storage.redis_keys import parse_sticky_value, sticky_value
 
 logger = logging.getLogger(__name__)
 

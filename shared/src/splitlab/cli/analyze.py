@@ -218,7 +218,7 @@ def register(app: typer.Typer) -> None:
         Example: splitlab analyze data.csv --metric revenue --covariate revenue_pre --format
         html --output report.html
         """
-        from splitlab.analysis import analyze
+        from splitlab.core.analysis.analyze import analyze
 
         console = Console(stderr=True)
         try:
@@ -316,7 +316,7 @@ def register(app: typer.Typer) -> None:
         Example: splitlab power --metric-type proportion --baseline 0.07 --mde 0.04 --mde-type
         relative
         """
-        from splitlab.stats.power import sample_size
+        from splitlab.core.stats.power import sample_size
 
         try:
             result = sample_size(

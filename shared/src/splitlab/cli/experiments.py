@@ -14,6 +14,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from splitlab.cli.extras import requires
 from splitlab.cli.output import stderr_console, stdout_console
 
 err = stderr_console()
@@ -55,7 +56,7 @@ def api_request(method: str, path: str, body: dict[str, Any] | None = None) -> A
     """Call the admin API; ``CommandError`` with the API's message on any failure."""
     import httpx
 
-    from splitlab.settings import load_settings
+    from splitlab.platform.settings import load_settings
 
     settings = load_settings()
     if settings.admin_api_key is None:
@@ -221,6 +222,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(experiments, name="experiments")
 
     @experiments.command("create")
+    @requires("client")
     def create(
         file: Annotated[Path, typer.Argument(help="The experiment, as YAML or JSON.")],
         output_format: FormatOption = OutputFormat.table,
@@ -237,6 +239,7 @@ def register(app: typer.Typer) -> None:
             _fail(exc)
 
     @experiments.command("list")
+    @requires("client")
     def list_(
         status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
         output_format: FormatOption = OutputFormat.table,
@@ -252,6 +255,7 @@ def register(app: typer.Typer) -> None:
             _fail(exc)
 
     @experiments.command("show")
+    @requires("client")
     def show(key: str, output_format: FormatOption = OutputFormat.table) -> None:
         """Show one experiment.
 
@@ -263,6 +267,7 @@ def register(app: typer.Typer) -> None:
             _fail(exc)
 
     @experiments.command("update")
+    @requires("client")
     def update(
         key: Annotated[str, typer.Argument(help="Experiment key.")],
         weight: Annotated[
@@ -299,6 +304,7 @@ def register(app: typer.Typer) -> None:
             _fail(exc)
 
     @experiments.command("audit")
+    @requires("client")
     def audit(
         key: Annotated[str, typer.Argument(help="Experiment key.")],
         limit: Annotated[int, typer.Option(help="Newest entries to show, 1-1000.")] = 100,
@@ -322,9 +328,10 @@ def register(app: typer.Typer) -> None:
                 _fail(exc)
 
         act.__doc__ = f"{summary}\n\nExample: splitlab experiments {name} ranker-v3"
-        experiments.command(name)(act)
+        experiments.command(name)(requires("client")(act))
 
     @experiments.command("start")
+    @requires("client")
     def start(
         key: str,
         force: Annotated[

@@ -8,6 +8,8 @@ import time
 import typer
 from rich.console import Console
 
+from splitlab.cli.extras import requires
+
 console = Console(stderr=True)
 
 
@@ -23,6 +25,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(kafka, name="kafka")
 
     @db.command("upgrade")
+    @requires("platform")
     def db_upgrade(
         revision: str = typer.Argument("head", help="Target revision."),
         database_url: str = typer.Option(
@@ -33,28 +36,30 @@ def register(app: typer.Typer) -> None:
 
         Example: splitlab db upgrade head
         """
-        from splitlab.settings import load_settings
-        from splitlab.storage.migrate import upgrade
+        from splitlab.platform.settings import load_settings
+        from splitlab.platform.storage.migrate import upgrade
 
         url = database_url or load_settings().database_url
         upgrade(url, revision)
         console.print(f"database migrated to {revision}")
 
     @kafka.command("create-topics")
+    @requires("platform")
     def create_topics() -> None:
         """Create SplitLab's topics where missing (partitions: SPLITLAB_KAFKA_TOPIC_PARTITIONS).
 
         Example: splitlab kafka create-topics
         """
-        from splitlab.messaging.admin import ensure_topics
-        from splitlab.messaging.topics import ALL_TOPICS
-        from splitlab.settings import load_settings
+        from splitlab.contracts.topics import ALL_TOPICS
+        from splitlab.platform.messaging.admin import ensure_topics
+        from splitlab.platform.settings import load_settings
 
         created = ensure_topics(load_settings())
         for topic in ALL_TOPICS:
             console.print(f"{topic}: {'created' if topic in created else 'exists'}")
 
     @app.command("ready")
+    @requires("client")
     def ready(
         timeout: float = typer.Option(90.0, help="Seconds to wait for every service."),
         service: list[str] = typer.Option(  # noqa: B008
@@ -67,7 +72,7 @@ def register(app: typer.Typer) -> None:
         """
         import httpx
 
-        from splitlab.settings import load_settings
+        from splitlab.platform.settings import load_settings
 
         settings = load_settings()
         urls = {name: getattr(settings, f"{name}_url") for name in service}

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from splitlab.cli.extras import requires
 from splitlab.cli.output import PIPED_WIDTH, emit, stdout_console
 
 FEATURE_CHUNK = 5000
@@ -55,7 +56,7 @@ def call(
     """One request to the analyzer; raises ``AnalyzerError`` with its error message."""
     import httpx
 
-    from splitlab.settings import load_settings
+    from splitlab.platform.settings import load_settings
 
     settings = load_settings()
     headers = {}
@@ -227,6 +228,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(features_app, name="features")
 
     @metrics_app.command("create")
+    @requires("client")
     def create(
         name: Annotated[str, typer.Argument(help="Metric name, e.g. revenue.")],
         source: Annotated[
@@ -268,6 +270,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(json.dumps(created, indent=2))
 
     @metrics_app.command("list")
+    @requires("client")
     def list_metrics(
         output_format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,
     ) -> None:
@@ -285,6 +288,7 @@ def register(app: typer.Typer) -> None:
         stdout_console().print(metrics_table(metrics))
 
     @metrics_app.command("show")
+    @requires("client")
     def show(
         name: Annotated[str, typer.Argument(help="Metric name.")],
         output_format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,
@@ -300,6 +304,7 @@ def register(app: typer.Typer) -> None:
         print_metric(metric, output_format)
 
     @metrics_app.command("update")
+    @requires("client")
     def update(
         name: Annotated[str, typer.Argument(help="Metric name (it cannot change).")],
         description: Annotated[str | None, typer.Option()] = None,
@@ -342,6 +347,7 @@ def register(app: typer.Typer) -> None:
         print_metric(metric, output_format)
 
     @metrics_app.command("deprecate")
+    @requires("client")
     def deprecate(
         name: Annotated[str, typer.Argument(help="Metric name.")],
         reason: Annotated[str, typer.Option(help="Why, and what to use instead.")],
@@ -361,6 +367,7 @@ def register(app: typer.Typer) -> None:
         print_metric(metric, output_format)
 
     @features_app.command("load")
+    @requires("client")
     def load(
         file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV or Parquet.")],
         unit_col: Annotated[str, typer.Option(help="Column with the unit id.")] = "unit_id",
@@ -388,6 +395,7 @@ def register(app: typer.Typer) -> None:
         typer.echo(f"loaded {loaded} feature values from {file.name}")
 
     @app.command("results")
+    @requires("client")
     def results(
         key: Annotated[str, typer.Argument(help="Experiment key.")],
         method: Annotated[str, typer.Option(help="auto | none | cuped | regression | cupac")] = (
@@ -451,6 +459,7 @@ def register(app: typer.Typer) -> None:
         emit(recorder.export_text(), output)
 
     @app.command("analyzer-actions")
+    @requires("client")
     def analyzer_actions(
         key: Annotated[str, typer.Argument(help="Experiment key.")],
         output_format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,

@@ -13,6 +13,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from splitlab.cli.experiments import CommandError, FormatOption, OutputFormat, read_experiment_file
+from splitlab.cli.extras import requires
 from splitlab.cli.output import stderr_console, stdout_console
 
 err = stderr_console()
@@ -30,7 +31,7 @@ def router_request(
     ``missing_ok`` a 404 answers None."""
     import httpx
 
-    from splitlab.settings import load_settings
+    from splitlab.platform.settings import load_settings
 
     settings = load_settings()
     if settings.admin_api_key is None:
@@ -152,6 +153,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(models, name="models")
 
     @models.command("register")
+    @requires("client")
     def register_(
         file: Annotated[Path, typer.Argument(help="The model version, as YAML or JSON.")],
         artifact: Annotated[
@@ -179,6 +181,7 @@ def register(app: typer.Typer) -> None:
             _fail(exc)
 
     @models.command("list")
+    @requires("client")
     def list_(
         name: Annotated[str | None, typer.Option(help="Only versions of this model.")] = None,
         output_format: FormatOption = OutputFormat.table,
@@ -194,6 +197,7 @@ def register(app: typer.Typer) -> None:
             _fail(exc)
 
     @models.command("show")
+    @requires("client")
     def show(
         model: Annotated[str, typer.Argument(help="NAME:VERSION, as variants name it.")],
         version: Annotated[

@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 import typer
 from rich.console import Console
 
+from splitlab.cli.extras import requires
+
 if TYPE_CHECKING:
-    from splitlab.settings import Settings
+    from splitlab.platform.settings import Settings
     from splitlab.simulation.driver import Endpoints
 
 err = Console(stderr=True)
@@ -30,7 +32,7 @@ def _fail(message: str) -> NoReturn:
 
 
 def _endpoints() -> tuple[Settings, Endpoints]:
-    from splitlab.settings import load_settings
+    from splitlab.platform.settings import load_settings
     from splitlab.simulation.driver import Endpoints
 
     settings = load_settings()
@@ -62,6 +64,7 @@ def _parse_lifts(values: list[str]) -> dict[str, float]:
 
 def register(app: typer.Typer) -> None:
     @app.command("simulate")
+    @requires("client")
     def simulate(
         experiment: Annotated[str, typer.Option("--experiment", "-e", help="Experiment key.")],
         users: Annotated[
@@ -174,6 +177,7 @@ def register(app: typer.Typer) -> None:
                 err.print(f"errors: {dict(counts.errors)}")
 
     @app.command("demo")
+    @requires("platform")
     def demo(
         rate: Annotated[float, typer.Option(min=0.1, help="Simulated users a second.")] = 5.0,
         duration: Annotated[float, typer.Option(min=10, help="Seconds the simulator runs.")] = 4

@@ -63,7 +63,7 @@ def register(app: typer.Typer) -> None:
         """
         import warnings
 
-        from splitlab.synth import synthetic_control
+        from splitlab.core.synth import synthetic_control
 
         try:
             data = read_table(file)

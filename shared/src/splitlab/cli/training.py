@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 
 from splitlab.cli.experiments import CommandError, FormatOption, OutputFormat
+from splitlab.cli.extras import requires
 
 out = Console()
 err = Console(stderr=True)
@@ -25,7 +26,7 @@ def trainer_request(method: str, path: str, body: dict[str, Any] | None = None) 
     """Call the trainer's API; ``CommandError`` with the API's message on any failure."""
     import httpx
 
-    from splitlab.settings import load_settings
+    from splitlab.platform.settings import load_settings
 
     settings = load_settings()
     headers = {}
@@ -114,6 +115,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(training, name="training")
 
     @training.command("list")
+    @requires("client")
     def list_(
         experiment: Annotated[str | None, typer.Option(help="Only this experiment.")] = None,
         metric: Annotated[str | None, typer.Option(help="Only this metric.")] = None,
@@ -135,6 +137,7 @@ def register(app: typer.Typer) -> None:
             _fail(exc)
 
     @training.command("show")
+    @requires("client")
     def show(model_id: int, output_format: FormatOption = OutputFormat.json) -> None:
         """One model with every field (JSON by default).
 
@@ -146,6 +149,7 @@ def register(app: typer.Typer) -> None:
             _fail(exc)
 
     @training.command("run")
+    @requires("client")
     def run(
         experiment: str,
         metric: Annotated[str | None, typer.Option(help="One metric; default: all.")] = None,

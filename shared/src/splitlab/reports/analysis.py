@@ -20,7 +20,7 @@ import numpy as np
 from markupsafe import Markup
 from rich.table import Table
 
-from splitlab.analysis_results import AnalysisResult
+from splitlab.core.analysis.results import AnalysisResult
 from splitlab.reports.numbers import number as _fmt
 from splitlab.reports.numbers import p_value as _p
 from splitlab.reports.numbers import share as _share
@@ -278,7 +278,7 @@ def _distributions(
 ) -> dict[str, str]:
     if data is None:
         return {}
-    from splitlab.analysis import variant_labels
+    from splitlab.core.analysis.analyze import variant_labels
 
     codes, names = variant_labels(data[variant_col])
     rng = np.random.default_rng(0)

@@ -13,10 +13,10 @@ from typing import Any
 import jinja2
 from rich.table import Table
 
+from splitlab.core.synth.panel import format_time
+from splitlab.core.synth.result import SyntheticControlResult
 from splitlab.reports.numbers import number as _fmt
 from splitlab.reports.numbers import signed_percent as _pct
-from splitlab.synth.panel import format_time
-from splitlab.synth.result import SyntheticControlResult
 
 MAX_WEIGHTS_SHOWN = 10
 

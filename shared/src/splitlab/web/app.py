@@ -1,9 +1,9 @@
 """The factory every SplitLab HTTP service is built with.
 
 A service supplies its name, its settings and a lifespan that builds its clients (through
-``splitlab.clients``) and returns its readiness checks. The factory adds what all services share:
-JSON logs with request ids, the body-size limit, HTTP metrics, the hot lane for lean routes
-(``splitlab.web.routing``), ``/healthz``, ``/readyz``, ``/metrics``, one error format, the
+``splitlab.platform.connections``) and returns its readiness checks. The factory adds what all
+services share: JSON logs with request ids, the body-size limit, HTTP metrics, the hot lane for lean
+routes (``splitlab.web.routing``), ``/healthz``, ``/readyz``, ``/metrics``, one error format, the
 refusal of text no service can store (``splitlab.web.storable``), an OpenAPI document that
 declares the shell's answers and the security schemes (``splitlab.web.openapi``), ``/docs`` and
 ``/redoc`` served with their assets from the service itself (no CDN), and a background loop that
@@ -34,15 +34,15 @@ from pydantic import BaseModel
 from starlette.types import ASGIApp
 
 from splitlab import __version__
-from splitlab.health import CheckOutcome, DependencyCheck, run_checks
-from splitlab.observability import configure_logging
-from splitlab.settings import Settings
-from splitlab.web.errors import install_error_handlers
-from splitlab.web.metrics import DEPENDENCY_UP
+from splitlab.platform.health import CheckOutcome, DependencyCheck, run_checks
+from splitlab.platform.settings import Settings
+from splitlab.platform.telemetry.logs import configure_logging
+from splitlab.web.error_handlers import install_error_handlers
 from splitlab.web.middleware import RequestMiddleware
 from splitlab.web.openapi import api_routes, complete_openapi
 from splitlab.web.routing import HotLane
 from splitlab.web.storable import check_parameters
+from splitlab.web.telemetry import DEPENDENCY_UP
 
 logger = logging.getLogger(__name__)
 

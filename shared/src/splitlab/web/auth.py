@@ -27,8 +27,8 @@ from typing import Annotated, Literal
 from fastapi import Header, Request
 from pydantic import SecretStr
 
-from splitlab.settings import Settings
-from splitlab.web.errors import ForbiddenError, UnauthorizedError
+from splitlab.platform.errors import ForbiddenError, UnauthorizedError
+from splitlab.platform.settings import Settings
 
 __all__ = [
     "ApiKey",

@@ -22,11 +22,11 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from splitlab.metric_labels import Children
-from splitlab.observability import request_id_var
-from splitlab.web.errors import internal_error_body
-from splitlab.web.metrics import HTTP_LATENCY, HTTP_REJECTED_BODIES, HTTP_REQUESTS
+from splitlab.platform.errors import internal_error_body
+from splitlab.platform.telemetry.labels import Children
+from splitlab.platform.telemetry.logs import request_id_var
 from splitlab.web.storable import body_problem, problem_body
+from splitlab.web.telemetry import HTTP_LATENCY, HTTP_REJECTED_BODIES, HTTP_REQUESTS
 
 access_logger = logging.getLogger("splitlab.access")
 logger = logging.getLogger(__name__)

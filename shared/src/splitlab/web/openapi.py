@@ -28,7 +28,7 @@ from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
-from splitlab.settings import Settings
+from splitlab.platform.settings import Settings
 from splitlab.web.auth import (
     KeyRing,
     admin_actor,

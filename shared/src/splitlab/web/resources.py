@@ -10,9 +10,9 @@ import redis
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from splitlab.clients import create_db_engine, create_redis, create_session_factory
-from splitlab.health import DependencyCheck, kafka_check, postgres_check, redis_check
-from splitlab.settings import Settings
+from splitlab.platform.connections import create_db_engine, create_redis, create_session_factory
+from splitlab.platform.health import DependencyCheck, kafka_check, postgres_check, redis_check
+from splitlab.platform.settings import Settings
 
 
 @dataclass

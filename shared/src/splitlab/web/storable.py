@@ -1,4 +1,4 @@
-"""Every service refuses text it could not store (``splitlab.schemas.text``), in one place.
+"""Every service refuses text it could not store (``splitlab.contracts.text``), in one place.
 
 Bodies: ``RequestMiddleware`` reads each request body anyway (for its size limit); a byte search
 finds the JSON escapes a NUL or a lone surrogate needs, and only then is the body decoded to name
@@ -14,8 +14,8 @@ from typing import Any
 
 from fastapi import Request
 
-from splitlab.schemas.text import find_unstorable, may_hold_unstorable, unstorable_reason
-from splitlab.web.errors import InvalidInputError
+from splitlab.contracts.text import find_unstorable, may_hold_unstorable, unstorable_reason
+from splitlab.platform.errors import InvalidInputError
 
 __all__ = ["body_problem", "check_parameters", "problem_body"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, status
 
-from splitlab.web.errors import NotFoundError
+from splitlab.platform.errors import NotFoundError
 from splitlab_analyzer import metric_service
 from splitlab_analyzer.deps import AdminOnly, Metrics, Reader
 from splitlab_analyzer.schemas import (

@@ -16,9 +16,9 @@ from typing import Any
 
 from fastapi import Request
 
-from splitlab.settings import Settings
+from splitlab.platform.errors import ForbiddenError, UnauthorizedError
+from splitlab.platform.settings import Settings
 from splitlab.web.auth import keys_match
-from splitlab.web.errors import ForbiddenError, UnauthorizedError
 
 SESSION_COOKIE = "splitlab_console"
 CSRF_FIELD = "csrf_token"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from splitlab.web.errors import SplitLabError
+from splitlab.platform.errors import SplitLabError
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.automation import Automation
 from splitlab_analyzer.console.charts import ForestRow, TimePoint, forest_svg, timeline_svg

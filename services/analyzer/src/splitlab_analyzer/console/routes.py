@@ -20,10 +20,10 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from splitlab.file_analysis import AnalysisSpec, SyntheticControlSpec, VarianceReductionSpec
+from splitlab.core.analysis.files import AnalysisSpec, SyntheticControlSpec, VarianceReductionSpec
+from splitlab.platform.errors import InvalidInputError, NotFoundError, SplitLabError
+from splitlab.platform.settings import Settings
 from splitlab.reports.numbers import number, p_value, share, signed_percent
-from splitlab.settings import Settings
-from splitlab.web.errors import InvalidInputError, NotFoundError, SplitLabError
 from splitlab_analyzer.console import access
 from splitlab_analyzer.console.pages import ConsolePages, Filters, results_csv, short_time
 from splitlab_analyzer.console.uploads import (

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from splitlab.file_analysis import (
+from splitlab.core.analysis.files import (
     AnalysisSpec,
     FileCheckError,
     check_frame,
@@ -25,7 +25,7 @@ from splitlab.file_analysis import (
     spec_from_dict,
     spec_to_dict,
 )
-from splitlab.web.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
+from splitlab.platform.errors import InvalidInputError, NotFoundError, PayloadTooLargeError
 
 TASK_NAME = "splitlab.console.analysis"
 DATA = "data"

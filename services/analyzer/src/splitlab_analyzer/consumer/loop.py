@@ -21,7 +21,7 @@ from typing import Any, Protocol
 import psycopg2
 from sqlalchemy.exc import DBAPIError
 
-from splitlab.messaging.topics import EventType
+from splitlab.contracts.topics import EventType
 from splitlab_analyzer.consumer import metrics
 from splitlab_analyzer.consumer.rows import Batch, DeadLetter, RawRecord, Row, build_batch
 

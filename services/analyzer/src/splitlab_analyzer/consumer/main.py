@@ -1,7 +1,7 @@
 """Entry point of the ingestion process: ``splitlab-analyzer-consumer`` (or
 ``python -m splitlab_analyzer.consumer``).
 
-Builds its clients through ``splitlab.clients``, serves its Prometheus metrics on
+Builds its clients through ``splitlab.platform.connections``, serves its Prometheus metrics on
 ``SPLITLAB_ANALYZER_CONSUMER_METRICS_PORT``, and stops gracefully on SIGTERM or SIGINT: the
 batch in hand is written and committed, then the consumer leaves the group.
 """
@@ -16,10 +16,14 @@ from types import FrameType
 
 from prometheus_client import start_http_server
 
-from splitlab.clients import create_db_engine, create_kafka_consumer, create_kafka_producer
-from splitlab.messaging.topics import DEAD_LETTER, EVENT_TOPICS, EventType
-from splitlab.observability import configure_logging
-from splitlab.settings import Settings, load_settings
+from splitlab.contracts.topics import DEAD_LETTER, EVENT_TOPICS, EventType
+from splitlab.platform.connections import (
+    create_db_engine,
+    create_kafka_consumer,
+    create_kafka_producer,
+)
+from splitlab.platform.settings import Settings, load_settings
+from splitlab.platform.telemetry.logs import configure_logging
 from splitlab_analyzer.consumer import metrics
 from splitlab_analyzer.consumer.loop import IngestLoop
 from splitlab_analyzer.consumer.rows import topic_types

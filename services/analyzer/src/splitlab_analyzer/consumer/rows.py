@@ -1,6 +1,6 @@
 """Raw Kafka records -> rows of the event tables, or dead letters with a reason (pure).
 
-A record is valid when it parses with the event contract (``splitlab.schemas.events``) and its
+A record is valid when it parses with the event contract (``splitlab.contracts.events``) and its
 ``event_type`` belongs on the topic it came from. Everything else becomes a :class:`DeadLetter`
 carrying the reason and the record's origin (topic, partition, offset), so nothing is dropped
 silently and nothing stops the consumer.
@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from splitlab.messaging.topics import EVENT_TOPICS, EventType
-from splitlab.schemas.events import (
+from splitlab.contracts.events import (
     ExposureEvent,
     InvalidEventError,
     OutcomeEvent,
     PredictionEvent,
     parse_event,
 )
+from splitlab.contracts.topics import EVENT_TOPICS, EventType
 
 TABLE_COLUMNS: dict[EventType, tuple[str, ...]] = {
     "exposure": (

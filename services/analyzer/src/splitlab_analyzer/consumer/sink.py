@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from splitlab.messaging.topics import EventType
+from splitlab.contracts.topics import EventType
 from splitlab_analyzer.consumer.rows import TABLE_COLUMNS, TABLES, Row
 from splitlab_analyzer.rollups import maintenance
 

@@ -18,7 +18,7 @@ from typing import Any
 
 import redis
 
-from splitlab.storage.redis_keys import results_key, results_pattern
+from splitlab.platform.storage.redis_keys import results_key, results_pattern
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session, sessionmaker
 
-from splitlab.storage.models import ResultsSnapshot, ResultsSnapshotMetric
+from splitlab.platform.storage.models import ResultsSnapshot, ResultsSnapshotMetric
 
 REASONS = ("refresh", "stop")
 

@@ -3,7 +3,7 @@
 Guardrails use a one-sided always-valid test, so the analyzer may look at every refresh
 without inflating false alarms: with ``harm`` the relative effect in the harmful direction and
 ``margin`` the tolerated relative harm, the null is ``harm <= margin``; the evidence against it
-is the mixture-martingale p-value of ``harm - margin`` (``splitlab.stats.sequential``), and the
+is the mixture-martingale p-value of ``harm - margin`` (``splitlab.core.stats.sequential``), and the
 guardrail is *violated* when that p-value falls below the experiment's alpha.
 """
 
@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from splitlab.analysis import AnalysisResult
-from splitlab.analysis_results import json_number
-from splitlab.stats.comparison import Comparison
-from splitlab.stats.power import power_at, runtime_days
-from splitlab.stats.sequential import (
+from splitlab.core.analysis.analyze import AnalysisResult
+from splitlab.core.analysis.results import json_number
+from splitlab.core.stats.comparison import Comparison
+from splitlab.core.stats.power import power_at, runtime_days
+from splitlab.core.stats.sequential import (
     always_valid_p_value,
     confidence_sequence_halfwidth,
     tuning_rho,

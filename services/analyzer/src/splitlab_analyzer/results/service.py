@@ -19,12 +19,12 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from splitlab.analysis import AnalysisResult, analyze_statistics
-from splitlab.analysis_results import json_number
-from splitlab.schemas.values import MAX_ABS_VALUE
-from splitlab.stats.adjustment import METHODS
-from splitlab.stats.sequential import DEFAULT_TUNING_N
-from splitlab.web.errors import InvalidInputError, NotFoundError
+from splitlab.contracts.values import MAX_ABS_VALUE
+from splitlab.core.analysis.analyze import AnalysisResult, analyze_statistics
+from splitlab.core.analysis.results import json_number
+from splitlab.core.stats.adjustment import METHODS
+from splitlab.core.stats.sequential import DEFAULT_TUNING_N
+from splitlab.platform.errors import InvalidInputError, NotFoundError
 from splitlab_analyzer.definitions import MetricDef
 from splitlab_analyzer.repositories import (
     CupacRepository,

@@ -25,8 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from splitlab.analysis import CUPAC_COLUMN
-from splitlab.schemas.values import MAX_ABS_VALUE
+from splitlab.contracts.values import MAX_ABS_VALUE
+from splitlab.core.analysis.analyze import CUPAC_COLUMN
 from splitlab_analyzer.definitions import MetricDef
 from splitlab_analyzer.results.plan import Covariate, PlannedMetric
 from splitlab_analyzer.results.statistics import ExperimentStatistics, read_statistics
@@ -279,7 +279,7 @@ class ResultsQuery:
 
     def excluded_sql(self) -> str:
         """How many stored values of the experiment's units the query leaves out for being
-        beyond :data:`~splitlab.schemas.values.MAX_ABS_VALUE` (columns ``outcomes``,
+        beyond :data:`~splitlab.contracts.values.MAX_ABS_VALUE` (columns ``outcomes``,
         ``unit_features``): rows stored before the edges held the limit. Partial indexes of
         such rows (migration 0008) make this a look-up, not a scan."""
         key = self._bind("key", self.experiment_key)

@@ -6,7 +6,7 @@ same way form a group. Within a group a missing covariate is the same constant f
 (the query feeds 0), so it contributes nothing to the centred cross products and only its mean
 needs the imputed value: the covariate's mean over every analyzed unit that has it (as
 ``splitlab.analyze`` imputes). Groups then merge exactly (Chan et al.) into one
-:class:`~splitlab.stats.sufficient.Moments` per variant. This replaces a window
+:class:`~splitlab.core.stats.sufficient.Moments` per variant. This replaces a window
 ``AVG() OVER ()`` pass over every unit.
 """
 
@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from splitlab.analysis import CUPAC_COLUMN, MetricStatistics
-from splitlab.stats.adjustment import MetricKind
-from splitlab.stats.sufficient import Moments, merge_all
+from splitlab.core.analysis.analyze import CUPAC_COLUMN, MetricStatistics
+from splitlab.core.stats.adjustment import MetricKind
+from splitlab.core.stats.sufficient import Moments, merge_all
 from splitlab_analyzer.results.plan import PlannedMetric
 
 Row = Mapping[str, Any]

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from splitlab.storage.models import ROLLUP_SLOTS
+from splitlab.platform.storage.models import ROLLUP_SLOTS
 from splitlab_analyzer.definitions import MetricDef
 
 MAX_SLOTS = ROLLUP_SLOTS
@@ -33,7 +33,7 @@ Kind = Literal["post", "pre"]
 
 ROLLUP_FORMAT = 2
 """What stored slots mean beyond the slot set. 2: events with a value beyond
-``splitlab.schemas.values.MAX_ABS_VALUE`` are left out (1 counted them, so a single stored
+``splitlab.contracts.values.MAX_ABS_VALUE`` are left out (1 counted them, so a single stored
 1e308 could overflow every later aggregate). Part of the digest: a change rebuilds rollups."""
 
 

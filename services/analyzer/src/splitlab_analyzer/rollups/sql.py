@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from splitlab.schemas.values import MAX_ABS_VALUE
+from splitlab.contracts.values import MAX_ABS_VALUE
 from splitlab_analyzer.rollups.plan import RollupPlan, Slot
 
 
@@ -93,7 +93,7 @@ def events_sql(
 def events_condition(plan: RollupPlan, bind: Bind, key: str, e: str = "e", u: str = "u") -> str:
     """Join condition of a unit ``u`` of experiment ``key`` (bound) with its events ``e``: its
     outcomes of the plan's types, its predictions in the experiment (never shadow ones), and
-    only values within :data:`~splitlab.schemas.values.MAX_ABS_VALUE` (rows stored before the
+    only values within :data:`~splitlab.contracts.values.MAX_ABS_VALUE` (rows stored before the
     edges held that limit are left out, so one 1e308 cannot overflow a sum)."""
     parts = [f"{e}.unit_id = {u}.unit_id", f"{e}.experiment_key = {key}"]
     if plan.uses_predictions:

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
 
-from splitlab.lifecycle import Action, Status
+from splitlab.core.assignment.lifecycle import Action, Status
 from splitlab_assignment.deps import Actor, AdminOnly, Reader, Registry
 from splitlab_assignment.schemas import (
     AuditLog,

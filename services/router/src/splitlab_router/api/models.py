@@ -19,8 +19,8 @@ from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from splitlab.settings import Settings
-from splitlab.web.errors import InvalidInputError, PayloadTooLargeError
+from splitlab.platform.errors import InvalidInputError, PayloadTooLargeError
+from splitlab.platform.settings import Settings
 from splitlab_router.deps import AdminOnly, Models, Reader
 from splitlab_router.schemas import ModelCreate, ModelList, ModelRead
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path, Query, status
 from starlette.concurrency import run_in_threadpool
 
-from splitlab.schemas.names import KEY_PATTERN
+from splitlab.contracts.names import KEY_PATTERN
 from splitlab_trainer.deps import AdminOnly, Service
 from splitlab_trainer.schemas import (
     EntityList,

@@ -1,1 +1,0 @@
-"""Kafka messaging: topic names, topic administration, the event publisher and its spool."""

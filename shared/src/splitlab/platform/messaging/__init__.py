@@ -1,0 +1,1 @@
+"""Kafka messaging: topic administration, the event publisher and its spool."""

@@ -1,1 +1,0 @@
-"""Pydantic contracts shared across services: the Kafka events (``events``) and HTTP bodies."""

@@ -1,1 +1,0 @@
-"""Postgres storage: SQLAlchemy models (the schema's owner), Alembic migrations, Redis keys."""
