@@ -16,13 +16,15 @@ of the configuration change: intervals, group waits, receiver URLs).
 One platform run serves every test (the module fixture); the dashboards are checked last, when
 the trainer has trained the healthy experiment's CUPAC models (its beat looks every 2 s).
 
-Why 1 s and 400 users: the guardrail tests ``harm <= margin`` (relative harm, margin 1.0) with an
-always-valid p-value, so what decides is ``harm - margin`` against the noise of the relative
-effect, and that noise is mostly control's: on the loaded 2-core machine control's model calls
-took about 65-120 ms with a heavy tail (CPU starvation, the prediction threads' queue). With a
-40 ms model at 400 users the harm was 2.09 with p 0.56; 150 ms gave harm 2.29, p 0.23; 400 ms
-harm 3.3, p 0.05-0.08 (alert on some passes only). A 1 s model puts the harm near 10, where the
-relative noise of control's mean no longer hides it.
+Why 1 s, a margin of 0.25 and 400 users: the guardrail tests ``harm <= margin`` (the relative
+harm, treatment / control - 1) with an always-valid p-value, and control's latency is not a
+constant: it is the router's, which the drill itself loads. On the loaded 2-core machine
+control's model calls took 65-550 ms with a heavy tail (CPU starvation, the prediction threads'
+queue), so the harm a fixed delay gives shrinks as the load grows. Measured at 400 users with the
+demo's margin 1.0: a 40 ms model gave harm 2.09, p 0.56; 150 ms harm 2.29, p 0.23; 400 ms harm
+3.3, p 0.05-0.08 (alert on some passes only); 1 s harm near 10 at load 12 (passed), but 1.8, p
+0.29 at load 15 with 96 caller slots a broken run (control at about 550 ms). The broken
+experiments therefore tolerate 25% (``LATENCY_MARGIN``), so a harm of 1.8 is 1.55 beyond it.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ RUN = uuid.uuid4().hex[:6]
 HEALTHY, BROKEN, STOPPING = f"obs-healthy-{RUN}", f"obs-broken-{RUN}", f"obs-stop-{RUN}"
 TEAM = "demo-team"
 USERS, RATE = 400, 40.0
+LATENCY_MARGIN = 0.25
+"""The broken experiments' ``model_latency_ms`` margin (the module docstring says why)."""
 EFFECT_ALERTS = {
     "SplitLabGuardrailViolated",
     "SplitLabSampleRatioMismatch",
@@ -131,7 +135,11 @@ def start(platform: Platform, key: str, treatment: str, *, auto_stop: bool = Fal
     body = experiment_body(key, CONTROL_MODEL, treatment)
     body.update(owner=TEAM, auto_stop=auto_stop, planned_sample_size=20_000)
     if not trained:
-        body["metrics"] = {**body["metrics"], "primary": "impressions", "secondary": []}
+        # The broken treatments: their latency guardrail tolerates 25% (the demo's 100% is
+        # for the healthy one, whose two in-process models are alike).
+        guardrails = [{"metric": "model_latency_ms", "margin": LATENCY_MARGIN},
+                      {"metric": "model_errors", "margin": 0.5}]  # fmt: skip
+        body["metrics"] = {"primary": "impressions", "secondary": [], "guardrails": guardrails}
     if shadow is not None:
         body["variants"].append({"key": "shadow", "weight": 0, "model": shadow})
     with platform.admin() as client:
@@ -150,12 +158,9 @@ async def simulate(platform: Platform) -> dict[str, RunCounts]:
     for key, (_, models) in plans.items():
         await wait_until_served(platform.endpoints, key, models)
     seed = random.randrange(10**6)
-    # The broken treatments hold a caller's slot for 1 s a visit: more slots keep their runs
-    # about as long as the healthy one's.
     runs = [
         run(World(seed=seed, behaviours=behaviours),
-            RunPlan(key, users=USERS, rate=RATE, duration_s=120, first_user=i * USERS,
-                    concurrency=32 if key == HEALTHY else 96),
+            RunPlan(key, users=USERS, rate=RATE, duration_s=120, first_user=i * USERS),
             platform.endpoints)
         for i, (key, (behaviours, _)) in enumerate(plans.items())
     ]  # fmt: skip
