@@ -204,3 +204,25 @@ def test_the_periodic_pass_counts_a_failing_experiment_and_refreshes_the_others(
 
     automation.refresh_running()
     assert sample(failures, experiment=bad, **{"pass": "full"}) == 2.0
+
+
+def test_an_experiment_without_exposures_yet_is_evaluated_not_failing(
+    analyzer: TestClient, engine: Engine
+) -> None:
+    """Just started, nothing exposed: both passes find nothing to judge. Counted as a failure,
+    it raised SplitLabAnalysisFailing (and, never analysed, SplitLabAnalysisStale) for every
+    experiment in the seconds between its start and its first ingested exposure."""
+    define_metrics(analyzer)
+    key = f"iso-{uuid.uuid4().hex[:8]}"
+    insert_experiment(engine, experiment_row(key, TWO, (0.5, 0.5)))
+    automation = analyzer.app.state.automation  # type: ignore[attr-defined]
+
+    automation.refresh_running()
+    automation.check_guardrails()
+
+    failures = "splitlab_analyzer_refresh_failures_total"
+    last = "splitlab_experiment_last_analysis_timestamp_seconds"
+    for pass_ in ("full", "guardrails"):
+        assert sample(failures, experiment=key, **{"pass": pass_}) == 0.0, pass_
+        assert (sample(last, experiment=key, **{"pass": pass_}) or 0) > 0, pass_
+    assert analyzer.get(f"/experiments/{key}/results", headers=ADMIN).status_code == 404

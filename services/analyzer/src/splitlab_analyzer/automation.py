@@ -27,7 +27,7 @@ from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.repositories import ActionRepository, ExperimentInfo
 from splitlab_analyzer.results.cache import ResultsCache
 from splitlab_analyzer.results.history import HistoryRepository
-from splitlab_analyzer.results.service import Computed, ResultsService
+from splitlab_analyzer.results.service import Computed, NoExposuresError, ResultsService
 
 logger = logging.getLogger(__name__)
 
@@ -102,6 +102,10 @@ class Automation:
             try:
                 self.refresh(key)
                 done += 1
+            except NoExposuresError:
+                # Started, nothing exposed yet: evaluated, with nothing to judge (a failure
+                # here raised SplitLabAnalysisFailing for every experiment just started).
+                gauges.analysed(key, "full", time.time())
             except Exception:
                 gauges.failed(key, "full")
                 logger.exception("refresh failed", extra={"experiment": key})
@@ -146,6 +150,8 @@ class Automation:
                 self.act_on(computed, full=False)
                 gauges.analysed(info.key, "guardrails", time.time())
                 done += 1
+            except NoExposuresError:
+                gauges.analysed(info.key, "guardrails", time.time())
             except Exception:
                 gauges.failed(info.key, "guardrails")
                 logger.exception("guardrail check failed", extra={"experiment": info.key})

@@ -53,6 +53,11 @@ from splitlab_analyzer.rollups.store import (
 logger = logging.getLogger(__name__)
 
 
+class NoExposuresError(NotFoundError):
+    """The experiment exists but none of its exposures is stored yet: nothing to analyse (404
+    to a caller; the background passes count it as analysed, not as a failure)."""
+
+
 @dataclass(frozen=True)
 class Computed:
     """One computation: the JSON answer plus what guardrail automation and gauges need."""
@@ -212,7 +217,7 @@ class ResultsService:
         stats, shadows = self.statistics(info, query)
         sql_seconds = time.perf_counter() - started
         if stats.total_units == 0:
-            raise NotFoundError(
+            raise NoExposuresError(
                 f"experiment {key!r} has no exposures yet; results need exposed units",
                 field="key",
             )
