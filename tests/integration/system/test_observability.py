@@ -22,9 +22,10 @@ constant: it is the router's, which the drill itself loads. On the loaded 2-core
 control's model calls took 65-550 ms with a heavy tail (CPU starvation, the prediction threads'
 queue), so the harm a fixed delay gives shrinks as the load grows. Measured at 400 users with the
 demo's margin 1.0: a 40 ms model gave harm 2.09, p 0.56; 150 ms harm 2.29, p 0.23; 400 ms harm
-3.3, p 0.05-0.08 (alert on some passes only); 1 s harm near 10 at load 12 (passed), but 1.8, p
+3.3, p 0.05-0.08 (alert on some passes only); 1 s passed once at load 12, but gave harm 1.8, p
 0.29 at load 15 with 96 caller slots a broken run (control at about 550 ms). The broken
-experiments therefore tolerate 25% (``LATENCY_MARGIN``), so a harm of 1.8 is 1.55 beyond it.
+experiments therefore tolerate 25% (``LATENCY_MARGIN``): harm 4.5 (p 0.00017) and 6.2 (p
+0.00008) in the next runs.
 """
 
 from __future__ import annotations
@@ -394,7 +395,8 @@ def test_with_auto_stop_the_drill_ends_paused_with_control_for_everyone(observed
 # --------------------------------------------------------------------------- dashboards
 PANEL_DEADLINE_S = 120.0
 """How long a panel may show nothing before it fails: rates need two scrapes, the trainer's
-panels a finished training (beat looks every 2 s; on the loaded machine a training took ...)."""
+panels a finished training (beat looks every 2 s; at load 13 one metric's trainings took 5-26 s,
+and in the measured runs every panel had data at the first query)."""
 
 
 def query_panels(prometheus: str, queries: list[tuple[str, str]]) -> list[tuple[str, str, Any]]:
