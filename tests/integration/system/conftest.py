@@ -10,7 +10,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -32,6 +32,8 @@ class Platform:
     kafka_bootstrap_servers: str
     state: Path
     trainer_url: str = ""
+    env: dict[str, str] = field(default_factory=dict)
+    """The environment the processes were started with (every ``SPLITLAB_*`` setting)."""
 
     def admin(self) -> httpx.Client:
         return httpx.Client(timeout=120.0, headers=self.endpoints.admin_headers())
@@ -87,6 +89,7 @@ def running_platform(
             stack.kafka_bootstrap_servers,
             state,
             trainer_url=env["SPLITLAB_TRAINER_URL"],
+            env=env,
         )
         with platform.admin() as client:
             ensure_models(client, endpoints, state / "models")

@@ -277,3 +277,49 @@ def test_a_task_that_raises_fails_its_trainings_with_the_reason(
         ).all()
     assert {r.status for r in rows} == {"failed"}
     assert {r.error for r in rows} == {"error: RuntimeError: the database went away"}
+
+
+@pytest.mark.parametrize("slices", [2, 3])
+def test_a_sliced_read_returns_exactly_the_rows_of_one_query(
+    resources: TrainerResources, engine: Engine, slices: int
+) -> None:
+    """The per-unit rows a training learns from, read as concurrent slices on one snapshot,
+    are those one query reads: the same units in the same order, the same values."""
+    from splitlab_trainer.training_data import (
+        Binder,
+        experiment_units_sql,
+        history_units_sql,
+        read_sliced,
+        rows_sql,
+        sliced_units,
+    )
+
+    scenario = stored(engine, new_scenario(), units=300, history=200)
+    experiment = resources.trainings.experiments.get(scenario.key)
+    assert experiment is not None
+    metric = resources.trainings.experiments.metrics([scenario.metric])[scenario.metric]
+    features = list(metric.covariates)
+    assert features
+
+    def experiment_query() -> tuple[str, dict[str, object]]:
+        bind = Binder()
+        units = sliced_units(experiment_units_sql(bind, experiment.key, experiment.variants))
+        return rows_sql(units, [metric], features, bind, experiment.key), bind.params
+
+    def history_query() -> tuple[str, dict[str, object]]:
+        bind = Binder()
+        cutoff = T0 - timedelta(days=7)
+        units = sliced_units(
+            history_units_sql(bind, [metric], features, cutoff, experiment.key, 7.0)
+        )
+        return rows_sql(units, [metric], features, bind, experiment.key, 7.0), bind.params
+
+    for query in (experiment_query, history_query):
+        sql, params = query()
+        whole = read_sliced(engine, sql, params, 1)
+        parts = read_sliced(engine, sql, params, slices)
+        assert whole.size > 100
+        assert parts.unit_ids == whole.unit_ids == sorted(whole.unit_ids)
+        assert set(parts.columns) == set(whole.columns)
+        for name, values in whole.columns.items():
+            assert parts.columns[name].tobytes() == values.tobytes(), name

@@ -51,8 +51,9 @@ from splitlab_trainer.training_data import (
     UnitRows,
     experiment_units_sql,
     history_units_sql,
-    read_rows,
+    read_sliced,
     rows_sql,
+    sliced_units,
 )
 
 logger = logging.getLogger(__name__)
@@ -234,14 +235,13 @@ class Trainer:
         }
 
     def _query(self, sql: str, params: dict[str, Any]) -> UnitRows:
-        with self.engine.connect().execution_options(isolation_level="REPEATABLE READ") as c:
-            return read_rows(c, sql, params)
+        return read_sliced(self.engine, sql, params, self.settings.trainer_read_slices)
 
     def _experiment_rows(
         self, experiment: ExperimentRef, metric: MetricSpec, features: Sequence[str]
     ) -> UnitRows:
         bind = Binder()
-        units = experiment_units_sql(bind, experiment.key, experiment.variants)
+        units = sliced_units(experiment_units_sql(bind, experiment.key, experiment.variants))
         return self._query(rows_sql(units, [metric], features, bind, experiment.key), bind.params)
 
     def _history_rows(
@@ -253,7 +253,9 @@ class Trainer:
         window_days: float,
     ) -> UnitRows:
         bind = Binder()
-        units = history_units_sql(bind, [metric], features, cutoff, experiment.key, window_days)
+        units = sliced_units(
+            history_units_sql(bind, [metric], features, cutoff, experiment.key, window_days)
+        )
         sql = rows_sql(units, [metric], features, bind, experiment.key, window_days)
         return self._query(sql, bind.params)
 

@@ -195,6 +195,10 @@ class Settings(BaseSettings):
     attribution window (an entity's own value wins)."""
     trainer_time_budget_seconds: float = Field(default=300.0, gt=0)
     """CUPAC's time budget: boosting is abandoned when its projected time would exceed it."""
+    trainer_read_slices: int = Field(default=2, ge=1, le=16)
+    """Concurrent queries one training reads its per-unit rows with (disjoint slices of the
+    units, one synchronized snapshot): Postgres runs each query on one core, so on a machine
+    with N cores N slices read about N times faster. 1 reads in one query."""
     trainer_soft_time_limit_seconds: float = Field(default=1800.0, gt=0)
     """A training past this fails with the reason in the catalogue."""
     trainer_time_limit_seconds: float = Field(default=2100.0, gt=0)

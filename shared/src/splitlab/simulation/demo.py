@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 
 from splitlab.simulation.driver import Endpoints
-from splitlab.simulation.models import DEMO_MODELS, train
-from splitlab.simulation.world import Behaviour, World
+from splitlab.simulation.models import BUNDLE_SEED, DEMO_MODELS, demo_models
+from splitlab.simulation.world import Behaviour
 
 DEMO_KEY = "demo"
 CONTROL_MODEL = DEMO_MODELS[0].ref
@@ -124,7 +124,9 @@ class Setup:
     status: str
 
 
-def ensure_demo(endpoints: Endpoints, store: Path, key: str = DEMO_KEY, seed: int = 7) -> Setup:
+def ensure_demo(
+    endpoints: Endpoints, store: Path, key: str = DEMO_KEY, seed: int = BUNDLE_SEED
+) -> Setup:
     """Models, metrics and the running experiment ``key``, each created only if missing."""
     created: list[str] = []
     existing: list[str] = []
@@ -139,8 +141,11 @@ def ensure_demo(endpoints: Endpoints, store: Path, key: str = DEMO_KEY, seed: in
     return Setup(tuple(created), tuple(existing), found.status)
 
 
-def ensure_models(client: httpx.Client, endpoints: Endpoints, store: Path, seed: int = 7) -> Setup:
-    """The demo models registered in the router (trained into ``store`` when one is missing)."""
+def ensure_models(
+    client: httpx.Client, endpoints: Endpoints, store: Path, seed: int = BUNDLE_SEED
+) -> Setup:
+    """The demo models registered in the router when missing (written into ``store``: the
+    bundled files for the bundle's seed, else trained on ``World(seed)``)."""
     missing = [
         m
         for m in DEMO_MODELS
@@ -148,7 +153,7 @@ def ensure_models(client: httpx.Client, endpoints: Endpoints, store: Path, seed:
     ]
     created: list[str] = []
     if missing:
-        for trained in train(World(seed=seed), store):
+        for trained in demo_models(store, seed):
             if trained.model in missing:
                 _ok(client.post(f"{endpoints.router_url}/models", json=trained.registration()))
                 created.append(f"model {trained.model.ref} (AUC {trained.auc:.3f})")

@@ -23,8 +23,6 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.linear_model import LinearRegression
 
 from splitlab.core.stats.sufficient import FloatArray
 
@@ -85,7 +83,12 @@ class CupacFit:
 
 
 def make_model(name: str, random_state: int, params: Mapping[str, Any] | None = None) -> Any:
-    """A fresh, unfitted candidate model."""
+    """A fresh, unfitted candidate model. (scikit-learn is imported here, not at the top: the
+    analyzer and the trainer API import this module at start-up, and scikit-learn is half of
+    their import time.)"""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import LinearRegression
+
     if name == "linear":
         return LinearRegression()
     if name == "gradient_boosting":
