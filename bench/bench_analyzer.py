@@ -10,8 +10,9 @@
    for a running experiment).
 2. Results: an experiment with 1,000,000 units, 3 variants and 5 metrics (sum, count, any on
    outcomes; a count of clicks; mean prediction latency), pre-period events for CUPED, is
-   loaded with COPY; the time of one uncached ``ResultsService.compute`` (SQL aggregation plus
-   the stats engine, method ``auto``) is reported. Target: <= 2 s. The COPY load bypasses the
+   loaded with COPY; the time of one uncached ``ResultsService.compute`` (one snapshot with one
+   SQL aggregation, then the stats engine at both horizons, method ``auto``) is reported, and
+   that of a refresh's computation (``maintain=True``). Target: <= 2 s. The COPY load bypasses the
    consumer, so the load step does what ingestion would have done: first exposures, then the
    rollup build (timed apart, ``rollups_build_s``). Then, for context: one computation after
    10,000 more events went through the consumer's sink (it includes catching the rollups up
@@ -394,6 +395,11 @@ def bench_results(settings: Settings) -> BenchResult:
             computed = service.compute("bench", "auto")
             timings.append(time.perf_counter() - start)
         body = computed.body
+        refreshes = []
+        for _ in range(3):  # what Automation.refresh computes: rollups checked, caught up, read
+            start = time.perf_counter()
+            service.compute("bench", "auto", maintain=True)
+            refreshes.append(time.perf_counter() - start)
         write_more_outcomes(engine, BACKLOG_EVENTS)
         start = time.perf_counter()
         after = service.compute("bench", "auto")
@@ -411,6 +417,7 @@ def bench_results(settings: Settings) -> BenchResult:
         figures={
             "results_s": round(best, 3),
             "results_median_s": round(sorted(timings)[1], 3),
+            "refresh_s": round(min(refreshes), 3),
             "sql_s": body["timings"]["sql_s"],
             "results_after_backlog_s": round(backlog_s, 3),
             "rollup_catch_up_s": after.body["timings"]["rollup_catch_up_s"],
@@ -421,8 +428,10 @@ def bench_results(settings: Settings) -> BenchResult:
         target="results_s <= 2.0",
         met=best <= 2.0,
         notes="uncached ResultsService.compute(method=auto) reading the stored per-unit rollups "
-        "(caught up: nothing in the backlog): one SQL aggregation to sufficient statistics per "
-        "variant and missing pattern, then splitlab.analyze_statistics; best of 3. "
+        "(caught up: nothing in the backlog): one snapshot (one SQL aggregation to sufficient "
+        "statistics per variant and missing pattern), then splitlab.analyze_horizons (both "
+        "horizons from one estimation); best of 3. refresh_s: the same with maintain=True (what "
+        "a refresh computes: rollups checked and caught up first), best of 3. "
         "results_after_backlog_s: once more after 10,000 outcomes went through the consumer's "
         "sink (includes the catch-up of their units); results_from_events_s: the same "
         "computation from the events (no rollups stored), once",

@@ -14,9 +14,11 @@ import splitlab
 from splitlab.core.analysis.analyze import (
     CUPAC_COLUMN,
     MetricStatistics,
+    analyze_horizons,
     analyze_statistics,
     compute_statistics,
 )
+from splitlab.core.errors import ArgumentError
 from splitlab.core.stats.sufficient import Moments
 
 FAST_CUPAC: dict[str, Any] = {"cupac_params": {"max_iter": 40}, "cupac_folds": 3}
@@ -326,3 +328,62 @@ def test_object_numbers_and_booleans_are_accepted() -> None:
     assert result.metrics["y"].dropped_rows == 10
     assert result.metrics["flag"].kind == "proportion"
     assert math.isfinite(result.metrics["y"].comparisons["t"].comparison.p_value)
+
+
+@pytest.mark.parametrize("method", ["none", "cuped", "auto"])
+def test_both_horizons_of_one_pass_equal_two_separate_analyses(method: str) -> None:
+    """``analyze_horizons`` estimates once and views the estimates at both horizons: the
+    same numbers as a fixed-horizon and an always-valid ``analyze_statistics``."""
+    data = make_data(seed=3)
+    stats, counts, rows = compute_statistics(
+        data, metrics=["revenue", "converted"], covariates=["revenue_pre", "f1"]
+    )
+    options: dict[str, Any] = {
+        "method": method,
+        "rows": rows,
+        "guardrails": {"converted": 0.05},
+        "tuning_n": 3000.0,
+    }
+    both = analyze_horizons(stats, counts, min_sample=500, **options)
+    fixed = analyze_statistics(stats, counts, sequential=False, min_sample=500, **options)
+    sequential = analyze_statistics(stats, counts, sequential=True, **options)
+    assert both.fixed.to_dict() == fixed.to_dict()
+    assert both.sequential.to_dict() == sequential.to_dict()
+    assert both.at(True) is both.sequential
+    assert both.fixed.to_dict() != both.sequential.to_dict()
+
+
+@pytest.mark.parametrize(
+    ("options", "argument"),
+    [
+        ({"alpha": 1.5}, "alpha"),
+        ({"method": "magic"}, "method"),
+        ({"alternative": "sideways"}, "alternative"),
+        ({"correction": "sidak"}, "correction"),
+        ({"control": "base"}, "control"),
+        ({"metrics": ["nope"]}, "metrics"),
+        ({"covariates": ["nope"]}, "covariates"),
+        ({"variant_col": "arm"}, "variant_col"),
+        ({"guardrails": {"nope": 0.1}}, "guardrails"),
+        ({"mde": -0.1}, "mde"),
+    ],
+)
+def test_a_bad_argument_is_an_argument_error_carrying_its_name(
+    options: dict[str, Any], argument: str
+) -> None:
+    """The name travels as data (``.argument``) to the 422's ``field`` and the CLI option."""
+    data = make_data(n=300, seed=4)
+    call: dict[str, Any] = {"metrics": ["revenue"], "method": "none", **options}
+    with pytest.raises(ArgumentError) as caught:
+        splitlab.analyze(data, **call)
+    assert caught.value.argument == argument
+    assert isinstance(caught.value, ValueError)  # callers catching ValueError still do
+
+
+def test_the_options_of_the_public_analysis_functions_are_keywords() -> None:
+    data = make_data(n=300, seed=4)
+    with pytest.raises(TypeError):
+        splitlab.analyze(data, "variant")  # type: ignore[misc]
+    stats, counts, _ = compute_statistics(data, metrics=["revenue"])
+    with pytest.raises(TypeError):
+        analyze_statistics(stats, counts, "control")  # type: ignore[misc]

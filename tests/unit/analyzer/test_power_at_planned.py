@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 
 import splitlab
-from splitlab_analyzer.results.monitoring import power_at_planned, power_so_far
+from splitlab.core.analysis.monitoring import power_at_planned, power_so_far
 
 
 def result(sd: float, n: int = 2000) -> splitlab.AnalysisResult:

@@ -10,10 +10,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
+from splitlab.core.analysis.monitoring import days_to_planned, guardrail_status
 from splitlab.core.stats.comparison import ArmEstimate, Comparison, compare
 from splitlab_analyzer.definitions import MetricDef, check_definition
 from splitlab_analyzer.results.cache import ResultsCache
-from splitlab_analyzer.results.monitoring import days_to_planned, guardrail_status
 from splitlab_analyzer.results.sql import ResultsQuery
 
 

@@ -299,3 +299,64 @@ def test_periods_from_the_command_line_match_the_library_and_show_in_the_report(
     missing = runner.invoke(build_app(), [*common, *options])
     assert missing.exit_code == 2
     assert "--period-weight needs --period-col" in missing.output
+
+
+def test_guardrail_tests_and_power_so_far_show_where_their_inputs_are_given(
+    csv_file: Path, tmp_path: Path
+) -> None:
+    """Monitoring statistics of the analyzer (splitlab.core.analysis.monitoring) in ``splitlab
+    analyze``: the guardrail tests with ``--guardrail``, the power so far with ``--mde``."""
+    base = ["analyze", str(csv_file), "--metric", "revenue", "--method", "none"]
+    plain = json.loads(runner.invoke(build_app(), [*base, "--format", "json"]).stdout)
+    assert "guardrails" not in plain
+    assert "power_so_far" not in plain
+
+    given = [*base, "--guardrail", "revenue=0.5", "--mde", "0.05"]
+    result = runner.invoke(build_app(), [*given, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    library = splitlab.analyze(
+        pd.read_csv(csv_file),
+        metrics=["revenue"],
+        method="none",
+        guardrails={"revenue": 0.5},
+        mde=0.05,
+    )
+    assert [g.variant for g in library.guardrail_tests] == ["t1"]
+    assert out["guardrails"] == [g.to_dict() for g in library.guardrail_tests]
+    assert out["guardrails"][0]["status"] == "ok"  # revenue rises in t1: no harm
+    assert out["mde"] == 0.05
+    assert out["power_so_far"] == library.power_so_far
+    assert 0 < out["power_so_far"]["t1"] < 1
+
+    table = runner.invoke(build_app(), given)
+    assert table.exit_code == 0, table.output
+    assert "guardrail revenue / t1" in table.stdout
+    assert "power so far (revenue, MDE 5.0%)" in table.stdout
+    report = tmp_path / "report.html"
+    html = runner.invoke(build_app(), [*given, "--format", "html", "--output", str(report)])
+    assert html.exit_code == 0, html.output
+    page = report.read_text()
+    assert "<h2>Guardrails</h2>" in page
+    assert "<h2>Power so far</h2>" in page
+
+
+def test_an_mde_that_is_not_a_positive_relative_effect_is_refused(csv_file: Path) -> None:
+    result = runner.invoke(
+        build_app(), ["analyze", str(csv_file), "--metric", "revenue", "--mde", "-0.1"]
+    )
+    assert result.exit_code == 2
+    assert "--mde must be a relative effect > 0" in result.stderr
+
+
+def test_the_cli_choices_are_the_library_closed_sets() -> None:
+    from typing import get_args
+
+    from splitlab.cli import analyze as cli
+    from splitlab.core.stats.adjustment import METHODS
+    from splitlab.core.stats.comparison import Alternative
+    from splitlab.core.stats.multiple import CORRECTIONS
+
+    assert sorted(m.value for m in cli.Method) == sorted(METHODS)
+    assert sorted(a.value for a in cli.Alternative) == sorted(get_args(Alternative))
+    assert sorted(c.value for c in cli.Correction) == sorted(CORRECTIONS)

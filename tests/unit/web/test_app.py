@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.exc import InterfaceError, OperationalError, ProgrammingError
 
+from splitlab.core.errors import ArgumentError
 from splitlab.platform.errors import NotFoundError
 from splitlab.platform.health import DependencyCheck
 from splitlab.platform.settings import Settings
@@ -50,7 +51,7 @@ class Order(BaseModel):
     @model_validator(mode="after")
     def _limit(self) -> Order:
         if self.sku == "rare" and self.quantity > 1:
-            raise ValueError("quantity: at most 1 of a rare item")
+            raise ArgumentError("quantity", "quantity: at most 1 of a rare item")
         return self
 
 
@@ -257,6 +258,7 @@ def test_an_enumeration_pattern_lists_the_values_not_the_regex(client: TestClien
 
 
 def test_a_model_check_naming_a_field_points_at_that_field(client: TestClient) -> None:
+    """The field comes from the check's ``ArgumentError``, not from its message's text."""
     response = client.post("/orders/1", json={"sku": "rare", "quantity": 2})
     assert response.status_code == 422
     error = response.json()["error"]

@@ -40,7 +40,7 @@ from splitlab_analyzer.repositories import (
     MetricRepository,
 )
 from splitlab_analyzer.results.cache import ResultsCache
-from splitlab_analyzer.results.history import HistoryRepository
+from splitlab_analyzer.results.repository import HistoryRepository
 from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.rollups.store import RollupStore
 from splitlab_analyzer.synthetic_control import router as synthetic_control_router

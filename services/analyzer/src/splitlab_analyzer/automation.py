@@ -21,17 +21,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitlab.core.stats.adjustment import Method
 from splitlab.platform.errors import NotFoundError
 from splitlab_analyzer import gauges
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.repositories import ActionRepository, ExperimentInfo
 from splitlab_analyzer.results.cache import ResultsCache
-from splitlab_analyzer.results.history import HistoryRepository
-from splitlab_analyzer.results.service import Computed, NoExposuresError, ResultsService
+from splitlab_analyzer.results.repository import HistoryRepository
+from splitlab_analyzer.results.service import NoExposuresError, Results, ResultsService
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_METHOD = "auto"
+DEFAULT_METHOD: Method = "auto"
 ACTIVE = ("running", "paused")
 """Experiment statuses the full pass refreshes and exports (a paused one stays exported until
 a person resumes or stops it) and whose stored rollups it keeps."""
@@ -47,20 +48,29 @@ class Automation:
     flagged: dict[str, set[str]] = field(default_factory=dict)
     """Reasons already recorded per experiment (so a flag is written once)."""
 
-    def results_for(self, key: str, method: str, sequential: bool) -> dict[str, Any]:
-        """Cached results, computing (and caching) them on a miss; no side effect beyond the
-        cache (no gauges, no flags, no pause: those belong to the periodic refresh)."""
+    def results_for(self, key: str, method: Method, sequential: bool) -> dict[str, Any]:
+        """Cached results, computing them on a miss (one snapshot, both horizons cached); no
+        side effect beyond the cache (no gauges, no flags, no pause: those belong to the
+        periodic refresh)."""
         cached = self.cache.get(key, method, sequential)
         if cached is not None:
             return cached
-        computed = self.results.compute(key, method, sequential)
-        self.cache.put(key, method, sequential, computed.body)
-        return computed.body
+        results = self.results.compute(key, method)
+        self.cache_both(key, results)
+        return results.bodies[sequential]
+
+    def cache_both(self, key: str, results: Results) -> None:
+        for sequential, body in results.bodies.items():
+            self.cache.put(key, results.method, sequential, body)
 
     def refresh(self, key: str, *, act: bool = True) -> dict[str, Any]:
-        """Recompute now (default method, both horizons), replace the cache and the gauges,
-        and (``act``, the periodic refresh) flag and pause on guardrails and SRM; the manual
-        ``POST .../refresh`` passes ``act=False``.
+        """:meth:`recompute`'s fixed-horizon body (what ``POST .../refresh`` answers)."""
+        return self.recompute(key, act=act).body
+
+    def recompute(self, key: str, *, act: bool = True) -> Results:
+        """Recompute now (default method, both horizons from one snapshot), replace the cache
+        and the gauges, and (``act``, the periodic refresh) flag and pause on guardrails and
+        SRM; the manual ``POST .../refresh`` passes ``act=False``.
 
         First the experiment's per-unit rollups are built if its metric definitions ask for
         slots that are not stored yet, and every stored rollup is caught up on the units
@@ -68,18 +78,14 @@ class Automation:
         experiment's failing catch-up does not stop the others').
         """
         self.cache.invalidate(key)
-        self.results.build_rollups(key)
-        self.results.rollups.catch_up()
-        computed = self.results.compute(key, DEFAULT_METHOD, sequential=False)
-        self.cache.put(key, DEFAULT_METHOD, False, computed.body)
-        sequential = self.results.compute(key, DEFAULT_METHOD, sequential=True)
-        self.cache.put(key, DEFAULT_METHOD, True, sequential.body)
+        results = self.results.compute(key, DEFAULT_METHOD, maintain=True)
+        self.cache_both(key, results)
         if act:
-            self.act_on(computed)
+            self.act_on(results)
             gauges.analysed(key, "full", time.time())
         else:
-            self.export(computed, self.paused_by_analyzer(computed.experiment))
-        return computed.body
+            self.export(results, self.paused_by_analyzer(results.experiment))
+        return results
 
     def refresh_running(self) -> int:
         """One periodic pass over every running or paused experiment; returns how many were
@@ -125,8 +131,7 @@ class Automation:
         work += [(key, "stop") for key in self.history.stop_pending(stopped)]
         for key, reason in work:
             try:
-                body = self.refresh(key)
-                self.history.record(key, body, reason)
+                self.history.record(key, self.recompute(key), reason)
                 stored += 1
             except NotFoundError:  # no exposures yet: nothing to snapshot
                 logger.debug("no results to snapshot", extra={"experiment": key})
@@ -144,10 +149,8 @@ class Automation:
                 continue
             gauges.track(info.key, "guardrails")
             try:
-                computed = self.results.compute(
-                    info.key, DEFAULT_METHOD, sequential=False, only=list(info.guardrails)
-                )
-                self.act_on(computed, full=False)
+                results = self.results.compute(info, DEFAULT_METHOD, only=list(info.guardrails))
+                self.act_on(results, full=False)
                 gauges.analysed(info.key, "guardrails", time.time())
                 done += 1
             except NoExposuresError:
@@ -168,24 +171,24 @@ class Automation:
             return False
         return info.updated_at is None or info.updated_at <= paused_at
 
-    def act_on(self, computed: Computed, full: bool = True) -> None:
+    def act_on(self, results: Results, full: bool = True) -> None:
         """Flag and pause on the computed evidence, then export it (``full``: every gauge;
         else only the guardrail pass's)."""
-        info = computed.experiment
+        info = results.experiment
         reasons: dict[str, dict[str, Any]] = {}
-        violated = [g for g in computed.guardrails if g.violated]
+        violated = results.violated
         if violated:
             reasons["guardrail_violated"] = {
                 "guardrails": [g.to_dict() for g in violated],
-                "units": computed.body["sample"]["units"],
+                "units": dict(results.sample.units),
             }
-        if computed.result.srm.mismatch:
-            reasons["srm"] = {"srm": computed.body["srm"], "periods": computed.body.get("periods")}
+        if results.fixed.srm.mismatch:
+            reasons["srm"] = results.srm_evidence()
         flags = dict(reasons)
-        if computed.mostly_fell_back:
+        if results.mostly_fell_back:
             flags["treatment_fallback"] = {
-                "variants": computed.mostly_fell_back,
-                "fallback": computed.fallback,
+                "variants": results.mostly_fell_back,
+                "fallback": {v: f.to_dict() for v, f in results.fallback.items()},
             }
         seen = self.flagged.setdefault(info.key, set())
         for reason, evidence in flags.items():
@@ -211,33 +214,31 @@ class Automation:
                 extra={"experiment": info.key, "reasons": sorted(reasons)},
             )
         if not full:
-            plan = plan_of(computed, paused)
-            gauges.export_guardrails(
-                info.key, computed.result, computed.guardrails, paused, plan=plan
-            )
+            plan = plan_of(results, paused)
+            gauges.export_guardrails(info.key, results.fixed, results.guardrails, paused, plan=plan)
             return
-        self.export(computed, paused)
+        self.export(results, paused)
 
-    def export(self, computed: Computed, paused: bool) -> None:
+    def export(self, results: Results, paused: bool) -> None:
         """Replace every gauge of the experiment with these results."""
         gauges.export(
-            computed.experiment.key,
-            computed.body["sample"]["units"],
-            computed.result,
-            computed.monitoring,
-            computed.guardrails,
-            fallback={v: f["share"] for v, f in computed.fallback.items()},
-            mostly_fell_back=computed.mostly_fell_back,
+            results.experiment.key,
+            results.sample.units,
+            results.fixed,
+            results.monitoring,
+            results.guardrails,
+            fallback={v: f.share for v, f in results.fallback.items()},
+            mostly_fell_back=results.mostly_fell_back,
             paused_by_analyzer=paused,
-            excluded=int(computed.body["flags"]["excluded_values"]),
-            plan=plan_of(computed, paused),
+            excluded=results.excluded_values,
+            plan=plan_of(results, paused),
         )
 
 
-def plan_of(computed: Computed, paused: bool) -> gauges.Plan:
-    """What the registry and the plan say of the experiment, for its info gauges."""
-    info = computed.experiment
-    sample = computed.body["sample"]
+def plan_of(results: Results, paused: bool) -> gauges.Plan:
+    """What the registry and the plan say of the experiment, for its info gauges (the
+    registered primary metric also after the guardrail pass)."""
+    info = results.snapshot.registered
     return gauges.Plan(
         team=info.owner or "unowned",
         status="paused" if paused else info.status,
@@ -245,7 +246,7 @@ def plan_of(computed: Computed, paused: bool) -> gauges.Plan:
         control=info.control,
         power=info.power,
         planned_units=info.planned_sample_size,
-        power_at_planned=sample.get("power_at_planned", {}),
+        power_at_planned=results.sample.power_at_planned,
         started_at=None if info.started_at is None else info.started_at.timestamp(),
-        days_to_planned=sample.get("days_to_planned"),
+        days_to_planned=results.sample.days_to_planned,
     )

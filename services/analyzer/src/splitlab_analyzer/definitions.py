@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from splitlab.core.errors import ArgumentError
+
 Source = Literal["outcome", "prediction_latency", "prediction_error"]
 Aggregation = Literal["sum", "count", "any", "mean"]
 Direction = Literal["higher_is_better", "lower_is_better"]
@@ -58,23 +60,37 @@ def check_definition(metric: MetricDef) -> None:
     """Rules across fields; ``ValueError`` names the field."""
     if metric.is_ratio:
         if metric.denominator is None:
-            raise ValueError("denominator: a ratio metric needs both numerator and denominator")
+            raise ArgumentError(
+                "denominator", "denominator: a ratio metric needs both numerator and denominator"
+            )
         if metric.source is not None or metric.aggregation is not None:
-            raise ValueError("source: a ratio metric takes numerator/denominator, not a source")
+            raise ArgumentError(
+                "source", "source: a ratio metric takes numerator/denominator, not a source"
+            )
         if metric.numerator == metric.name or metric.denominator == metric.name:
-            raise ValueError("numerator: a ratio metric cannot refer to itself")
+            raise ArgumentError("numerator", "numerator: a ratio metric cannot refer to itself")
         if metric.covariates:
-            raise ValueError("covariates: ratio metrics are analyzed without covariates")
+            raise ArgumentError(
+                "covariates", "covariates: ratio metrics are analyzed without covariates"
+            )
         return
     if metric.denominator is not None:
-        raise ValueError("numerator: a ratio metric needs both numerator and denominator")
+        raise ArgumentError(
+            "numerator", "numerator: a ratio metric needs both numerator and denominator"
+        )
     if metric.source is None:
-        raise ValueError(f"source: one of {list(SOURCES)} (or numerator/denominator for a ratio)")
+        raise ArgumentError(
+            "source", f"source: one of {list(SOURCES)} (or numerator/denominator for a ratio)"
+        )
     if metric.aggregation is None:
-        raise ValueError(f"aggregation: one of {list(AGGREGATIONS)}")
+        raise ArgumentError("aggregation", f"aggregation: one of {list(AGGREGATIONS)}")
     if (metric.source == "outcome") != (metric.outcome_type is not None):
-        raise ValueError("outcome_type: required when source is 'outcome', and only then")
+        raise ArgumentError(
+            "outcome_type", "outcome_type: required when source is 'outcome', and only then"
+        )
     if metric.pre_covariate in metric.covariates:
-        raise ValueError(f"covariates: {metric.pre_covariate!r} is the automatic pre-period column")
+        raise ArgumentError(
+            "covariates", f"covariates: {metric.pre_covariate!r} is the automatic pre-period column"
+        )
     if len(set(metric.covariates)) != len(metric.covariates):
-        raise ValueError("covariates: names must be unique")
+        raise ArgumentError("covariates", "covariates: names must be unique")

@@ -10,7 +10,7 @@ from fastapi import Depends, Request
 from splitlab.web.auth import require_admin, require_compute, require_reader
 from splitlab_analyzer.automation import Automation
 from splitlab_analyzer.repositories import ActionRepository, FeatureRepository, MetricRepository
-from splitlab_analyzer.results.history import HistoryRepository
+from splitlab_analyzer.results.repository import HistoryRepository
 from splitlab_analyzer.training_requests import TrainingRequests
 
 T = TypeVar("T")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from prometheus_client import Counter, Gauge
 
 from splitlab.core.analysis.analyze import AnalysisResult
-from splitlab_analyzer.results.monitoring import GuardrailStatus
+from splitlab.core.analysis.monitoring import GuardrailStatus
 
 DECISION_CODES = {"ship": 1, "keep_running": 0, "roll_back": -1, "inconclusive": 2}
 

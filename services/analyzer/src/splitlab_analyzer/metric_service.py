@@ -3,6 +3,7 @@ are plain and in use; a part stays plain): what the routes call, raising domain 
 
 from __future__ import annotations
 
+from splitlab.core.errors import ArgumentError
 from splitlab.platform.errors import ConflictError, InvalidInputError, NotFoundError
 from splitlab_analyzer.definitions import MetricDef
 from splitlab_analyzer.repositories import MetricRepository
@@ -24,9 +25,8 @@ def update(metrics: MetricRepository, name: str, patch: MetricUpdate) -> MetricD
         raise NotFoundError(f"no metric named {name!r}", field="name")
     try:
         updated = patch.apply(current)
-    except ValueError as exc:
-        message = str(exc)
-        raise InvalidInputError(message, field=message.split(":", 1)[0]) from None
+    except ArgumentError as exc:
+        raise InvalidInputError(exc.message, field=exc.argument) from None
     check_parts(updated, metrics)
     if updated.is_ratio and not current.is_ratio:
         users = metrics.ratios_using(name)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, text
+from sqlalchemy import Engine, or_, select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -70,6 +70,23 @@ class MetricRepository:
         with self.sessions() as session:
             rows = session.scalars(
                 select(MetricDefinition).where(MetricDefinition.name.in_(wanted))
+            )
+            return {r.name: to_def(r) for r in rows}
+
+    def with_parts(self, names: Iterable[str]) -> dict[str, MetricDef]:
+        """The definitions of ``names`` and of the numerators and denominators of the ratio
+        metrics among them, in one statement."""
+        wanted = list(set(names))
+        named = MetricDefinition.name.in_(wanted)
+        parts = (
+            select(MetricDefinition.numerator).where(named),
+            select(MetricDefinition.denominator).where(named),
+        )
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(MetricDefinition).where(
+                    or_(named, *(MetricDefinition.name.in_(p) for p in parts))
+                )
             )
             return {r.name: to_def(r) for r in rows}
 
@@ -420,16 +437,3 @@ class CupacRepository:
                 }
                 for r in rows
             }
-
-
-def fallback_counts(connection: Connection, key: str) -> dict[str, tuple[int, int]]:
-    """Per variant served: non-shadow predictions of the experiment and how many of them fell
-    back to control's model (the ``fallback`` column the router writes)."""
-    rows = connection.execute(
-        text(
-            "SELECT variant, count(*), count(*) FILTER (WHERE fallback) FROM predictions "
-            "WHERE experiment_key = :k AND NOT shadow GROUP BY variant"
-        ),
-        {"k": key},
-    )
-    return {str(variant): (int(total), int(fell)) for variant, total, fell in rows}

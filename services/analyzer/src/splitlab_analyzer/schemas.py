@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from splitlab.contracts.names import METRIC_PATTERN
 from splitlab.contracts.times import UtcDatetime
 from splitlab.contracts.values import BoundedValue
+from splitlab.core.errors import ArgumentError
 from splitlab_analyzer.definitions import (
     Aggregation,
     Direction,
@@ -140,12 +141,12 @@ class MetricUpdate(_Strict):
         return data
 
     def apply(self, current: MetricDef) -> MetricDef:
-        """``current`` with the sent fields changed; ``ValueError`` naming the field when the
-        result breaks a rule across fields."""
+        """``current`` with the sent fields changed; :class:`~splitlab.core.errors.ArgumentError`
+        naming the field when the result breaks a rule across fields."""
         changes: dict[str, Any] = self.model_dump(include=self.model_fields_set)
         for required in NOT_NULL_ON_UPDATE:
             if required in changes and changes[required] is None:
-                raise ValueError(f"{required}: cannot be null")
+                raise ArgumentError(required, f"{required}: cannot be null")
         if "covariates" in changes:
             changes["covariates"] = tuple(changes["covariates"])
         updated = dataclasses.replace(current, **changes)

@@ -17,6 +17,7 @@ from fastapi import APIRouter, Depends, File, Form, HTTPException, UploadFile
 from starlette.concurrency import run_in_threadpool
 
 import splitlab
+from splitlab.core.errors import ArgumentError
 from splitlab.web.auth import require_compute
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
@@ -55,20 +56,6 @@ def parse_panel(content: bytes, filename: str | None) -> pd.DataFrame:
         return pd.read_csv(io.BytesIO(content))
     except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
         raise _unprocessable("file", f"could not be read as CSV or Parquet ({exc})") from None
-
-
-def _field_of(message: str) -> str:
-    head = message.split(":", 1)[0]
-    return {
-        "unit_col": "unit_col",
-        "time_col": "time_col",
-        "outcome_col": "outcome_col",
-        "treated": "treated",
-        "intervention_time": "intervention_time",
-        "method": "method",
-        "alpha": "alpha",
-        "covariates": "covariates",
-    }.get(head, "file")
 
 
 def analyse(data: pd.DataFrame, **kwargs: Any) -> dict[str, Any]:
@@ -110,5 +97,8 @@ async def synthetic_control(
             alpha=alpha,
             drop_incomplete=drop_incomplete,
         )
-    except ValueError as exc:
-        raise _unprocessable(_field_of(str(exc)), str(exc)) from None
+    except ArgumentError as exc:  # the library's ``data`` is the uploaded ``file``
+        field = "file" if exc.argument == "data" else exc.argument
+        raise _unprocessable(field, exc.message) from None
+    except ValueError as exc:  # the data itself, with no argument at fault
+        raise _unprocessable("file", str(exc)) from None

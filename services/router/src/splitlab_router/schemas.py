@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from splitlab.contracts.names import KEY_PATTERN
 from splitlab.contracts.times import UtcDatetime
 from splitlab.contracts.values import BoundedValue
+from splitlab.core.errors import ArgumentError
 
 ModelName = Annotated[str, Field(pattern=KEY_PATTERN, examples=["ranker"])]
 ModelVersion = Annotated[str, Field(pattern=KEY_PATTERN, examples=["3"])]
@@ -64,12 +65,14 @@ class ModelCreate(_Strict):
     @model_validator(mode="after")
     def _flavor_fields(self) -> ModelCreate:
         if self.flavor == "sklearn" and not self.artifact:
-            raise ValueError("artifact: a sklearn model needs its file in the model store")
+            raise ArgumentError(
+                "artifact", "artifact: a sklearn model needs its file in the model store"
+            )
         if self.flavor == "http" and not self.url:
-            raise ValueError("url: an http model needs its server's URL")
+            raise ArgumentError("url", "url: an http model needs its server's URL")
         names = [f.name for f in self.input_schema]
         if len(set(names)) != len(names):
-            raise ValueError("input_schema: feature names must be unique")
+            raise ArgumentError("input_schema", "input_schema: feature names must be unique")
         return self
 
 

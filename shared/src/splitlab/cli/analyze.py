@@ -25,6 +25,7 @@ class OutputFormat(StrEnum):
     html = "html"
 
 
+# The choices are the library's closed sets (tests/unit/cli/test_analyze_cli.py checks it).
 class Method(StrEnum):
     auto = "auto"
     none = "none"
@@ -190,6 +191,14 @@ def register(app: typer.Typer) -> None:
             list[str],
             typer.Option("--lower-is-better", help="Metric where lower is better (repeatable)."),
         ] = [],  # noqa: B006
+        mde: Annotated[
+            float | None,
+            typer.Option(
+                "--mde",
+                help="Relative minimum detectable effect of the primary metric (0.05 = 5%): "
+                "reports the power the sample has so far to detect it.",
+            ),
+        ] = None,
         min_sample: Annotated[
             int | None, typer.Option("--min-sample", help="Units per arm before a decision.")
         ] = None,
@@ -249,6 +258,7 @@ def register(app: typer.Typer) -> None:
                     guardrails=guardrails,
                     lower_is_better=lower_is_better,
                     min_sample=min_sample,
+                    mde=mde,
                     cupac_folds=cupac_folds,
                     cupac_time_budget_s=cupac_time_budget,
                     random_state=seed,

@@ -1,8 +1,9 @@
 """SplitLab's domain errors: one hierarchy, each error carrying its HTTP status and the field it
 names, with no web framework or database driver in sight.
 
-The pure core raises ``ValueError`` naming the argument; the runtime and the services raise these,
-and the web shell (``splitlab.web.error_handlers``) renders them as
+The pure core raises ``splitlab.core.errors.ArgumentError`` (a ``ValueError`` whose ``argument``
+names the argument at fault; a service puts it in ``field``); the runtime and the services raise
+these, and the web shell (``splitlab.web.error_handlers``) renders them as
 ``{"error": {"code", "message", "field"}}`` with their ``status_code``. A worker, a consumer or the
 CLI may raise and catch them without importing FastAPI or SQLAlchemy.
 """

@@ -141,6 +141,13 @@ def _checks_table(out: Mapping[str, Any]) -> Table:
             f"{g['status']} (harm {_pct(g['harm'])}, margin {g['margin']:.1%}, "
             f"always-valid p {_p(g['always_valid_p_value'])})",
         )
+    power = out.get("power_so_far")
+    if power is not None:
+        primary = next(iter(out["metrics"]))
+        checks.add_row(
+            f"power so far ({primary}, MDE {_share(out.get('mde'))})",
+            ", ".join(f"{v} {_share(x)}" for v, x in power.items()),
+        )
     for check, result in analyzer_notes(out):
         checks.add_row(check, result)
     for variant, d in out["decisions"].items():
@@ -321,6 +328,7 @@ def html_report(
         experiment=summary.get("experiment"),
         sample=summary.get("sample"),
         guardrails=summary.get("guardrails") or [],
+        power_so_far=summary.get("power_so_far"),
         notes=analyzer_notes(summary),
         monitoring=monitoring if not summary["sequential"] else {},
         computed_at=summary.get("computed_at"),

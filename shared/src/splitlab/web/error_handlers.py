@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from splitlab.contracts.names import PATTERN_RULES
+from splitlab.core.errors import ArgumentError
 from splitlab.platform.errors import DependencyUnavailableError, SplitLabError, internal_error_body
 from splitlab.platform.storage.errors import (
     POSTGRES_UNAVAILABLE,
@@ -37,7 +38,6 @@ POSTGRES_RETRY_AFTER_SECONDS = 5
 _JSON = "application/json"
 _JSON_HINT = "Content-Type: application/json"
 _FASTAPI_UNPARSEABLE = "There was an error parsing the body"
-_NAMED = re.compile(r"([A-Za-z_][\w.]*): (.+)", re.DOTALL)
 _CHOICES = re.compile(r"\^\(([\w-]+(?:\|[\w-]+)+)\)\$")
 
 
@@ -55,10 +55,11 @@ def _describe(error: Any) -> tuple[str, str]:
     message = str(error["msg"])
     if error["type"] == "value_error":
         message = message.removeprefix("Value error, ")  # our validators' own words
-        named = _NAMED.match(message)
-        if named:  # a model's own check that names one of its fields: point at that field
-            field = named.group(1) if path == "body" else f"{path}.{named.group(1)}"
-            return f"{field}: {named.group(2)}", field
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, ArgumentError):  # a model's own check naming one of its fields
+            field = cause.argument if path == "body" else f"{path}.{cause.argument}"
+            detail = cause.message.removeprefix(f"{cause.argument}: ")
+            return f"{field}: {detail}", field
     elif error["type"] == "string_pattern_mismatch":
         pattern = str((error.get("ctx") or {}).get("pattern", ""))
         choices = _CHOICES.fullmatch(pattern)

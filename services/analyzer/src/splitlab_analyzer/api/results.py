@@ -11,10 +11,11 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, status
-from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from splitlab.core.stats.adjustment import Method
 from splitlab_analyzer.deps import Actions, AdminOnly, AutomationDep, History, Reader, Trainings
+from splitlab_analyzer.results.schemas import ResultsBody
 from splitlab_analyzer.schemas import ActionList, ResultsHistory, TrainingQueued
 
 router = APIRouter(prefix="/experiments/{key}", tags=["results"])
@@ -24,23 +25,34 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"description": "No such experiment, or no exposures yet."},
     422: {"description": "Unknown method, or metrics without a definition."},
 }
-Method = Annotated[str, Query(pattern="^(auto|none|cuped|regression|cupac)$")]
+MethodQuery = Annotated[Method, Query(description="Variance reduction; auto picks one per metric.")]
 
 
-@router.get("/results", responses=ERRORS, dependencies=[Reader])
+@router.get(
+    "/results",
+    responses=ERRORS,
+    dependencies=[Reader],
+    response_model=ResultsBody,
+    response_model_exclude_unset=True,
+)
 async def get_results(
-    key: str, automation: AutomationDep, method: Method = "auto", sequential: bool = False
-) -> JSONResponse:
+    key: str, automation: AutomationDep, method: MethodQuery = "auto", sequential: bool = False
+) -> Any:
     """``splitlab.analyze``'s JSON plus sample, monitoring, guardrails and flags (cached)."""
-    body = await run_in_threadpool(automation.results_for, key, method, sequential)
-    return JSONResponse(body)
+    return await run_in_threadpool(automation.results_for, key, method, sequential)
 
 
-@router.post("/refresh", responses=ERRORS, dependencies=[AdminOnly])
-async def refresh(key: str, automation: AutomationDep) -> JSONResponse:
+@router.post(
+    "/refresh",
+    responses=ERRORS,
+    dependencies=[AdminOnly],
+    response_model=ResultsBody,
+    response_model_exclude_unset=True,
+)
+async def refresh(key: str, automation: AutomationDep) -> Any:
     """Recompute now and replace the cache and the gauges. Guardrail and SRM actions (flags,
     the auto-pause) stay with the periodic refresh."""
-    return JSONResponse(await run_in_threadpool(lambda: automation.refresh(key, act=False)))
+    return await run_in_threadpool(lambda: automation.refresh(key, act=False))
 
 
 @router.post(

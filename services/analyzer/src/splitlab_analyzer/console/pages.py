@@ -17,7 +17,8 @@ from splitlab.platform.errors import SplitLabError
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.automation import Automation
 from splitlab_analyzer.console.charts import ForestRow, TimePoint, forest_svg, timeline_svg
-from splitlab_analyzer.results.history import HistoryRepository, Snapshot
+from splitlab_analyzer.results.history import Snapshot
+from splitlab_analyzer.results.repository import HistoryRepository
 
 ACTION_WORDS = {
     "ship": "ship it: the primary metric improved and no guardrail is harmed",

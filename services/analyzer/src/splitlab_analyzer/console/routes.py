@@ -21,6 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from splitlab.core.analysis.files import AnalysisSpec, SyntheticControlSpec, VarianceReductionSpec
+from splitlab.core.errors import ArgumentError
+from splitlab.core.stats.adjustment import parse_method
 from splitlab.platform.errors import InvalidInputError, NotFoundError, SplitLabError
 from splitlab.platform.settings import Settings
 from splitlab.reports.numbers import number, p_value, share, signed_percent
@@ -213,9 +215,10 @@ def parse_spec(form: dict[str, str]) -> AnalysisSpec:
         return [n.strip() for n in form.get(name, "").split(",") if n.strip()]
 
     if kind == "variance_reduction":
-        method = form.get("method", "auto")
-        if method not in METHODS:
-            raise InvalidInputError(f"method must be one of {list(METHODS)}", field="method")
+        try:
+            method = parse_method(form.get("method", "auto"))
+        except ArgumentError as exc:
+            raise InvalidInputError(exc.message, field=exc.argument) from None
         metrics = names("metrics")
         if not metrics:
             raise InvalidInputError("name at least one metric column", field="metrics")

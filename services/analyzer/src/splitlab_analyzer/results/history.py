@@ -4,21 +4,21 @@
 A snapshot keeps, per metric and treatment, what the results said at that moment: units and
 means of both sides, the effect with its fixed-horizon CI and p-value, the always-valid
 confidence sequence (``cs_lower``/``cs_upper``) and p-value, the method and its variance
-reduction. ``snapshot_rows`` (pure) turns a results body into those rows;
-``HistoryRepository`` stores and reads them.
+reduction. ``snapshot_rows`` (pure) turns one computation's typed results into those rows;
+``splitlab_analyzer.results.repository.HistoryRepository`` stores and reads them.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import distinct_on
-from sqlalchemy.orm import Session, sessionmaker
+from splitlab.core.analysis.results import json_number
 
-from splitlab.platform.storage.models import ResultsSnapshot, ResultsSnapshotMetric
+if TYPE_CHECKING:
+    from splitlab.core.analysis.results import AnalysisResult
+    from splitlab_analyzer.results.service import Results
 
 REASONS = ("refresh", "stop")
 
@@ -54,145 +54,51 @@ class Snapshot:
     metrics: list[SnapshotRow]
 
 
-def snapshot_rows(body: dict[str, Any]) -> list[SnapshotRow]:
-    """Per metric and treatment of a results body (``GET /results``' shape), its numbers."""
+def snapshot_rows(fixed: AnalysisResult, monitoring: AnalysisResult) -> list[SnapshotRow]:
+    """Per metric and treatment of one computation, its numbers (as the results body shows
+    them: non-finite numbers are None)."""
     rows = []
-    monitoring = body.get("monitoring", {})
-    for name, metric in body["metrics"].items():
-        for variant, c in metric["comparisons"].items():
-            seq = monitoring.get(name, {}).get(variant, {})
+    for name, metric in fixed.metrics.items():
+        for variant, comp in metric.comparisons.items():
+            c = comp.comparison
+            seq = monitoring.metrics[name].comparisons[variant].comparison
             rows.append(
                 SnapshotRow(
                     metric=name,
                     variant=variant,
-                    method=metric["method"],
-                    variance_reduction=metric.get("variance_reduction"),
-                    n_control=int(c["n_control"]),
-                    n_treatment=int(c["n_treatment"]),
-                    mean_control=c["mean_control"],
-                    mean_treatment=c["mean_treatment"],
-                    effect=c["effect"],
-                    ci_lower=c["ci_lower"],
-                    ci_upper=c["ci_upper"],
-                    p_value=c["p_value"],
-                    cs_lower=seq.get("cs_lower"),
-                    cs_upper=seq.get("cs_upper"),
-                    always_valid_p_value=seq.get("always_valid_p_value"),
+                    method=metric.method,
+                    variance_reduction=json_number(metric.variance_reduction),
+                    n_control=int(c.n_control),
+                    n_treatment=int(c.n_treatment),
+                    mean_control=json_number(c.mean_control),
+                    mean_treatment=json_number(c.mean_treatment),
+                    effect=json_number(c.effect),
+                    ci_lower=json_number(c.ci_lower),
+                    ci_upper=json_number(c.ci_upper),
+                    p_value=json_number(c.p_value),
+                    cs_lower=json_number(seq.ci_lower),
+                    cs_upper=json_number(seq.ci_upper),
+                    always_valid_p_value=json_number(seq.p_value),
                 )
             )
     return rows
 
 
-def snapshot_of(key: str, body: dict[str, Any], reason: str, taken_at: datetime) -> Snapshot:
+def snapshot_of(key: str, results: Results, reason: str, taken_at: datetime) -> Snapshot:
+    """A snapshot of one computation's typed results (the fixed horizon and its monitoring)."""
     if reason not in REASONS:
         raise ValueError(f"reason must be one of {list(REASONS)}, not {reason!r}")
+    fixed = results.fixed
     return Snapshot(
         experiment_key=key,
         taken_at=taken_at,
         reason=reason,
-        computed_at=datetime.fromisoformat(body["computed_at"]),
-        units={str(k): int(v) for k, v in body["sample"]["units"].items()},
-        srm_p_value=body["srm"]["p_value"],
-        decisions={str(k): dict(v) for k, v in body["decisions"].items()},
-        metrics=snapshot_rows(body),
+        computed_at=results.computed_at,
+        units={str(k): int(v) for k, v in results.sample.units.items()},
+        srm_p_value=json_number(fixed.srm.p_value),
+        decisions={
+            str(v): {"action": d.action, "reasons": list(d.reasons)}
+            for v, d in fixed.decisions.items()
+        },
+        metrics=snapshot_rows(fixed, results.monitoring),
     )
-
-
-class HistoryRepository:
-    def __init__(self, sessions: sessionmaker[Session]) -> None:
-        self.sessions = sessions
-
-    def record(self, key: str, body: dict[str, Any], reason: str) -> Snapshot:
-        """Store a snapshot of ``body`` (one computed results body) taken now."""
-        snapshot = snapshot_of(key, body, reason, datetime.now(UTC))
-        with self.sessions.begin() as session:
-            row = ResultsSnapshot(
-                experiment_key=key,
-                taken_at=snapshot.taken_at,
-                reason=reason,
-                computed_at=snapshot.computed_at,
-                units=snapshot.units,
-                srm_p_value=snapshot.srm_p_value,
-                decisions=snapshot.decisions,
-            )
-            session.add(row)
-            session.flush()
-            session.add_all(
-                ResultsSnapshotMetric(snapshot_id=row.id, **asdict(m)) for m in snapshot.metrics
-            )
-        return snapshot
-
-    def latest(self, keys: list[str]) -> dict[str, Snapshot]:
-        """The newest snapshot (without its metric rows) of each of these experiments."""
-        if not keys:
-            return {}
-        with self.sessions() as session:
-            heads = session.scalars(
-                select(ResultsSnapshot)
-                .where(ResultsSnapshot.experiment_key.in_(keys))
-                .order_by(
-                    ResultsSnapshot.experiment_key,
-                    ResultsSnapshot.taken_at.desc(),
-                    ResultsSnapshot.id.desc(),
-                )
-                .ext(distinct_on(ResultsSnapshot.experiment_key))
-            ).all()
-            return {
-                h.experiment_key: Snapshot(
-                    experiment_key=h.experiment_key,
-                    taken_at=h.taken_at,
-                    reason=h.reason,
-                    computed_at=h.computed_at,
-                    units={str(k): int(v) for k, v in h.units.items()},
-                    srm_p_value=h.srm_p_value,
-                    decisions=dict(h.decisions),
-                    metrics=[],
-                )
-                for h in heads
-            }
-
-    def snapshots(self, key: str) -> list[Snapshot]:
-        """The experiment's snapshots, oldest first."""
-        with self.sessions() as session:
-            heads = session.scalars(
-                select(ResultsSnapshot)
-                .where(ResultsSnapshot.experiment_key == key)
-                .order_by(ResultsSnapshot.taken_at, ResultsSnapshot.id)
-            ).all()
-            ids = [h.id for h in heads]
-            metrics: dict[int, list[SnapshotRow]] = {i: [] for i in ids}
-            if ids:
-                for m in session.scalars(
-                    select(ResultsSnapshotMetric)
-                    .where(ResultsSnapshotMetric.snapshot_id.in_(ids))
-                    .order_by(ResultsSnapshotMetric.metric, ResultsSnapshotMetric.variant)
-                ):
-                    metrics[m.snapshot_id].append(
-                        SnapshotRow(**{f: getattr(m, f) for f in SnapshotRow.__dataclass_fields__})
-                    )
-            return [
-                Snapshot(
-                    experiment_key=h.experiment_key,
-                    taken_at=h.taken_at,
-                    reason=h.reason,
-                    computed_at=h.computed_at,
-                    units={str(k): int(v) for k, v in h.units.items()},
-                    srm_p_value=h.srm_p_value,
-                    decisions=dict(h.decisions),
-                    metrics=metrics[h.id],
-                )
-                for h in heads
-            ]
-
-    def stop_pending(self, stopped: list[str]) -> list[str]:
-        """Of these stopped experiments, those with snapshots but none taken at stop."""
-        if not stopped:
-            return []
-        with self.sessions() as session:
-            rows = session.execute(
-                select(ResultsSnapshot.experiment_key)
-                .where(ResultsSnapshot.experiment_key.in_(stopped))
-                .group_by(ResultsSnapshot.experiment_key)
-                .having(func.count().filter(ResultsSnapshot.reason == "stop") == 0)
-            )
-            return sorted(r[0] for r in rows)

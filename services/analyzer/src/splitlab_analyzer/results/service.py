@@ -1,10 +1,20 @@
-"""Results of one experiment: definitions -> SQL statistics -> ``splitlab`` engine -> JSON.
+"""Results of one experiment: one snapshot of its inputs -> ``splitlab`` engine -> both horizons.
+
+A computation reads everything once (:class:`ExperimentSnapshot`: the experiment, its metric
+definitions with their ratio parts, its allocation periods, which metrics have CUPAC
+predictions, ONE aggregate read of the results query, the fallback counts and the CUPAC
+models in use), then analyzes the statistics once at both horizons
+(:func:`splitlab.core.analysis.analyze.analyze_horizons`: fixed-horizon tests and always-valid
+ones from the same candidate estimates). :class:`Results` holds the typed outcome the
+automation works from (guardrail statuses, sample, fallback, both horizons) and the JSON answer
+of each horizon.
 
 The answer is ``splitlab.analyze``'s JSON shape (``AnalysisResult.to_dict()``) with the
 analyzer's additions under their own keys: ``experiment``, ``sample`` (units per variant,
 planned sample, enrolment rate, days to plan, power so far), ``monitoring`` (always-valid
 p-values and confidence sequences of every comparison), ``guardrails`` (the one-sided
-always-valid test of each guardrail), ``flags`` and ``computed_at``.
+always-valid test of each guardrail), ``flags`` and ``computed_at``; the response schema is
+:class:`splitlab_analyzer.schemas.ResultsBody`.
 """
 
 from __future__ import annotations
@@ -12,17 +22,28 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from splitlab.contracts.values import MAX_ABS_VALUE
-from splitlab.core.analysis.analyze import AnalysisResult, analyze_statistics
+from splitlab.core.analysis.analyze import (
+    AnalysisResult,
+    Horizons,
+    analyze_horizons,
+)
+from splitlab.core.analysis.monitoring import (
+    GuardrailStatus,
+    days_to_planned,
+    guardrail_statuses,
+    power_at_planned,
+    power_so_far,
+)
 from splitlab.core.analysis.results import json_number
-from splitlab.core.stats.adjustment import METHODS
+from splitlab.core.stats.adjustment import METHODS, Method
 from splitlab.core.stats.sequential import DEFAULT_TUNING_N
 from splitlab.platform.errors import InvalidInputError, NotFoundError
 from splitlab_analyzer.definitions import MetricDef
@@ -31,24 +52,12 @@ from splitlab_analyzer.repositories import (
     ExperimentInfo,
     ExperimentRepository,
     MetricRepository,
-    fallback_counts,
-)
-from splitlab_analyzer.results.monitoring import (
-    GuardrailStatus,
-    days_to_planned,
-    guardrail_statuses,
-    power_at_planned,
-    power_so_far,
+    PeriodInfo,
 )
 from splitlab_analyzer.results.periods import period_options
+from splitlab_analyzer.results.repository import FallbackCount, ResultsRepository
 from splitlab_analyzer.results.sql import ExperimentStatistics, ResultsQuery
-from splitlab_analyzer.rollups.store import (
-    MAX_CATCH_UP_UNITS,
-    CatchUp,
-    RollupStore,
-    built_digest,
-    count_units,
-)
+from splitlab_analyzer.rollups.store import MAX_CATCH_UP_UNITS, CatchUp, RollupStore
 
 logger = logging.getLogger(__name__)
 
@@ -59,18 +68,112 @@ class NoExposuresError(NotFoundError):
 
 
 @dataclass(frozen=True)
-class Computed:
-    """One computation: the JSON answer plus what guardrail automation and gauges need."""
+class ExperimentSnapshot:
+    """Everything one results computation reads, each input read once."""
 
-    body: dict[str, Any]
-    result: AnalysisResult
-    monitoring: AnalysisResult
-    guardrails: list[GuardrailStatus]
     experiment: ExperimentInfo
-    fallback: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
-    """Per variant: predictions, fallbacks, share (experiments served through /predict)."""
-    mostly_fell_back: list[str] = dataclasses.field(default_factory=list)
+    """The experiment as analyzed (the guardrail pass: its first guardrail stands in as
+    primary)."""
+    registered: ExperimentInfo
+    """The experiment as the registry holds it."""
+    query: ResultsQuery
+    """The results query (its metric definitions read once, with their ratio parts)."""
+    periods: list[PeriodInfo]
+    statistics: ExperimentStatistics
+    """The analyzed variants' sufficient statistics, from the one aggregate read."""
+    shadows: dict[str, dict[str, Any]]
+    """Per shadow variant: its units and metric means (from the same read)."""
+    fallback: Mapping[str, FallbackCount]
+    """Per variant served through ``/predict``: predictions and fallbacks (empty without models)."""
+    cupac_models: dict[str, dict[str, Any]]
+    started: float
+    """``time.perf_counter()`` when the computation started."""
+    sql_seconds: float
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Units, plan and enrolment of an experiment (the body's ``sample``)."""
+
+    units: dict[str, int]
+    total_units: int
+    planned_sample_size: int | None
+    first_exposure_at: datetime | None
+    last_exposure_at: datetime | None
+    power_so_far: dict[str, float | None]
+    power_at_planned: dict[str, float | None]
+    units_per_day: float | None
+    days_to_planned: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "units": dict(self.units),
+            "total_units": self.total_units,
+            "planned_sample_size": self.planned_sample_size,
+            "first_exposure_at": _iso(self.first_exposure_at),
+            "last_exposure_at": _iso(self.last_exposure_at),
+            "power_so_far": dict(self.power_so_far),
+            "power_at_planned": dict(self.power_at_planned),
+            "units_per_day": self.units_per_day,
+            "days_to_planned": self.days_to_planned,
+        }
+
+
+@dataclass(frozen=True)
+class FallbackShare:
+    predictions: int
+    fallbacks: int
+    share: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Results:
+    """One computation at both horizons: typed fields for the automation, a body per horizon."""
+
+    snapshot: ExperimentSnapshot
+    method: Method
+    horizons: Horizons
+    guardrails: list[GuardrailStatus]
+    sample: Sample
+    fallback: dict[str, FallbackShare]
+    mostly_fell_back: list[str]
     """Treatments whose fallback share is above the threshold."""
+    bodies: dict[bool, dict[str, Any]]
+    """The JSON answer of each horizon (key: ``sequential``)."""
+    computed_at: datetime
+
+    @property
+    def experiment(self) -> ExperimentInfo:
+        return self.snapshot.experiment
+
+    @property
+    def fixed(self) -> AnalysisResult:
+        return self.horizons.fixed
+
+    @property
+    def monitoring(self) -> AnalysisResult:
+        """The always-valid horizon (monitoring, gauges of always-valid p-values)."""
+        return self.horizons.sequential
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The fixed-horizon answer (the default of ``GET .../results``)."""
+        return self.bodies[False]
+
+    @property
+    def excluded_values(self) -> int:
+        return sum(self.snapshot.statistics.excluded.values())
+
+    @property
+    def violated(self) -> list[GuardrailStatus]:
+        return [g for g in self.guardrails if g.violated]
+
+    def srm_evidence(self) -> dict[str, Any]:
+        """The SRM test and the periods' checks, as the body shows them."""
+        return {"srm": self.body["srm"], "periods": self.body.get("periods")}
 
 
 class ResultsService:
@@ -83,12 +186,12 @@ class ResultsService:
         fallback_share_threshold: float = 0.5,
         fallback_min_predictions: int = 20,
     ) -> None:
-        self.engine = engine
         self.fallback_share_threshold = fallback_share_threshold
         self.fallback_min_predictions = fallback_min_predictions
         self.experiments = experiments
         self.metrics = metrics
         self.cupac = cupac
+        self.reads = ResultsRepository(engine)
         self.rollups = RollupStore(engine)
 
     # --- inputs ------------------------------------------------------------------------------
@@ -99,12 +202,13 @@ class ResultsService:
         return info
 
     def definitions(self, info: ExperimentInfo) -> tuple[list[MetricDef], dict[str, MetricDef]]:
-        """The experiment's metric definitions (primary first) and every one they refer to."""
-        found = self.metrics.many(info.metric_names)
-        parts = [p for d in found.values() if d.is_ratio for p in (d.numerator, d.denominator) if p]
-        found.update(self.metrics.many(p for p in parts if p not in found))
+        """The experiment's metric definitions (primary first) and every one they refer to
+        (one read)."""
+        found = self.metrics.with_parts(info.metric_names)
         missing = [n for n in info.metric_names if n not in found]
-        missing += [p for p in parts if p not in found]
+        missing += [
+            p for n in info.metric_names if n in found for p in _parts(found[n]) if p not in found
+        ]
         if missing:
             raise InvalidInputError(
                 f"metrics {sorted(set(missing))} of experiment {info.key!r} have no definition; "
@@ -136,76 +240,49 @@ class ResultsService:
         """When the experiment's built rollups hold the slots ``query`` needs and the backlog
         is short (:data:`~splitlab_analyzer.rollups.store.MAX_CATCH_UP_UNITS`), bring them up
         to date and return what that took; else None (compute from the events)."""
-        with self.engine.connect() as connection:
-            if built_digest(connection, key) != query.plan.digest:
-                return None
-        if self.rollups.backlog_units() > MAX_CATCH_UP_UNITS:
+        if self.rollups.digest(key) != query.plan.digest:
+            return None
+        started = time.perf_counter()
+        backlog = self.rollups.backlog_units()
+        if backlog == 0:
+            return CatchUp(0, time.perf_counter() - started)
+        if backlog > MAX_CATCH_UP_UNITS:
             return None
         return self.rollups.catch_up()
-
-    def statistics(
-        self, info: ExperimentInfo, query: ResultsQuery | None = None
-    ) -> tuple[ExperimentStatistics, dict[str, dict[str, Any]]]:
-        """From the rollups (caught up first) when they hold the slots the metrics need, else
-        from the events; one snapshot (REPEATABLE READ). Also the shadow variants' summary."""
-        query = query or self.query(info)
-        caught = self.catch_up_rollups(info.key, query)
-        with self.engine.connect().execution_options(
-            isolation_level="REPEATABLE READ"
-        ) as connection:
-            rollups = caught is not None and built_digest(connection, info.key) == query.plan.digest
-            units = 0 if rollups else count_units(connection, info.key)
-            for statement in query.settings_sql(rollups, units):
-                connection.execute(text(statement))
-            sql = query.aggregate_sql(rollups)
-            rows = [dict(r) for r in connection.execute(text(sql), query.params).mappings()]
-            excluded = connection.execute(text(query.excluded_sql()), query.params).mappings()
-            beyond = {str(k): int(v) for k, v in excluded.one().items()}
-        stats = query.read(rows)
-        stats = dataclasses.replace(
-            stats,
-            per_unit="rollups" if rollups else "events",
-            catch_up=caught,
-            excluded=beyond,
-        )
-        return stats, query.shadow_summary(rows)
-
-    def fallback(self, info: ExperimentInfo) -> dict[str, dict[str, Any]]:
-        """Per analyzed variant of an experiment served through ``/predict``: predictions, how
-        many fell back to control's model, and the share (empty without models)."""
-        if not info.models:
-            return {}
-        with self.engine.connect() as connection:
-            counts = fallback_counts(connection, info.key)
-        out = {}
-        for variant in info.analyzed_variants:
-            total, fell = counts.get(variant, (0, 0))
-            out[variant] = {
-                "predictions": total,
-                "fallbacks": fell,
-                "share": fell / total if total else None,
-            }
-        return out
 
     def build_rollups(self, key: str) -> bool:
         """Store (or rebuild) the experiment's per-unit rollups unless they are current."""
         return self.rollups.ensure(key, self.query(self.experiment(key)).plan)
 
-    # --- the analysis ------------------------------------------------------------------------
-    def compute(
+    def snapshot(
         self,
-        key: str,
-        method: str = "auto",
-        sequential: bool = False,
+        info: ExperimentInfo,
         only: Sequence[str] | None = None,
-    ) -> Computed:
-        """The experiment's results. ``only`` restricts them to those metrics (the guardrail
-        pass: its first metric stands in as primary; nothing of it is cached)."""
-        if method not in METHODS:
-            raise InvalidInputError(f"method must be one of {list(METHODS)}", field="method")
+        *,
+        maintain: bool = False,
+    ) -> ExperimentSnapshot:
+        """Read everything one computation needs, once. ``maintain`` (the refresh): first
+        build the experiment's rollups if its plan is not stored, and catch every stored
+        rollup up; else catch up only when this experiment's rollups are built and the
+        backlog is short. ``only``: the guardrail pass (its first metric stands in as
+        primary)."""
         started = time.perf_counter()
-        info = self.experiment(key)
         query = self.query(info, only)
+        periods = self.experiments.periods(info.key)
+        if maintain:
+            self.rollups.ensure(info.key, query.plan)
+            caught: CatchUp | None = self.rollups.catch_up()
+        else:
+            caught = self.catch_up_rollups(info.key, query)
+        read = self.reads.read(query, rollups_current=caught is not None)
+        sql_seconds = time.perf_counter() - started
+        stats = dataclasses.replace(
+            query.read(read.rows),
+            per_unit="rollups" if read.rollups else "events",
+            catch_up=caught,
+            excluded=read.excluded,
+        )
+        registered = info
         if only is not None:
             names = [m.definition.name for m in query.planned]
             info = dataclasses.replace(
@@ -214,74 +291,94 @@ class ResultsService:
                 secondary=names[1:],
                 guardrails={g: m for g, m in info.guardrails.items() if g in names},
             )
-        stats, shadows = self.statistics(info, query)
-        sql_seconds = time.perf_counter() - started
         if stats.total_units == 0:
             raise NoExposuresError(
-                f"experiment {key!r} has no exposures yet; results need exposed units",
+                f"experiment {info.key!r} has no exposures yet; results need exposed units",
                 field="key",
             )
-        metrics = [p.definition for p in query.planned]
+        return ExperimentSnapshot(
+            experiment=info,
+            registered=registered,
+            query=query,
+            periods=periods,
+            statistics=stats,
+            shadows=query.shadow_summary(read.rows),
+            fallback=self.reads.fallback_counts(info.key) if info.models else {},
+            cupac_models=self.cupac.models_in_use(info.key),
+            started=started,
+            sql_seconds=sql_seconds,
+        )
+
+    # --- the analysis ------------------------------------------------------------------------
+    def compute(
+        self,
+        key: str | ExperimentInfo,
+        method: Method = "auto",
+        *,
+        only: Sequence[str] | None = None,
+        maintain: bool = False,
+    ) -> Results:
+        """The experiment's results at both horizons from one snapshot (see
+        :meth:`snapshot` for ``only`` and ``maintain``; nothing of the guardrail pass is
+        cached)."""
+        if method not in METHODS:
+            raise InvalidInputError(f"method must be one of {list(METHODS)}", field="method")
+        info = self.experiment(key) if isinstance(key, str) else key
+        return self.analyze(self.snapshot(info, only, maintain=maintain), method)
+
+    def analyze(self, snapshot: ExperimentSnapshot, method: Method) -> Results:
+        info, stats = snapshot.experiment, snapshot.statistics
+        metrics = [p.definition for p in snapshot.query.planned]
         lower = [m.name for m in metrics if m.lower_is_better]
         tuning_n = float(info.planned_sample_size or DEFAULT_TUNING_N)
-        options: dict[str, Any] = {
-            "control": info.control,
-            "method": method,
-            "alpha": info.alpha,
-            "weights": info.analyzed_weights,
-            "tuning_n": tuning_n,
-            "guardrails": dict(info.guardrails),
-            "lower_is_better": lower,
-            **period_options(stats.period_counts, self.experiments.periods(key), info.weights),
-            "inapplicable": "unadjusted",
-        }
         min_sample = None
-        if info.planned_sample_size and not sequential:
+        if info.planned_sample_size:
             min_sample = info.planned_sample_size // len(info.analyzed_variants)
         try:
-            result = analyze_statistics(
-                stats.metrics, stats.counts, sequential=sequential, min_sample=min_sample, **options
-            )
-            monitoring = (
-                result
-                if sequential
-                else analyze_statistics(stats.metrics, stats.counts, sequential=True, **options)
-            )
-            fixed = (
-                analyze_statistics(stats.metrics, stats.counts, sequential=False, **options)
-                if sequential
-                else result
+            horizons = analyze_horizons(
+                stats.metrics,
+                stats.counts,
+                control=info.control,
+                method=method,
+                alpha=info.alpha,
+                weights=info.analyzed_weights,
+                tuning_n=tuning_n,
+                guardrails=dict(info.guardrails),
+                lower_is_better=lower,
+                min_sample=min_sample,
+                inapplicable="unadjusted",
+                **period_options(stats.period_counts, snapshot.periods, info.weights),
             )
         except ValueError as exc:  # the experiment's definition, not the request: no field
-            raise InvalidInputError(f"experiment {key!r} cannot be analyzed: {exc}") from None
+            raise InvalidInputError(f"experiment {info.key!r} cannot be analyzed: {exc}") from None
+        fixed = horizons.fixed
         guardrails = guardrail_statuses(fixed, info.guardrails, set(lower), tuning_n)
-        fallback = self.fallback(info)
+        fallback = {}
+        if info.models:
+            for v in info.analyzed_variants:
+                c = snapshot.fallback.get(v, FallbackCount(0, 0))
+                share = c.fallbacks / c.predictions if c.predictions else None
+                fallback[v] = FallbackShare(c.predictions, c.fallbacks, share)
         mostly = sorted(
             v
             for v, f in fallback.items()
             if v != info.control
-            and f["predictions"] >= self.fallback_min_predictions
-            and f["share"] is not None
-            and f["share"] > self.fallback_share_threshold
+            and f.predictions >= self.fallback_min_predictions
+            and f.share is not None
+            and f.share > self.fallback_share_threshold
         )
         now = datetime.now(UTC)
-        body = result.to_dict()
-        body["experiment"] = {
-            "key": info.key,
-            "status": info.status,
-            "primary": info.primary,
-            "auto_stop": info.auto_stop,
-            "alpha": info.alpha,
-            "mde": info.mde,
-        }
-        body["sample"] = {
-            "units": stats.counts,
-            "total_units": stats.total_units,
-            "planned_sample_size": info.planned_sample_size,
-            "first_exposure_at": _iso(stats.first_exposure_at),
-            "last_exposure_at": _iso(stats.last_exposure_at),
-            "power_so_far": power_so_far(fixed, info.primary, info.mde, info.alpha),
-            "power_at_planned": power_at_planned(
+        pace = days_to_planned(
+            stats.total_units, info.planned_sample_size, stats.first_exposure_at, now
+        )
+        sample = Sample(
+            units=dict(stats.counts),
+            total_units=stats.total_units,
+            planned_sample_size=info.planned_sample_size,
+            first_exposure_at=stats.first_exposure_at,
+            last_exposure_at=stats.last_exposure_at,
+            power_so_far=power_so_far(fixed, info.primary, info.mde, info.alpha),
+            power_at_planned=power_at_planned(
                 fixed,
                 info.primary,
                 info.mde,
@@ -289,47 +386,74 @@ class ResultsService:
                 info.planned_sample_size,
                 stats.total_units,
             ),
-            **days_to_planned(
-                stats.total_units, info.planned_sample_size, stats.first_exposure_at, now
-            ),
-        }
-        body["shadows"] = shadows
-        body["methods"] = method_report(result, method)
-        body["excluded_values"] = {"limit": MAX_ABS_VALUE, **stats.excluded}
-        body["fallback"] = {
-            "variants": fallback,
-            "threshold": self.fallback_share_threshold,
-            "mostly_fell_back": mostly,
-        }
-        body["monitoring"] = {
-            name: {
-                v: {
-                    "always_valid_p_value": json_number(c.comparison.p_value),
-                    "cs_lower": json_number(c.comparison.ci_lower),
-                    "cs_upper": json_number(c.comparison.ci_upper),
+            units_per_day=pace["units_per_day"],
+            days_to_planned=pace["days_to_planned"],
+        )
+        shared = {
+            "experiment": {
+                "key": info.key,
+                "status": info.status,
+                "primary": info.primary,
+                "auto_stop": info.auto_stop,
+                "alpha": info.alpha,
+                "mde": info.mde,
+            },
+            "sample": sample.to_dict(),
+            "shadows": snapshot.shadows,
+            "excluded_values": {"limit": MAX_ABS_VALUE, **stats.excluded},
+            "fallback": {
+                "variants": {v: f.to_dict() for v, f in fallback.items()},
+                "threshold": self.fallback_share_threshold,
+                "mostly_fell_back": mostly,
+            },
+            "monitoring": {
+                name: {
+                    v: {
+                        "always_valid_p_value": json_number(c.comparison.p_value),
+                        "cs_lower": json_number(c.comparison.ci_lower),
+                        "cs_upper": json_number(c.comparison.ci_upper),
+                    }
+                    for v, c in m.comparisons.items()
                 }
-                for v, c in m.comparisons.items()
-            }
-            for name, m in monitoring.metrics.items()
+                for name, m in horizons.sequential.metrics.items()
+            },
+            "guardrails": [g.to_dict() for g in guardrails],
+            "flags": {
+                "srm": fixed.srm.mismatch,
+                "guardrail_violated": sorted({g.metric for g in guardrails if g.violated}),
+                "treatment_fallback": mostly,
+                "excluded_values": sum(stats.excluded.values()),
+            },
+            "cupac_models": snapshot.cupac_models,
+            "computed_at": now.isoformat(),
         }
-        body["guardrails"] = [g.to_dict() for g in guardrails]
-        body["flags"] = {
-            "srm": result.srm.mismatch,
-            "guardrail_violated": sorted({g.metric for g in guardrails if g.violated}),
-            "treatment_fallback": mostly,
-            "excluded_values": sum(stats.excluded.values()),
-        }
-        body["cupac_models"] = self.cupac.models_in_use(key)
-        body["computed_at"] = now.isoformat()
-        body["timings"] = {
-            "sql_s": round(sql_seconds, 4),
-            "total_s": round(time.perf_counter() - started, 4),
+        timings: dict[str, Any] = {
+            "sql_s": round(snapshot.sql_seconds, 4),
+            "total_s": round(time.perf_counter() - snapshot.started, 4),
             "per_unit": stats.per_unit,
         }
         if stats.catch_up is not None:
-            body["timings"]["rollup_catch_up_s"] = round(stats.catch_up.seconds, 4)
-            body["timings"]["rollup_catch_up_units"] = stats.catch_up.units
-        return Computed(body, result, monitoring, guardrails, info, fallback, mostly)
+            timings["rollup_catch_up_s"] = round(stats.catch_up.seconds, 4)
+            timings["rollup_catch_up_units"] = stats.catch_up.units
+        bodies = {}
+        for sequential in (False, True):
+            result = horizons.at(sequential)
+            body = result.to_dict()
+            body.update(shared)
+            body["methods"] = method_report(result, method)
+            body["timings"] = dict(timings)
+            bodies[sequential] = body
+        return Results(
+            snapshot=snapshot,
+            method=method,
+            horizons=horizons,
+            guardrails=guardrails,
+            sample=sample,
+            fallback=fallback,
+            mostly_fell_back=mostly,
+            bodies=bodies,
+            computed_at=now,
+        )
 
 
 def method_report(result: AnalysisResult, requested: str) -> dict[str, Any]:
@@ -353,5 +477,9 @@ def method_report(result: AnalysisResult, requested: str) -> dict[str, Any]:
     }
 
 
-def _iso(value: Any) -> str | None:
+def _parts(metric: MetricDef) -> list[str]:
+    return [p for p in (metric.numerator, metric.denominator) if p]
+
+
+def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()

@@ -169,6 +169,11 @@ class RollupStore:
         )
         return True
 
+    def digest(self, key: str) -> str | None:
+        """The digest of the experiment's built rollups (None: none, or still being built)."""
+        with self.engine.connect() as c:
+            return built_digest(c, key)
+
     def backlog_units(self) -> int:
         with self.engine.connect() as c:
             return int(

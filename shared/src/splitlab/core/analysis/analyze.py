@@ -14,6 +14,8 @@ Two layers, so that the analyzer service reproduces the offline numbers from SQL
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,17 +29,19 @@ from splitlab.core.analysis.results import (
     PeriodSummary,
     RowCounts,
 )
+from splitlab.core.errors import ArgumentError
 from splitlab.core.stats.adjustment import (
     METHODS,
+    Method,
     MetricKind,
     choose_method,
     estimate_candidates,
 )
 from splitlab.core.stats.bayes import gaussian_posterior
-from splitlab.core.stats.comparison import check_alpha, check_alternative
+from splitlab.core.stats.comparison import Alternative, check_alpha, check_alternative
 from splitlab.core.stats.cupac import MODELS, CupacFit, Progress, cross_fit_predictions
 from splitlab.core.stats.decision import GuardrailCheck, decide
-from splitlab.core.stats.multiple import CORRECTIONS, adjust_p_values
+from splitlab.core.stats.multiple import CORRECTIONS, Correction, adjust_p_values
 from splitlab.core.stats.nonparametric import bootstrap_ci, mann_whitney
 from splitlab.core.stats.periods import allocation_strata, period_srm_test
 from splitlab.core.stats.sequential import DEFAULT_TUNING_N, sequential_comparison
@@ -48,8 +52,10 @@ from splitlab.core.stats.sufficient import Moments, merge_all
 __all__ = [
     "CUPAC_COLUMN",
     "AnalysisResult",
+    "Horizons",
     "MetricStatistics",
     "analyze",
+    "analyze_horizons",
     "analyze_statistics",
     "compute_statistics",
     "count_by_period",
@@ -93,7 +99,9 @@ def _columns(data: Any) -> dict[str, Any]:
         return {str(c): data[c] for c in data.columns}
     if isinstance(data, Mapping):
         return {str(k): v for k, v in data.items()}
-    raise ValueError("data must be a pandas DataFrame or a mapping of column name -> array")
+    raise ArgumentError(
+        "data", "data must be a pandas DataFrame or a mapping of column name -> array"
+    )
 
 
 def _numeric(values: Any, name: str, role: str) -> np.ndarray:
@@ -111,18 +119,29 @@ def _numeric(values: Any, name: str, role: str) -> np.ndarray:
             pass
         else:
             return converted
-    raise ValueError(
+    raise ArgumentError(
+        _ROLE_ARGUMENTS.get(role, role),
         f"{role} column {name!r} is not numeric (dtype {array.dtype}); "
-        "convert it to numbers or drop it from the analysis"
+        "convert it to numbers or drop it from the analysis",
     )
+
+
+_ROLE_ARGUMENTS = {
+    "metric": "metrics",
+    "covariate": "covariates",
+    "ratio numerator": "ratio_metrics",
+    "ratio denominator": "ratio_metrics",
+}
+"""The argument that names a column of each role (the role is how messages call it)."""
 
 
 def _require(columns: Mapping[str, Any], names: Sequence[str], role: str) -> None:
     missing = [n for n in names if n not in columns]
     if missing:
         available = ", ".join(sorted(columns)[:20])
-        raise ValueError(
-            f"{role} column(s) {missing} not found in the data; available columns: {available}"
+        raise ArgumentError(
+            _ROLE_ARGUMENTS.get(role, role),
+            f"{role} column(s) {missing} not found in the data; available columns: {available}",
         )
 
 
@@ -144,12 +163,15 @@ def _variants(labels: Any, control: str) -> tuple[np.ndarray, list[str], np.ndar
     codes, names = variant_labels(labels)
     present = codes >= 0
     if control not in names:
-        raise ValueError(
+        raise ArgumentError(
+            "control",
             f"control={control!r} is not a value of the variant column (values: {names}); "
-            "pass control=<the control label>"
+            "pass control=<the control label>",
         )
     if len(names) < 2:
-        raise ValueError(f"the variant column holds {len(names)} variant(s) {names}; need >= 2")
+        raise ArgumentError(
+            "variant_col", f"the variant column holds {len(names)} variant(s) {names}; need >= 2"
+        )
     order = [control, *[n for n in names if n != control]]
     position = np.array([order.index(n) for n in names] + [-1], dtype=np.int64)
     return position[np.where(present, codes, len(names))], order, present
@@ -168,9 +190,10 @@ def period_labels(values: Any) -> tuple[np.ndarray, list[Hashable]]:
     series = values if isinstance(values, pd.Series) else pd.Series(np.asarray(values))
     codes, uniques = pd.factorize(series, sort=True)
     if (codes < 0).any():
-        raise ValueError(
+        raise ArgumentError(
+            "period_col",
             "period_col has missing values; give every unit the allocation period of its "
-            "first exposure (units logged before periods existed belong to the first one)"
+            "first exposure (units logged before periods existed belong to the first one)",
         )
     labels: list[Hashable] = [u.item() if hasattr(u, "item") else u for u in uniques]
     return np.asarray(codes, dtype=np.int64), labels
@@ -201,6 +224,7 @@ def _select_periods(
 
 def compute_statistics(
     data: Any,
+    *,
     variant_col: str = "variant",
     control: str = "control",
     metrics: Sequence[str] = (),
@@ -227,9 +251,13 @@ def compute_statistics(
     columns = _columns(data)
     ratios = dict(ratio_metrics or {})
     if not metrics and not ratios:
-        raise ValueError("metrics must name at least one metric column, e.g. metrics=['revenue']")
+        raise ArgumentError(
+            "metrics", "metrics must name at least one metric column, e.g. metrics=['revenue']"
+        )
     if isinstance(metrics, str) or isinstance(covariates, str):
-        raise ValueError("metrics and covariates must be lists of column names, not a string")
+        raise ArgumentError(
+            "metrics", "metrics and covariates must be lists of column names, not a string"
+        )
     _require(columns, [variant_col], "variant_col")
     if period_col is not None:
         _require(columns, [period_col], "period_col")
@@ -237,11 +265,18 @@ def compute_statistics(
     _require(columns, list(covariates), "covariate")
     for name, pair in ratios.items():
         if len(pair) != 2:
-            raise ValueError(f"ratio_metrics[{name!r}] must be (numerator, denominator)")
-        _require(columns, list(pair), f"ratio metric {name!r}")
+            raise ArgumentError(
+                "ratio_metrics", f"ratio_metrics[{name!r}] must be (numerator, denominator)"
+            )
+        try:
+            _require(columns, list(pair), f"ratio metric {name!r}")
+        except ArgumentError as exc:
+            raise ArgumentError("ratio_metrics", exc.message) from None
     overlap = set(metrics) & set(covariates)
     if overlap:
-        raise ValueError(f"columns {sorted(overlap)} are both metric and covariate; pick one role")
+        raise ArgumentError(
+            "covariates", f"columns {sorted(overlap)} are both metric and covariate; pick one role"
+        )
 
     codes, order, present = _variants(columns[variant_col], str(control))
     counts = {name: int((codes == i).sum()) for i, name in enumerate(order)}
@@ -257,9 +292,13 @@ def compute_statistics(
         values = _numeric(columns[name], name, "covariate")
         missing = np.isnan(values) & present
         if np.isinf(values).any():
-            raise ValueError(f"covariate column {name!r} has infinite values; clip or drop them")
+            raise ArgumentError(
+                "covariates", f"covariate column {name!r} has infinite values; clip or drop them"
+            )
         if missing.all():
-            raise ValueError(f"covariate column {name!r} has no values; drop it from covariates")
+            raise ArgumentError(
+                "covariates", f"covariate column {name!r} has no values; drop it from covariates"
+            )
         if missing.any():
             values = np.where(np.isnan(values), np.nanmean(values[present]), values)
             imputed += int(missing.sum())
@@ -270,7 +309,9 @@ def compute_statistics(
     for name in metrics:
         y = _numeric(columns[name], name, "metric")
         if np.isinf(y).any():
-            raise ValueError(f"metric column {name!r} has infinite values; clip or drop them")
+            raise ArgumentError(
+                "metrics", f"metric column {name!r} has infinite values; clip or drop them"
+            )
         missing = np.isnan(y) & present
         dropped = int(missing.sum())
         keep = present & ~missing
@@ -371,19 +412,38 @@ def compute_statistics(
 
 
 # --- the engine on sufficient statistics ------------------------------------------------------
-def _metric_result(
+@dataclass(frozen=True)
+class Horizons:
+    """One analysis at both horizons (:func:`analyze_horizons`)."""
+
+    fixed: AnalysisResult
+    """Fixed-horizon tests (valid once, at the planned sample)."""
+    sequential: AnalysisResult
+    """Always-valid tests and confidence sequences (valid at every look)."""
+
+    def at(self, sequential: bool) -> AnalysisResult:
+        return self.sequential if sequential else self.fixed
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """One metric's candidate estimates (fixed horizon) and the method picked among them."""
+
+    requested: str
+    chosen: str
+    reason: str
+    candidates: dict[str, Any]
+
+
+def _metric_choice(
     stats: MetricStatistics,
     order: Sequence[str],
     method: str,
     alpha: float,
     alternative: str,
-    sequential: bool,
-    tuning_n: float,
-    correction: str,
-    lower_is_better: bool,
     strata: Sequence[Sequence[Hashable]] = (),
     inapplicable: Inapplicable = "raise",
-) -> MetricResult:
+) -> _Choice:
     arms = [stats.moments[v] for v in order]
     cov_idx = [stats.columns.index(c) for c in stats.covariates]
     cupac_idx = stats.columns.index(CUPAC_COLUMN) if CUPAC_COLUMN in stats.columns else None
@@ -391,7 +451,7 @@ def _metric_result(
     why = _inapplicable_reason(stats, method, bool(cov_idx), cupac_idx is not None)
     if why is not None:
         if inapplicable == "raise":
-            raise ValueError(why[0])
+            raise ArgumentError("method", why[0])
         method = "none"
     wanted = list(METHODS[:-1]) if method == "auto" else sorted({"none", method})
     if len(strata) > 1 and stats.periods is not None:
@@ -429,6 +489,20 @@ def _metric_result(
         chosen, reason = "none", f"{why[1]}; unadjusted"
     else:
         chosen, reason = method, "requested"
+    return _Choice(requested, chosen, reason, dict(candidates))
+
+
+def _metric_view(
+    stats: MetricStatistics,
+    choice: _Choice,
+    sequential: bool,
+    tuning_n: float,
+    correction: str,
+    lower_is_better: bool,
+) -> MetricResult:
+    """The metric's result at one horizon: the fixed-horizon candidates as they are, or turned
+    into always-valid ones (the method is chosen on the fixed-horizon estimates either way)."""
+    candidates = choice.candidates
     if sequential:
         candidates = {
             m: type(c)(
@@ -438,7 +512,7 @@ def _metric_result(
             )
             for m, c in candidates.items()
         }
-    picked = candidates[chosen]
+    picked = candidates[choice.chosen]
     variants = list(picked.comparisons)
     adjusted = adjust_p_values([picked.comparisons[v].p_value for v in variants], correction)
     comparisons = {}
@@ -451,9 +525,9 @@ def _metric_result(
     return MetricResult(
         name=stats.name,
         kind=stats.kind,
-        method=chosen,
-        requested_method=requested,
-        reason=reason,
+        method=choice.chosen,
+        requested_method=choice.requested,
+        reason=choice.reason,
         detail=picked.detail,
         variance_reduction=picked.variance_reduction,
         comparisons=comparisons,
@@ -495,23 +569,26 @@ def _inapplicable_reason(
 
 def _check_options(method: str, alpha: float, alternative: str, correction: str) -> None:
     if method not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)}; got {method!r}")
+        raise ArgumentError("method", f"method must be one of {list(METHODS)}; got {method!r}")
     check_alpha(alpha)
     check_alternative(alternative)
     if correction not in CORRECTIONS:
-        raise ValueError(f"correction must be one of {list(CORRECTIONS)}; got {correction!r}")
+        raise ArgumentError(
+            "correction", f"correction must be one of {list(CORRECTIONS)}; got {correction!r}"
+        )
 
 
 def analyze_statistics(
     metrics: Sequence[MetricStatistics],
     counts: Mapping[str, int],
+    *,
     control: str = "control",
-    method: str = "auto",
+    method: Method = "auto",
     alpha: float = 0.05,
-    alternative: str = "two-sided",
+    alternative: Alternative = "two-sided",
     sequential: bool = False,
     weights: Mapping[str, float] | Sequence[float] | None = None,
-    correction: str = "holm",
+    correction: Correction = "holm",
     tuning_n: float = DEFAULT_TUNING_N,
     guardrails: Mapping[str, float] | None = None,
     lower_is_better: Sequence[str] = (),
@@ -541,20 +618,128 @@ def analyze_statistics(
     ``inapplicable="raise"``; with ``"unadjusted"`` that metric is analyzed without adjustment
     and its ``method``/``reason`` say so (the other metrics keep the requested method).
     """
+    return _analyze(
+        metrics,
+        counts,
+        horizons=[(sequential, min_sample)],
+        control=control,
+        method=method,
+        alpha=alpha,
+        alternative=alternative,
+        weights=weights,
+        correction=correction,
+        tuning_n=tuning_n,
+        guardrails=guardrails,
+        lower_is_better=lower_is_better,
+        srm_threshold=srm_threshold,
+        srm_min_count=srm_min_count,
+        rows=rows,
+        period_counts=period_counts,
+        period_weights=period_weights,
+        period_starts=period_starts,
+        inapplicable=inapplicable,
+    )[0]
+
+
+def analyze_horizons(
+    metrics: Sequence[MetricStatistics],
+    counts: Mapping[str, int],
+    *,
+    control: str = "control",
+    method: Method = "auto",
+    alpha: float = 0.05,
+    alternative: Alternative = "two-sided",
+    weights: Mapping[str, float] | Sequence[float] | None = None,
+    correction: Correction = "holm",
+    tuning_n: float = DEFAULT_TUNING_N,
+    guardrails: Mapping[str, float] | None = None,
+    lower_is_better: Sequence[str] = (),
+    min_sample: int | None = None,
+    srm_threshold: float = DEFAULT_THRESHOLD,
+    srm_min_count: int = DEFAULT_MIN_COUNT,
+    rows: RowCounts | None = None,
+    period_counts: Mapping[Hashable, Mapping[str, int]] | None = None,
+    period_weights: Mapping[Hashable, Mapping[str, float]] | None = None,
+    period_starts: Mapping[Hashable, str] | None = None,
+    inapplicable: Inapplicable = "raise",
+) -> Horizons:
+    """Both horizons of one analysis: the fixed-horizon result and the always-valid one.
+
+    The same arguments as :func:`analyze_statistics` (without ``sequential``); each metric's
+    candidate estimates and method choice are computed once and viewed at both horizons, so
+    ``analyze_horizons(...).fixed`` equals ``analyze_statistics(..., sequential=False)`` and
+    ``.sequential`` equals ``analyze_statistics(..., sequential=True, min_sample=None)``
+    (``min_sample`` is a fixed-horizon rule: an always-valid test may stop at any time).
+    """
+    fixed, sequential = _analyze(
+        metrics,
+        counts,
+        horizons=[(False, min_sample), (True, None)],
+        control=control,
+        method=method,
+        alpha=alpha,
+        alternative=alternative,
+        weights=weights,
+        correction=correction,
+        tuning_n=tuning_n,
+        guardrails=guardrails,
+        lower_is_better=lower_is_better,
+        srm_threshold=srm_threshold,
+        srm_min_count=srm_min_count,
+        rows=rows,
+        period_counts=period_counts,
+        period_weights=period_weights,
+        period_starts=period_starts,
+        inapplicable=inapplicable,
+    )
+    return Horizons(fixed, sequential)
+
+
+def _analyze(
+    metrics: Sequence[MetricStatistics],
+    counts: Mapping[str, int],
+    *,
+    control: str = "control",
+    method: Method = "auto",
+    alpha: float = 0.05,
+    alternative: Alternative = "two-sided",
+    horizons: Sequence[tuple[bool, int | None]],
+    weights: Mapping[str, float] | Sequence[float] | None = None,
+    correction: Correction = "holm",
+    tuning_n: float = DEFAULT_TUNING_N,
+    guardrails: Mapping[str, float] | None = None,
+    lower_is_better: Sequence[str] = (),
+    srm_threshold: float = DEFAULT_THRESHOLD,
+    srm_min_count: int = DEFAULT_MIN_COUNT,
+    rows: RowCounts | None = None,
+    period_counts: Mapping[Hashable, Mapping[str, int]] | None = None,
+    period_weights: Mapping[Hashable, Mapping[str, float]] | None = None,
+    period_starts: Mapping[Hashable, str] | None = None,
+    inapplicable: Inapplicable = "raise",
+) -> list[AnalysisResult]:
+    """Every horizon of ``horizons`` ((sequential, min_sample) pairs) from one set of
+    candidate estimates per metric."""
     if inapplicable not in ("raise", "unadjusted"):
-        raise ValueError(f"inapplicable must be 'raise' or 'unadjusted'; got {inapplicable!r}")
+        raise ArgumentError(
+            "inapplicable", f"inapplicable must be 'raise' or 'unadjusted'; got {inapplicable!r}"
+        )
     _check_options(method, alpha, alternative, correction)
     if control not in counts:
-        raise ValueError(f"control={control!r} has no counts; variants: {sorted(counts)}")
+        raise ArgumentError(
+            "control", f"control={control!r} has no counts; variants: {sorted(counts)}"
+        )
     order = [control, *[v for v in counts if v != control]]
     if len(order) < 2:
-        raise ValueError("counts must hold at least 2 variants (control and a treatment)")
+        raise ArgumentError(
+            "counts", "counts must hold at least 2 variants (control and a treatment)"
+        )
     if weights is not None and not isinstance(weights, Mapping):
         seq = list(weights)
         if len(seq) != len(order):
-            raise ValueError(
+            raise ArgumentError(
+                "weights",
                 f"weights has {len(seq)} entries for {len(order)} variants {order}; "
-                "pass one weight per variant (control first) or a mapping"
+                "pass one weight per variant (control first) or a mapping",
             )
         weights = dict(zip(order, seq, strict=True))
     strata: list[list[Hashable]] = []
@@ -585,51 +770,53 @@ def analyze_statistics(
     names = [m.name for m in metrics]
     unknown = sorted((set(guard) | set(lower_is_better)) - set(names))
     if unknown:
-        raise ValueError(
-            f"guardrails/lower_is_better name unknown metrics {unknown}; metrics: {names}"
+        raise ArgumentError(
+            "guardrails" if set(guard) - set(names) else "lower_is_better",
+            f"guardrails/lower_is_better name unknown metrics {unknown}; metrics: {names}",
         )
-    results = {
-        m.name: _metric_result(
-            m,
-            order,
-            method,
-            alpha,
-            alternative,
-            sequential,
-            tuning_n,
-            correction,
-            m.name in lower_is_better,
-            strata,
-            inapplicable,
-        )
+    choices = {
+        m.name: _metric_choice(m, order, method, alpha, alternative, strata, inapplicable)
         for m in metrics
     }
-    primary = results[names[0]]
-    decisions = {}
-    for v in order[1:]:
-        checks = [
-            GuardrailCheck(g, results[g].comparisons[v].comparison, margin, g in lower_is_better)
-            for g, margin in guard.items()
-        ]
-        decisions[v] = decide(
-            primary.comparisons[v].comparison,
-            checks,
-            srm.mismatch,
-            min_sample,
-            names[0] in lower_is_better,
+    out = []
+    for sequential, min_sample in horizons:
+        results = {
+            m.name: _metric_view(
+                m, choices[m.name], sequential, tuning_n, correction, m.name in lower_is_better
+            )
+            for m in metrics
+        }
+        primary = results[names[0]]
+        decisions = {}
+        for v in order[1:]:
+            checks = [
+                GuardrailCheck(
+                    g, results[g].comparisons[v].comparison, margin, g in lower_is_better
+                )
+                for g, margin in guard.items()
+            ]
+            decisions[v] = decide(
+                primary.comparisons[v].comparison,
+                checks,
+                srm.mismatch,
+                min_sample,
+                names[0] in lower_is_better,
+            )
+        out.append(
+            AnalysisResult(
+                control=control,
+                variants=order,
+                alpha=alpha,
+                alternative=alternative,
+                sequential=sequential,
+                srm=srm,
+                metrics=results,
+                decisions=decisions,
+                rows=rows or RowCounts(total=sum(counts.values()), missing_variant=0),
+                periods=periods,
+            )
         )
-    return AnalysisResult(
-        control=control,
-        variants=order,
-        alpha=alpha,
-        alternative=alternative,
-        sequential=sequential,
-        srm=srm,
-        metrics=results,
-        decisions=decisions,
-        rows=rows or RowCounts(total=sum(counts.values()), missing_variant=0),
-        periods=periods,
-    )
+    return out
 
 
 def _shares(weights: Mapping[str, float] | None, order: Sequence[str]) -> list[float]:
@@ -649,27 +836,28 @@ def _period_weights(
         return dict.fromkeys(counts, weights)
     missing = [p for p in counts if p not in period_weights]
     if missing:
-        raise ValueError(
+        raise ArgumentError(
+            "period_weights",
             f"period_weights has no split for period(s) {missing}; give every period's "
-            "variant weights, e.g. {0: {'control': 50, 'treatment': 50}}"
+            "variant weights, e.g. {0: {'control': 50, 'treatment': 50}}",
         )
     return {p: period_weights[p] for p in counts}
 
 
 def analyze(
     data: Any,
+    *,
     variant_col: str = "variant",
     control: str = "control",
     metrics: Sequence[str] = (),
     covariates: Sequence[str] | None = None,
-    method: str = "auto",
+    method: Method = "auto",
     alpha: float = 0.05,
-    alternative: str = "two-sided",
+    alternative: Alternative = "two-sided",
     sequential: bool = False,
     weights: Mapping[str, float] | Sequence[float] | None = None,
-    *,
     ratio_metrics: Mapping[str, tuple[str, str]] | None = None,
-    correction: str = "holm",
+    correction: Correction = "holm",
     tuning_n: float = DEFAULT_TUNING_N,
     guardrails: Mapping[str, float] | None = None,
     lower_is_better: Sequence[str] = (),
@@ -684,6 +872,7 @@ def analyze(
     progress: Progress | None = None,
     period_col: str | None = None,
     period_weights: Mapping[Hashable, Mapping[str, float]] | None = None,
+    mde: float | None = None,
 ) -> AnalysisResult:
     """Analyze one row per unit: every treatment against ``control`` on every metric.
 
@@ -697,18 +886,27 @@ def analyze(
     SRM expects each period's units at that period's weights and effects are estimated per
     split and combined by the splits' shares of the units (docs/statistics.md, "Allocation
     periods"); when every period has the same split the numbers equal those without periods.
+
+    Monitoring (:mod:`splitlab.core.analysis.monitoring`): with ``guardrails`` the result also
+    holds the one-sided always-valid test of each guardrail (``guardrail_tests``, the JSON's
+    ``guardrails``); with ``mde`` (relative, e.g. 0.05) the power of the current sample to
+    detect it on the primary metric (``power_so_far``).
     """
     _check_options(method, alpha, alternative, correction)
+    if mde is not None and not (math.isfinite(mde) and mde > 0):
+        raise ArgumentError("mde", f"mde must be a relative effect > 0 (0.05 = 5%); got {mde}")
     if bootstrap and bootstrap < 100:
-        raise ValueError(f"bootstrap must be 0 (off) or >= 100 resamples; got {bootstrap}")
+        raise ArgumentError(
+            "bootstrap", f"bootstrap must be 0 (off) or >= 100 resamples; got {bootstrap}"
+        )
     covs = list(covariates or [])
     stats, counts, rows = compute_statistics(
         data,
-        variant_col,
-        str(control),
-        metrics,
-        covs,
-        ratio_metrics,
+        variant_col=variant_col,
+        control=str(control),
+        metrics=metrics,
+        covariates=covs,
+        ratio_metrics=ratio_metrics,
         cupac=method in ("cupac", "auto"),
         cupac_folds=cupac_folds,
         cupac_models=cupac_models,
@@ -724,21 +922,33 @@ def analyze(
     result = analyze_statistics(
         stats,
         counts,
-        str(control),
-        method,
-        alpha,
-        alternative,
-        sequential,
-        weights,
-        correction,
-        tuning_n,
-        guardrails,
-        lower_is_better,
-        min_sample,
+        control=str(control),
+        method=method,
+        alpha=alpha,
+        alternative=alternative,
+        sequential=sequential,
+        weights=weights,
+        correction=correction,
+        tuning_n=tuning_n,
+        guardrails=guardrails,
+        lower_is_better=lower_is_better,
+        min_sample=min_sample,
         rows=rows,
         period_counts=period_counts,
         period_weights=period_weights,
     )
+    if guardrails or mde is not None:
+        from splitlab.core.analysis.monitoring import guardrail_statuses, power_so_far
+
+        primary = next(iter(result.metrics))
+        result = dataclasses.replace(
+            result,
+            guardrail_tests=guardrail_statuses(
+                result, dict(guardrails or {}), set(lower_is_better), tuning_n
+            ),
+            mde=mde,
+            power_so_far=None if mde is None else power_so_far(result, primary, mde, alpha),
+        )
     if mann_whitney_test or bootstrap:
         _add_nonparametric(
             result,

@@ -18,7 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from splitlab.core.stats.adjustment import METHODS
+from splitlab.core.errors import ArgumentError
+from splitlab.core.stats.adjustment import METHODS, Method
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,14 +58,16 @@ class VarianceReductionSpec:
     control: str
     metrics: list[str]
     covariates: list[str] = field(default_factory=list)
-    method: str = "auto"
+    method: Method = "auto"
     kind: Literal["variance_reduction"] = "variance_reduction"
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
-            raise ValueError(f"method must be one of {list(METHODS)}, not {self.method!r}")
+            raise ArgumentError(
+                "method", f"method must be one of {list(METHODS)}, not {self.method!r}"
+            )
         if not self.metrics:
-            raise ValueError("metrics: name at least one metric column")
+            raise ArgumentError("metrics", "metrics: name at least one metric column")
 
     @property
     def columns(self) -> list[str]:

@@ -18,13 +18,16 @@ from __future__ import annotations
 import math
 from collections.abc import Hashable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from splitlab.core.stats.adjustment import Candidate
 from splitlab.core.stats.comparison import Comparison
 from splitlab.core.stats.cupac import CupacFit
 from splitlab.core.stats.decision import Decision
 from splitlab.core.stats.srm import SRMResult
+
+if TYPE_CHECKING:
+    from splitlab.core.analysis.monitoring import GuardrailStatus
 
 __all__ = [
     "AnalysisResult",
@@ -182,6 +185,14 @@ class AnalysisResult:
     rows: RowCounts
     periods: list[PeriodSummary] = field(default_factory=list)
     """Allocation periods, when the analysis was given them (else empty)."""
+    guardrail_tests: list[GuardrailStatus] = field(default_factory=list)
+    """The one-sided always-valid test of each guardrail and treatment (``analyze`` with
+    ``guardrails``; :mod:`splitlab.core.analysis.monitoring`)."""
+    mde: float | None = None
+    """The relative minimum detectable effect of the primary metric, when given."""
+    power_so_far: dict[str, float | None] | None = None
+    """Per treatment: the power of the current sample to detect ``mde`` on the primary
+    metric (None without ``mde``)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -209,4 +220,9 @@ class AnalysisResult:
             out["srm"]["expected"] = {k: json_number(v) for k, v in self.srm.expected.items()}
             out["periods"] = [p.to_dict() for p in self.periods]
             out["strata"] = len({p.stratum for p in self.periods})
+        if self.guardrail_tests:
+            out["guardrails"] = [g.to_dict() for g in self.guardrail_tests]
+        if self.power_so_far is not None:
+            out["mde"] = self.mde
+            out["power_so_far"] = dict(self.power_so_far)
         return out

@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 
+from splitlab.core.errors import ArgumentError
 from splitlab.core.stats.comparison import ArmEstimate, Comparison, compare
 from splitlab.core.stats.cuped import cuped_estimates
 from splitlab.core.stats.means import mean_estimate
@@ -31,14 +32,28 @@ __all__ = [
     "MIN_VARIANCE_GAIN",
     "SIMPLICITY",
     "Candidate",
+    "Method",
     "MetricKind",
     "best_single_covariate",
     "choose_method",
     "estimate_candidates",
+    "parse_method",
 ]
 
 MetricKind = Literal["mean", "proportion", "ratio"]
-METHODS: tuple[str, ...] = ("none", "cuped", "regression", "cupac", "auto")
+Method = Literal["none", "cuped", "regression", "cupac", "auto"]
+"""The variance-reduction methods a caller may ask for (``auto`` picks one per metric)."""
+METHODS: tuple[Method, ...] = get_args(Method)
+
+
+def parse_method(value: str) -> Method:
+    """``value`` as a :data:`Method`; :class:`~splitlab.core.errors.ArgumentError` otherwise."""
+    for method in METHODS:
+        if value == method:
+            return method
+    raise ArgumentError("method", f"method must be one of {list(METHODS)}; got {value!r}")
+
+
 ADJUSTED_METHODS: tuple[str, ...] = ("cuped", "regression", "cupac")
 
 

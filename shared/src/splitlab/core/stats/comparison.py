@@ -15,6 +15,8 @@ from typing import Literal
 
 from scipy import special
 
+from splitlab.core.errors import ArgumentError
+
 Alternative = Literal["two-sided", "greater", "less"]
 ALTERNATIVES: tuple[str, ...] = ("two-sided", "greater", "less")
 
@@ -33,14 +35,16 @@ __all__ = [
 def check_alpha(alpha: float, name: str = "alpha") -> float:
     """Validate a significance level."""
     if not (isinstance(alpha, int | float) and 0.0 < float(alpha) < 1.0):
-        raise ValueError(f"{name} must be a number in (0, 1), e.g. 0.05; got {alpha!r}")
+        raise ArgumentError(name, f"{name} must be a number in (0, 1), e.g. 0.05; got {alpha!r}")
     return float(alpha)
 
 
 def check_alternative(alternative: str) -> Alternative:
     """Validate the alternative hypothesis."""
     if alternative not in ALTERNATIVES:
-        raise ValueError(f"alternative must be one of {list(ALTERNATIVES)}; got {alternative!r}")
+        raise ArgumentError(
+            "alternative", f"alternative must be one of {list(ALTERNATIVES)}; got {alternative!r}"
+        )
     return alternative  # type: ignore[return-value]
 
 

@@ -7,14 +7,24 @@ and stay NaN.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Literal, get_args
 
 import numpy as np
 
 from splitlab.core.stats.sufficient import FloatArray
 
-__all__ = ["CORRECTIONS", "adjust_p_values", "benjamini_hochberg", "bonferroni", "holm"]
+__all__ = [
+    "CORRECTIONS",
+    "Correction",
+    "adjust_p_values",
+    "benjamini_hochberg",
+    "bonferroni",
+    "holm",
+]
 
-CORRECTIONS: tuple[str, ...] = ("holm", "bonferroni", "benjamini-hochberg", "none")
+Correction = Literal["holm", "bonferroni", "benjamini-hochberg", "none"]
+"""Multiple-comparison corrections of the treatments' p-values within a metric."""
+CORRECTIONS: tuple[Correction, ...] = get_args(Correction)
 
 
 def _split(p_values: Sequence[float]) -> tuple[FloatArray, FloatArray, np.ndarray]:

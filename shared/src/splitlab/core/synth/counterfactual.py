@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import numpy.typing as npt
 
+from splitlab.core.errors import ArgumentError
+
 FloatArray = npt.NDArray[np.float64]
 
 METHODS: tuple[str, ...] = ("classic", "augmented", "forecast")
@@ -81,5 +83,7 @@ def _fitter(method: str) -> Callable[[Inputs], Counterfactual]:
         "forecast": fit_forecast,
     }
     if method not in fitters:
-        raise ValueError(f"method: {method!r} is unknown; use one of auto, {', '.join(METHODS)}")
+        raise ArgumentError(
+            "method", f"method: {method!r} is unknown; use one of auto, {', '.join(METHODS)}"
+        )
     return fitters[method]

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from splitlab.core.errors import ArgumentError
 from splitlab.core.synth.counterfactual import METHODS, fit_counterfactual
 from splitlab.core.synth.diagnostics import (
     fit_warnings,
@@ -63,9 +64,11 @@ def synthetic_control(
         drop_incomplete: drop donor units with missing cells instead of failing.
     """
     if method != "auto" and method not in METHODS:
-        raise ValueError(f"method: {method!r} is unknown; use one of auto, {', '.join(METHODS)}")
+        raise ArgumentError(
+            "method", f"method: {method!r} is unknown; use one of auto, {', '.join(METHODS)}"
+        )
     if not (isinstance(alpha, int | float) and 0 < alpha < 1):
-        raise ValueError(f"alpha: must be strictly between 0 and 1, got {alpha!r}")
+        raise ArgumentError("alpha", f"alpha: must be strictly between 0 and 1, got {alpha!r}")
     panel, notes = build_panel(
         data,
         unit_col=unit_col,

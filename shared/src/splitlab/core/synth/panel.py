@@ -16,6 +16,8 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from splitlab.core.errors import ArgumentError
+
 FloatArray = npt.NDArray[np.float64]
 
 MIN_PRE_PERIODS = 3
@@ -95,7 +97,9 @@ def build_panel(
     """Validate and pivot ``data``; return the panel and the warnings raised while building it."""
     warnings: list[str] = []
     if not isinstance(data, pd.DataFrame):
-        raise ValueError("data: expected a pandas DataFrame with one row per unit and period")
+        raise ArgumentError(
+            "data", "data: expected a pandas DataFrame with one row per unit and period"
+        )
     covariate_periods = _covariate_periods(covariates)
     for arg, column in (
         ("unit_col", unit_col),
@@ -104,12 +108,13 @@ def build_panel(
         *(("covariates", c) for c in covariate_periods),
     ):
         if column not in data.columns:
-            raise ValueError(
+            raise ArgumentError(
+                arg,
                 f"{arg}: column {column!r} is not in the data; available columns: "
-                f"{', '.join(map(str, data.columns))}"
+                f"{', '.join(map(str, data.columns))}",
             )
     if data.empty:
-        raise ValueError("data: the table has no rows")
+        raise ArgumentError("data", "data: the table has no rows")
     frame = data[[unit_col, time_col, outcome_col, *covariate_periods]].copy()
     frame[unit_col] = frame[unit_col].astype(str)
     frame[time_col] = _coerce_times(frame[time_col], "time_col", time_col)
@@ -120,32 +125,36 @@ def build_panel(
         values = pd.to_numeric(frame[column], errors="coerce")
         bad = values.isna() & frame[column].notna()
         if bad.any():
-            raise ValueError(
-                f"{arg}: column {column!r} must be numeric; found {frame[column][bad].iloc[0]!r}"
+            raise ArgumentError(
+                arg,
+                f"{arg}: column {column!r} must be numeric; found {frame[column][bad].iloc[0]!r}",
             )
         frame[column] = values.astype(float)
     if frame[frame[outcome_col].notna()].duplicated([unit_col, time_col]).any():
         dup = frame[frame.duplicated([unit_col, time_col], keep=False)].iloc[0]
-        raise ValueError(
+        raise ArgumentError(
+            "data",
             f"data: more than one row for unit {dup[unit_col]!r} at {time_col}={dup[time_col]!r}; "
-            "aggregate to one row per unit and period first"
+            "aggregate to one row per unit and period first",
         )
 
     treated_units = _treated_units(treated, frame[unit_col])
     start = _coerce_scalar_time(intervention_time, frame[time_col])
     times = sorted(pd.unique(frame[time_col]))
     if not (times[0] < start <= times[-1]):
-        raise ValueError(
+        raise ArgumentError(
+            "intervention_time",
             f"intervention_time: {intervention_time!r} is outside the data ({time_col} runs from "
             f"{_show(times[0])} to {_show(times[-1])}); choose a time after the first period "
-            "and no later than the last"
+            "and no later than the last",
         )
     n_pre = sum(1 for t in times if t < start)
     if n_pre < MIN_PRE_PERIODS:
-        raise ValueError(
+        raise ArgumentError(
+            "intervention_time",
             f"intervention_time: only {n_pre} pre-intervention period(s) before "
             f"{intervention_time!r}; at least {MIN_PRE_PERIODS} are needed, choose a later "
-            "intervention time or add earlier periods"
+            "intervention time or add earlier periods",
         )
 
     clean = frame.dropna(subset=[outcome_col])
@@ -161,15 +170,17 @@ def build_panel(
         )
         treated_missing = [u for u in treated_units if u in set(incomplete)]
         if treated_missing:
-            raise ValueError(
+            raise ArgumentError(
+                "treated",
                 f"treated: treated unit(s) {treated_missing} have missing cells ({summary}); "
-                "fill them or choose another treated unit"
+                "fill them or choose another treated unit",
             )
         if not drop_incomplete:
-            raise ValueError(
+            raise ArgumentError(
+                "data",
                 f"data: {len(incomplete)} unit(s) have missing cells in {outcome_col!r} "
                 f"({summary}); fill them, or pass drop_incomplete=True (--drop-incomplete) "
-                "to drop those donor units"
+                "to drop those donor units",
             )
         warnings.append(
             f"dropped {len(incomplete)} donor unit(s) with missing cells: "
@@ -181,9 +192,10 @@ def build_panel(
     treated_idx = [units.index(u) for u in treated_units]
     donors = [i for i in range(len(units)) if i not in set(treated_idx)]
     if len(donors) < 2:
-        raise ValueError(
+        raise ArgumentError(
+            "treated",
             f"treated: only {len(donors)} donor unit(s) remain besides the treated unit(s); "
-            "at least 2 untreated units are needed"
+            "at least 2 untreated units are needed",
         )
     outcomes = wide.to_numpy(dtype=np.float64)
     predictors, names = _predictors(frame, unit_col, time_col, covariate_periods, units, start)
@@ -240,8 +252,9 @@ def _covariate_periods(covariates: CovariateSpec) -> dict[str, tuple[Any, Any] |
         periods: dict[str, tuple[Any, Any] | None] = {}
         for name, span in covariates.items():
             if span is not None and (not isinstance(span, Sequence) or len(span) != 2):
-                raise ValueError(
-                    f"covariates: the periods of {name!r} must be a (first, last) pair or None"
+                raise ArgumentError(
+                    "covariates",
+                    f"covariates: the periods of {name!r} must be a (first, last) pair or None",
                 )
             periods[str(name)] = None if span is None else (span[0], span[1])
         return periods
@@ -267,16 +280,18 @@ def _predictors(
             last = _coerce_scalar_time(span[1], frame[time_col])
             mask = (frame[time_col] >= first) & (frame[time_col] <= last)
             if last >= start:
-                raise ValueError(
+                raise ArgumentError(
+                    "covariates",
                     f"covariates: the periods of {name!r} end at {span[1]!r}, not before the "
-                    "intervention; average covariates over pre-intervention periods only"
+                    "intervention; average covariates over pre-intervention periods only",
                 )
         means = frame[mask].groupby(unit_col)[name].mean().reindex(units)
         if means.isna().any():
             unit = means.index[means.isna()][0]
-            raise ValueError(
+            raise ArgumentError(
+                "covariates",
                 f"covariates: {name!r} has no values for unit {unit!r} in its periods; "
-                "fill it or drop the covariate"
+                "fill it or drop the covariate",
             )
         columns.append(means.to_numpy(dtype=np.float64))
     return np.column_stack(columns), list(periods)
@@ -285,25 +300,28 @@ def _predictors(
 def _treated_units(treated: Any, units: pd.Series) -> list[str]:
     wanted = [treated] if isinstance(treated, str | int | float) else list(treated)
     if not wanted:
-        raise ValueError("treated: give at least one treated unit")
+        raise ArgumentError("treated", "treated: give at least one treated unit")
     known = set(units.unique())
     names = [str(u) for u in wanted]
     unknown = [u for u in names if u not in known]
     if unknown:
         sample = ", ".join(sorted(known)[:10])
-        raise ValueError(
-            f"treated: unit(s) {unknown} are not in the unit column; known units include {sample}"
+        raise ArgumentError(
+            "treated",
+            f"treated: unit(s) {unknown} are not in the unit column; known units include {sample}",
         )
     if len(set(names)) != len(names):
-        raise ValueError("treated: a unit is listed twice")
+        raise ArgumentError("treated", "treated: a unit is listed twice")
     return names
 
 
 def _coerce_times(column: pd.Series, arg: str, name: str) -> pd.Series:
     if column.isna().any():
-        raise ValueError(f"{arg}: column {name!r} has empty values; every row needs a period")
+        raise ArgumentError(
+            arg, f"{arg}: column {name!r} has empty values; every row needs a period"
+        )
     if pd.api.types.is_bool_dtype(column):
-        raise ValueError(f"{arg}: column {name!r} holds booleans, not periods")
+        raise ArgumentError(arg, f"{arg}: column {name!r} holds booleans, not periods")
     if pd.api.types.is_numeric_dtype(column):
         return column
     if pd.api.types.is_datetime64_any_dtype(column):
@@ -314,9 +332,10 @@ def _coerce_times(column: pd.Series, arg: str, name: str) -> pd.Series:
         numbers = pd.to_numeric(column, errors="coerce")
         if numbers.notna().all():
             return numbers
-        raise ValueError(
+        raise ArgumentError(
+            arg,
             f"{arg}: column {name!r} must hold numbers or ISO dates (e.g. 2026-03-02); "
-            f"found {column.iloc[0]!r}"
+            f"found {column.iloc[0]!r}",
         ) from None
 
 
@@ -325,20 +344,22 @@ def _coerce_scalar_time(value: Any, column: pd.Series) -> Any:
         try:
             number = float(value)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"intervention_time: {value!r} is not a number, but the time column is numeric"
+            raise ArgumentError(
+                "intervention_time",
+                f"intervention_time: {value!r} is not a number, but the time column is numeric",
             ) from None
         if math.isnan(number):
-            raise ValueError("intervention_time: must not be NaN")
+            raise ArgumentError("intervention_time", "intervention_time: must not be NaN")
         return number
     try:
         stamp = pd.Timestamp(value)
     except (TypeError, ValueError):
-        raise ValueError(
-            f"intervention_time: {value!r} is not a date; use an ISO date such as 2026-03-02"
+        raise ArgumentError(
+            "intervention_time",
+            f"intervention_time: {value!r} is not a date; use an ISO date such as 2026-03-02",
         ) from None
     if pd.isna(stamp):
-        raise ValueError("intervention_time: must not be empty")
+        raise ArgumentError("intervention_time", "intervention_time: must not be empty")
     tz = getattr(column.dt, "tz", None)
     if tz is not None and stamp.tzinfo is None:
         stamp = stamp.tz_localize(tz)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from splitlab.core.errors import ArgumentError
+
 
 def factor_panel(
     n_units: int,
@@ -28,9 +30,11 @@ def factor_panel(
     ``time`` runs 0..n_periods-1; ``effect`` is added to u0's outcome in every post period.
     """
     if n_units < 3:
-        raise ValueError("n_units: at least 3 units are needed (one treated, two donors)")
+        raise ArgumentError(
+            "n_units", "n_units: at least 3 units are needed (one treated, two donors)"
+        )
     if not 0 < n_pre < n_periods:
-        raise ValueError("n_pre: must be between 1 and n_periods - 1")
+        raise ArgumentError("n_pre", "n_pre: must be between 1 and n_periods - 1")
     rng = np.random.default_rng(seed)
     unit_effect = rng.normal(0.0, 1.0, n_units)
     time_effect = np.cumsum(rng.normal(0.0, 0.3, n_periods))
@@ -78,7 +82,7 @@ def trending_panel(
     Returns ``(long panel with columns unit, time, outcome; the true effect)``.
     """
     if n_donors < 2:
-        raise ValueError("n_donors: at least 2 donors are needed")
+        raise ArgumentError("n_donors", "n_donors: at least 2 donors are needed")
     if n_pre < 2 or n_post < 1:
         raise ValueError("n_pre, n_post: need at least 2 pre-periods and 1 post-period")
     rng = np.random.default_rng(seed)

@@ -1,4 +1,7 @@
-"""What monitoring adds to an analysis: guardrail tests, power so far, days to the plan.
+"""What monitoring adds to an analysis: guardrail tests, power so far, days to the plan (pure).
+
+``splitlab.analyze`` reports the guardrail tests when given ``guardrails`` and the power so far
+when given ``mde``; the analyzer adds them to every results body.
 
 Guardrails use a one-sided always-valid test, so the analyzer may look at every refresh
 without inflating false alarms: with ``harm`` the relative effect in the harmful direction and
@@ -12,9 +15,8 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from splitlab.core.analysis.analyze import AnalysisResult
 from splitlab.core.analysis.results import json_number
 from splitlab.core.stats.comparison import Comparison
 from splitlab.core.stats.power import power_at, runtime_days
@@ -23,6 +25,18 @@ from splitlab.core.stats.sequential import (
     confidence_sequence_halfwidth,
     tuning_rho,
 )
+
+if TYPE_CHECKING:
+    from splitlab.core.analysis.results import AnalysisResult
+
+__all__ = [
+    "GuardrailStatus",
+    "days_to_planned",
+    "guardrail_status",
+    "guardrail_statuses",
+    "power_at_planned",
+    "power_so_far",
+]
 
 
 @dataclass(frozen=True)
