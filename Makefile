@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .PHONY: help tools doctor install env stack-up stack-down migrate topics services-up services-down \
-        up down stop run status test test-slow test-unit lint format bench study compose-config clean
+        up down stop run status test test-unit lint format bench study compose-config clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -88,9 +88,6 @@ format: install ## Apply ruff's formatting and safe fixes
 test: install stack-up lint ## The whole suite against the real stack (brings it up if needed)
 	$(BIN)/splitlab kafka create-topics
 	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
-
-test-slow: install stack-up ## The tests too long for make test (the alert delivery drill)
-	$(BIN)/pytest -m slow $(PYTEST_ARGS) tests/integration
 
 test-unit: install ## Only the tests that need no server
 	$(BIN)/pytest -m "not slow and not integration" $(PYTEST_ARGS)

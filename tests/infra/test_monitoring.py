@@ -64,6 +64,10 @@ ROUTE_CASES = [
     # A ticket about an experiment: the owning team only.
     ("alertname=SplitLabUnderpoweredAtPlannedEnd severity=ticket team=demo-team", "demo-team"),
     ("alertname=SplitLabTreatmentFallingBack severity=ticket team=search", "experiment-owners"),
+    ("alertname=SplitLabVariantLatencyAboveControl severity=page team=demo-team",
+     "on-call,demo-team"),
+    ("alertname=SplitLabCupacModelStale severity=ticket team=demo-team", "demo-team"),
+    ("alertname=SplitLabTrainingsFailing severity=ticket team=unowned", "platform"),
     # An experiment without an owner: pages to on-call, tickets to the platform team.
     ("alertname=SplitLabGuardrailViolated severity=page team=unowned", "on-call"),
     ("alertname=SplitLabUnderpoweredAtPlannedEnd severity=ticket team=unowned", "platform"),

@@ -10,6 +10,7 @@ real Postgres:
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -198,7 +199,10 @@ def test_the_periodic_pass_counts_a_failing_experiment_and_refreshes_the_others(
     last = "splitlab_experiment_last_analysis_timestamp_seconds"
     assert sample(failures, experiment=bad, **{"pass": "full"}) == 1.0
     assert sample(failures, experiment=good, **{"pass": "full"}) == 0.0
-    assert sample(last, experiment=bad, **{"pass": "full"}) == 0.0
+    # Never analysed: its clock starts when the analyzer first saw it (not at 0, which made
+    # SplitLabAnalysisStale page for it at once), and no failure moves it.
+    first_seen = sample(last, experiment=bad, **{"pass": "full"}) or 0
+    assert time.time() - 600 < first_seen <= time.time()
     assert (sample(last, experiment=good, **{"pass": "full"}) or 0) > 0
     assert sample("splitlab_experiment_units", experiment=good, variant="control") is not None
     assert (sample("splitlab_analyzer_pass_completed_timestamp_seconds", **{"pass": "full"})
@@ -206,3 +210,26 @@ def test_the_periodic_pass_counts_a_failing_experiment_and_refreshes_the_others(
 
     automation.refresh_running()
     assert sample(failures, experiment=bad, **{"pass": "full"}) == 2.0
+    assert sample(last, experiment=bad, **{"pass": "full"}) == first_seen
+
+
+def test_an_experiment_without_exposures_yet_is_evaluated_not_failing(
+    analyzer: TestClient, engine: Engine
+) -> None:
+    """Just started, nothing exposed: both passes find nothing to judge. Counted as a failure,
+    it raised SplitLabAnalysisFailing (and, never analysed, SplitLabAnalysisStale) for every
+    experiment in the seconds between its start and its first ingested exposure."""
+    define_metrics(analyzer)
+    key = f"iso-{uuid.uuid4().hex[:8]}"
+    insert_experiment(engine, experiment_row(key, TWO, (0.5, 0.5)))
+    automation = analyzer.app.state.automation  # type: ignore[attr-defined]
+
+    automation.refresh_running()
+    automation.check_guardrails()
+
+    failures = "splitlab_analyzer_refresh_failures_total"
+    last = "splitlab_experiment_last_analysis_timestamp_seconds"
+    for pass_ in ("full", "guardrails"):
+        assert sample(failures, experiment=key, **{"pass": pass_}) == 0.0, pass_
+        assert (sample(last, experiment=key, **{"pass": pass_}) or 0) > 0, pass_
+    assert analyzer.get(f"/experiments/{key}/results", headers=ADMIN).status_code == 404

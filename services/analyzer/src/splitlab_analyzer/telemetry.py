@@ -9,8 +9,11 @@ is neither running nor paused are removed.
 Whether an experiment is *evaluated* is exported apart from its results:
 ``splitlab_analyzer_refresh_failures_total{experiment,pass}`` (created at 0 when the experiment
 is first seen, so the first failure is an increase) and
-``splitlab_experiment_last_analysis_timestamp_seconds{experiment,pass}`` (0 until the first
-success), so "not evaluated" never looks like "no violation".
+``splitlab_experiment_last_analysis_timestamp_seconds{experiment,pass}`` (the time the
+analyzer first saw the experiment until the first success), so "not evaluated" never looks like
+"no violation". Starting it at 0 made SplitLabAnalysisStale page on-call for every experiment a
+scrape caught between its tracking and its first analysis (each start of the analyzer, each new
+experiment); from the first sighting, stale means "no success within three intervals of it".
 
 ``splitlab_experiment_decision`` encodes the recommendation as a number: ``1`` ship,
 ``0`` keep running, ``-1`` roll back, ``2`` inconclusive.
@@ -18,6 +21,7 @@ success), so "not evaluated" never looks like "no violation".
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -113,7 +117,8 @@ REFRESH_FAILURES = Counter(
 )
 LAST_ANALYSIS = Gauge(
     "splitlab_experiment_last_analysis_timestamp_seconds",
-    "Unix time of the experiment's last successful analysis by pass (0: none yet).",
+    "Unix time of the experiment's last successful analysis by pass (until the first: the time "
+    "the analyzer first saw the experiment).",
     ["experiment", "pass"],
 )
 PASS_COMPLETED = Gauge(
@@ -301,12 +306,13 @@ def export_guardrails(
 
 
 def track(key: str, pass_: str) -> None:
-    """Create the experiment's health series of ``pass_`` (failures at 0, last analysis at 0)
-    unless they exist: the first failure is then an increase an alert can see."""
+    """Create the experiment's health series of ``pass_`` (failures at 0, last analysis at now:
+    the staleness clock starts when the analyzer first sees it) unless they exist: the first
+    failure is then an increase an alert can see."""
     if pass_ in _tracked[key]:
         return
     REFRESH_FAILURES.labels(key, pass_)
-    LAST_ANALYSIS.labels(key, pass_).set(0.0)
+    LAST_ANALYSIS.labels(key, pass_).set(time.time())
     _tracked[key].add(pass_)
 
 

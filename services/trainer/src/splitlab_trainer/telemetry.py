@@ -11,8 +11,15 @@ one query per scrape, the same numbers whichever worker trained:
 - ``splitlab_trainer_training_duration_seconds{experiment,metric,kind}``: the newest done
   training's duration;
 - ``splitlab_trainer_model_age_seconds{experiment,metric,kind}``: age of the version in use;
+- ``splitlab_trainer_model_schedule_seconds{experiment,metric,kind}``: the schedule that applied
+  to the version in use (how often its kind is meant to be retrained);
 - ``splitlab_trainer_model_stale{experiment,metric}``: 1 when the version in use is older than
-  twice its schedule while the experiment runs (see :func:`stale`).
+  twice its schedule while the experiment runs (see :func:`stale`);
+- ``splitlab_trainer_failures_in_a_row{experiment,metric,kind}``: failed trainings of the pair
+  since its newest done one (0 once one succeeds), for every pair with a finished training.
+
+The alert rules ``SplitLabCupacModelStale`` and ``SplitLabTrainingsFailing``
+(``infra/prometheus/rules/training.rules.yml``) read the last two.
 """
 
 from __future__ import annotations
@@ -42,6 +49,17 @@ UNION ALL
 SELECT 'age', m.experiment_key, m.metric, m.kind,
        extract(epoch FROM now() - m.trained_at)::float8
 FROM trained_models m WHERE m.in_use
+UNION ALL
+SELECT 'schedule', m.experiment_key, m.metric, m.kind, m.schedule_seconds::float8
+FROM trained_models m WHERE m.in_use AND m.schedule_seconds IS NOT NULL
+UNION ALL
+SELECT 'failing', experiment_key, metric, kind,
+       count(*) FILTER (WHERE status = 'failed' AND id > coalesce(last_done, 0))::float8
+FROM (SELECT experiment_key, metric, kind, status, id,
+             max(id) FILTER (WHERE status = 'done')
+               OVER (PARTITION BY experiment_key, metric, kind) AS last_done
+      FROM trained_models WHERE status IN ('done', 'failed')) f
+GROUP BY experiment_key, metric, kind
 UNION ALL
 SELECT 'stale', m.experiment_key, m.metric, NULL,
        (extract(epoch FROM now() - m.trained_at) > :factor * m.schedule_seconds)::int::float8
@@ -75,6 +93,16 @@ class CatalogueCollector(Collector):
             "Age of the model version in use.",
             labels=["experiment", "metric", "kind"],
         )
+        schedule = GaugeMetricFamily(
+            "splitlab_trainer_model_schedule_seconds",
+            "Seconds between trainings of the kind of the version in use (its schedule).",
+            labels=["experiment", "metric", "kind"],
+        )
+        failing = GaugeMetricFamily(
+            "splitlab_trainer_failures_in_a_row",
+            "Failed trainings since the newest done one, per experiment, metric and kind.",
+            labels=["experiment", "metric", "kind"],
+        )
         flag = GaugeMetricFamily(
             "splitlab_trainer_model_stale",
             "1 when the version in use is older than its schedule allows.",
@@ -93,6 +121,10 @@ class CatalogueCollector(Collector):
                 duration.add_metric([a, b, c], value)
             elif part == "age":
                 age.add_metric([a, b, c], value)
+            elif part == "schedule":
+                schedule.add_metric([a, b, c], value)
+            elif part == "failing":
+                failing.add_metric([a, b, c], value)
             else:
                 flag.add_metric([a, b], value)
-        yield from (trainings, duration, age, flag)
+        yield from (trainings, duration, age, schedule, failing, flag)

@@ -62,6 +62,11 @@ from splitlab_analyzer.rollups.store import MAX_CATCH_UP_UNITS, CatchUp, RollupS
 logger = logging.getLogger(__name__)
 
 
+class NoExposuresError(NotFoundError):
+    """The experiment exists but none of its exposures is stored yet: nothing to analyse (404
+    to a caller; the background passes count it as analysed, not as a failure)."""
+
+
 @dataclass(frozen=True)
 class ExperimentSnapshot:
     """Everything one results computation reads, each input read once."""
@@ -287,7 +292,7 @@ class ResultsService:
                 guardrails={g: m for g, m in info.guardrails.items() if g in names},
             )
         if stats.total_units == 0:
-            raise NotFoundError(
+            raise NoExposuresError(
                 f"experiment {info.key!r} has no exposures yet; results need exposed units",
                 field="key",
             )

@@ -28,7 +28,7 @@ from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.repository import ActionRepository, ExperimentInfo
 from splitlab_analyzer.results.cache import ResultsCache
 from splitlab_analyzer.results.repository import HistoryRepository
-from splitlab_analyzer.results.service import Results, ResultsService
+from splitlab_analyzer.results.service import NoExposuresError, Results, ResultsService
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,10 @@ class Automation:
             try:
                 self.refresh(key)
                 done += 1
+            except NoExposuresError:
+                # Started, nothing exposed yet: evaluated, with nothing to judge (a failure
+                # here raised SplitLabAnalysisFailing for every experiment just started).
+                gauges.analysed(key, "full", time.time())
             except Exception:
                 telemetry.failed(key, "full")
                 logger.exception("refresh failed", extra={"experiment": key})
@@ -149,6 +153,8 @@ class Automation:
                 self.act_on(results, full=False)
                 telemetry.analysed(info.key, "guardrails", time.time())
                 done += 1
+            except NoExposuresError:
+                gauges.analysed(info.key, "guardrails", time.time())
             except Exception:
                 telemetry.failed(info.key, "guardrails")
                 logger.exception("guardrail check failed", extra={"experiment": info.key})
