@@ -111,7 +111,7 @@ class Automation:
             except NoExposuresError:
                 # Started, nothing exposed yet: evaluated, with nothing to judge (a failure
                 # here raised SplitLabAnalysisFailing for every experiment just started).
-                gauges.analysed(key, "full", time.time())
+                telemetry.analysed(key, "full", time.time())
             except Exception:
                 telemetry.failed(key, "full")
                 logger.exception("refresh failed", extra={"experiment": key})
@@ -154,7 +154,7 @@ class Automation:
                 telemetry.analysed(info.key, "guardrails", time.time())
                 done += 1
             except NoExposuresError:
-                gauges.analysed(info.key, "guardrails", time.time())
+                telemetry.analysed(info.key, "guardrails", time.time())
             except Exception:
                 telemetry.failed(info.key, "guardrails")
                 logger.exception("guardrail check failed", extra={"experiment": info.key})
