@@ -222,7 +222,7 @@ def test_an_experiment_without_exposures_yet_is_evaluated_not_failing(
     define_metrics(analyzer)
     key = f"iso-{uuid.uuid4().hex[:8]}"
     insert_experiment(engine, experiment_row(key, TWO, (0.5, 0.5)))
-    automation = analyzer.app.state.automation  # type: ignore[attr-defined]
+    automation = app_state(analyzer.app, AnalyzerState).automation
 
     automation.refresh_running()
     automation.check_guardrails()
