@@ -51,6 +51,7 @@ def test_both_kinds_are_fitted_and_the_better_one_is_in_use(
     assert (inside.status, pre.status) == ("done", "done"), (inside.error, pre.error)
     assert inside.family == "gradient_boosting"  # the metric is a step and a wave in spend
     assert inside.rows == 800
+    assert inside.notes[0].startswith("read 800 units in "), inside.notes  # where time went
     assert inside.r2 is not None
     assert inside.r2 > 0.5
     assert set(inside.r2_candidates) == {"linear", "gradient_boosting"}

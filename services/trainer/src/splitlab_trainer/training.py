@@ -177,6 +177,7 @@ class Trainer:
                 "covariates or a pre_period_days > 0, or add features to its entity"
             )
         rows = self._experiment_rows(experiment, metric, features)
+        read_seconds = time.perf_counter() - started
         report(0.1)
         y = target(rows, 0, metric)
         keep = ~np.isnan(y)
@@ -192,6 +193,12 @@ class Trainer:
             model_id = kinds["in_experiment"]
             candidate, figures[model_id] = self._in_experiment(
                 model_id, raw, names, y, keep, entity, started, report
+            )
+            fit_seconds = figures[model_id].pop("fit_seconds")
+            figures[model_id]["notes"].insert(
+                0,
+                f"read {rows.size} units in {read_seconds:.1f} s "
+                f"({self.settings.trainer_read_slices} slices), fitted in {fit_seconds:.1f} s",
             )
             candidates.append(candidate)
         pre = self._pre_experiment(
@@ -270,6 +277,7 @@ class Trainer:
         started: float,
         report: _Progress,
     ) -> tuple[Candidate, dict[str, Any]]:
+        fitting = time.perf_counter()
         design = Design.fit(raw[keep], names)
         x = design.apply(raw[keep])
 
@@ -296,7 +304,8 @@ class Trainer:
             "rows": int(keep.sum()),
             "r2": _finite(r2),
             "r2_candidates": {k: _finite(v) for k, v in fit.r2.items()},
-            "notes": fit.notes,
+            "notes": list(fit.notes),
+            "fit_seconds": time.perf_counter() - fitting,
             "duration_seconds": time.perf_counter() - started,
             "peak_memory_bytes": peak_memory_bytes(),
         }
