@@ -613,7 +613,7 @@ def analyze_statistics(
     periods that all share one split give exactly the pooled results. Without
     ``period_weights`` every period is tested against ``weights`` and is a stratum of its own
     (unbiased whatever the splits were). ``period_starts`` (ISO times) are only reported.
-    control first) for the SRM check. A requested ``method`` that a metric cannot use (no
+    A requested ``method`` that a metric cannot use (no
     covariate, a ratio metric, no CUPAC predictions) raises ``ValueError`` when
     ``inapplicable="raise"``; with ``"unadjusted"`` that metric is analyzed without adjustment
     and its ``method``/``reason`` say so (the other metrics keep the requested method).
