@@ -193,7 +193,10 @@ def _start_experiment(service: str, experiment: str) -> None:
         "metrics": {"primary": "conversion"},
     }
     httpx.post(f"{service}/experiments", json=body, headers=_ADMIN).raise_for_status()
-    httpx.post(f"{service}/experiments/{experiment}/start", headers=_ADMIN).raise_for_status()
+    # Only the assignment service runs here: no analyzer or router for the pre-flight check.
+    httpx.post(
+        f"{service}/experiments/{experiment}/start", params={"force": "true"}, headers=_ADMIN
+    ).raise_for_status()
 
 
 def _reweight(service: str, experiment: str) -> None:
