@@ -216,8 +216,10 @@ def register(app: typer.Typer) -> None:
         deadline = time.monotonic() + wait
         units: dict[str, int] = {}
         while time.monotonic() < deadline:
-            response = httpx.get(
-                f"{endpoints.analyzer_url}/experiments/{DEMO_KEY}/results",
+            # A refresh, not a read: a read answers from the results cache, which keeps an
+            # answer from before the first unit of a variant arrived for its whole TTL (60 s).
+            response = httpx.post(
+                f"{endpoints.analyzer_url}/experiments/{DEMO_KEY}/refresh",
                 headers=endpoints.admin_headers(),
                 timeout=30,
             )
