@@ -33,14 +33,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import scratch
 from harness import BenchResult
-from sqlalchemy import Engine, create_engine, insert, text
+from sqlalchemy import Engine, insert, text
 from sqlalchemy.orm import sessionmaker
 
 from splitlab.contracts.events import ExposureEvent, OutcomeEvent, PredictionEvent
 from splitlab.contracts.topics import EventType
 from splitlab.platform.settings import Settings, load_settings
-from splitlab.platform.storage.models import Base, Experiment, MetricDefinition
+from splitlab.platform.storage.models import Experiment, MetricDefinition
 from splitlab_analyzer.consumer.main import run as run_consumer
 from splitlab_analyzer.consumer.rows import (
     TABLE_COLUMNS,
@@ -62,27 +63,15 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def schema_engine(settings: Settings) -> Engine:
-    return create_engine(
-        settings.database_url, connect_args={"options": f"-csearch_path={SCHEMA}"}, pool_size=4
-    )
+    return scratch.schema_engine(settings, SCHEMA, pool_size=4)
 
 
 def fresh_schema(settings: Settings) -> Engine:
-    admin = create_engine(settings.database_url)
-    with admin.begin() as c:
-        c.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        c.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-    admin.dispose()
-    engine = schema_engine(settings)
-    Base.metadata.create_all(engine)
-    return engine
+    return scratch.fresh_schema(settings, SCHEMA, pool_size=4)
 
 
 def drop_schema(settings: Settings) -> None:
-    admin = create_engine(settings.database_url)
-    with admin.begin() as c:
-        c.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-    admin.dispose()
+    scratch.drop_schema(settings, SCHEMA)
 
 
 # --- ingestion ----------------------------------------------------------------------------

@@ -19,11 +19,12 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import scratch
 from harness import BenchResult
-from sqlalchemy import Engine, create_engine, insert, text
+from sqlalchemy import Engine, insert, text
 
 from splitlab.platform.settings import Settings, load_settings
-from splitlab.platform.storage.models import Base, Experiment, MetricDefinition
+from splitlab.platform.storage.models import Experiment, MetricDefinition
 
 SCHEMA = "bench_trainer"
 FEATURES = 20
@@ -34,20 +35,11 @@ GOAL_BYTES = 4 * 2**30
 
 
 def schema_engine(settings: Settings) -> Engine:
-    return create_engine(
-        settings.database_url, connect_args={"options": f"-csearch_path={SCHEMA}"}, pool_size=2
-    )
+    return scratch.schema_engine(settings, SCHEMA, pool_size=2)
 
 
 def fresh_schema(settings: Settings) -> Engine:
-    admin = create_engine(settings.database_url)
-    with admin.begin() as c:
-        c.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        c.execute(text(f"CREATE SCHEMA {SCHEMA}"))
-    admin.dispose()
-    engine = schema_engine(settings)
-    Base.metadata.create_all(engine)
-    return engine
+    return scratch.fresh_schema(settings, SCHEMA, pool_size=2)
 
 
 def copy_rows(engine: Engine, table: str, lines: io.StringIO) -> None:
@@ -169,10 +161,7 @@ def bench_size(settings: Settings, n: int) -> BenchResult:
         )
     finally:
         engine.dispose()
-        admin = create_engine(settings.database_url)
-        with admin.begin() as c:
-            c.execute(text(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE"))
-        admin.dispose()
+        scratch.drop_schema(settings, SCHEMA)
 
 
 def run() -> list[BenchResult]:
