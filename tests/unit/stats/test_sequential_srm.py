@@ -140,3 +140,10 @@ def test_bad_arguments_name_the_argument(kwargs: dict[str, object], argument: st
         sequential_srm_test(**kwargs)  # type: ignore[arg-type]
     assert info.value.argument == argument
     assert argument in str(info.value)
+
+
+def test_periods_with_one_split_pool_into_one_mixture() -> None:
+    counts = {0: {"c": 300, "t": 280}, 1: {"c": 700, "t": 650}, 2: {"c": 10, "t": 5}}
+    same = {0: {"c": 1, "t": 1}, 1: {"c": 50, "t": 50}, 2: {"c": 3, "t": 3}}
+    r = period_sequential_srm_test(counts, same, ["c", "t"])
+    assert r == sequential_srm_test({"c": 1010, "t": 935}, {"c": 1, "t": 1})

@@ -36,7 +36,7 @@ import numpy as np
 from scipy import special
 
 from splitlab.core.errors import ArgumentError
-from splitlab.core.stats.periods import normalized_weights
+from splitlab.core.stats.periods import WEIGHT_DIGITS, normalized_weights
 from splitlab.core.stats.srm import DEFAULT_MIN_COUNT, DEFAULT_THRESHOLD
 from splitlab.core.stats.sufficient import FloatArray
 
@@ -177,13 +177,15 @@ def period_sequential_srm_test(
     concentration: float = DEFAULT_CONCENTRATION,
     min_count: int = DEFAULT_MIN_COUNT,
 ) -> SequentialSRMResult:
-    """Always-valid SRM across allocation periods: the product of each period's Bayes factor
-    against its own weights (one period: exactly :func:`sequential_srm_test`)."""
+    """Always-valid SRM across allocation periods: periods that share one split pool their
+    counts in one mixture (every period with the same split: exactly
+    :func:`sequential_srm_test` of the pooled counts), and the splits' Bayes factors multiply."""
     _check(threshold, concentration, min_count)
     if not observed:
         raise ArgumentError("observed", "observed must hold at least one period's counts")
     names = [str(v) for v in variants]
     log_bf = 0.0
+    by_split: dict[tuple[float, ...], tuple[FloatArray, FloatArray]] = {}
     stray = False
     expected = np.zeros(len(names))
     first_split: FloatArray | None = None
@@ -214,8 +216,14 @@ def period_sequential_srm_test(
         if bool((x[~weighted] > 0).any()):
             stray = True
             continue
+        key = tuple(round(float(w), WEIGHT_DIGITS) for w in split)
+        first, so_far = by_split.get(key, (split, np.zeros(len(names))))
+        by_split[key] = (first, so_far + x)
+    for split, x in by_split.values():
+        weighted = split > 0
         if int(weighted.sum()) >= 2:
-            log_bf += float(log_bayes_factor(x[weighted], split[weighted], concentration))
+            null = split[weighted] / split[weighted].sum()
+            log_bf += float(log_bayes_factor(x[weighted], null, concentration))
     total = sum(pooled.values())
     base = first_split if first_split is not None else expected
     shares = {
