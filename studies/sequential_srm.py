@@ -302,7 +302,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--null-replications", type=int, default=10_000)
+    parser.add_argument("--null-replications", type=int, default=50_000)
     parser.add_argument("--power-replications", type=int, default=2_000)
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "studies")
     args = parser.parse_args()
