@@ -26,7 +26,7 @@ from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
 from splitlab.web.state import install_state
 from splitlab_analyzer import telemetry
-from splitlab_analyzer.api import features, metrics, results
+from splitlab_analyzer.api import features, holdout, metrics, results
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.console import routes as console
 from splitlab_analyzer.console.access import session_options, session_secret
@@ -169,6 +169,7 @@ def create_app(
             metrics.router,
             features.router,
             results.router,
+            holdout.router,
             synthetic_control_router,
             console.router,
         ],
