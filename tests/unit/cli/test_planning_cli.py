@@ -118,3 +118,45 @@ def test_cupac_errors_name_the_option(trainer: list[httpx.Request]) -> None:
     bad = runner.invoke(build_app(), [*SEED_004, "--daily-units", "0"])
     assert bad.exit_code == 2
     assert "--daily-units must be > 0" in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        # Each of these once ended in an OverflowError or ZeroDivisionError traceback (exit 1).
+        (["--mde", "1e-308"], "--mde must be larger"),
+        (["--treatment-ratio", "1e-308"], "--mde must be larger"),
+        (["--treatment-ratio", "1e308"], "--treatment-ratio 1e+308 makes the treatment arm"),
+        (["--daily-units", "1e-308"], "--daily-units 1e-308 is too small"),
+        # Infinite traffic once answered 0 days; an infinite ratio is not a split.
+        (["--daily-units", "inf"], "--daily-units must be > 0 and finite"),
+        (["--treatment-ratio", "inf"], "--treatment-ratio must be > 0 and finite"),
+    ],
+)
+def test_extreme_inputs_are_errors_naming_the_option(extra: list[str], message: str) -> None:
+    result = runner.invoke(build_app(), [*SEED_004, *extra, "--format", "json"])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_means_with_extreme_sd_or_mde_are_errors_or_a_testable_arm() -> None:
+    mean = ["power", "--metric-type", "mean", "--baseline", "10", "--format", "json"]
+    huge_sd = runner.invoke(build_app(), [*mean, "--mde", "1", "--sd", "1e308"])
+    assert huge_sd.exit_code == 2, huge_sd.output  # was scipy's "function value at x=inf is NaN"
+    assert "--mde must be larger" in huge_sd.stderr
+    tiny = runner.invoke(build_app(), [*mean, "--mde", "1e-308", "--sd", "1"])
+    assert tiny.exit_code == 2, tiny.output  # was a ZeroDivisionError traceback
+    relative = runner.invoke(
+        build_app(),
+        ["power", "--metric-type", "mean", "--baseline", "1e308", "--mde", "1e10", "--sd", "1",
+         "--mde-type", "relative", "--format", "json"],
+    )  # fmt: skip
+    assert relative.exit_code == 2, relative.output
+    assert "--mde must be smaller" in relative.stderr
+    # A huge effect once planned 0 units per arm; the results call n < 2 insufficient_data.
+    huge = runner.invoke(build_app(), [*mean, "--mde", "1e308", "--sd", "1"])
+    assert huge.exit_code == 0, huge.output
+    out = json.loads(huge.stdout)
+    assert out["n_control"] == out["n_treatment"] == 2
+    assert out["total_n"] == 4

@@ -25,6 +25,9 @@ __all__ = ["MDEResult", "SampleSize", "mde", "power_at", "runtime_days", "sample
 
 MetricType = Literal["mean", "proportion"]
 
+MIN_ARM_UNITS = 2
+"""The smallest arm ``sample_size`` answers: one unit has no variance to test with."""
+
 
 @dataclass(frozen=True)
 class _Design:
@@ -71,9 +74,10 @@ def _design(
             raise ValueError(f"sd must be > 0 for metric_type='mean' (the per-unit sd); got {sd}")
         if not math.isfinite(baseline):
             raise ValueError(f"baseline must be a finite mean; got {baseline}")
-    if not treatment_ratio > 0:
+    if not (treatment_ratio > 0 and math.isfinite(treatment_ratio)):
         raise ValueError(
-            f"treatment_ratio must be > 0 (n_treatment / n_control); got {treatment_ratio}"
+            f"treatment_ratio must be > 0 and finite (n_treatment / n_control); "
+            f"got {treatment_ratio}"
         )
     if not 0.0 <= variance_reduction < 1.0:
         raise ValueError(f"variance_reduction must be in [0, 1); got {variance_reduction}")
@@ -96,6 +100,11 @@ def _absolute(design: _Design, mde_value: float, mde_type: str) -> float:
     effect = mde_value * design.baseline if mde_type == "relative" else mde_value
     if mde_type == "relative" and design.baseline == 0:
         raise ValueError("a relative mde needs a nonzero baseline; use mde_type='absolute'")
+    if not math.isfinite(effect):
+        raise ValueError(
+            f"mde must be smaller: {mde_value} of the baseline {design.baseline} is beyond the "
+            "float range"
+        )
     if design.metric_type == "proportion" and not 0.0 < design.baseline + effect < 1.0:
         raise ValueError(
             f"mde moves the proportion to {design.baseline + effect:.4g}, outside (0, 1); "
@@ -153,7 +162,17 @@ def _solve_n(design: _Design, effect: float, power: float) -> float:
         sps.norm.ppf(1.0 - design.alpha / (2.0 if design.alternative == "two-sided" else 1.0))
     )
     z_b = float(sps.norm.ppf(power))
-    guess = ((z_a * math.sqrt(null) + z_b * math.sqrt(alt)) / effect) ** 2
+    try:
+        guess = ((z_a * math.sqrt(null) + z_b * math.sqrt(alt)) / effect) ** 2
+    except (OverflowError, ZeroDivisionError):
+        guess = math.inf
+    if not math.isfinite(guess):
+        # sd near the float limit, an mde near 0 or an extreme treatment_ratio: no sample size a
+        # float can hold (the solver would return nan or raise OverflowError).
+        raise ValueError(
+            f"mde must be larger: {effect:.6g} is too small for the per-unit variance (sd, "
+            "baseline, treatment_ratio), no finite sample size detects it"
+        )
     if design.alternative != "two-sided":
         return guess
 
@@ -225,8 +244,15 @@ def sample_size(
     n_exact = _solve_n(d, effect, target)
     if continuity_correction:
         n_exact = _fleiss(n_exact, effect, d.treatment_ratio)
-    n_control = math.ceil(n_exact - 1e-9)
-    n_treatment = math.ceil(n_exact * d.treatment_ratio - 1e-9)
+    if not math.isfinite(n_exact * d.treatment_ratio):
+        raise ValueError(
+            f"treatment_ratio {d.treatment_ratio:.6g} makes the treatment arm larger than any "
+            "count; use a ratio nearer 1"
+        )
+    # Never fewer than MIN_ARM_UNITS per arm: the tests run on the data (Welch, the z test) need
+    # a variance in each arm, and the results call an arm with fewer units insufficient_data.
+    n_control = max(MIN_ARM_UNITS, math.ceil(n_exact - 1e-9))
+    n_treatment = max(MIN_ARM_UNITS, math.ceil(n_exact * d.treatment_ratio - 1e-9))
     total = n_control + (n_variants - 1) * n_treatment
     return SampleSize(
         n_control=n_control,
@@ -311,8 +337,16 @@ def mde(
 
 def runtime_days(total_n: float, daily_units: float) -> float:
     """Days to enrol ``total_n`` units at ``daily_units`` new units per day (whole days)."""
-    if not daily_units > 0:
-        raise ValueError(f"daily_units must be > 0 (eligible units per day); got {daily_units}")
+    if not (daily_units > 0 and math.isfinite(daily_units)):
+        raise ValueError(
+            f"daily_units must be > 0 and finite (eligible units per day); got {daily_units}"
+        )
     if total_n < 0:
         raise ValueError(f"total_n must be >= 0; got {total_n}")
-    return float(math.ceil(total_n / daily_units))
+    days = total_n / daily_units
+    if not math.isfinite(days):
+        raise ValueError(
+            f"daily_units {daily_units:.6g} is too small: {total_n:,.0f} units would take more "
+            "days than a number can hold; pass the eligible units per day"
+        )
+    return float(math.ceil(days))
