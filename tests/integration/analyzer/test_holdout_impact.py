@@ -133,3 +133,24 @@ def test_route_answers_its_schema_and_names_bad_fields(
         none = without.get("/holdout/impact", params={"metric": f"hsum_{tag}"})
     assert none.status_code == 409
     assert none.json()["error"]["field"] == "holdout_share"
+
+
+def test_a_parameter_given_twice_is_refused_naming_it(
+    loaded: Any, analyzer_settings: Settings, redis_client: Any
+) -> None:
+    # ?metric=a&metric=b once answered 200 for b alone: the caller asked for two metrics and got
+    # one without a word.
+    tag, _, client = loaded
+    twice = client.get(
+        "/holdout/impact", params=[("metric", f"hsum_{tag}"), ("metric", f"hcount_{tag}")]
+    )
+    assert twice.status_code == 422, twice.text
+    assert twice.json()["error"]["field"] == "metric"
+    assert "given 2 times" in twice.json()["error"]["message"]
+    days = client.get(
+        "/holdout/impact", params=[("metric", f"hsum_{tag}"), ("days", "3"), ("days", "5")]
+    )
+    assert days.status_code == 422, days.text
+    assert days.json()["error"]["field"] == "days"
+    once = client.get("/holdout/impact", params={"metric": f"hsum_{tag}", "days": 3})
+    assert once.status_code == 200, once.text

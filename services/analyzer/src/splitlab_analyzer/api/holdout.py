@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from splitlab.core.assignment.decision import HoldoutConfig
+from splitlab.platform.errors import InvalidInputError
 from splitlab_analyzer.deps import Reader, state
 from splitlab_analyzer.results.holdout import (
     MAX_DAYS,
@@ -34,15 +35,33 @@ def get_holdout(request: Request) -> HoldoutService:
 
 Holdout = Annotated[HoldoutService, Depends(get_holdout)]
 
+SINGLE_PARAMETERS = ("metric", "days", "alpha", "sequential")
+
+
+def single_parameters(request: Request) -> None:
+    """Refuse a parameter given twice (``?metric=ctr&metric=revenue`` once answered for revenue
+    alone): the impact is of one metric over one window, so the caller must choose."""
+    for name in SINGLE_PARAMETERS:
+        given = request.query_params.getlist(name)
+        if len(given) > 1:
+            raise InvalidInputError(
+                f"{name}: given {len(given)} times; pass it once (one metric per request, "
+                "one request per metric)",
+                field=name,
+            )
+
 
 @router.get(
     "/impact",
-    dependencies=[Reader],
+    dependencies=[Reader, Depends(single_parameters)],
     response_model=HoldoutImpactBody,
     responses={
         404: {"description": "No metric of that name."},
         409: {"description": "No global holdout configured (SPLITLAB_HOLDOUT_SHARE is 0)."},
-        422: {"description": "Not a plain outcome metric, or days/alpha out of range."},
+        422: {
+            "description": "Not a plain outcome metric, days/alpha out of range, or a parameter "
+            "given more than once."
+        },
     },
 )
 async def holdout_impact(
