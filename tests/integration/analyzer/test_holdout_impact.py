@@ -1,6 +1,7 @@
 """Holdout impact through the analyzer and real Postgres (issue 20).
 
-Outcomes of 800 units over five days (dated in 2001, so no other test's outcomes fall in the
+Outcomes and predictions (a unit seen only by the prediction it was served counts, with 0) of
+800 units over five days (dated in 2001, so no other test's outcomes fall in the
 window) go through the consumer's sink; the units the holdout hash holds out (share 0.3) get
 0.5 less per purchase. The service's answer for sum, count, any and mean metrics equals
 ``holdout_impact`` on the same events (per-unit-day sums made here with pandas) to 1e-9; the
@@ -20,7 +21,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from splitlab.contracts.events import OutcomeEvent
+from splitlab.contracts.events import OutcomeEvent, PredictionEvent
 from splitlab.core.analysis.holdout import holdout_impact
 from splitlab.core.assignment.decision import HoldoutConfig, in_holdout
 from splitlab.platform.settings import Settings
@@ -38,6 +39,13 @@ NOW = START + timedelta(days=5)
 SHARE = 0.3
 
 
+def prediction(unit: str, at: datetime, shadow: bool = False) -> PredictionEvent:
+    return PredictionEvent(unit_id=unit, occurred_at=at, experiment_key="holdout-impact",
+                           variant="control", bucket_version=1, request_id=uuid.uuid4().hex,
+                           model_name="m", model_version="1", shadow=shadow,
+                           latency_ms=1.0)  # fmt: skip
+
+
 def events(tag: str, seed: int = 11) -> tuple[list[OutcomeEvent], pd.DataFrame]:
     rng = np.random.default_rng(seed)
     holdout = HoldoutConfig(share=SHARE, seed=f"holdout-{tag}")
@@ -46,9 +54,14 @@ def events(tag: str, seed: int = 11) -> tuple[list[OutcomeEvent], pd.DataFrame]:
         unit = f"{tag}-{u}"
         held = in_holdout(unit, holdout)
         for d in range(5):
-            if rng.random() < 0.4:
+            draw = rng.random()
+            if draw < 0.2:
                 continue
             at = START + timedelta(days=d, hours=float(rng.uniform(0, 23)))
+            if draw < 0.4:  # served a prediction, no outcome: seen, with 0 of the metric
+                out.append(prediction(unit, at))
+                rows.append((unit, at.date(), held, 0.0, 0))
+                continue
             out.append(OutcomeEvent(unit_id=unit, outcome_type=f"visit-{tag}", value=1.0,
                                     occurred_at=at))  # fmt: skip
             rows.append((unit, at.date(), held, 0.0, 0))
@@ -57,6 +70,8 @@ def events(tag: str, seed: int = 11) -> tuple[list[OutcomeEvent], pd.DataFrame]:
                 out.append(OutcomeEvent(unit_id=unit, outcome_type=f"buy-{tag}", value=value,
                                         occurred_at=at))  # fmt: skip
                 rows.append((unit, at.date(), held, value, 1))
+    # A shadow model's prediction is not the unit being served: it adds no one.
+    out.append(prediction(f"{tag}-shadow-only", START + timedelta(hours=1), shadow=True))
     frame = pd.DataFrame(rows, columns=["unit", "day", "holdout", "value", "events"])
     per_day = frame.groupby(["unit", "day"], as_index=False).agg(
         holdout=("holdout", "first"), value=("value", "sum"), events=("events", "sum")
