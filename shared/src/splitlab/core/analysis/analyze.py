@@ -873,6 +873,9 @@ def analyze(
     period_col: str | None = None,
     period_weights: Mapping[Hashable, Mapping[str, float]] | None = None,
     mde: float | None = None,
+    segment: str | None = None,
+    segment_correction: Literal["holm", "benjamini-hochberg"] = "holm",
+    segment_min_units: int = 100,
 ) -> AnalysisResult:
     """Analyze one row per unit: every treatment against ``control`` on every metric.
 
@@ -891,8 +894,23 @@ def analyze(
     holds the one-sided always-valid test of each guardrail (``guardrail_tests``, the JSON's
     ``guardrails``); with ``mde`` (relative, e.g. 0.05) the power of the current sample to
     detect it on the primary metric (``power_so_far``).
+
+    ``segment`` (a column, ``"country"``, or a numeric one with bucket edges,
+    ``"tenure_days:0,30,180,365"``) adds the results per segment (``segments``): each metric
+    with the overall result's method, p-values adjusted across segments by
+    ``segment_correction``, Cochran's Q per metric and treatment, and a warning for each
+    segment with fewer than ``segment_min_units`` units in an arm
+    (:mod:`splitlab.core.analysis.segments`).
     """
     _check_options(method, alpha, alternative, correction)
+    cells = None
+    if segment is not None:
+        from splitlab.core.analysis.segments import check_segment_options, segment_cells
+
+        check_segment_options(segment_correction, segment_min_units)
+        cells = segment_cells(
+            data, segment, variant_col=variant_col, control=str(control), period_col=period_col
+        )
     if mde is not None and not (math.isfinite(mde) and mde > 0):
         raise ArgumentError("mde", f"mde must be a relative effect > 0 (0.05 = 5%); got {mde}")
     if bootstrap and bootstrap < 100:
@@ -901,7 +919,7 @@ def analyze(
         )
     covs = list(covariates or [])
     stats, counts, rows = compute_statistics(
-        data,
+        data if cells is None else cells.data,
         variant_col=variant_col,
         control=str(control),
         metrics=metrics,
@@ -914,11 +932,13 @@ def analyze(
         cupac_params=cupac_params,
         random_state=random_state,
         progress=progress,
-        period_col=period_col,
+        period_col=period_col if cells is None else cells.column,
     )
     period_counts = (
         None if period_col is None else count_by_period(data, variant_col, str(control), period_col)
     )
+    if cells is not None:
+        stats, _, segment_stats = cells.split(stats)
     result = analyze_statistics(
         stats,
         counts,
@@ -937,6 +957,20 @@ def analyze(
         period_counts=period_counts,
         period_weights=period_weights,
     )
+    if cells is not None:
+        from splitlab.core.analysis.segments import analyze_segments
+
+        by_horizon = analyze_segments(
+            segment_stats,
+            result,
+            cells.spec,
+            weights=weights,
+            correction=segment_correction,
+            min_units=segment_min_units,
+            tuning_n=tuning_n,
+            period_weights=period_weights,
+        )
+        result = dataclasses.replace(result, segments=by_horizon[int(sequential)])
     if guardrails or mde is not None:
         from splitlab.core.analysis.monitoring import guardrail_statuses, power_so_far
 

@@ -28,6 +28,7 @@ from splitlab.core.stats.srm import SRMResult
 
 if TYPE_CHECKING:
     from splitlab.core.analysis.monitoring import GuardrailStatus
+    from splitlab.core.analysis.segments import SegmentsResult
 
 __all__ = [
     "AnalysisResult",
@@ -193,6 +194,9 @@ class AnalysisResult:
     power_so_far: dict[str, float | None] | None = None
     """Per treatment: the power of the current sample to detect ``mde`` on the primary
     metric (None without ``mde``)."""
+    segments: SegmentsResult | None = None
+    """Results per segment of a unit attribute (``analyze`` with ``segment``;
+    :mod:`splitlab.core.analysis.segments`)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -225,4 +229,6 @@ class AnalysisResult:
         if self.power_so_far is not None:
             out["mde"] = self.mde
             out["power_so_far"] = dict(self.power_so_far)
+        if self.segments is not None:
+            out["segments"] = self.segments.to_dict()
         return out
