@@ -148,3 +148,11 @@ class AnalysisBody(Open):
         default=None, description="Allocation periods (only when there are several)."
     )
     strata: int | None = Field(default=None, description="Distinct splits among the periods.")
+    segments: SegmentsBody | None = Field(
+        default=None, description="Results per segment (only when a segment was asked for)."
+    )
+
+
+from splitlab.contracts.segments import SegmentsBody  # noqa: E402  (it builds on the above)
+
+AnalysisBody.model_rebuild()

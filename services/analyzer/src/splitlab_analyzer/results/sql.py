@@ -27,8 +27,10 @@ from typing import Any
 
 from splitlab.contracts.values import MAX_ABS_VALUE
 from splitlab.core.analysis.analyze import CUPAC_COLUMN
+from splitlab.core.analysis.segments import SegmentSpec
 from splitlab_analyzer.definitions import MetricDef
 from splitlab_analyzer.results.plan import Covariate, PlannedMetric
+from splitlab_analyzer.results.segments import SEGMENT_COLUMN, segment_expression, segment_join
 from splitlab_analyzer.results.statistics import ExperimentStatistics, read_statistics
 from splitlab_analyzer.rollups.plan import RollupPlan, post_slot, pre_slot
 from splitlab_analyzer.rollups.sql import Binder, unit_slots_sql
@@ -54,6 +56,8 @@ class ResultsQuery:
     rollup_plan: RollupPlan | None = None
     """The slots to read (default: the metrics' own). A query over some of an experiment's
     metrics (the guardrail pass) reads the experiment's whole plan, so its rollups match."""
+    segment: SegmentSpec | None = None
+    """Group by this attribute of each unit's first exposure too (results by segment)."""
     params: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -172,6 +176,9 @@ class ResultsQuery:
                 f"ORDER BY f.observed_at DESC LIMIT 1) AS f{j}"
             )
         columns += [f"c_agg.c{i}" for i in cupac]
+        if self.segment is not None:
+            joins += segment_join(key)
+            columns.append(f"{segment_expression(self.segment, self._bind)} AS {SEGMENT_COLUMN}")
         ctes.append(f"pu AS (SELECT {', '.join(columns)} FROM {table}{joins}{where})")
         return ctes
 
@@ -194,9 +201,11 @@ class ResultsQuery:
         imputable covariates)."""
         ctes = self._per_unit(rollups)
         pattern = [f"({col} IS NULL)" for col in self.imputable]
+        by_segment = [SEGMENT_COLUMN] if self.segment is not None else []
         out = [
             "variant",
             "allocation_period",
+            *by_segment,
             *(f"{p} AS {col}_missing" for p, col in zip(pattern, self.imputable, strict=True)),
             "count(*) AS units",
             "min(first_at) AS first_at",
@@ -217,7 +226,7 @@ class ResultsQuery:
                 out.append(f"regr_count({plan.y}, {plan.denominator}) AS m{k}_n")
                 out.append(f"false AS m{k}_binary")
             out += self._moments(k, cols, present)
-        group = ", ".join(["variant", "allocation_period", *pattern])
+        group = ", ".join(["variant", "allocation_period", *by_segment, *pattern])
         shown = [*self.variants, *self.shadows]
         where = f"variant = ANY(CAST({self._bind('shown', shown)} AS text[]))"
         return (

@@ -18,6 +18,7 @@ Benjamini-Hochberg) and their effects tested for heterogeneity (Cochran's Q, I^2
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -120,7 +121,7 @@ def parse_segment(spec: str, argument: str = "segment") -> SegmentSpec:
         raise ArgumentError(
             argument, f"{argument}={spec!r}: give at least one finite bucket edge after ':'"
         )
-    if any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+    if any(b <= a for a, b in itertools.pairwise(edges)):
         raise ArgumentError(
             argument, f"{argument}={spec!r}: bucket edges must be strictly increasing"
         )
@@ -190,7 +191,9 @@ class SegmentCells:
 
     def split(
         self, metrics: Sequence[MetricStatistics]
-    ) -> tuple[list[MetricStatistics], dict[Hashable, dict[str, int]] | None, list[SegmentStatistics]]:
+    ) -> tuple[
+        list[MetricStatistics], dict[Hashable, dict[str, int]] | None, list[SegmentStatistics]
+    ]:
         return split_cells(metrics, self.cells, self.cell_counts, periods=self.periods)
 
 
@@ -250,27 +253,23 @@ def split_cells(
     def total(codes: Sequence[Hashable]) -> dict[str, int]:
         return {v: sum(int(cell_counts[c].get(v, 0)) for c in codes) for v in variants}
 
-    overall_counts = {
-        p: total([c for c in present if cells[c][1] == p]) for p in period_ids
-    }
+    overall_counts = {p: total([c for c in present if cells[c][1] == p]) for p in period_ids}
     overall: list[MetricStatistics] = []
     by_segment: dict[str, list[MetricStatistics]] = {s: [] for s in segment_ids}
     for stats in metrics:
         parts = stats.periods or {}
         k = next(iter(stats.moments.values())).k
-
-        def merged(codes: Sequence[Hashable], parts: Any = parts, k: int = k) -> dict[str, Moments]:
-            return {
-                v: merge_all((parts[c][v] for c in codes if c in parts and v in parts[c]), k)
-                for v in stats.moments
-            }
-
-        real = {p: merged([c for c in present if cells[c][1] == p]) for p in period_ids}
+        variant_names = list(stats.moments)
+        real = {
+            p: _merged(parts, [c for c in present if cells[c][1] == p], variant_names, k)
+            for p in period_ids
+        }
         overall.append(_replace_stats(stats, stats.moments, real if periods else None))
         for s in segment_ids:
             mine = [c for c in present if cells[c][0] == s]
-            own = {cells[c][1]: merged([c]) for c in mine}
-            by_segment[s].append(_replace_stats(stats, merged(mine), own if periods else None))
+            own = {cells[c][1]: _merged(parts, [c], variant_names, k) for c in mine}
+            whole = _merged(parts, mine, variant_names, k)
+            by_segment[s].append(_replace_stats(stats, whole, own if periods else None))
     segments = []
     for s in segment_ids:
         mine = [c for c in present if cells[c][0] == s]
@@ -283,6 +282,19 @@ def split_cells(
             )
         )
     return overall, (overall_counts if periods else None), segments
+
+
+def _merged(
+    parts: Mapping[Hashable, Mapping[str, Moments]],
+    codes: Sequence[Hashable],
+    variants: Sequence[str],
+    k: int,
+) -> dict[str, Moments]:
+    """Per variant, the merge of these cells' statistics."""
+    return {
+        v: merge_all((parts[c][v] for c in codes if c in parts and v in parts[c]), k)
+        for v in variants
+    }
 
 
 def _replace_stats(
@@ -436,8 +448,12 @@ def analyze_segments(
                 correction="none",
                 tuning_n=tuning_n,
                 lower_is_better=[stats.name] if metric.lower_is_better else [],
-                period_counts=seg.period_counts if seg.period_counts and len(seg.period_counts) > 1 else None,
-                period_weights=period_weights if seg.period_counts and len(seg.period_counts) > 1 else None,
+                period_counts=seg.period_counts
+                if seg.period_counts and len(seg.period_counts) > 1
+                else None,
+                period_weights=period_weights
+                if seg.period_counts and len(seg.period_counts) > 1
+                else None,
                 inapplicable="unadjusted",
             )
             per[seg.label][stats.name] = horizons
@@ -477,9 +493,7 @@ def analyze_segments(
                 correction=correction,
                 min_units=min_units,
                 sequential=sequential,
-                segments={
-                    s: SegmentResult(s, units[s], srms[s], built[s]) for s in labels
-                },
+                segments={s: SegmentResult(s, units[s], srms[s], built[s]) for s in labels},
                 heterogeneity=heterogeneity,
                 warnings=warnings,
             )

@@ -246,6 +246,9 @@ class ExperimentUnit(Base):
     first_event_id: Mapped[uuid.UUID] = mapped_column()
     allocation_period: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """The allocation period of the first exposure: the split the unit was assigned with."""
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    """The first exposure's attributes: the unit's segment in the results by segment
+    (stable, cannot be moved by the treatment)."""
 
 
 class ExperimentRollup(Base):
