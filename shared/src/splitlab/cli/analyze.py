@@ -47,6 +47,11 @@ class Correction(StrEnum):
     none = "none"
 
 
+class SegmentCorrection(StrEnum):
+    holm = "holm"
+    benjamini_hochberg = "benjamini-hochberg"
+
+
 class MetricType(StrEnum):
     mean = "mean"
     proportion = "proportion"
@@ -81,6 +86,10 @@ _OPTION_NAMES = {
     "baseline must": "--baseline must",
     "sd must": "--sd must",
     "mde must": "--mde must",
+    "segment_correction": "--segment-correction",
+    "segment_min_units": "--segment-min-units",
+    "segment=": "--segment ",
+    "segment attribute": "--segment attribute",
 }
 
 
@@ -221,6 +230,24 @@ def register(app: typer.Typer) -> None:
                 help="A period's split: PERIOD:VARIANT=WEIGHT (repeatable; with --period-col).",
             ),
         ] = [],  # noqa: B006
+        segment: Annotated[
+            str | None,
+            typer.Option(
+                "--segment",
+                help="Results per segment of this column too: COLUMN, or COLUMN:EDGES for "
+                "numeric buckets (tenure_days:0,30,180,365).",
+            ),
+        ] = None,
+        segment_correction: Annotated[
+            SegmentCorrection,
+            typer.Option("--segment-correction", help="Across segments: holm or BH."),
+        ] = SegmentCorrection.holm,
+        segment_min_units: Annotated[
+            int,
+            typer.Option(
+                "--segment-min-units", help="Units per arm below which a segment is warned about."
+            ),
+        ] = 100,
     ) -> None:
         """Analyze an experiment from a per-unit file: every treatment against control.
 
@@ -265,6 +292,9 @@ def register(app: typer.Typer) -> None:
                     progress=progress,
                     period_col=period_col,
                     period_weights=period_weights,
+                    segment=segment,
+                    segment_correction=segment_correction.value,  # type: ignore[arg-type]
+                    segment_min_units=segment_min_units,
                 ),
             )
         except ValueError as exc:

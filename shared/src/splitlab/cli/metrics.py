@@ -410,12 +410,20 @@ def register(app: typer.Typer) -> None:
         ] = False,
         output_format: Annotated[ResultsFormat, typer.Option("--format")] = ResultsFormat.table,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+        segment: Annotated[
+            str | None,
+            typer.Option(
+                "--segment",
+                help="Results per segment too: an attribute of the units' first exposure "
+                "(country), or ATTRIBUTE:EDGES for numeric buckets (tenure_days:0,30,180,365).",
+            ),
+        ] = None,
     ) -> None:
         """An experiment's results from the analyzer: tables, JSON, or the HTML report with
         plots (the same report as `splitlab analyze --format html`).
 
         Example: splitlab results ranker-v3 --format html -o report.html
-        (over time: splitlab results ranker-v3 --history)
+        (over time: splitlab results ranker-v3 --history; by country: --segment country)
         """
         if history:
             try:
@@ -433,7 +441,11 @@ def register(app: typer.Typer) -> None:
             body = call(
                 "GET",
                 f"/experiments/{key}/results",
-                params={"method": method, "sequential": str(sequential).lower()},
+                params={
+                    "method": method,
+                    "sequential": str(sequential).lower(),
+                    **({"segment": segment} if segment else {}),
+                },
             )
         except AnalyzerError as exc:
             _fail(str(exc))

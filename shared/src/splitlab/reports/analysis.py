@@ -110,6 +110,9 @@ def summary_tables(result: Results) -> list[Table]:
         if notes:
             table.caption = "; ".join(notes)
         tables.append(table)
+    from splitlab.reports.segments import segment_tables
+
+    tables.extend(segment_tables(out))
     tables.append(_checks_table(out))
     return tables
 
@@ -318,6 +321,8 @@ def html_report(
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    from splitlab.reports.segments import segments_html
+
     summary = _summary(result)
     mean_metrics = [n for n, m in summary["metrics"].items() if m["kind"] != "ratio"]
     monitoring = summary.get("monitoring") or {}
@@ -333,6 +338,7 @@ def html_report(
         monitoring=monitoring if not summary["sequential"] else {},
         computed_at=summary.get("computed_at"),
         effects=Markup(effects_svg(summary)),
+        segments=segments_html(summary),
         distributions={
             k: Markup(v)
             for k, v in _distributions(summary["variants"], data, variant_col, mean_metrics).items()
