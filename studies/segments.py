@@ -277,9 +277,10 @@ def main() -> int:
     plot(results, args.out / "segments.png")
     for name in ("aa", "effect", "power"):
         r = results[name]
+        rejected = ", ".join(f"{k} {_r(v)}" for k, v in r["any_rejected"].items())
         log(
-            f"{name}: any rejected {json.dumps({k: _r(v) for k, v in r['any_rejected'].items()}, ensure_ascii=False)}"
-            f"; coverage {_r(r['coverage'])}; Q rejected {_r(r['heterogeneity_rejected'])}"
+            f"{name}: any rejected: {rejected}; coverage {_r(r['coverage'])}; "
+            f"Q rejected {_r(r['heterogeneity_rejected'])}"
         )
     failed = [k for k, v in results["checks"].items() if not v]
     log(f"done in {results['cpu_s']:.0f} s CPU; failed checks: {failed or 'none'}")
