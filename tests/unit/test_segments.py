@@ -163,3 +163,32 @@ def test_bad_arguments_name_themselves(options: dict, argument: str, words: str)
     with pytest.raises(ArgumentError, match=words) as caught:
         splitlab.analyze(frame(n=600), metrics=["y"], method="none", **options)
     assert caught.value.argument == argument
+
+
+def test_segments_with_allocation_periods_are_stratified_like_their_own_units() -> None:
+    data = frame(n=8000, seed=7)
+    rng = np.random.default_rng(8)
+    data["period"] = (np.arange(len(data)) >= 3000).astype(int)
+    late = data["period"] == 1
+    data.loc[late, "variant"] = rng.choice(["control", "t1", "t2"], int(late.sum()),
+                                           p=[0.2, 0.4, 0.4])  # fmt: skip
+    data.loc[late, "y"] += 1.0  # a drift between the periods
+    splits = {0: {"control": 1, "t1": 1, "t2": 1}, 1: {"control": 1, "t1": 2, "t2": 2}}
+    options = {"metrics": ["y"], "covariates": ["x"], "method": "regression",
+               "period_col": "period", "period_weights": splits}  # fmt: skip
+    result = splitlab.analyze(data, segment="country", **options)  # type: ignore[arg-type]
+    plain = splitlab.analyze(data, **options)  # type: ignore[arg-type]
+    assert result.segments is not None
+    got = result.metrics["y"].comparisons["t1"].comparison
+    assert got.effect == pytest.approx(plain.metrics["y"].comparisons["t1"].comparison.effect)
+    assert result.to_dict()["periods"] == plain.to_dict()["periods"]
+    for label in ("DE", "US"):
+        mine = data[data["country"] == label]
+        alone = splitlab.analyze(mine, **options)  # type: ignore[arg-type]
+        seg = result.segments.segments[label].metrics["y"].comparisons["t1"].comparison
+        want = alone.metrics["y"].comparisons["t1"].comparison
+        assert seg.effect == pytest.approx(want.effect, rel=1e-9)
+        assert seg.se == pytest.approx(want.se, rel=1e-9)
+    with pytest.raises(ArgumentError, match="period_col") as caught:
+        splitlab.analyze(data, metrics=["y"], segment="country", period_col="nope")
+    assert caught.value.argument == "period_col"

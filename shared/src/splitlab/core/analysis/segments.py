@@ -218,7 +218,11 @@ def segment_cells(
             f"available columns: {shown}",
         )
     seg_codes, names = segment_labels(spec, columns[spec.attribute])
-    if period_col is not None and period_col in columns:
+    if period_col is not None:
+        if period_col not in columns:
+            raise ArgumentError(
+                "period_col", f"period_col {period_col!r} is not a column of the data"
+            )
         per_codes, per_labels = period_labels(columns[period_col])
     else:
         per_codes, per_labels = np.zeros(seg_codes.shape[0], dtype=np.int64), [0]
