@@ -34,6 +34,7 @@ from splitlab.core.analysis.analyze import (
 )
 from splitlab.core.analysis.results import AnalysisResult, ComparisonResult, json_number
 from splitlab.core.errors import ArgumentError
+from splitlab.core.stats.adjustment import METHODS, Method
 from splitlab.core.stats.comparison import Alternative
 from splitlab.core.stats.heterogeneity import Heterogeneity, cochran_q
 from splitlab.core.stats.multiple import adjust_p_values
@@ -439,28 +440,27 @@ def analyze_segments(
     srms: dict[str, SRMResult] = {}
     for seg in segments:
         per[seg.label] = {}
+        stratified = seg.period_counts is not None and len(seg.period_counts) > 1
+        by_method: dict[str, list[MetricStatistics]] = {}
         for stats in seg.metrics:
-            metric = overall.metrics[stats.name]
+            by_method.setdefault(overall.metrics[stats.name].method, []).append(stats)
+        for method, group in by_method.items():  # one engine run per method and segment
             horizons = analyze_horizons(
-                [stats],
+                group,
                 {v: seg.counts.get(v, 0) for v in order},
                 control=control,
-                method=metric.method,  # type: ignore[arg-type]
+                method=_method(method),
                 alpha=overall.alpha,
                 alternative=_alternative(overall.alternative),
                 weights=weights,
                 correction="none",
                 tuning_n=tuning_n,
-                lower_is_better=[stats.name] if metric.lower_is_better else [],
-                period_counts=seg.period_counts
-                if seg.period_counts and len(seg.period_counts) > 1
-                else None,
-                period_weights=period_weights
-                if seg.period_counts and len(seg.period_counts) > 1
-                else None,
+                lower_is_better=[m.name for m in group if overall.metrics[m.name].lower_is_better],
+                period_counts=seg.period_counts if stratified else None,
+                period_weights=period_weights if stratified else None,
                 inapplicable="unadjusted",
             )
-            per[seg.label][stats.name] = horizons
+            per[seg.label].update(dict.fromkeys((m.name for m in group), horizons))
             srms[seg.label] = horizons.fixed.srm
     labels = [s.label for s in segments]
     units = {s.label: {v: int(s.counts.get(v, 0)) for v in order} for s in segments}
@@ -503,6 +503,12 @@ def analyze_segments(
             )
         )
     return out[0], out[1]
+
+
+def _method(value: str) -> Method:
+    if value not in METHODS:
+        raise ArgumentError("method", f"method must be one of {list(METHODS)}; got {value!r}")
+    return value  # type: ignore[return-value]
 
 
 def _alternative(value: str) -> Alternative:
