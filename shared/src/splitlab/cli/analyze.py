@@ -293,7 +293,7 @@ def register(app: typer.Typer) -> None:
                     period_col=period_col,
                     period_weights=period_weights,
                     segment=segment,
-                    segment_correction=segment_correction.value,  # type: ignore[arg-type]
+                    segment_correction=segment_correction.value,
                     segment_min_units=segment_min_units,
                 ),
             )

@@ -89,15 +89,18 @@ def segments_svg(out: Mapping[str, Any], metric: str) -> str:
     from splitlab.reports.analysis import _svg
 
     segments = out["segments"]
-    rows = []
+    names: list[str] = []
+    rows: list[tuple[float, float, float, float]] = []
     for label, seg in segments["segments"].items():
         for variant, c in seg["metrics"].get(metric, {}).get("comparisons", {}).items():
             values = [c["rel_effect"], c["rel_ci_lower"], c["rel_ci_upper"], c["p_value_adjusted"]]
-            rows.append((f"{label}: {variant}", *[math.nan if v is None else v for v in values]))
+            effect, low, high, p = (math.nan if v is None else float(v) for v in values)
+            names.append(f"{label}: {variant}")
+            rows.append((effect, low, high, p))
     figure = Figure(figsize=(8, 0.42 * len(rows) + 1.2), dpi=100)
     axes = figure.subplots()
     alpha = float(out["alpha"])
-    for i, (_, effect, low, high, p) in enumerate(rows):
+    for i, (effect, low, high, p) in enumerate(rows):
         if not math.isfinite(effect):
             continue
         color = "#1f7a3a" if math.isfinite(p) and p < alpha else "#555555"
@@ -106,7 +109,7 @@ def segments_svg(out: Mapping[str, Any], metric: str) -> str:
         axes.plot([lo * 100, hi * 100], [i, i], color=color, linewidth=2)
         axes.plot([effect * 100], [i], "o", color=color)
     axes.axvline(0, color="#999", linestyle=":")
-    axes.set_yticks(range(len(rows)), [r[0] for r in rows])
+    axes.set_yticks(range(len(rows)), names)
     axes.invert_yaxis()
     axes.set_xlabel(f"{metric}: relative effect (%) with {1 - alpha:.0%} CI per segment")
     axes.grid(alpha=0.3, axis="x")

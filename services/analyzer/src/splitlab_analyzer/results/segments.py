@@ -96,12 +96,11 @@ def split_statistics(
     stats: ExperimentStatistics, cells: Mapping[Hashable, tuple[str, Hashable]]
 ) -> tuple[ExperimentStatistics, list[SegmentStatistics]]:
     """Statistics read per cell -> the overall ones (per real period) and each segment's."""
-    present = {c: n for c, n in stats.period_counts.items() if sum(n.values()) > 0}
-    metrics, period_counts, segments = split_cells(stats.metrics, cells, present, periods=True)
-    counts: dict[int, dict[str, int]] = {
-        int(p): dict(n)  # type: ignore[call-overload]
-        for p, n in (period_counts or {}).items()
+    present: dict[Hashable, Mapping[str, int]] = {
+        c: n for c, n in stats.period_counts.items() if sum(n.values()) > 0
     }
+    metrics, period_counts, segments = split_cells(stats.metrics, cells, present, periods=True)
+    counts = {int(str(p)): dict(n) for p, n in (period_counts or {}).items()}
     return replace(stats, metrics=metrics, period_counts=counts), segments
 
 

@@ -184,7 +184,7 @@ class SegmentCells:
     spec: SegmentSpec
     data: dict[str, Any]
     column: str
-    cells: dict[int, tuple[str, Hashable]]
+    cells: dict[Hashable, tuple[str, Hashable]]
     """Cell code -> (segment, period); the period is 0 without a period column."""
     cell_counts: dict[Hashable, dict[str, int]]
     periods: bool
@@ -228,7 +228,7 @@ def segment_cells(
     else:
         per_codes, per_labels = np.zeros(seg_codes.shape[0], dtype=np.int64), [0]
     cell = seg_codes * len(per_labels) + per_codes
-    cells = {
+    cells: dict[Hashable, tuple[str, Hashable]] = {
         s * len(per_labels) + p: (name, per_labels[p])
         for s, name in enumerate(names)
         for p in range(len(per_labels))
@@ -508,7 +508,7 @@ def analyze_segments(
 def _method(value: str) -> Method:
     if value not in METHODS:
         raise ArgumentError("method", f"method must be one of {list(METHODS)}; got {value!r}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _alternative(value: str) -> Alternative:
