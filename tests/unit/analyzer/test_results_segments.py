@@ -28,15 +28,24 @@ def test_the_segment_is_grouped_in_the_one_aggregation_with_bound_values() -> No
     assert "DROP TABLE" not in sql
     assert "tenure'; DROP TABLE x; --" in query.params.values()
     assert [0.0, 30.0] in query.params.values()
-    assert "LEFT JOIN experiment_units eu ON eu.experiment_key = :key0" in sql
-    assert "width_bucket" in sql
+    # The stored rollups carry the first exposure's attributes: no join.
+    assert "experiment_units" not in sql
+    assert "width_bucket((u.attributes ->> :seg_attr0)::float8" in sql
     assert "GROUP BY variant, allocation_period, seg" in sql
     assert sql.count("SELECT") == 2  # the per-unit CTE and the aggregation: still one query
+    assert "SET LOCAL enable_sort = off" in query.settings_sql(rollups=True)
+    events = query.aggregate_sql(rollups=False)
+    assert "LEFT JOIN experiment_units eu ON eu.experiment_key = :key0" in events
+    assert "GROUP BY variant, allocation_period, seg" in events
+    assert "SET LOCAL enable_sort = off" not in query.settings_sql(rollups=False)
     plain = ResultsQuery("exp", ["control", "t"], [REVENUE], {"revenue": REVENUE})
-    assert "experiment_units eu" not in plain.aggregate_sql(rollups=True)
+    assert "experiment_units eu" not in plain.aggregate_sql(rollups=False)
+    assert "attributes" not in plain.aggregate_sql(rollups=True)
+    assert "enable_sort" not in " ".join(plain.settings_sql(rollups=True))
     categorical = ResultsQuery("exp", ["control", "t"], [REVENUE], {"revenue": REVENUE},
                                segment=parse_segment("country"))  # fmt: skip
     assert "(eu.attributes ->> :seg_attr0) AS seg" in categorical.aggregate_sql()
+    assert "(u.attributes ->> :seg_attr0) AS seg" in categorical.aggregate_sql(rollups=True)
 
 
 def rows(rng: np.random.Generator) -> list[dict[str, Any]]:

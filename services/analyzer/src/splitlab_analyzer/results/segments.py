@@ -35,15 +35,16 @@ def segment_join(key: str) -> str:
     return f" LEFT JOIN experiment_units eu ON eu.experiment_key = {key} AND eu.unit_id = u.unit_id"
 
 
-def segment_expression(spec: SegmentSpec, bind: Bind) -> str:
-    """The unit's segment: the attribute's text, or its bucket index (NULL: missing)."""
+def segment_expression(spec: SegmentSpec, bind: Bind, attributes: str = "eu.attributes") -> str:
+    """The unit's segment: the attribute's text, or its bucket index (NULL: missing), from
+    the JSON column ``attributes``."""
     name = bind("seg_attr", spec.attribute)
     if not spec.edges:
-        return f"(eu.attributes ->> {name})"
+        return f"({attributes} ->> {name})"
     edges = bind("seg_edges", list(spec.edges))
     return (
-        f"(CASE WHEN jsonb_typeof(eu.attributes -> {name}) = 'number' "
-        f"THEN width_bucket((eu.attributes ->> {name})::float8, CAST({edges} AS float8[])) END)"
+        f"(CASE WHEN jsonb_typeof({attributes} -> {name}) = 'number' "
+        f"THEN width_bucket(({attributes} ->> {name})::float8, CAST({edges} AS float8[])) END)"
     )
 
 

@@ -177,8 +177,11 @@ class ResultsQuery:
             )
         columns += [f"c_agg.c{i}" for i in cupac]
         if self.segment is not None:
-            joins += segment_join(key)
-            columns.append(f"{segment_expression(self.segment, self._bind)} AS {SEGMENT_COLUMN}")
+            # The stored rollups carry the attributes; from the events, join the first exposures.
+            source = "u.attributes" if rollups else "eu.attributes"
+            joins += "" if rollups else segment_join(key)
+            segment = segment_expression(self.segment, self._bind, source)
+            columns.append(f"{segment} AS {SEGMENT_COLUMN}")
         ctes.append(f"pu AS (SELECT {', '.join(columns)} FROM {table}{joins}{where})")
         return ctes
 
@@ -186,9 +189,15 @@ class ResultsQuery:
         """``SET LOCAL`` statements to run in the query's transaction before it.
 
         From the events, the per-unit aggregation holds one hash entry per unit: ``work_mem``
-        is sized from the unit count. JIT compilation costs more than it saves here.
+        is sized from the unit count. JIT compilation costs more than it saves here. By
+        segment, from the rollups: hash the groups (see below).
         """
         out = ["SET LOCAL jit = off"]
+        if self.segment is not None and rollups:
+            # Postgres cannot estimate how many values a JSON attribute takes, guesses tens of
+            # thousands of groups and sorts every unit; a handful of groups hash in memory
+            # (measured on 300,000 units: 0.50 s sorted, 0.27 s hashed, plain 0.24 s).
+            out.append("SET LOCAL enable_sort = off")
         if not rollups:
             out.append(f"SET LOCAL work_mem = '{work_mem_mb(units, len(self.plan.slots))}MB'")
         return out

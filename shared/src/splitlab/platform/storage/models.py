@@ -275,6 +275,7 @@ unit_rollups = Table(
     Column("variant", Text, nullable=False),
     Column("first_at", DateTime(timezone=True), nullable=False),
     Column("allocation_period", Integer, nullable=False, server_default="0"),
+    Column("attributes", JSONB, nullable=False, server_default="{}"),
     *(Column(f"n{i}", Integer, nullable=True) for i in range(ROLLUP_SLOTS)),
     *(Column(f"s{i}", Float, nullable=True) for i in range(ROLLUP_SLOTS)),
 )
