@@ -9,7 +9,7 @@ segments) and by ``tenure_days:30,180,365`` (4 buckets). Target: segmented <= 2x
 
 The attributes are written into ``experiment_units`` with one UPDATE after the load (what
 ingestion would have stored from the exposures' ``attributes``), so the load stays the COPY of
-``bench_analyzer``. Everything lives in the schema ``bench_segments``, dropped at the end.
+``bench_analyzer``; the rollup build copies them into ``unit_rollups``. Everything lives in the schema ``bench_segments``, dropped at the end.
 ``BENCH_SEGMENTS_UNITS`` makes it smaller while developing.
 """
 
@@ -96,8 +96,8 @@ def run() -> list[BenchResult]:
             met=ratio <= 2.0,
             notes="uncached ResultsService.compute(method=auto) from the stored rollups, best of "
             "3, the three cases alternating: plain (no segment), by country (5 segments: one "
-            "aggregation grouped by variant, period, segment and missing pattern, a join to "
-            "experiment_units for the attributes, then each segment analysed at both horizons "
+            "aggregation grouped by variant, period, segment and missing pattern, the "
+            "attributes read from the stored rollups, then each segment analysed at both horizons "
             "with the overall method per metric, Holm across segments, Cochran's Q), by tenure "
             "(4 buckets of a numeric attribute, width_bucket in SQL)",
             context={
