@@ -9,7 +9,8 @@ segments) and by ``tenure_days:30,180,365`` (4 buckets). Target: segmented <= 2x
 
 The attributes are written into ``experiment_units`` with one UPDATE after the load (what
 ingestion would have stored from the exposures' ``attributes``), so the load stays the COPY of
-``bench_analyzer``; the rollup build copies them into ``unit_rollups``. Everything lives in the schema ``bench_segments``, dropped at the end.
+``bench_analyzer``; the rollup build copies them into ``unit_rollups``. Everything lives
+in the schema ``bench_segments``, dropped at the end.
 ``BENCH_SEGMENTS_UNITS`` makes it smaller while developing.
 """
 
