@@ -171,6 +171,18 @@ def test_segmented_results_equal_splitlab_analyze_from_events_and_rollups(
         ]  # fmt: skip
         assert_segments_equal(units, got, method, "tenure_days:90,180,365",
                               ["revenue", "clicks", "order_value"])  # fmt: skip
+    bh = analyzer.get(
+        f"/experiments/{key}/results",
+        params={"method": "none", "segment": "country", "segment_correction": "benjamini-hochberg"},
+    )
+    assert bh.status_code == 200, bh.text
+    assert bh.json()["segments"]["correction"] == "benjamini-hochberg"
+    want = splitlab.analyze(units, metrics=["revenue"], covariates=COVARIATES["revenue"],
+                            method="none", weights=WEIGHTS, segment="country",
+                            segment_correction="benjamini-hochberg").to_dict()  # fmt: skip
+    for label, seg in want["segments"]["segments"].items():
+        assert_same(seg["metrics"]["revenue"], bh.json()["segments"]["segments"][label]["metrics"]
+                    ["revenue"], f"bh.{label}")  # fmt: skip
     plain = analyzer.get(f"/experiments/{key}/results", params={"method": "none"}).json()
     assert "segments" not in plain
     assert_same(body["metrics"]["revenue"], plain["metrics"]["revenue"], "unsegmented")
@@ -191,6 +203,10 @@ def test_a_segment_the_units_do_not_carry_is_a_422_naming_segment(
     assert error["field"] == "segment"
     assert "'plan'" in error["message"]
     assert "attributes that exist: country, device, tenure_days" in error["message"]
+    wrong = analyzer.get(
+        f"/experiments/{key}/results", params={"segment": "country", "segment_correction": "x"}
+    )
+    assert wrong.status_code == 422, wrong.text
     for bad in ("tenure_days:9,3", "tenure_days:a", ":1"):
         malformed = analyzer.get(f"/experiments/{key}/results", params={"segment": bad})
         assert malformed.status_code == 422, bad

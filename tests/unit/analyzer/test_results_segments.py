@@ -98,7 +98,8 @@ def test_cells_split_into_the_overall_and_each_segment() -> None:
 def test_segmented_answers_are_cached_apart_and_invalidated_together() -> None:
     cache = ResultsCache(None, ttl_seconds=60)
     by_country = cache_name("auto", parse_segment("country"))
-    assert by_country == "auto/segment=country"
+    assert by_country == "auto/segment=country/holm"
+    assert cache_name("auto", parse_segment("country"), "benjamini-hochberg") != by_country
     assert cache_name("auto", None) == "auto"
     cache.put("exp", "auto", False, {"plain": 1})
     cache.put("exp", by_country, False, {"segments": 1})

@@ -102,6 +102,7 @@ def test_results_sends_the_segment_and_renders_the_section(services: FakeService
     result = runner.invoke(build_app(), ["results", "exp-1", "--segment", "country"])
     assert result.exit_code == 0, result.output
     assert services.seen[-1].url.params["segment"] == "country"
+    assert services.seen[-1].url.params["segment_correction"] == "holm"
     assert "revenue by country" in result.stdout
     plain = runner.invoke(build_app(), ["results", "exp-1"])
     assert plain.exit_code == 0, plain.output

@@ -418,6 +418,12 @@ def register(app: typer.Typer) -> None:
                 "(country), or ATTRIBUTE:EDGES for numeric buckets (tenure_days:0,30,180,365).",
             ),
         ] = None,
+        segment_correction: Annotated[
+            str,
+            typer.Option(
+                "--segment-correction", help="Across segments: holm | benjamini-hochberg."
+            ),
+        ] = "holm",
     ) -> None:
         """An experiment's results from the analyzer: tables, JSON, or the HTML report with
         plots (the same report as `splitlab analyze --format html`).
@@ -444,7 +450,11 @@ def register(app: typer.Typer) -> None:
                 params={
                     "method": method,
                     "sequential": str(sequential).lower(),
-                    **({"segment": segment} if segment else {}),
+                    **(
+                        {"segment": segment, "segment_correction": segment_correction}
+                        if segment
+                        else {}
+                    ),
                 },
             )
         except AnalyzerError as exc:

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from starlette.concurrency import run_in_threadpool
 
-from splitlab.core.analysis.segments import SegmentSpec, parse_segment
+from splitlab.core.analysis.segments import SegmentCorrection, SegmentSpec, parse_segment
 from splitlab.core.errors import ArgumentError
 from splitlab.core.stats.adjustment import Method
 from splitlab.platform.errors import InvalidInputError
@@ -38,6 +38,11 @@ SegmentQuery = Annotated[
     ),
 ]
 
+SegmentCorrectionQuery = Annotated[
+    SegmentCorrection,
+    Query(description="Adjustment of the segments' p-values (with segment)."),
+]
+
 
 def parse_segment_query(segment: str) -> SegmentSpec:
     """The ``segment`` query parameter; a malformed one is a 422 naming it."""
@@ -60,11 +65,14 @@ async def get_results(
     method: MethodQuery = "auto",
     sequential: bool = False,
     segment: SegmentQuery = None,
+    segment_correction: SegmentCorrectionQuery = "holm",
 ) -> Any:
     """``splitlab.analyze``'s JSON plus sample, monitoring, guardrails and flags (cached);
     with ``segment``, also the results per segment (``segments``)."""
     spec = None if segment is None else parse_segment_query(segment)
-    return await run_in_threadpool(automation.results_for, key, method, sequential, spec)
+    return await run_in_threadpool(
+        automation.results_for, key, method, sequential, spec, segment_correction
+    )
 
 
 @router.post(

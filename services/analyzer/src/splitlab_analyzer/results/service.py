@@ -43,7 +43,12 @@ from splitlab.core.analysis.monitoring import (
     power_so_far,
 )
 from splitlab.core.analysis.results import json_number
-from splitlab.core.analysis.segments import SegmentSpec, SegmentStatistics, analyze_segments
+from splitlab.core.analysis.segments import (
+    SegmentCorrection,
+    SegmentSpec,
+    SegmentStatistics,
+    analyze_segments,
+)
 from splitlab.core.stats.adjustment import METHODS, Method
 from splitlab.core.stats.sequential import DEFAULT_TUNING_N
 from splitlab.platform.errors import InvalidInputError, NotFoundError
@@ -346,16 +351,24 @@ class ResultsService:
         only: Sequence[str] | None = None,
         maintain: bool = False,
         segment: SegmentSpec | None = None,
+        segment_correction: SegmentCorrection = "holm",
     ) -> Results:
         """The experiment's results at both horizons from one snapshot (see
         :meth:`snapshot` for ``only`` and ``maintain``; nothing of the guardrail pass is
-        cached)."""
+        cached); ``segment``: per segment too, adjusted across segments by
+        ``segment_correction``."""
         if method not in METHODS:
             raise InvalidInputError(f"method must be one of {list(METHODS)}", field="method")
         info = self.experiment(key) if isinstance(key, str) else key
-        return self.analyze(self.snapshot(info, only, maintain=maintain, segment=segment), method)
+        snapshot = self.snapshot(info, only, maintain=maintain, segment=segment)
+        return self.analyze(snapshot, method, segment_correction)
 
-    def analyze(self, snapshot: ExperimentSnapshot, method: Method) -> Results:
+    def analyze(
+        self,
+        snapshot: ExperimentSnapshot,
+        method: Method,
+        segment_correction: SegmentCorrection = "holm",
+    ) -> Results:
         info, stats = snapshot.experiment, snapshot.statistics
         metrics = [p.definition for p in snapshot.query.planned]
         lower = [m.name for m in metrics if m.lower_is_better]
@@ -381,7 +394,7 @@ class ResultsService:
         except ValueError as exc:  # the experiment's definition, not the request: no field
             raise InvalidInputError(f"experiment {info.key!r} cannot be analyzed: {exc}") from None
         if snapshot.segments is not None:
-            horizons = segmented(horizons, snapshot, tuning_n)
+            horizons = segmented(horizons, snapshot, tuning_n, segment_correction)
         fixed = horizons.fixed
         guardrails = guardrail_statuses(fixed, info.guardrails, set(lower), tuning_n)
         fallback = {}
@@ -487,9 +500,14 @@ class ResultsService:
         )
 
 
-def segmented(horizons: Horizons, snapshot: ExperimentSnapshot, tuning_n: float) -> Horizons:
+def segmented(
+    horizons: Horizons,
+    snapshot: ExperimentSnapshot,
+    tuning_n: float,
+    correction: SegmentCorrection = "holm",
+) -> Horizons:
     """Both horizons with their results per segment (each segment with the overall method
-    of each metric; Holm across segments)."""
+    of each metric; ``correction`` across segments)."""
     assert snapshot.segments is not None
     assert snapshot.query.segment is not None
     info = snapshot.experiment
@@ -501,6 +519,7 @@ def segmented(horizons: Horizons, snapshot: ExperimentSnapshot, tuning_n: float)
         weights=info.analyzed_weights,
         tuning_n=tuning_n,
         period_weights=options.get("period_weights"),
+        correction=correction,
     )
     return Horizons(
         dataclasses.replace(horizons.fixed, segments=fixed),

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from splitlab.core.analysis.segments import SegmentSpec
+from splitlab.core.analysis.segments import SegmentCorrection, SegmentSpec
 from splitlab.core.stats.adjustment import Method
 from splitlab.platform.errors import NotFoundError
 from splitlab_analyzer import telemetry
@@ -36,9 +36,12 @@ logger = logging.getLogger(__name__)
 DEFAULT_METHOD: Method = "auto"
 
 
-def cache_name(method: str, segment: SegmentSpec | None) -> str:
-    """The cache's name of one kind of answer: the method, and the segment when there is one."""
-    return method if segment is None else f"{method}/segment={segment.text}"
+def cache_name(method: str, segment: SegmentSpec | None, segment_correction: str = "holm") -> str:
+    """The cache's name of one kind of answer: the method, and the segment (with its
+    correction) when there is one."""
+    if segment is None:
+        return method
+    return f"{method}/segment={segment.text}/{segment_correction}"
 
 
 ACTIVE = ("running", "paused")
@@ -57,17 +60,24 @@ class Automation:
     """Reasons already recorded per experiment (so a flag is written once)."""
 
     def results_for(
-        self, key: str, method: Method, sequential: bool, segment: SegmentSpec | None = None
+        self,
+        key: str,
+        method: Method,
+        sequential: bool,
+        segment: SegmentSpec | None = None,
+        segment_correction: SegmentCorrection = "holm",
     ) -> dict[str, Any]:
         """Cached results, computing them on a miss (one snapshot, both horizons cached); no
         side effect beyond the cache (no gauges, no flags, no pause: those belong to the
         periodic refresh). ``segment``: the results by segment, cached apart (a refresh
         invalidates them with the rest)."""
-        name = cache_name(method, segment)
+        name = cache_name(method, segment, segment_correction)
         cached = self.cache.get(key, name, sequential)
         if cached is not None:
             return cached
-        results = self.results.compute(key, method, segment=segment)
+        results = self.results.compute(
+            key, method, segment=segment, segment_correction=segment_correction
+        )
         self.cache_both(key, results, name)
         return results.bodies[sequential]
 
