@@ -114,8 +114,10 @@ def test_degenerate_arms_fall_back_to_the_plain_estimate() -> None:
     one = Moments.from_arrays(np.array([[1.0, 2.0, 3.0]]))
     plain = Moments.from_arrays(np.array([[1.0, 2.0, 3.0], [2.0, 2.0, 1.0], [0.0, 1.0, 2.0]]))
     out = ratio_cuped_estimates([plain, one, empty], [2])
-    assert out[1].n == 1 and np.isnan(out[1].variance)
-    assert out[2].n == 0 and np.isnan(out[2].mean)
+    assert out[1].n == 1
+    assert np.isnan(out[1].variance)
+    assert out[2].n == 0
+    assert np.isnan(out[2].mean)
     with pytest.raises(ValueError, match="covariates"):
         ratio_cuped_estimates([plain, plain], [])
     with pytest.raises(ValueError, match="numerator or denominator"):
