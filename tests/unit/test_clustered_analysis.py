@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from splitlab.contracts.analysis import AnalysisBody
 from splitlab.core.analysis.analyze import analyze
 from splitlab.core.errors import ArgumentError
 
@@ -70,6 +71,9 @@ def test_per_row_mean_is_the_delta_method_over_clusters() -> None:
         "rows": len(df),
     }
     assert out["rows"]["total"] == len(df)
+    typed = AnalysisBody.model_validate(out)
+    assert typed.cluster is not None
+    assert typed.cluster.clusters == df.user_id.nunique()
 
 
 def test_equals_a_ratio_of_per_user_sums() -> None:

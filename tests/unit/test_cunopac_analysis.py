@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from splitlab.contracts.analysis import AnalysisBody
 from splitlab.core.analysis.analyze import CovariateRefusedWarning, analyze
 from splitlab.core.errors import ArgumentError
 
@@ -52,6 +53,9 @@ def test_a_moved_covariate_is_refused_and_the_valid_one_used() -> None:
     assert a.se == pytest.approx(b.se, rel=1e-12)
     out = result.to_dict()["metrics"]["revenue"]["in_experiment_covariates"]
     moved = next(c for c in out if c["covariate"] == "pages_seen")
+    typed = AnalysisBody.model_validate(result.to_dict()).metrics["revenue"]
+    assert typed.in_experiment_covariates is not None
+    assert [c.used for c in typed.in_experiment_covariates] == [True, False]
     assert moved["used"] is False
     assert moved["means"]["treatment"] == pytest.approx(
         df[df.variant == "treatment"].pages_seen.mean(), rel=1e-12
