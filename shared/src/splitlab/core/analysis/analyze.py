@@ -502,7 +502,10 @@ def _metric_choice(
     requested = method
     why = _inapplicable_reason(stats, method, bool(cov_idx), cupac_idx is not None)
     if why is not None:
-        if inapplicable == "raise" and not (refused and stats.covariates):
+        # Covariates refused by the balance check are a finding, not a bad argument: the
+        # metric falls back to no adjustment with the evidence in its reason.
+        covariates_refused = bool(refused) and method in ("cuped", "regression")
+        if inapplicable == "raise" and not covariates_refused:
             raise ArgumentError("method", why[0])
         method = "none"
     wanted = list(METHODS[:-1]) if method == "auto" else sorted({"none", method})
