@@ -156,12 +156,14 @@ def estimate_candidates(
                 est = [mean_estimate(m) for m in arms]
                 out[method] = Candidate(method, _compare_all(est, variants, alpha, alternative))
         elif kind == "ratio":
-            if method == "cuped" and covariates:
-                est = ratio_cuped_estimates(arms, list(covariates))
+            # Columns 0 and 1 are the ratio's parts; covariates follow them.
+            xs = [j for j in covariates if j > 1]
+            if method == "cuped" and xs:
+                est = ratio_cuped_estimates(arms, xs)
                 out[method] = Candidate(
                     method,
                     _compare_all(est, variants, alpha, alternative),
-                    ratio_cuped_detail(covariates, covariate_names),
+                    ratio_cuped_detail(xs, covariate_names),
                 )
         elif method == "cuped" and covariates:
             j = best_single_covariate(arms, covariates)

@@ -133,8 +133,8 @@ def stratified_candidates(
                 comps = _combined(strata, variants, _per_arm(mean_estimate), alpha, alternative)
                 out[method] = Candidate(method, comps)
         elif kind == "ratio":
-            if method == "cuped" and covariates:
-                xs = list(covariates)
+            xs = [j for j in covariates if j > 1]  # columns 0-1: the ratio's parts
+            if method == "cuped" and xs:
                 comps = _combined(
                     strata,
                     variants,
