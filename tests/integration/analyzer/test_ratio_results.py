@@ -90,11 +90,6 @@ def test_ratio_cuped_event_mean_and_cunopac_equal_splitlab_analyze(
     names = [b["name"] for b in ours]
     row["metrics"] = {"primary": "revenue_per_click", "secondary": names, "guardrails": []}
     insert_experiment(engine, row)
-    for start in range(0, len(sim.features), 5000):
-        loaded = analyzer.post(
-            "/unit-features", json={"features": sim.features[start : start + 5000]}, headers=ADMIN
-        )
-        assert loaded.status_code == 200, loaded.text
     loaded = analyzer.post("/unit-features", json={"features": during}, headers=ADMIN)
     assert loaded.status_code == 200, loaded.text
     write(engine, sim.events)
