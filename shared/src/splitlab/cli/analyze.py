@@ -244,7 +244,7 @@ def register(app: typer.Typer) -> None:
             float | None,
             typer.Option(
                 "--balance-alpha",
-                help="Level of the in-experiment covariates' balance test (default 0.05).",
+                help="Level of the in-experiment covariates' balance test (default 0.01).",
             ),
         ] = None,
     ) -> None:
