@@ -122,6 +122,13 @@ def test_ratio_cuped_event_mean_and_cunopac_equal_splitlab_analyze(
         ],
         columns=["unit_id", "variant", f"latency_per_request_{tag}"],
     )
+    # Exposed units without a prediction: a row without a value (dropped, as the analyzer does).
+    silent = sorted(set(first) - set(requests.unit_id))
+    requests = pd.concat(
+        [requests, pd.DataFrame({"unit_id": silent, "variant": [first[u].variant for u in silent],
+                                 f"latency_per_request_{tag}": np.nan})],
+        ignore_index=True,
+    )  # fmt: skip
     for method in ("none", "auto"):
         expected = splitlab.analyze(
             requests, metrics=[f"latency_per_request_{tag}"], cluster_col="unit_id",
