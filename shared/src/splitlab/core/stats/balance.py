@@ -12,8 +12,8 @@ other covariates, and it happens exactly when a chance imbalance makes the analy
 the covariate lean the same way: with a strongly predictive valid covariate, refusals at 0.05
 raised the A/A false-positive rate to 0.062 and lowered coverage to 0.933
 (``studies/cunopac.py``), at 0.01 the rate was 0.046 and the coverage 0.945, while the gate
-still refused a 0.2 SD shift in 97.6% of the datasets (docs/statistics.md, "CUNOPAC"). The evidence (means per arm, difference,
-p-value) is kept for the result.
+still refused a 0.2 SD shift in 97.6% of the datasets (docs/statistics.md, "CUNOPAC"). The
+evidence (means per arm, difference, p-value) is kept for the result.
 """
 
 from __future__ import annotations
