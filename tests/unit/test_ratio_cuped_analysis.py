@@ -112,3 +112,31 @@ def test_requests_that_cannot_apply_name_the_argument() -> None:
     with pytest.raises(ArgumentError, match="both a part of ratio metric") as err:
         analyze(df, ratio_metrics={"ctr": ("clicks", "sessions")}, covariates=["sessions"])
     assert err.value.argument == "covariates"
+
+
+def test_ratio_cuped_across_allocation_periods() -> None:
+    df = _frame(11, n=6000)
+    rng = np.random.default_rng(1011)  # not _frame's seed: periods independent of variants
+    df["period"] = (rng.random(len(df)) < 0.5).astype(int)
+    options = {
+        "ratio_metrics": {"ctr": ("clicks", "sessions")},
+        "covariates": ["clicks_pre", "sessions_pre"],
+        "method": "cuped",
+    }
+    pooled = analyze(df, **options).metrics["ctr"]
+    even = {"control": 0.5, "treatment": 0.5}
+    same = analyze(df, period_col="period", period_weights={0: even, 1: even}, **options)
+    a = pooled.comparisons["treatment"].comparison
+    b = same.metrics["ctr"].comparisons["treatment"].comparison
+    assert b.effect == pytest.approx(a.effect, rel=1e-9)
+    assert b.se == pytest.approx(a.se, rel=1e-9)
+    # Two splits: each stratum gets its own ratio CUPED, combined by share.
+    split = analyze(
+        df,
+        period_col="period",
+        period_weights={0: even, 1: {"control": 0.3, "treatment": 0.7}},
+        **options,
+    ).metrics["ctr"]
+    assert split.method == "cuped"
+    assert split.candidates["cuped"].detail.startswith("delta method on the linearised ratio")
+    assert split.variance_reduction > 0.2
