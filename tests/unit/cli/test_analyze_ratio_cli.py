@@ -116,3 +116,35 @@ def test_errors_name_the_options(rows_file: Path) -> None:
     )
     assert result.exit_code == 2
     assert "not found" in result.stderr
+
+
+def test_ratio_with_covariates_is_ratio_cuped(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    n = 3000
+    activity = rng.gamma(2.0, 2.0, n)
+    ctr = rng.beta(2, 3, n)
+    sessions = rng.poisson(activity) + 1
+    sessions_pre = rng.poisson(activity) + 1
+    frame = pd.DataFrame(
+        {
+            "variant": np.where(rng.random(n) < 0.5, "control", "treatment"),
+            "clicks": rng.binomial(sessions, ctr),
+            "sessions": sessions,
+            "clicks_pre": rng.binomial(sessions_pre, ctr),
+            "sessions_pre": sessions_pre,
+        }
+    )
+    path = tmp_path / "units.csv"
+    frame.to_csv(path, index=False)
+    out = _json([str(path), "--ratio", "ctr=clicks/sessions", "--covariate", "clicks_pre",
+                 "--covariate", "sessions_pre", "--method", "cuped"])  # fmt: skip
+    expected = splitlab.analyze(
+        pd.read_csv(path),
+        ratio_metrics={"ctr": ("clicks", "sessions")},
+        covariates=["clicks_pre", "sessions_pre"],
+        method="cuped",
+    ).to_dict()
+    assert out == json.loads(json.dumps(expected))
+    metric = out["metrics"]["ctr"]  # type: ignore[index]
+    assert metric["method"] == "cuped"
+    assert metric["variance_reduction"] > 0.2
