@@ -78,3 +78,20 @@ def test_definitions() -> None:
                 in_experiment_covariates=("device", "device"),
             )
         )
+
+
+def test_create_and_patch_carry_in_experiment_covariates() -> None:
+    from splitlab_analyzer.schemas import MetricCreate, MetricRead, MetricUpdate
+
+    created = MetricCreate.model_validate(
+        {"name": "revenue", "source": "outcome", "outcome_type": "purchase",
+         "aggregation": "sum", "in_experiment_covariates": ["device_speed"]}
+    ).to_def()  # fmt: skip
+    assert created.in_experiment_covariates == ("device_speed",)
+    assert MetricRead.of(created).in_experiment_covariates == ["device_speed"]
+    patched = MetricUpdate.model_validate({"in_experiment_covariates": []}).apply(created)
+    assert patched.in_experiment_covariates == ()
+    with pytest.raises(ValueError, match="in_experiment_covariates: cannot be null"):
+        MetricUpdate.model_validate({"in_experiment_covariates": None}).apply(created)
+    with pytest.raises(ValueError, match="also pre-exposure covariates"):
+        MetricUpdate.model_validate({"covariates": ["device_speed"]}).apply(created)
