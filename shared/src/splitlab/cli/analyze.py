@@ -377,8 +377,8 @@ def register(app: typer.Typer) -> None:
         """Sample size per variant for a target MDE (normal approximation), and with
         --daily-units how many days it takes.
 
-        Example (CTR 7% -> 11%, an absolute change of 4 points; 1,124 per arm): splitlab power
-        --metric-type proportion --baseline 0.07 --mde 0.04 --power 0.9 --continuity-correction
+        Example: splitlab power --metric-type proportion --baseline 0.07 --mde 0.04 --power 0.9
+        --continuity-correction (CTR 7% -> 11%, an absolute change of 4 points: 1,124 per arm)
         """
         from splitlab.core.stats.power import sample_size
 
