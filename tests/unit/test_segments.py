@@ -157,11 +157,15 @@ def test_the_json_matches_its_schema() -> None:
         ({"segment": ":1,2"}, "segment", "no attribute"),
         ({"segment": "country", "segment_correction": "bonferroni"}, "segment_correction", "holm"),
         ({"segment": "country", "segment_min_units": 1}, "segment_min_units", ">= 2"),
+        ({"segment": "country", "cluster_col": "unit"}, "segment", "cluster_col together"),
     ],
 )
 def test_bad_arguments_name_themselves(options: dict, argument: str, words: str) -> None:
+    data = frame(n=600)
+    data["unit"] = np.arange(len(data)) // 2
+    data["variant"] = data.groupby("unit")["variant"].transform("first")
     with pytest.raises(ArgumentError, match=words) as caught:
-        splitlab.analyze(frame(n=600), metrics=["y"], method="none", **options)
+        splitlab.analyze(data, metrics=["y"], method="none", **options)
     assert caught.value.argument == argument
 
 
