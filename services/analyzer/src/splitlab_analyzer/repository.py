@@ -48,6 +48,7 @@ def to_def(row: MetricDefinition) -> MetricDef:
         description=row.description,
         deprecated_at=row.deprecated_at,
         deprecation_reason=row.deprecation_reason or "",
+        in_experiment_covariates=tuple(row.in_experiment_covariates or ()),
     )
 
 
@@ -109,6 +110,7 @@ class MetricRepository:
                     attribution_window_seconds=metric.attribution_window_seconds,
                     pre_period_days=metric.pre_period_days,
                     covariates=list(metric.covariates),
+                    in_experiment_covariates=list(metric.in_experiment_covariates),
                     created_at=now,
                     updated_at=now,
                 )
@@ -134,6 +136,7 @@ class MetricRepository:
             row.attribution_window_seconds = metric.attribution_window_seconds
             row.pre_period_days = metric.pre_period_days
             row.covariates = list(metric.covariates)
+            row.in_experiment_covariates = list(metric.in_experiment_covariates)
             row.updated_at = utc_now()
             session.flush()
             return to_def(row)

@@ -71,7 +71,16 @@ class MetricCreate(_Strict):
         description="Pre-exposure window of the automatic CUPED covariate; 0 turns it off.",
     )
     covariates: list[FeatureName] = Field(
-        default_factory=list, max_length=20, description="unit_features names to adjust with."
+        default_factory=list,
+        max_length=20,
+        description="unit_features names to adjust with (latest value before the first exposure).",
+    )
+    in_experiment_covariates: list[FeatureName] = Field(
+        default_factory=list,
+        max_length=20,
+        description="CUNOPAC: unit_features the treatment cannot move, observed at or after the "
+        "first exposure (latest value); each is tested for balance between arms and refused, "
+        "with the evidence in the results, when the treatment moved it.",
     )
 
     @model_validator(mode="after")
@@ -93,10 +102,17 @@ class MetricCreate(_Strict):
             pre_period_days=self.pre_period_days,
             covariates=tuple(self.covariates),
             description=self.description,
+            in_experiment_covariates=tuple(self.in_experiment_covariates),
         )
 
 
-NOT_NULL_ON_UPDATE = ("description", "direction", "pre_period_days", "covariates")
+NOT_NULL_ON_UPDATE = (
+    "description",
+    "direction",
+    "pre_period_days",
+    "covariates",
+    "in_experiment_covariates",
+)
 """Fields a metric PATCH may change but not clear: the schema offers no ``null`` for them."""
 
 
@@ -132,6 +148,7 @@ class MetricUpdate(_Strict):
     attribution_window_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     pre_period_days: float | None = Field(default=None, ge=0, le=3650, allow_inf_nan=False)
     covariates: list[FeatureName] | None = Field(default=None, max_length=20)
+    in_experiment_covariates: list[FeatureName] | None = Field(default=None, max_length=20)
 
     @model_validator(mode="before")
     @classmethod
@@ -147,8 +164,9 @@ class MetricUpdate(_Strict):
         for required in NOT_NULL_ON_UPDATE:
             if required in changes and changes[required] is None:
                 raise ArgumentError(required, f"{required}: cannot be null")
-        if "covariates" in changes:
-            changes["covariates"] = tuple(changes["covariates"])
+        for listed in ("covariates", "in_experiment_covariates"):
+            if listed in changes:
+                changes[listed] = tuple(changes[listed])
         updated = dataclasses.replace(current, **changes)
         check_definition(updated)
         return updated
@@ -174,6 +192,7 @@ class MetricRead(BaseModel):
     attribution_window_seconds: float | None
     pre_period_days: float
     covariates: list[str]
+    in_experiment_covariates: list[str]
     deprecated: bool = Field(
         description="Deprecated: still computed for experiments that use it; refused as a "
         "part of a new ratio metric."
@@ -197,6 +216,7 @@ class MetricRead(BaseModel):
             attribution_window_seconds=m.attribution_window_seconds,
             pre_period_days=m.pre_period_days,
             covariates=list(m.covariates),
+            in_experiment_covariates=list(m.in_experiment_covariates),
             deprecated=m.deprecated_at is not None,
             deprecated_at=m.deprecated_at,
             deprecation_reason=m.deprecation_reason,

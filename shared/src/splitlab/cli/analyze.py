@@ -47,6 +47,11 @@ class Correction(StrEnum):
     none = "none"
 
 
+class SegmentCorrection(StrEnum):
+    holm = "holm"
+    benjamini_hochberg = "benjamini-hochberg"
+
+
 class MetricType(StrEnum):
     mean = "mean"
     proportion = "proportion"
@@ -81,6 +86,13 @@ _OPTION_NAMES = {
     "baseline must": "--baseline must",
     "sd must": "--sd must",
     "mde must": "--mde must",
+    "segment_correction": "--segment-correction",
+    "segment_min_units": "--segment-min-units",
+    "segment=": "--segment ",
+    "segment attribute": "--segment attribute",
+    "cluster_col": "--cluster",
+    "in_experiment_covariates": "--in-experiment-covariate",
+    "balance_alpha": "--balance-alpha",
 }
 
 
@@ -221,13 +233,57 @@ def register(app: typer.Typer) -> None:
                 help="A period's split: PERIOD:VARIANT=WEIGHT (repeatable; with --period-col).",
             ),
         ] = [],  # noqa: B006
+        segment: Annotated[
+            str | None,
+            typer.Option(
+                "--segment",
+                help="Results per segment of this column too: COLUMN, or COLUMN:EDGES for "
+                "numeric buckets (tenure_days:0,30,180,365).",
+            ),
+        ] = None,
+        segment_correction: Annotated[
+            SegmentCorrection,
+            typer.Option("--segment-correction", help="Across segments: holm or BH."),
+        ] = SegmentCorrection.holm,
+        segment_min_units: Annotated[
+            int,
+            typer.Option(
+                "--segment-min-units", help="Units per arm below which a segment is warned about."
+            ),
+        ] = 100,
+        cluster: Annotated[
+            str | None,
+            typer.Option(
+                "--cluster",
+                help="Randomisation-unit column when the file has several rows per unit "
+                "(sessions, requests): metrics become per-row means by the delta method.",
+            ),
+        ] = None,
+        in_experiment_covariate: Annotated[
+            list[str],
+            typer.Option(
+                "--in-experiment-covariate",
+                help="Column measured during the experiment that the treatment cannot move "
+                "(CUNOPAC, repeatable); tested for balance first, refused if moved.",
+            ),
+        ] = [],  # noqa: B006
+        balance_alpha: Annotated[
+            float | None,
+            typer.Option(
+                "--balance-alpha",
+                help="Level of the in-experiment covariates' balance test (default 0.01).",
+            ),
+        ] = None,
     ) -> None:
         """Analyze an experiment from a per-unit file: every treatment against control.
 
         Example: splitlab analyze data.csv --metric revenue --covariate revenue_pre --format
         html --output report.html
         """
-        from splitlab.core.analysis.analyze import analyze
+        import warnings
+
+        from splitlab.core.analysis.analyze import CovariateRefusedWarning, analyze
+        from splitlab.core.stats.balance import BALANCE_ALPHA
 
         console = Console(stderr=True)
         try:
@@ -240,35 +296,46 @@ def register(app: typer.Typer) -> None:
                 raise ValueError("--period-weight needs --period-col (the column of periods)")
             if not metric and not ratios:
                 raise ValueError("--metric is required: name at least one metric column")
-            result = _run_with_progress(
-                console,
-                lambda progress: analyze(
-                    data,
-                    variant_col=variant_col,
-                    control=control,
-                    metrics=metric,
-                    covariates=covariate,
-                    method=method.value,
-                    alpha=alpha,
-                    alternative=alternative.value,
-                    sequential=sequential,
-                    weights=weights,
-                    ratio_metrics=ratios,
-                    correction=correction.value,
-                    guardrails=guardrails,
-                    lower_is_better=lower_is_better,
-                    min_sample=min_sample,
-                    mde=mde,
-                    cupac_folds=cupac_folds,
-                    cupac_time_budget_s=cupac_time_budget,
-                    random_state=seed,
-                    progress=progress,
-                    period_col=period_col,
-                    period_weights=period_weights,
-                ),
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", CovariateRefusedWarning)
+                result = _run_with_progress(
+                    console,
+                    lambda progress: analyze(
+                        data,
+                        variant_col=variant_col,
+                        control=control,
+                        metrics=metric,
+                        covariates=covariate,
+                        method=method.value,
+                        alpha=alpha,
+                        alternative=alternative.value,
+                        sequential=sequential,
+                        weights=weights,
+                        ratio_metrics=ratios,
+                        correction=correction.value,
+                        guardrails=guardrails,
+                        lower_is_better=lower_is_better,
+                        min_sample=min_sample,
+                        mde=mde,
+                        cupac_folds=cupac_folds,
+                        cupac_time_budget_s=cupac_time_budget,
+                        random_state=seed,
+                        progress=progress,
+                        period_col=period_col,
+                        period_weights=period_weights,
+                        cluster_col=cluster,
+                        in_experiment_covariates=in_experiment_covariate,
+                        balance_alpha=BALANCE_ALPHA if balance_alpha is None else balance_alpha,
+                        segment=segment,
+                        segment_correction=segment_correction.value,
+                        segment_min_units=segment_min_units,
+                    ),
+                )
         except ValueError as exc:
             raise _fail(str(exc)) from None
+        for warning in caught:
+            if issubclass(warning.category, CovariateRefusedWarning):
+                typer.echo(f"warning: {warning.message}", err=True)
 
         if output_format is OutputFormat.json:
             _emit(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n", output)
@@ -340,8 +407,8 @@ def register(app: typer.Typer) -> None:
         """Sample size per variant for a target MDE (normal approximation), and with
         --daily-units how many days it takes.
 
-        Example (CTR 7% -> 11%, an absolute change of 4 points; 1,124 per arm): splitlab power
-        --metric-type proportion --baseline 0.07 --mde 0.04 --power 0.9 --continuity-correction
+        Example: splitlab power --metric-type proportion --baseline 0.07 --mde 0.04 --power 0.9
+        --continuity-correction (CTR 7% -> 11%, an absolute change of 4 points: 1,124 per arm)
         """
         from splitlab.core.stats.power import sample_size
 

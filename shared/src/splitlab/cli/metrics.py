@@ -168,6 +168,7 @@ def show_metric(m: dict[str, Any], console: Console) -> None:
         ("attribution window (s)", _fmt(m["attribution_window_seconds"])),
         ("pre-period (days)", _fmt(m["pre_period_days"])),
         ("covariates", ", ".join(m["covariates"]) or "-"),
+        ("in-experiment covariates", ", ".join(m.get("in_experiment_covariates") or []) or "-"),
         ("description", m["description"] or "-"),
         ("status", status),
     ]
@@ -235,7 +236,9 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="outcome | prediction_latency | prediction_error")
         ] = None,
         outcome_type: Annotated[str | None, typer.Option(help="For source=outcome.")] = None,
-        aggregation: Annotated[str | None, typer.Option(help="sum | count | any | mean")] = None,
+        aggregation: Annotated[
+            str | None, typer.Option(help="sum | count | any | mean | event_mean")
+        ] = None,
         numerator: Annotated[str | None, typer.Option(help="Ratio: numerator metric.")] = None,
         denominator: Annotated[str | None, typer.Option(help="Ratio: denominator metric.")] = None,
         direction: Annotated[str, typer.Option(help="higher_is_better | lower_is_better")] = (
@@ -248,6 +251,13 @@ def register(app: typer.Typer) -> None:
         pre_period_days: Annotated[float, typer.Option(help="CUPED pre-period; 0: off.")] = 14.0,
         covariate: Annotated[
             list[str] | None, typer.Option(help="unit_features name (repeatable).")
+        ] = None,
+        in_experiment_covariate: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="CUNOPAC: unit_features name observed after exposure that the treatment "
+                "cannot move (repeatable); balance-checked before use."
+            ),
         ] = None,
         description: Annotated[str, typer.Option()] = "",
     ) -> None:
@@ -262,6 +272,7 @@ def register(app: typer.Typer) -> None:
             "direction": direction, "guardrail_margin": guardrail_margin,
             "attribution_window_seconds": window_seconds, "pre_period_days": pre_period_days,
             "covariates": covariate or [], "description": description,
+            "in_experiment_covariates": in_experiment_covariate or [],
         }  # fmt: skip
         try:
             created = call("POST", "/metrics", body, admin=True)
@@ -322,8 +333,14 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(help="unit_features name (repeatable); replaces the list."),
         ] = None,
+        in_experiment_covariate: Annotated[
+            list[str] | None,
+            typer.Option(help="In-experiment unit_features name (repeatable); replaces the list."),
+        ] = None,
         outcome_type: Annotated[str | None, typer.Option(help="For source=outcome.")] = None,
-        aggregation: Annotated[str | None, typer.Option(help="sum | count | any | mean")] = None,
+        aggregation: Annotated[
+            str | None, typer.Option(help="sum | count | any | mean | event_mean")
+        ] = None,
         output_format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,
     ) -> None:
         """Change fields of a metric definition (PATCH /metric-definitions/NAME); results use
@@ -336,6 +353,7 @@ def register(app: typer.Typer) -> None:
             "guardrail_margin": guardrail_margin, "attribution_window_seconds": window_seconds,
             "pre_period_days": pre_period_days, "covariates": covariate,
             "outcome_type": outcome_type, "aggregation": aggregation,
+            "in_experiment_covariates": in_experiment_covariate,
         }  # fmt: skip
         body = {k: v for k, v in sent.items() if v is not None}
         if not body:
@@ -410,12 +428,26 @@ def register(app: typer.Typer) -> None:
         ] = False,
         output_format: Annotated[ResultsFormat, typer.Option("--format")] = ResultsFormat.table,
         output: Annotated[Path | None, typer.Option("--output", "-o", help="Write here.")] = None,
+        segment: Annotated[
+            str | None,
+            typer.Option(
+                "--segment",
+                help="Results per segment too: an attribute of the units' first exposure "
+                "(country), or ATTRIBUTE:EDGES for numeric buckets (tenure_days:0,30,180,365).",
+            ),
+        ] = None,
+        segment_correction: Annotated[
+            str,
+            typer.Option(
+                "--segment-correction", help="Across segments: holm | benjamini-hochberg."
+            ),
+        ] = "holm",
     ) -> None:
         """An experiment's results from the analyzer: tables, JSON, or the HTML report with
         plots (the same report as `splitlab analyze --format html`).
 
         Example: splitlab results ranker-v3 --format html -o report.html
-        (over time: splitlab results ranker-v3 --history)
+        (over time: splitlab results ranker-v3 --history; by country: --segment country)
         """
         if history:
             try:
@@ -433,7 +465,15 @@ def register(app: typer.Typer) -> None:
             body = call(
                 "GET",
                 f"/experiments/{key}/results",
-                params={"method": method, "sequential": str(sequential).lower()},
+                params={
+                    "method": method,
+                    "sequential": str(sequential).lower(),
+                    **(
+                        {"segment": segment, "segment_correction": segment_correction}
+                        if segment
+                        else {}
+                    ),
+                },
             )
         except AnalyzerError as exc:
             _fail(str(exc))

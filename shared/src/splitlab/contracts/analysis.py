@@ -80,6 +80,27 @@ class CupacBody(Open):
     notes: list[str]
 
 
+class BalanceBody(Open):
+    """CUNOPAC: one in-experiment covariate's balance test between arms (Welch t)."""
+
+    covariate: str
+    used: bool = Field(description="False: the treatment moved it, so it was refused.")
+    balance_alpha: float
+    means: dict[str, Number] = Field(description="Per arm, control first.")
+    differences: dict[str, Number] = Field(description="Per treatment: its mean minus control's.")
+    p_values: dict[str, Number] = Field(description="Per treatment.")
+    p_value: Number = Field(description="The smallest over treatments (what decided).")
+    message: str
+
+
+class ClusterBody(Open):
+    """Rows summed per randomisation unit (``cluster_col``): each metric is a per-row ratio."""
+
+    column: str
+    clusters: int
+    rows: int
+
+
 class MetricBody(Open):
     kind: MetricKind
     method: Method = Field(description="The method used (never auto).")
@@ -94,6 +115,9 @@ class MetricBody(Open):
     comparisons: dict[str, ComparisonBody] = Field(description="Per treatment.")
     candidates: dict[str, CandidateBody] = Field(description="Per method tried.")
     cupac: CupacBody | None
+    in_experiment_covariates: list[BalanceBody] | None = Field(
+        default=None, description="CUNOPAC balance checks (only with in-experiment covariates)."
+    )
 
 
 class RowsBody(Open):
@@ -162,3 +186,14 @@ class AnalysisBody(Open):
         default=None, description="Allocation periods (only when there are several)."
     )
     strata: int | None = Field(default=None, description="Distinct splits among the periods.")
+    cluster: ClusterBody | None = Field(
+        default=None, description="Set when rows were summed per cluster (``cluster_col``)."
+    )
+    segments: SegmentsBody | None = Field(
+        default=None, description="Results per segment (only when a segment was asked for)."
+    )
+
+
+from splitlab.contracts.segments import SegmentsBody  # noqa: E402  (it builds on the above)
+
+AnalysisBody.model_rebuild()

@@ -21,6 +21,7 @@ from markupsafe import Markup
 from rich.table import Table
 
 from splitlab.core.analysis.results import AnalysisResult
+from splitlab.reports.covariates import balance_notes, cluster_note
 from splitlab.reports.numbers import number as _fmt
 from splitlab.reports.numbers import p_value as _p
 from splitlab.reports.numbers import share as _share
@@ -105,11 +106,15 @@ def summary_tables(result: Results) -> list[Table]:
             r2 = ", ".join(f"{k} {_fmt(v)}" for k, v in cupac["oof_r2"].items())
             notes.append(f"CUPAC model {cupac['model']} (out-of-fold R^2: {r2})")
             notes.extend(cupac["notes"])
+        notes.extend(balance_notes(metric))
         statuses = {c["status"] for c in metric["comparisons"].values()} - {"ok"}
         notes.extend(sorted(statuses))
         if notes:
             table.caption = "; ".join(notes)
         tables.append(table)
+    from splitlab.reports.segments import segment_tables
+
+    tables.extend(segment_tables(out))
     tables.append(_checks_table(out))
     return tables
 
@@ -155,6 +160,9 @@ def _checks_table(out: Mapping[str, Any]) -> Table:
             f"power so far ({primary}, MDE {_share(out.get('mde'))})",
             ", ".join(f"{v} {_share(x)}" for v, x in power.items()),
         )
+    clusters = cluster_note(out)
+    if clusters is not None:
+        checks.add_row(*clusters)
     for check, result in analyzer_notes(out):
         checks.add_row(check, result)
     for variant, d in out["decisions"].items():
@@ -325,6 +333,8 @@ def html_report(
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    from splitlab.reports.segments import segments_html
+
     summary = _summary(result)
     mean_metrics = [n for n, m in summary["metrics"].items() if m["kind"] != "ratio"]
     monitoring = summary.get("monitoring") or {}
@@ -340,6 +350,7 @@ def html_report(
         monitoring=monitoring if not summary["sequential"] else {},
         computed_at=summary.get("computed_at"),
         effects=Markup(effects_svg(summary)),
+        segments=segments_html(summary),
         distributions={
             k: Markup(v)
             for k, v in _distributions(summary["variants"], data, variant_col, mean_metrics).items()

@@ -13,7 +13,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, status
 from starlette.concurrency import run_in_threadpool
 
+from splitlab.core.analysis.segments import SegmentCorrection, SegmentSpec, parse_segment
+from splitlab.core.errors import ArgumentError
 from splitlab.core.stats.adjustment import Method
+from splitlab.platform.errors import InvalidInputError
 from splitlab_analyzer.deps import Actions, AdminOnly, AutomationDep, History, Reader, Trainings
 from splitlab_analyzer.results.schemas import ResultsBody
 from splitlab_analyzer.schemas import ActionList, ResultsHistory, TrainingQueued
@@ -23,9 +26,30 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No key sent, or none configured."},
     403: {"description": "Wrong key, or a key whose role may not make this call."},
     404: {"description": "No such experiment, or no exposures yet."},
-    422: {"description": "Unknown method, or metrics without a definition."},
+    422: {"description": "Unknown method or segment, or metrics without a definition."},
 }
 MethodQuery = Annotated[Method, Query(description="Variance reduction; auto picks one per metric.")]
+SegmentQuery = Annotated[
+    str | None,
+    Query(
+        description="A unit attribute of the first exposure (country), or a numeric one with "
+        "bucket edges (tenure_days:0,30,180,365): results per segment too.",
+        max_length=200,
+    ),
+]
+
+SegmentCorrectionQuery = Annotated[
+    SegmentCorrection,
+    Query(description="Adjustment of the segments' p-values (with segment)."),
+]
+
+
+def parse_segment_query(segment: str) -> SegmentSpec:
+    """The ``segment`` query parameter; a malformed one is a 422 naming it."""
+    try:
+        return parse_segment(segment)
+    except ArgumentError as exc:
+        raise InvalidInputError(exc.message, field="segment") from None
 
 
 @router.get(
@@ -36,10 +60,19 @@ MethodQuery = Annotated[Method, Query(description="Variance reduction; auto pick
     response_model_exclude_unset=True,
 )
 async def get_results(
-    key: str, automation: AutomationDep, method: MethodQuery = "auto", sequential: bool = False
+    key: str,
+    automation: AutomationDep,
+    method: MethodQuery = "auto",
+    sequential: bool = False,
+    segment: SegmentQuery = None,
+    segment_correction: SegmentCorrectionQuery = "holm",
 ) -> Any:
-    """``splitlab.analyze``'s JSON plus sample, monitoring, guardrails and flags (cached)."""
-    return await run_in_threadpool(automation.results_for, key, method, sequential)
+    """``splitlab.analyze``'s JSON plus sample, monitoring, guardrails and flags (cached);
+    with ``segment``, also the results per segment (``segments``)."""
+    spec = None if segment is None else parse_segment_query(segment)
+    return await run_in_threadpool(
+        automation.results_for, key, method, sequential, spec, segment_correction
+    )
 
 
 @router.post(

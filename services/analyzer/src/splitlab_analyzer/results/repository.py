@@ -69,6 +69,18 @@ class ResultsRepository:
             beyond = {str(k): int(v) for k, v in excluded.one().items()}
         return AggregateRead(rows, rollups, beyond)
 
+    def attribute_keys(self, key: str) -> list[str]:
+        """The attribute names the experiment's units carry at their first exposure."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT DISTINCT jsonb_object_keys(attributes) FROM experiment_units "
+                    "WHERE experiment_key = :k ORDER BY 1"
+                ),
+                {"k": key},
+            )
+            return [str(r[0]) for r in rows]
+
     def fallback_counts(self, key: str) -> Mapping[str, FallbackCount]:
         """Per variant served: non-shadow predictions of the experiment and how many of them
         fell back to control's model (the ``fallback`` column the router writes)."""

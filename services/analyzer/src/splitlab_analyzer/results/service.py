@@ -43,6 +43,12 @@ from splitlab.core.analysis.monitoring import (
     power_so_far,
 )
 from splitlab.core.analysis.results import json_number
+from splitlab.core.analysis.segments import (
+    SegmentCorrection,
+    SegmentSpec,
+    SegmentStatistics,
+    analyze_segments,
+)
 from splitlab.core.stats.adjustment import METHODS, Method
 from splitlab.core.stats.sequential import DEFAULT_TUNING_N
 from splitlab.platform.errors import InvalidInputError, NotFoundError
@@ -56,6 +62,7 @@ from splitlab_analyzer.repository import (
 )
 from splitlab_analyzer.results.periods import period_options
 from splitlab_analyzer.results.repository import FallbackCount, ResultsRepository
+from splitlab_analyzer.results.segments import cell_rows, split_statistics, unknown_attribute
 from splitlab_analyzer.results.sql import ExperimentStatistics, ResultsQuery
 from splitlab_analyzer.rollups.store import MAX_CATCH_UP_UNITS, CatchUp, RollupStore
 
@@ -89,6 +96,8 @@ class ExperimentSnapshot:
     started: float
     """``time.perf_counter()`` when the computation started."""
     sql_seconds: float
+    segments: list[SegmentStatistics] | None = None
+    """Each segment's statistics (a computation by segment; from the same read)."""
 
 
 @dataclass(frozen=True)
@@ -223,7 +232,12 @@ class ResultsService:
             )
         return [found[n] for n in info.metric_names], found
 
-    def query(self, info: ExperimentInfo, only: Sequence[str] | None = None) -> ResultsQuery:
+    def query(
+        self,
+        info: ExperimentInfo,
+        only: Sequence[str] | None = None,
+        segment: SegmentSpec | None = None,
+    ) -> ResultsQuery:
         """The experiment's results query; ``only`` restricts it to those metrics (it still
         reads the rollup plan of all of them, so stored rollups are used)."""
         metrics, found = self.definitions(info)
@@ -240,6 +254,7 @@ class ResultsService:
             cupac_metrics=cupac,
             shadows=info.shadow_variants,
             rollup_plan=plan,
+            segment=segment,
         )
 
     def catch_up_rollups(self, key: str, query: ResultsQuery) -> CatchUp | None:
@@ -266,14 +281,15 @@ class ResultsService:
         only: Sequence[str] | None = None,
         *,
         maintain: bool = False,
+        segment: SegmentSpec | None = None,
     ) -> ExperimentSnapshot:
         """Read everything one computation needs, once. ``maintain`` (the refresh): first
         build the experiment's rollups if its plan is not stored, and catch every stored
         rollup up; else catch up only when this experiment's rollups are built and the
         backlog is short. ``only``: the guardrail pass (its first metric stands in as
-        primary)."""
+        primary). ``segment``: the statistics per segment too (from the same one read)."""
         started = time.perf_counter()
-        query = self.query(info, only)
+        query = self.query(info, only, segment)
         periods = self.experiments.periods(info.key)
         if maintain:
             self.rollups.ensure(info.key, query.plan)
@@ -282,8 +298,18 @@ class ResultsService:
             caught = self.catch_up_rollups(info.key, query)
         read = self.reads.read(query, rollups_current=caught is not None)
         sql_seconds = time.perf_counter() - started
+        segments = None
+        if segment is None:
+            stats = query.read(read.rows)
+        else:
+            if read.rows and all(r["seg"] is None for r in read.rows):
+                known = self.reads.attribute_keys(info.key)
+                if segment.attribute not in known:
+                    raise unknown_attribute(segment, known)
+            cells = cell_rows(segment, read.rows)
+            stats, segments = split_statistics(query.read(cells.rows), cells.cells)
         stats = dataclasses.replace(
-            query.read(read.rows),
+            stats,
             per_unit="rollups" if read.rollups else "events",
             catch_up=caught,
             excluded=read.excluded,
@@ -313,6 +339,7 @@ class ResultsService:
             cupac_models=self.cupac.models_in_use(info.key),
             started=started,
             sql_seconds=sql_seconds,
+            segments=segments,
         )
 
     # --- the analysis ------------------------------------------------------------------------
@@ -323,16 +350,25 @@ class ResultsService:
         *,
         only: Sequence[str] | None = None,
         maintain: bool = False,
+        segment: SegmentSpec | None = None,
+        segment_correction: SegmentCorrection = "holm",
     ) -> Results:
         """The experiment's results at both horizons from one snapshot (see
         :meth:`snapshot` for ``only`` and ``maintain``; nothing of the guardrail pass is
-        cached)."""
+        cached); ``segment``: per segment too, adjusted across segments by
+        ``segment_correction``."""
         if method not in METHODS:
             raise InvalidInputError(f"method must be one of {list(METHODS)}", field="method")
         info = self.experiment(key) if isinstance(key, str) else key
-        return self.analyze(self.snapshot(info, only, maintain=maintain), method)
+        snapshot = self.snapshot(info, only, maintain=maintain, segment=segment)
+        return self.analyze(snapshot, method, segment_correction)
 
-    def analyze(self, snapshot: ExperimentSnapshot, method: Method) -> Results:
+    def analyze(
+        self,
+        snapshot: ExperimentSnapshot,
+        method: Method,
+        segment_correction: SegmentCorrection = "holm",
+    ) -> Results:
         info, stats = snapshot.experiment, snapshot.statistics
         metrics = [p.definition for p in snapshot.query.planned]
         lower = [m.name for m in metrics if m.lower_is_better]
@@ -357,6 +393,8 @@ class ResultsService:
             )
         except ValueError as exc:  # the experiment's definition, not the request: no field
             raise InvalidInputError(f"experiment {info.key!r} cannot be analyzed: {exc}") from None
+        if snapshot.segments is not None:
+            horizons = segmented(horizons, snapshot, tuning_n, segment_correction)
         fixed = horizons.fixed
         guardrails = guardrail_statuses(fixed, info.guardrails, set(lower), tuning_n)
         fallback = {}
@@ -462,6 +500,33 @@ class ResultsService:
         )
 
 
+def segmented(
+    horizons: Horizons,
+    snapshot: ExperimentSnapshot,
+    tuning_n: float,
+    correction: SegmentCorrection = "holm",
+) -> Horizons:
+    """Both horizons with their results per segment (each segment with the overall method
+    of each metric; ``correction`` across segments)."""
+    assert snapshot.segments is not None
+    assert snapshot.query.segment is not None
+    info = snapshot.experiment
+    options = period_options(snapshot.statistics.period_counts, snapshot.periods, info.weights)
+    fixed, sequential = analyze_segments(
+        snapshot.segments,
+        horizons.fixed,
+        snapshot.query.segment,
+        weights=info.analyzed_weights,
+        tuning_n=tuning_n,
+        period_weights=options.get("period_weights"),
+        correction=correction,
+    )
+    return Horizons(
+        dataclasses.replace(horizons.fixed, segments=fixed),
+        dataclasses.replace(horizons.sequential, segments=sequential),
+    )
+
+
 def srm_mismatch(result: AnalysisResult) -> bool:
     """Whether the always-valid SRM test of ``result`` flags a mismatch."""
     return result.srm_sequential is not None and result.srm_sequential.mismatch
@@ -479,7 +544,12 @@ def method_report(result: AnalysisResult, requested: str) -> dict[str, Any]:
         }
         for name, m in result.metrics.items():
             if m.method != requested:
-                hint = hints[requested] if m.kind != "ratio" else "ratio metrics use none or auto"
+                hint = (
+                    hints[requested]
+                    if m.kind != "ratio"
+                    else "ratio metrics use none, auto or cuped (with covariates, or "
+                    "pre_period_days on both parts)"
+                )
                 not_applied[name] = f"{m.reason}; {hint}"
     return {
         "requested": requested,

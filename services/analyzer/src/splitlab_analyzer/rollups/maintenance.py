@@ -1,8 +1,8 @@
 """What ingestion does for first exposures and rollups, inside the batch's transaction (the
 consumer's sink runs these statements with its DBAPI cursor).
 
-- ``experiment_units``: the first exposure per (experiment, unit) (its variant, time and
-  allocation period), upserted from the batch's
+- ``experiment_units``: the first exposure per (experiment, unit) (its variant, time,
+  allocation period and attributes, the unit's segment), upserted from the batch's
   exposures with ``ON CONFLICT DO UPDATE ... WHERE`` the new one is earlier (by
   ``occurred_at``, then event id, as the results define it), so replays, duplicates and
   out-of-order exposures all leave the earliest one. Always maintained.
@@ -38,12 +38,14 @@ def first_exposures_sql(stage: str) -> str:
     """Upsert the earliest exposure per (experiment, unit) of the exposures in ``stage``."""
     return (
         "INSERT INTO experiment_units (experiment_key, unit_id, variant, first_at, "
-        "first_event_id, allocation_period) SELECT DISTINCT ON (experiment_key, unit_id) "
-        f"experiment_key, unit_id, variant, occurred_at, event_id, allocation_period FROM {stage} "
+        "first_event_id, allocation_period, attributes) "
+        "SELECT DISTINCT ON (experiment_key, unit_id) "
+        "experiment_key, unit_id, variant, occurred_at, event_id, allocation_period, "
+        f"attributes FROM {stage} "
         "ORDER BY experiment_key, unit_id, occurred_at, event_id "
         "ON CONFLICT (experiment_key, unit_id) DO UPDATE SET variant = excluded.variant, "
         "first_at = excluded.first_at, first_event_id = excluded.first_event_id, "
-        "allocation_period = excluded.allocation_period "
+        "allocation_period = excluded.allocation_period, attributes = excluded.attributes "
         "WHERE (excluded.first_at, excluded.first_event_id) "
         "< (experiment_units.first_at, experiment_units.first_event_id)"
     )

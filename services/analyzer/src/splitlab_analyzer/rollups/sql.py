@@ -146,15 +146,18 @@ def slot_columns(plan: RollupPlan) -> list[str]:
 
 
 def store_sql(plan: RollupPlan, bind: Bind, key: str, units: str = "experiment_units u") -> str:
-    """Insert (or replace) the rollups of the units of ``units`` computed from the events."""
+    """Insert (or replace) the rollups of the units of ``units`` computed from the events, with
+    each unit's first-exposure attributes (what results by segment group by)."""
     columns = slot_columns(plan)
     replace = ", ".join(
-        f"{c} = excluded.{c}" for c in ["variant", "first_at", "allocation_period", *columns]
+        f"{c} = excluded.{c}"
+        for c in ["variant", "first_at", "allocation_period", "attributes", *columns]
     )
     return (
         f"INSERT INTO unit_rollups (experiment_key, unit_id, variant, first_at, "
-        f"allocation_period, {', '.join(columns)}) "
-        f"SELECT {key}, a.unit_id, a.variant, a.first_at, a.allocation_period, "
+        f"allocation_period, attributes, {', '.join(columns)}) "
+        f"SELECT {key}, a.unit_id, a.variant, a.first_at, a.allocation_period, eu.attributes, "
         f"{', '.join(f'a.{c}' for c in columns)} FROM ({unit_slots_sql(plan, bind, key, units)}) a "
+        f"JOIN experiment_units eu ON eu.experiment_key = {key} AND eu.unit_id = a.unit_id "
         f"ON CONFLICT (experiment_key, unit_id) DO UPDATE SET {replace}"
     )

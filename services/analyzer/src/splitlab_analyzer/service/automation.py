@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from splitlab.core.analysis.segments import SegmentCorrection, SegmentSpec
 from splitlab.core.stats.adjustment import Method
 from splitlab.platform.errors import NotFoundError
 from splitlab_analyzer import telemetry
@@ -33,6 +34,16 @@ from splitlab_analyzer.results.service import NoExposuresError, Results, Results
 logger = logging.getLogger(__name__)
 
 DEFAULT_METHOD: Method = "auto"
+
+
+def cache_name(method: str, segment: SegmentSpec | None, segment_correction: str = "holm") -> str:
+    """The cache's name of one kind of answer: the method, and the segment (with its
+    correction) when there is one."""
+    if segment is None:
+        return method
+    return f"{method}/segment={segment.text}/{segment_correction}"
+
+
 ACTIVE = ("running", "paused")
 """Experiment statuses the full pass refreshes and exports (a paused one stays exported until
 a person resumes or stops it) and whose stored rollups it keeps."""
@@ -48,20 +59,31 @@ class Automation:
     flagged: dict[str, set[str]] = field(default_factory=dict)
     """Reasons already recorded per experiment (so a flag is written once)."""
 
-    def results_for(self, key: str, method: Method, sequential: bool) -> dict[str, Any]:
+    def results_for(
+        self,
+        key: str,
+        method: Method,
+        sequential: bool,
+        segment: SegmentSpec | None = None,
+        segment_correction: SegmentCorrection = "holm",
+    ) -> dict[str, Any]:
         """Cached results, computing them on a miss (one snapshot, both horizons cached); no
         side effect beyond the cache (no gauges, no flags, no pause: those belong to the
-        periodic refresh)."""
-        cached = self.cache.get(key, method, sequential)
+        periodic refresh). ``segment``: the results by segment, cached apart (a refresh
+        invalidates them with the rest)."""
+        name = cache_name(method, segment, segment_correction)
+        cached = self.cache.get(key, name, sequential)
         if cached is not None:
             return cached
-        results = self.results.compute(key, method)
-        self.cache_both(key, results)
+        results = self.results.compute(
+            key, method, segment=segment, segment_correction=segment_correction
+        )
+        self.cache_both(key, results, name)
         return results.bodies[sequential]
 
-    def cache_both(self, key: str, results: Results) -> None:
+    def cache_both(self, key: str, results: Results, name: str | None = None) -> None:
         for sequential, body in results.bodies.items():
-            self.cache.put(key, results.method, sequential, body)
+            self.cache.put(key, name or results.method, sequential, body)
 
     def refresh(self, key: str, *, act: bool = True) -> dict[str, Any]:
         """:meth:`recompute`'s fixed-horizon body (what ``POST .../refresh`` answers)."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from splitlab.core.stats.adjustment import Candidate
+from splitlab.core.stats.balance import BalanceCheck
 from splitlab.core.stats.comparison import Comparison
 from splitlab.core.stats.cupac import CupacFit
 from splitlab.core.stats.decision import Decision
@@ -29,9 +30,11 @@ from splitlab.core.stats.srm import SRMResult
 
 if TYPE_CHECKING:
     from splitlab.core.analysis.monitoring import GuardrailStatus
+    from splitlab.core.analysis.segments import SegmentsResult
 
 __all__ = [
     "AnalysisResult",
+    "ClusterSummary",
     "ComparisonResult",
     "MetricResult",
     "PeriodSummary",
@@ -106,6 +109,9 @@ class MetricResult:
     imputed_covariates: int
     cupac: CupacFit | None
     lower_is_better: bool = False
+    balance: list[BalanceCheck] = field(default_factory=list)
+    """The balance check of each in-experiment covariate (CUNOPAC); refused ones were not
+    used (JSON ``in_experiment_covariates``, present only when there are any)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -139,6 +145,8 @@ class MetricResult:
                 "elapsed_s": round(self.cupac.elapsed_s, 3),
                 "notes": list(self.cupac.notes),
             }
+        if self.balance:
+            out["in_experiment_covariates"] = [b.to_dict() for b in self.balance]
         return out
 
 
@@ -172,6 +180,21 @@ class PeriodSummary:
 
 
 @dataclass(frozen=True)
+class ClusterSummary:
+    """Rows analysed per cluster: each metric became a ratio of per-cluster sums."""
+
+    column: str
+    """The cluster (randomisation unit) column, e.g. ``user_id``."""
+    clusters: int
+    """Clusters with a variant (the units of SRM and of every test)."""
+    rows: int
+    """Rows with a variant."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"column": self.column, "clusters": self.clusters, "rows": self.rows}
+
+
+@dataclass(frozen=True)
 class AnalysisResult:
     """Everything :func:`splitlab.analyze` found; ``to_dict()`` for JSON."""
 
@@ -194,9 +217,14 @@ class AnalysisResult:
     power_so_far: dict[str, float | None] | None = None
     """Per treatment: the power of the current sample to detect ``mde`` on the primary
     metric (None without ``mde``)."""
+    cluster: ClusterSummary | None = None
+    """Set when rows were aggregated to their randomisation unit (``cluster_col``)."""
     srm_sequential: SequentialSRMResult | None = None
     """The always-valid SRM test of the same counts (:mod:`splitlab.core.stats.sequential_srm`):
     what the sequential horizon's decisions, the analyzer's flag and the SRM alert use."""
+    segments: SegmentsResult | None = None
+    """Results per segment of a unit attribute (``analyze`` with ``segment``;
+    :mod:`splitlab.core.analysis.segments`)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -231,4 +259,8 @@ class AnalysisResult:
         if self.power_so_far is not None:
             out["mde"] = self.mde
             out["power_so_far"] = dict(self.power_so_far)
+        if self.cluster is not None:
+            out["cluster"] = self.cluster.to_dict()
+        if self.segments is not None:
+            out["segments"] = self.segments.to_dict()
         return out

@@ -208,6 +208,10 @@ class MetricDefinition(Base):
     attribution_window_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     pre_period_days: Mapped[float] = mapped_column(Float)
     covariates: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    in_experiment_covariates: Mapped[list[str]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    """Features observed during the experiment (CUNOPAC), balance-checked before use."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     deprecated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -246,6 +250,9 @@ class ExperimentUnit(Base):
     first_event_id: Mapped[uuid.UUID] = mapped_column()
     allocation_period: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """The allocation period of the first exposure: the split the unit was assigned with."""
+    attributes: Mapped[dict[str, Any]] = mapped_column(default=dict, server_default="{}")
+    """The first exposure's attributes: the unit's segment in the results by segment
+    (stable, cannot be moved by the treatment)."""
 
 
 class ExperimentRollup(Base):
@@ -272,6 +279,7 @@ unit_rollups = Table(
     Column("variant", Text, nullable=False),
     Column("first_at", DateTime(timezone=True), nullable=False),
     Column("allocation_period", Integer, nullable=False, server_default="0"),
+    Column("attributes", JSONB, nullable=False, server_default="{}"),
     *(Column(f"n{i}", Integer, nullable=True) for i in range(ROLLUP_SLOTS)),
     *(Column(f"s{i}", Float, nullable=True) for i in range(ROLLUP_SLOTS)),
 )
