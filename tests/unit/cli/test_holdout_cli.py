@@ -80,3 +80,20 @@ def test_an_analyzer_error_is_shown_with_its_field(analyzer: list[httpx.Request]
     result = runner.invoke(build_app(), ["holdout", "impact", "--metric", "x"])
     assert result.exit_code == 1
     assert "404: metric: no metric named 'x'" in result.output
+
+
+@pytest.mark.parametrize("where", ["missing/h.html", "."])
+def test_an_output_path_that_cannot_be_written_is_an_error_naming_the_option(
+    analyzer: list[httpx.Request], tmp_path: Path, where: str
+) -> None:
+    # -o into a folder that does not exist (or onto a folder) once ended in a FileNotFoundError
+    # (IsADirectoryError) traceback with exit 1.
+    target = tmp_path / where
+    result = runner.invoke(
+        build_app(),
+        ["holdout", "impact", "--metric", "revenue", "--format", "html", "-o", str(target)],
+    )
+    assert result.exit_code == 2, result.output
+    assert "--output: cannot write" in result.stderr
+    assert str(target) in result.stderr
+    assert not isinstance(result.exception, OSError)

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from splitlab.cli.files import read_table
-from splitlab.cli.output import PIPED_WIDTH, stdout_console
+from splitlab.cli.output import PIPED_WIDTH, emit, stdout_console
 
 if TYPE_CHECKING:
     pass
@@ -145,8 +145,7 @@ def _emit(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {output}", err=True)
+        emit(text, output)
 
 
 def register(app: typer.Typer) -> None:

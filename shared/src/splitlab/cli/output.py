@@ -34,5 +34,14 @@ def emit(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
         return
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:  # a missing folder, a directory, no permission: once a traceback
+        reason = exc.strerror or type(exc).__name__
+        typer.echo(
+            f"error: --output: cannot write {output} ({reason}); pass a file path in a folder "
+            "that exists and you can write to",
+            err=True,
+        )
+        raise typer.Exit(code=2) from None
     typer.echo(f"wrote {output}", err=True)

@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 
 from splitlab.cli.files import read_table
+from splitlab.cli.output import emit
 
 if TYPE_CHECKING:
     pass
@@ -104,8 +105,7 @@ def register(app: typer.Typer) -> None:
         if output is None:
             typer.echo(text, nl=False)
         else:
-            output.write_text(text, encoding="utf-8")
-            typer.echo(f"wrote {output}", err=True)
+            emit(text, output)
 
 
 _OPTION_NAMES = {
