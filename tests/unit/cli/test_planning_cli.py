@@ -160,3 +160,28 @@ def test_means_with_extreme_sd_or_mde_are_errors_or_a_testable_arm() -> None:
     out = json.loads(huge.stdout)
     assert out["n_control"] == out["n_treatment"] == 2
     assert out["total_n"] == 4
+
+
+@pytest.mark.parametrize(
+    ("baseline", "mde", "alternative", "outcome"),
+    [
+        # One-sided: the alternative gives the direction, the range is checked on that side.
+        ("0.03", "0.04", "less", "outside (0, 1)"),  # once n = 76 for a proportion of -0.01
+        ("0.98", "-0.04", "greater", "outside (0, 1)"),  # once 'error: math domain error'
+        ("0.98", "0.04", "less", None),  # 0.98 -> 0.94 is fine; once refused as 1.02
+        ("0.98", "-0.04", "less", None),
+    ],
+)
+def test_one_sided_plans_check_the_proportion_on_their_own_side(
+    baseline: str, mde: str, alternative: str, outcome: str | None
+) -> None:
+    args = ["power", "--metric-type", "proportion", "--baseline", baseline, f"--mde={mde}",
+            "--alternative", alternative, "--format", "json"]  # fmt: skip
+    result = runner.invoke(build_app(), args)
+    if outcome is None:
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["n_control"] == 296
+    else:
+        assert result.exit_code == 2, result.output
+        assert "--mde" in result.stderr or "mde moves" in result.stderr
+        assert outcome in result.stderr

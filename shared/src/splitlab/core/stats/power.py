@@ -105,15 +105,18 @@ def _absolute(design: _Design, mde_value: float, mde_type: str) -> float:
             f"mde must be smaller: {mde_value} of the baseline {design.baseline} is beyond the "
             "float range"
         )
+    # A one-sided alternative sets the direction (the mde's sign is ignored there), so the
+    # proportion's range is checked on the directed effect: checking the signed input once let
+    # --alternative less --mde 0.04 at baseline 0.03 plan for a proportion of -0.01.
+    if design.alternative == "less":
+        effect = -abs(effect)
+    elif design.alternative == "greater":
+        effect = abs(effect)
     if design.metric_type == "proportion" and not 0.0 < design.baseline + effect < 1.0:
         raise ValueError(
             f"mde moves the proportion to {design.baseline + effect:.4g}, outside (0, 1); "
             "use a smaller mde"
         )
-    if design.alternative == "less":
-        return -abs(effect)
-    if design.alternative == "greater":
-        return abs(effect)
     return effect
 
 
