@@ -97,3 +97,24 @@ def test_an_output_path_that_cannot_be_written_is_an_error_naming_the_option(
     assert "--output: cannot write" in result.stderr
     assert str(target) in result.stderr
     assert not isinstance(result.exception, OSError)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--metric", ""], "--metric must name a plain outcome metric"),
+        (["--metric", "revenue", "--days", "0"], "--days must be between 1 and 366; got 0"),
+        (["--metric", "revenue", "--days", "367"], "--days must be between 1 and 366"),
+        (["--metric", "revenue", "--alpha", "nan"], "--alpha must be a number in (0, 1)"),
+        (["--metric", "revenue", "--alpha", "1"], "--alpha must be a number in (0, 1)"),
+    ],
+)
+def test_bad_options_are_usage_errors_before_any_request(
+    analyzer: list[httpx.Request], options: list[str], message: str
+) -> None:
+    # These once went to the analyzer and came back as exit 1 with its 422 text ('--alpha nan':
+    # 'alpha: Input should be less than 1').
+    result = runner.invoke(build_app(), ["holdout", "impact", *options])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert analyzer == []

@@ -20,6 +20,24 @@ class HoldoutFormat(StrEnum):
     html = "html"
 
 
+def argument_problem(metric: str, days: int, alpha: float) -> str | None:
+    """What is wrong with the options, naming the option and the fix; None when they are fine.
+    (The analyzer answers the same with a 422, which the CLI once passed on with exit 1, and
+    for ``--alpha nan`` as 'Input should be less than 1'.)"""
+    from splitlab.core.analysis.holdout import MAX_DAYS
+    from splitlab.core.stats.comparison import check_alpha
+
+    if not metric.strip():
+        return "--metric must name a plain outcome metric, e.g. --metric revenue; got ''"
+    if not 1 <= days <= MAX_DAYS:
+        return f"--days must be between 1 and {MAX_DAYS}; got {days}"
+    try:
+        check_alpha(alpha, "--alpha")
+    except ValueError as exc:
+        return str(exc)
+    return None
+
+
 def register(app: typer.Typer) -> None:
     holdout = typer.Typer(
         help="The global holdout. Example: splitlab holdout impact --metric revenue",
@@ -46,6 +64,10 @@ def register(app: typer.Typer) -> None:
         """
         from splitlab.cli.metrics import AnalyzerError, _fail, call
 
+        problem = argument_problem(metric, days, alpha)
+        if problem is not None:  # before the request: a usage error, as in `splitlab power`
+            typer.echo(f"error: {problem}", err=True)
+            raise typer.Exit(code=2)
         try:
             body = call(
                 "GET",

@@ -9,11 +9,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
+from splitlab.core.analysis.holdout import MAX_DAYS
 from splitlab.core.assignment.decision import HoldoutConfig
 from splitlab.platform.errors import InvalidInputError
 from splitlab_analyzer.deps import Reader, state
 from splitlab_analyzer.results.holdout import (
-    MAX_DAYS,
     HoldoutImpactBody,
     HoldoutRepository,
     HoldoutService,

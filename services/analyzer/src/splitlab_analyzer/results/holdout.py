@@ -8,7 +8,8 @@ by the same hash, in Python (FNV-1a of the id is not something Postgres computes
 why this statistic is not pushed down to SQL beyond the per-unit-day sums). The population is
 every unit with an outcome of any type or a served (non-shadow) prediction in the window, seen
 the same way in both groups; each (unit, day) row carries the metric's sum and number of events
-that day (0 on a day with other outcomes or predictions only). Only plain metrics of ``source: outcome`` apply (predictions and ratios: 422).
+that day (0 on a day with other outcomes or predictions only). Only plain metrics of
+``source: outcome`` apply (predictions and ratios: 422).
 """
 
 from __future__ import annotations
@@ -22,12 +23,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import Engine, text
 
 from splitlab.contracts.values import MAX_ABS_VALUE
-from splitlab.core.analysis.holdout import Aggregation, holdout_impact
+from splitlab.core.analysis.holdout import MAX_DAYS, Aggregation, holdout_impact
 from splitlab.core.assignment.decision import HoldoutConfig, in_holdout
 from splitlab.platform.errors import ConflictError, InvalidInputError, NotFoundError
 from splitlab_analyzer.repository import MetricRepository
-
-MAX_DAYS = 366
 
 UNIT_DAYS = text(
     """

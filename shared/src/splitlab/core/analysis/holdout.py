@@ -38,7 +38,10 @@ from splitlab.core.stats.means import welch
 from splitlab.core.stats.sequential import DEFAULT_TUNING_N, sequential_comparison
 from splitlab.core.stats.sufficient import Moments
 
-__all__ = ["HOLDOUT_AGGREGATIONS", "HoldoutDay", "HoldoutImpact", "holdout_impact"]
+__all__ = ["HOLDOUT_AGGREGATIONS", "MAX_DAYS", "HoldoutDay", "HoldoutImpact", "holdout_impact"]
+
+MAX_DAYS = 366
+"""The longest window the holdout impact reads (the route and the CLI refuse more)."""
 
 Aggregation = Literal["sum", "any", "mean"]
 HOLDOUT_AGGREGATIONS: tuple[str, ...] = ("sum", "any", "mean")
