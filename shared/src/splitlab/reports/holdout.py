@@ -42,13 +42,14 @@ def _rows(body: Mapping[str, Any]) -> list[list[str]]:
             f"[{_fmt(d['ci_lower'])}, {_fmt(d['ci_upper'])}]",
             _pct(d["rel_effect"]),
             _p(d["p_value"]),
+            str(d["status"]),
         ]
         for d in body["days"]
     ]
 
 
 HEADERS = ("day", "holdout n", "rest n", "holdout mean", "rest mean", "effect", "CI",
-           "relative", "p")  # fmt: skip
+           "relative", "p", "status")  # fmt: skip
 
 
 def holdout_table(impact: Impact) -> Table:
@@ -97,21 +98,37 @@ def _curve_svg(body: Mapping[str, Any]) -> str:
     return text[text.index("<svg") :]
 
 
+def _summary(body: Mapping[str, Any], latest: Mapping[str, Any]) -> str:
+    """The latest day in words: the effect's direction with its size (a negative effect once
+    read "is -0.0149 (-1.52%) higher"), or why there is no estimate (once "is 1 (n/a) higher ...
+    CI [n/a, n/a], p = n/a" with no reason)."""
+    day, metric = escape(str(latest["day"])), escape(body["metric"])
+    groups = (
+        f"the {latest['n_exposed']:,} units outside the global holdout than for its "
+        f"{latest['n_holdout']:,} units"
+    )
+    effect = latest["effect"]
+    if latest["status"] != "ok" or effect is None:
+        return (
+            f"As of {day}: no estimate of the effect on {metric} yet "
+            f"({escape(str(latest['status']))}), comparing {groups}."
+        )
+    direction = "lower" if effect < 0 else "higher"
+    rel = latest["rel_effect"]
+    relative = "n/a" if rel is None else _pct(abs(rel)).lstrip("+")
+    return (
+        f"As of {day}: {metric} is {escape(_fmt(abs(effect)))} ({escape(relative)}) {direction} "
+        f"for {groups}, effect {escape(_fmt(effect))}, {_level(body)} CI "
+        f"[{escape(_fmt(latest['ci_lower']))}, {escape(_fmt(latest['ci_upper']))}], "
+        f"p = {escape(_p(latest['p_value']))}."
+    )
+
+
 def holdout_html(impact: Impact, title: str = "SplitLab holdout impact") -> str:
     """A self-contained page (no external assets): summary, curve, the table per day."""
     body = _body(impact)
     latest = body.get("latest")
-    if latest:
-        summary = (
-            f"As of {escape(str(latest['day']))}: {escape(body['metric'])} is "
-            f"{escape(_fmt(latest['effect']))} ({escape(_pct(latest['rel_effect']))}) higher for "
-            f"the {latest['n_exposed']:,} units outside the global holdout than for its "
-            f"{latest['n_holdout']:,} units, {_level(body)} CI "
-            f"[{escape(_fmt(latest['ci_lower']))}, {escape(_fmt(latest['ci_upper']))}], "
-            f"p = {escape(_p(latest['p_value']))}."
-        )
-    else:
-        summary = "No units were seen in the window."
+    summary = _summary(body, latest) if latest else "No units were seen in the window."
     head = "".join(f"<th>{escape(h)}</th>" for h in HEADERS)
     rows = "".join(
         "<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>"
