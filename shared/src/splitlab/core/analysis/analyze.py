@@ -873,6 +873,8 @@ def analyze(
     period_col: str | None = None,
     period_weights: Mapping[Hashable, Mapping[str, float]] | None = None,
     mde: float | None = None,
+    tests: Mapping[str, str] | None = None,
+    quantiles: Mapping[str, float] | None = None,
 ) -> AnalysisResult:
     """Analyze one row per unit: every treatment against ``control`` on every metric.
 
@@ -891,6 +893,12 @@ def analyze(
     holds the one-sided always-valid test of each guardrail (``guardrail_tests``, the JSON's
     ``guardrails``); with ``mde`` (relative, e.g. 0.05) the power of the current sample to
     detect it on the primary metric (``power_so_far``).
+
+    ``tests`` names a metric's test (``{"revenue": "mann_whitney", "ctr": "chi2"}``; ``welch``
+    when not named; :mod:`splitlab.core.analysis.metric_tests`), ``quantiles`` the quantile
+    of a bootstrap test (the median when not named); its resamples are ``bootstrap`` (2,000
+    when 0), seeded by ``random_state``. Every comparison carries its ``test`` and
+    ``cohens_d``.
     """
     _check_options(method, alpha, alternative, correction)
     if mde is not None and not (math.isfinite(mde) and mde > 0):
@@ -949,6 +957,7 @@ def analyze(
             mde=mde,
             power_so_far=None if mde is None else power_so_far(result, primary, mde, alpha),
         )
+    result = _add_tests(result, stats, data, variant_col, tests, quantiles, bootstrap, random_state)
     if mann_whitney_test or bootstrap:
         _add_nonparametric(
             result,
@@ -976,6 +985,40 @@ def count_by_period(
         label: {v: int(((codes == i) & (periods == j)).sum()) for i, v in enumerate(order)}
         for j, label in enumerate(labels)
     }
+
+
+def _add_tests(
+    result: AnalysisResult,
+    stats: Sequence[MetricStatistics],
+    data: Any,
+    variant_col: str,
+    tests: Mapping[str, str] | None,
+    quantiles: Mapping[str, float] | None,
+    bootstrap: int,
+    random_state: int,
+) -> AnalysisResult:
+    """Every metric's named test and effect size (per-unit values in the data's row order)."""
+    from splitlab.core.analysis.metric_tests import attach_tests, metric_test_specs
+    from splitlab.core.analysis.metric_tests import per_unit_metrics as needing_units
+    from splitlab.core.stats.metric_tests import DEFAULT_RESAMPLES
+
+    specs = metric_test_specs({m.name: m.kind for m in stats}, tests, quantiles, result.alternative)
+    values: dict[str, dict[str, np.ndarray]] = {}
+    wanted = needing_units(specs)
+    if wanted:
+        columns = _columns(data)
+        codes, names = variant_labels(columns[variant_col])
+        for name in wanted:
+            y = _numeric(columns[name], name, "metric")
+            values[name] = {v: y[(codes == names.index(v)) & ~np.isnan(y)] for v in result.variants}
+    return attach_tests(
+        result,
+        {m.name: m.moments for m in stats},
+        specs,
+        values,
+        n_resamples=bootstrap or DEFAULT_RESAMPLES,
+        random_state=random_state,
+    )
 
 
 def _add_nonparametric(
