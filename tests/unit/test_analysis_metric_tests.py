@@ -40,7 +40,7 @@ def test_each_metric_gets_its_test_and_every_comparison_its_effect_sizes() -> No
         method="none",
         tests={"revenue": "mann_whitney", "ctr": "chi2", "latency": "bootstrap_bca"},
         quantiles={"latency": 0.9},
-        bootstrap=300,
+        resamples=300,
         random_state=4,
     )
     c = data[data.variant == "control"]

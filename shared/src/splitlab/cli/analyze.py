@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -81,11 +82,17 @@ _OPTION_NAMES = {
     "baseline must": "--baseline must",
     "sd must": "--sd must",
     "mde must": "--mde must",
+    "tests:": "--test:",
+    "tests names": "--test names",
+    "quantiles:": "--quantile:",
+    "quantiles names": "--quantile names",
+    "resamples must": "--resamples must",
 }
 
 
 def _cli_names(message: str) -> str:
     """Name the command-line option instead of the Python argument."""
+    message = re.sub(r"\b(test|quantile)s\['([^']*)'\]", r"--\1 \2", message)
     for python_name, option in _OPTION_NAMES.items():
         message = message.replace(python_name, option)
     return message
@@ -221,6 +228,24 @@ def register(app: typer.Typer) -> None:
                 help="A period's split: PERIOD:VARIANT=WEIGHT (repeatable; with --period-col).",
             ),
         ] = [],  # noqa: B006
+        test: Annotated[
+            list[str],
+            typer.Option(
+                "--test",
+                help="A metric's test METRIC=TEST (repeatable): welch (default), z, chi2, "
+                "mann_whitney, bootstrap_bca, bootstrap_percentile.",
+            ),
+        ] = [],  # noqa: B006
+        quantile: Annotated[
+            list[str],
+            typer.Option(
+                "--quantile",
+                help="METRIC=Q: the quantile in (0, 1) a bootstrap test compares (default 0.5).",
+            ),
+        ] = [],  # noqa: B006
+        resamples: Annotated[
+            int, typer.Option("--resamples", help="Bootstrap resamples of a bootstrap test.")
+        ] = 2000,
     ) -> None:
         """Analyze an experiment from a per-unit file: every treatment against control.
 
@@ -236,6 +261,8 @@ def register(app: typer.Typer) -> None:
             ratios = _pairs(ratio, "--ratio", _ratio)
             guardrails = _pairs(guardrail, "--guardrail", float)
             period_weights = _period_weights(period_weight)
+            tests = _pairs(test, "--test", str)
+            quantiles = _pairs(quantile, "--quantile", float)
             if period_weights and period_col is None:
                 raise ValueError("--period-weight needs --period-col (the column of periods)")
             if not metric and not ratios:
@@ -265,6 +292,9 @@ def register(app: typer.Typer) -> None:
                     progress=progress,
                     period_col=period_col,
                     period_weights=period_weights,
+                    tests=tests,
+                    quantiles=quantiles,
+                    resamples=resamples,
                 ),
             )
         except ValueError as exc:

@@ -875,6 +875,7 @@ def analyze(
     mde: float | None = None,
     tests: Mapping[str, str] | None = None,
     quantiles: Mapping[str, float] | None = None,
+    resamples: int = 2000,
 ) -> AnalysisResult:
     """Analyze one row per unit: every treatment against ``control`` on every metric.
 
@@ -896,8 +897,8 @@ def analyze(
 
     ``tests`` names a metric's test (``{"revenue": "mann_whitney", "ctr": "chi2"}``; ``welch``
     when not named; :mod:`splitlab.core.analysis.metric_tests`), ``quantiles`` the quantile
-    of a bootstrap test (the median when not named); its resamples are ``bootstrap`` (2,000
-    when 0), seeded by ``random_state``. Every comparison carries its ``test`` and
+    of a bootstrap test (the median when not named), ``resamples`` its resamples, seeded by
+    ``random_state``. Every comparison carries its ``test`` and
     ``cohens_d``.
     """
     _check_options(method, alpha, alternative, correction)
@@ -957,7 +958,7 @@ def analyze(
             mde=mde,
             power_so_far=None if mde is None else power_so_far(result, primary, mde, alpha),
         )
-    result = _add_tests(result, stats, data, variant_col, tests, quantiles, bootstrap, random_state)
+    result = _add_tests(result, stats, data, variant_col, tests, quantiles, resamples, random_state)
     if mann_whitney_test or bootstrap:
         _add_nonparametric(
             result,
@@ -994,13 +995,16 @@ def _add_tests(
     variant_col: str,
     tests: Mapping[str, str] | None,
     quantiles: Mapping[str, float] | None,
-    bootstrap: int,
+    resamples: int,
     random_state: int,
 ) -> AnalysisResult:
     """Every metric's named test and effect size (per-unit values in the data's row order)."""
+    if resamples < 100:
+        raise ArgumentError(
+            "resamples", f"resamples must be >= 100 for a usable interval; got {resamples}"
+        )
     from splitlab.core.analysis.metric_tests import attach_tests, metric_test_specs
     from splitlab.core.analysis.metric_tests import per_unit_metrics as needing_units
-    from splitlab.core.stats.metric_tests import DEFAULT_RESAMPLES
 
     specs = metric_test_specs({m.name: m.kind for m in stats}, tests, quantiles, result.alternative)
     values: dict[str, dict[str, np.ndarray]] = {}
@@ -1016,7 +1020,7 @@ def _add_tests(
         {m.name: m.moments for m in stats},
         specs,
         values,
-        n_resamples=bootstrap or DEFAULT_RESAMPLES,
+        n_resamples=resamples,
         random_state=random_state,
     )
 
