@@ -48,6 +48,8 @@ def to_def(row: MetricDefinition) -> MetricDef:
         description=row.description,
         deprecated_at=row.deprecated_at,
         deprecation_reason=row.deprecation_reason or "",
+        test=row.test,  # type: ignore[arg-type]
+        quantile=row.quantile,
     )
 
 
@@ -109,6 +111,8 @@ class MetricRepository:
                     attribution_window_seconds=metric.attribution_window_seconds,
                     pre_period_days=metric.pre_period_days,
                     covariates=list(metric.covariates),
+                    test=metric.test,
+                    quantile=metric.quantile,
                     created_at=now,
                     updated_at=now,
                 )
@@ -134,6 +138,8 @@ class MetricRepository:
             row.attribution_window_seconds = metric.attribution_window_seconds
             row.pre_period_days = metric.pre_period_days
             row.covariates = list(metric.covariates)
+            row.test = metric.test
+            row.quantile = metric.quantile
             row.updated_at = utc_now()
             session.flush()
             return to_def(row)

@@ -19,6 +19,7 @@ from splitlab.contracts.names import METRIC_PATTERN
 from splitlab.contracts.times import UtcDatetime
 from splitlab.contracts.values import BoundedValue
 from splitlab.core.errors import ArgumentError
+from splitlab.core.stats.metric_tests import MetricTest
 from splitlab_analyzer.definitions import (
     Aggregation,
     Direction,
@@ -73,6 +74,18 @@ class MetricCreate(_Strict):
     covariates: list[FeatureName] = Field(
         default_factory=list, max_length=20, description="unit_features names to adjust with."
     )
+    test: MetricTest = Field(
+        default="welch",
+        description="The metric's test: welch, z or chi2 (0/1 metrics: aggregation any), "
+        "mann_whitney, bootstrap_bca or bootstrap_percentile (of a quantile).",
+    )
+    quantile: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        allow_inf_nan=False,
+        description="The quantile a bootstrap test compares; unset: the median.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> MetricCreate:
@@ -93,10 +106,12 @@ class MetricCreate(_Strict):
             pre_period_days=self.pre_period_days,
             covariates=tuple(self.covariates),
             description=self.description,
+            test=self.test,
+            quantile=self.quantile,
         )
 
 
-NOT_NULL_ON_UPDATE = ("description", "direction", "pre_period_days", "covariates")
+NOT_NULL_ON_UPDATE = ("description", "direction", "pre_period_days", "covariates", "test")
 """Fields a metric PATCH may change but not clear: the schema offers no ``null`` for them."""
 
 
@@ -132,6 +147,8 @@ class MetricUpdate(_Strict):
     attribution_window_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     pre_period_days: float | None = Field(default=None, ge=0, le=3650, allow_inf_nan=False)
     covariates: list[FeatureName] | None = Field(default=None, max_length=20)
+    test: MetricTest | None = None
+    quantile: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
 
     @model_validator(mode="before")
     @classmethod
@@ -180,6 +197,10 @@ class MetricRead(BaseModel):
     )
     deprecated_at: datetime | None
     deprecation_reason: str
+    test: str = Field(default="welch", description="The metric's test.")
+    quantile: float | None = Field(
+        default=None, description="The quantile of a bootstrap test (None: the median)."
+    )
 
     @classmethod
     def of(cls, m: MetricDef) -> MetricRead:
@@ -200,6 +221,8 @@ class MetricRead(BaseModel):
             deprecated=m.deprecated_at is not None,
             deprecated_at=m.deprecated_at,
             deprecation_reason=m.deprecation_reason,
+            test=m.test,
+            quantile=m.quantile,
         )
 
 

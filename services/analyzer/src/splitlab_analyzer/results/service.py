@@ -54,6 +54,7 @@ from splitlab_analyzer.repository import (
     MetricRepository,
     PeriodInfo,
 )
+from splitlab_analyzer.results.metric_tests import with_metric_tests
 from splitlab_analyzer.results.periods import period_options
 from splitlab_analyzer.results.repository import FallbackCount, ResultsRepository
 from splitlab_analyzer.results.sql import ExperimentStatistics, ResultsQuery
@@ -281,6 +282,7 @@ class ResultsService:
             per_unit="rollups" if read.rollups else "events",
             catch_up=caught,
             excluded=read.excluded,
+            unit_values=read.values,
         )
         registered = info
         if only is not None:
@@ -351,6 +353,7 @@ class ResultsService:
             )
         except ValueError as exc:  # the experiment's definition, not the request: no field
             raise InvalidInputError(f"experiment {info.key!r} cannot be analyzed: {exc}") from None
+        horizons = with_metric_tests(horizons, stats, metrics)
         fixed = horizons.fixed
         guardrails = guardrail_statuses(fixed, info.guardrails, set(lower), tuning_n)
         fallback = {}
