@@ -23,9 +23,9 @@ pytestmark = pytest.mark.integration
 # metric of the simulation -> (its definition, its test, the quantile of a bootstrap)
 DEFINITIONS: dict[str, tuple[str, dict[str, Any], str, float | None]] = {
     "mw": ("revenue", {"outcome_type": "purchase", "aggregation": "sum"}, "mann_whitney", None),
-    "boot": ("revenue", {"outcome_type": "purchase", "aggregation": "sum"},
-             "bootstrap_percentile", 0.75),
-    "bca": ("clicks", {"outcome_type": "click", "aggregation": "count"}, "bootstrap_bca", None),
+    "boot": ("revenue", {"outcome_type": "purchase", "aggregation": "sum"}, "bootstrap_bca", 0.75),
+    "pct": ("clicks", {"outcome_type": "click", "aggregation": "count"},
+            "bootstrap_percentile", None),
     "chi": ("converted", {"outcome_type": "purchase", "aggregation": "any"}, "chi2", None),
     "z": ("converted", {"outcome_type": "purchase", "aggregation": "any"}, "z", None),
     "ov": ("order_value", {"outcome_type": "purchase", "aggregation": "mean"},
@@ -83,7 +83,7 @@ def test_results_carry_each_metrics_test_equal_to_splitlab_analyze(
                 want["comparisons"][variant]["cohens_d"], rel=1e-9
             )
     # Integer clicks: the same values in the same order and the same seed, the same interval.
-    bca = f"bca_{suffix}"
+    bca = f"pct_{suffix}"
     for variant in ("t1", "t2"):
         assert (
             body["metrics"][bca]["comparisons"][variant]["test"]

@@ -237,3 +237,15 @@ def test_degenerate_inputs_give_nan_and_a_status() -> None:
     zeros = _moments(np.zeros(10))
     assert chi_square(zeros, zeros).status != "ok"
     assert math.isnan(chi_square(zeros, zeros).p_value)
+
+
+def test_bca_of_an_integer_median_is_degenerate_with_a_status_and_percentile_works() -> None:
+    rng = np.random.default_rng(1)
+    c, t = rng.poisson(3, 300).astype(float), rng.poisson(3, 250).astype(float)
+    bca = bootstrap_quantile(c, t, 0.5, "bca", n_resamples=500)
+    assert bca.status.startswith("degenerate: the BCa interval is undefined")
+    assert math.isnan(bca.ci_lower)
+    assert math.isnan(bca.ci_upper)
+    percentile = bootstrap_quantile(c, t, 0.5, "percentile", n_resamples=500)
+    assert percentile.status == "ok"
+    assert percentile.ci_lower <= percentile.effect <= percentile.ci_upper

@@ -326,11 +326,12 @@ def html_report(
     summary = _summary(result)
     mean_metrics = [n for n, m in summary["metrics"].items() if m["kind"] != "ratio"]
     monitoring = summary.get("monitoring") or {}
-    from splitlab.reports.metric_tests import TEST_COLUMNS, test_rows
+    from splitlab.reports.metric_tests import TEST_COLUMNS, test_rows, test_statuses
 
     return environment.get_template("analysis.html.j2").render(
         test_columns=TEST_COLUMNS,
         test_rows=test_rows(summary),
+        test_statuses=test_statuses(summary),
         title=title,
         summary=summary,
         level=_level(summary),

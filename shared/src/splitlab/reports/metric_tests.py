@@ -14,7 +14,7 @@ from splitlab.reports.numbers import p_value as _p
 from splitlab.reports.numbers import share as _share
 from splitlab.reports.numbers import signed_percent as _pct
 
-__all__ = ["TEST_COLUMNS", "test_rows", "tests_table"]
+__all__ = ["TEST_COLUMNS", "test_rows", "test_statuses", "tests_table"]
 
 TEST_COLUMNS = (
     "metric",
@@ -83,8 +83,20 @@ def tests_table(out: Mapping[str, Any]) -> Table | None:
         table.add_column(header, justify="left" if column in ("metric", "variant") else "right")
     for row in rows:
         table.add_row(*row)
-    table.caption = (
+    notes = [
         "the metric's named test (welch unless the metric names another); Cohen's d: "
-        "difference in means over the pooled SD; rel_effect: the relative lift"
-    )
+        "difference in means over the pooled SD; rel_effect: the relative lift",
+        *test_statuses(out),
+    ]
+    table.caption = "; ".join(notes)
     return table
+
+
+def test_statuses(out: Mapping[str, Any]) -> list[str]:
+    """``metric / variant: status`` of every test that gave no number."""
+    return [
+        f"{name} / {variant}: {c['test']['status']}"
+        for name, metric in out["metrics"].items()
+        for variant, c in metric["comparisons"].items()
+        if c.get("test") is not None and c["test"]["status"] != "ok"
+    ]

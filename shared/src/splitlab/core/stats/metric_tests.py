@@ -20,6 +20,7 @@ Each gives a :class:`MetricTestResult`; ``cohens_d`` is the standardized effect 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
@@ -383,18 +384,23 @@ def bootstrap_quantile(
         return np.asarray(np.quantile(t_, q, axis=axis) - np.quantile(c_, q, axis=axis))
 
     observed = float(difference(c, t))
-    res = sps.bootstrap(
-        (c, t),
-        difference,
-        n_resamples=n_resamples,
-        batch=_resample_batch(c.size + t.size, n_resamples),
-        vectorized=True,
-        paired=False,
-        confidence_level=1.0 - alpha,
-        alternative=alt,
-        method="BCa" if method == "bca" else "percentile",
-        rng=np.random.default_rng(random_state),
-    )
+    with warnings.catch_warnings():
+        # BCa's acceleration is 0/0 when every jackknife value ties (a quantile of integer
+        # values): scipy warns and gives NaN ends, reported below as a status
+        warnings.simplefilter("ignore", RuntimeWarning)
+        warnings.simplefilter("ignore", sps.DegenerateDataWarning)
+        res = sps.bootstrap(
+            (c, t),
+            difference,
+            n_resamples=n_resamples,
+            batch=_resample_batch(c.size + t.size, n_resamples),
+            vectorized=True,
+            paired=False,
+            confidence_level=1.0 - alpha,
+            alternative=alt,
+            method="BCa" if method == "bca" else "percentile",
+            rng=np.random.default_rng(random_state),
+        )
     draws = np.asarray(res.bootstrap_distribution)
     low_tail = float((draws <= 0.0).mean())
     high_tail = float((draws >= 0.0).mean())
@@ -405,10 +411,21 @@ def bootstrap_quantile(
     else:
         p = high_tail
     lower, upper = float(res.confidence_interval.low), float(res.confidence_interval.high)
-    status = "ok" if math.isfinite(lower) or math.isfinite(upper) else "degenerate: no interval"
-    if alt == "greater":
+    ends = [
+        x for x, open_end in ((lower, alt == "less"), (upper, alt == "greater")) if not open_end
+    ]
+    status = "ok"
+    if not all(math.isfinite(x) for x in ends):
+        lower, upper = math.nan, math.nan
+        status = (
+            "degenerate: the BCa interval is undefined (the quantile's jackknife values all "
+            "tie, as with integer values); use bootstrap_percentile"
+            if method == "bca"
+            else "degenerate: no interval"
+        )
+    if alt == "greater" and status == "ok":
         upper = math.inf
-    elif alt == "less":
+    elif alt == "less" and status == "ok":
         lower = -math.inf
     return MetricTestResult(
         name,
