@@ -173,7 +173,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         axes.invert_yaxis()
         axes.set_title(title, fontsize=10)
         axes.grid(alpha=0.3, axis="x")
-        axes.legend(fontsize=8, loc="lower right")
+        axes.legend(fontsize=8, loc="upper right")
     right.set_yticks(range(len(tests)), [""] * len(tests))
     figure.suptitle("Tests per metric: error rates (bars: +-2 Monte Carlo SE)", fontsize=11)
     figure.tight_layout()
