@@ -91,7 +91,8 @@ def test_results_carry_each_metrics_test_equal_to_splitlab_analyze(
         )
     mw = body["metrics"][f"mw_{suffix}"]["comparisons"]["t1"]["test"]
     assert mw["prob_superiority"] > 0.5  # the true effect is on revenue in t1
-    assert mw["ci_lower"] > 0
+    assert mw["ci_lower"] >= 0  # zero revenue is common: many differences are exactly 0
+    assert mw["ci_upper"] > 0
     # The always-valid horizon carries the same (fixed-horizon) test block.
     sequential = analyzer.get(
         f"/experiments/{key}/results", params={"method": "none", "sequential": "true"}
