@@ -816,7 +816,19 @@ def _analyze(
                 periods=periods,
             )
         )
-    return out
+    return _default_tests(out, metrics, alternative)
+
+
+def _default_tests(
+    results: list[AnalysisResult], metrics: Sequence[MetricStatistics], alternative: str
+) -> list[AnalysisResult]:
+    """Every result with each metric's default test (Welch; the delta method for a ratio) and
+    Cohen's d, from the statistics alone (:mod:`splitlab.core.analysis.metric_tests`)."""
+    from splitlab.core.analysis.metric_tests import attach_tests, metric_test_specs
+
+    specs = metric_test_specs({m.name: m.kind for m in metrics}, alternative=alternative)
+    moments = {m.name: m.moments for m in metrics}
+    return [attach_tests(r, moments, specs) for r in results]
 
 
 def _shares(weights: Mapping[str, float] | None, order: Sequence[str]) -> list[float]:
