@@ -48,7 +48,7 @@ def _effect_name(test: Mapping[str, Any]) -> str:
 def test_rows(out: Mapping[str, Any]) -> list[tuple[str, ...]]:
     """One row of :data:`TEST_COLUMNS` per metric and treatment (empty for results from
     before metrics named their tests)."""
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for name, metric in out["metrics"].items():
         for variant, c in metric["comparisons"].items():
             test = c.get("test")
@@ -56,8 +56,8 @@ def test_rows(out: Mapping[str, Any]) -> list[tuple[str, ...]]:
                 continue
             rows.append(
                 (
-                    name,
-                    variant,
+                    str(name),
+                    str(variant),
                     str(test["test"]),
                     _fmt(test["statistic"]),
                     _p(test["p_value"]),

@@ -4,7 +4,7 @@ array in the rows' order (ascending ``unit_id``), units without a value left out
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -13,16 +13,16 @@ __all__ = ["unit_values"]
 
 
 def unit_values(
-    rows: Sequence[Sequence[Any] | Mapping[str, Any]],
+    rows: Sequence[Sequence[Any]],
     variants: Sequence[str],
     metrics: Sequence[str],
 ) -> dict[str, dict[str, np.ndarray]]:
     """``rows`` are ``(variant, v0, v1, ...)`` with ``v{j}`` the value of ``metrics[j]``."""
     if not rows:
         return {m: {v: np.empty(0) for v in variants} for m in metrics}
-    labels = np.array([str(r[0]) for r in rows], dtype=object)  # type: ignore[index]
+    labels = np.asarray([str(r[0]) for r in rows])
     table = np.array(
-        [[np.nan if x is None else float(x) for x in list(r)[1:]] for r in rows],  # type: ignore[arg-type]
+        [[np.nan if x is None else float(x) for x in list(r)[1:]] for r in rows],
         dtype=np.float64,
     ).reshape(len(rows), len(metrics))
     out: dict[str, dict[str, np.ndarray]] = {}
