@@ -54,12 +54,7 @@ services-down: ## Stop the services (by pid)
 up: install stack-up migrate topics services-up ## Everything in the background; returns when all /readyz are 200
 	@echo
 	@echo "SplitLab is up:"
-	@echo "  assignment  http://127.0.0.1:8001/docs"
-	@echo "  router      http://127.0.0.1:8002/docs"
-	@echo "  analyzer    http://127.0.0.1:8003/docs"
-	@echo "  trainer     http://127.0.0.1:8004/docs"
-	@echo "  prometheus  http://127.0.0.1:9090   alertmanager http://127.0.0.1:9093"
-	@echo "  admin key   SPLITLAB_ADMIN_API_KEY in .env"
+	@bash infra/services.sh urls
 
 down: services-down stack-down ## Stop everything make up started
 

@@ -4,6 +4,7 @@
 #   infra/services.sh up      start every service that is not running, wait until all /readyz are 200
 #   infra/services.sh down    stop them (SIGTERM, then SIGKILL after a grace period)
 #   infra/services.sh status  one line per process
+#   infra/services.sh urls    where each service, Prometheus and Alertmanager answer
 #
 # SPLITLAB_PROCESSES (space-separated) limits them to a subset, e.g. a test that needs no trainer:
 #   SPLITLAB_PROCESSES="assignment router analyzer analyzer-consumer" infra/services.sh up
@@ -113,5 +114,16 @@ case "${1:-}" in
     done
     if alive simulator; then printf '%-15s running (pid %s, the demo'"'"'s traffic)\n' simulator "$(cat "$RUN/simulator.pid")"; fi
     ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  urls)
+    # Where each part answers, from the same settings the processes were started with.
+    for name in assignment router analyzer trainer; do
+      url_var="SPLITLAB_${name^^}_URL"
+      printf '  %-11s %s/docs\n' "$name" "${!url_var:-http://127.0.0.1:$(default_port "$name")}"
+    done
+    printf '  %-11s %s   alertmanager %s\n' prometheus \
+      "http://127.0.0.1:${SPLITLAB_STACK_PROMETHEUS_PORT:-9090}" \
+      "http://127.0.0.1:${SPLITLAB_STACK_ALERTMANAGER_PORT:-9093}"
+    printf '  %-11s SPLITLAB_ADMIN_API_KEY in .env\n' "admin key"
+    ;;
+  *) echo "usage: $0 up|down|status|urls" >&2; exit 2 ;;
 esac

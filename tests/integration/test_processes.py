@@ -88,3 +88,18 @@ def test_up_is_idempotent_and_down_stops_every_process_by_pid(
     assert down.returncode == 0, down.stderr
     assert not any(alive(pid) for pid in started.values())
     assert not list((state / "run").glob("*.pid"))
+
+
+def test_urls_prints_the_ports_the_services_were_given_not_the_defaults(tmp_path: Path) -> None:
+    # `make up` ends with these lines: an owner who moved a port in .env must read the new one.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SPLITLAB_")}
+    env.update(
+        SPLITLAB_STATE_DIR=str(tmp_path),
+        SPLITLAB_ROUTER_URL="http://127.0.0.1:18102",
+        SPLITLAB_STACK_PROMETHEUS_PORT="19190",
+    )
+    printed = run_script(env, "urls")
+    assert printed.returncode == 0, printed.stderr
+    assert "router      http://127.0.0.1:18102/docs" in printed.stdout
+    assert "prometheus  http://127.0.0.1:19190" in printed.stdout
+    assert "8002" not in printed.stdout

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from splitlab.core.synth.simulation import factor_panel
 from splitlab.platform.errors import SplitLabError
 from splitlab.platform.settings import Settings
-from splitlab_analyzer import synthetic_control as api
+from splitlab_analyzer.api import synthetic_control as api
 
 KEY = "synth-test-read-key-0123"
 

@@ -26,7 +26,8 @@ from splitlab.web.app import create_service_app
 from splitlab.web.resources import open_core_resources
 from splitlab.web.state import install_state
 from splitlab_analyzer import telemetry
-from splitlab_analyzer.api import features, metrics, results
+from splitlab_analyzer.api import features, holdout, metrics, results
+from splitlab_analyzer.api.synthetic_control import router as synthetic_control_router
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.console import routes as console
 from splitlab_analyzer.console.access import session_options, session_secret
@@ -46,7 +47,6 @@ from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.rollups.store import RollupStore
 from splitlab_analyzer.service.automation import Automation
 from splitlab_analyzer.service.training import TrainingRequests
-from splitlab_analyzer.synthetic_control import router as synthetic_control_router
 
 logger = logging.getLogger(__name__)
 UPLOAD_PURGE_SECONDS = 3600.0
@@ -169,6 +169,7 @@ def create_app(
             metrics.router,
             features.router,
             results.router,
+            holdout.router,
             synthetic_control_router,
             console.router,
         ],

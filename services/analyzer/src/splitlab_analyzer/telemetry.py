@@ -70,8 +70,15 @@ VARIANCE_REDUCTION = Gauge(
 SRM_P_VALUE = Gauge(
     "splitlab_experiment_srm_p_value", "Sample ratio mismatch chi-square p-value.", ["experiment"]
 )
+SRM_SEQUENTIAL_P_VALUE = Gauge(
+    "splitlab_experiment_srm_sequential_p_value",
+    "Always-valid sample ratio mismatch p-value (Dirichlet-multinomial mixture SPRT).",
+    ["experiment"],
+)
 SRM_MISMATCH = Gauge(
-    "splitlab_experiment_srm_mismatch", "1 when SRM is detected, else 0.", ["experiment"]
+    "splitlab_experiment_srm_mismatch",
+    "1 when the always-valid SRM test detects a mismatch, else 0.",
+    ["experiment"],
 )
 GUARDRAIL_VIOLATED = Gauge(
     "splitlab_experiment_guardrail_violated",
@@ -269,8 +276,7 @@ def export(
             _set(key, P_VALUE, labels, c.p_value)
             av = monitoring.metrics[name].comparisons[variant].comparison.p_value
             _set(key, AV_P_VALUE, labels, av)
-    _set(key, SRM_P_VALUE, (key,), result.srm.p_value)
-    _set(key, SRM_MISMATCH, (key,), 1.0 if result.srm.mismatch else 0.0)
+    _export_srm(key, result)
     for g in guardrails:
         guard = (key, g.metric, g.variant)
         _set(key, GUARDRAIL_VIOLATED, guard, 1.0 if g.violated else 0.0)
@@ -281,6 +287,15 @@ def export(
         _set(key, DECISION, (key, variant), DECISION_CODES[decision.action])
     for gauge, stale in before - _exported[key]:
         gauge.remove(*stale)
+
+
+def _export_srm(key: str, result: AnalysisResult) -> None:
+    """The chi-square p-value (dashboards), the always-valid one and the flag (the alert)."""
+    _set(key, SRM_P_VALUE, (key,), result.srm.p_value)
+    sequential = result.srm_sequential
+    if sequential is not None:
+        _set(key, SRM_SEQUENTIAL_P_VALUE, (key,), sequential.p_value)
+    _set(key, SRM_MISMATCH, (key,), 1.0 if sequential is not None and sequential.mismatch else 0.0)
 
 
 def export_guardrails(
@@ -294,8 +309,7 @@ def export_guardrails(
     experiment's info (its team routes the alerts); the next full export replaces everything."""
     if plan is not None:
         _set_info(key, plan)
-    _set(key, SRM_P_VALUE, (key,), result.srm.p_value)
-    _set(key, SRM_MISMATCH, (key,), 1.0 if result.srm.mismatch else 0.0)
+    _export_srm(key, result)
     _set(key, PAUSED_BY_ANALYZER, (key,), 1.0 if paused_by_analyzer else 0.0)
     for g in guardrails:
         guard = (key, g.metric, g.variant)

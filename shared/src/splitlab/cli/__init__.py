@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "splitlab.cli.experiments",
     "splitlab.cli.models",
     "splitlab.cli.metrics",
+    "splitlab.cli.holdout",
     "splitlab.cli.training",
     "splitlab.cli.simulate",
 )

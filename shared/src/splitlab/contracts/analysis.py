@@ -25,10 +25,11 @@ __all__ = [
     "CupacBody",
     "DecisionBody",
     "MetricBody",
+    "MetricTestBody",
     "PeriodBody",
     "RowsBody",
     "SrmBody",
-    "MetricTestBody",
+    "SrmSequentialBody",
 ]
 
 Number = float | None
@@ -134,6 +135,16 @@ class RowsBody(Open):
     missing_variant: int
 
 
+class SrmSequentialBody(Open):
+    """The always-valid SRM test (Dirichlet-multinomial mixture SPRT) of the same counts."""
+
+    p_value: Number = Field(description="min(1, 1/Bayes factor): valid at every look.")
+    log_bayes_factor: Number
+    concentration: float = Field(description="Dirichlet concentration of the alternative.")
+    threshold: float
+    status: str = Field(description="ok, mismatch or insufficient_data.")
+
+
 class SrmBody(Open):
     """The sample-ratio-mismatch chi-square test of the units per variant."""
 
@@ -145,6 +156,9 @@ class SrmBody(Open):
     threshold: float
     expected: dict[str, Number] | None = Field(
         default=None, description="Expected units per variant (only with allocation periods)."
+    )
+    sequential: SrmSequentialBody | None = Field(
+        default=None, description="The always-valid test; the SRM flag and alert use it."
     )
 
 

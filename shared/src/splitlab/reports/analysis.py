@@ -131,6 +131,13 @@ def _checks_table(out: Mapping[str, Any]) -> Table:
         f"{srm['status']} (p = {_p(srm['p_value'])}; observed {observed}; "
         f"expected weights {expected})",
     )
+    sequential = srm.get("sequential")
+    if sequential:
+        checks.add_row(
+            "SRM (always valid)",
+            f"{sequential['status']} (p = {_p(sequential['p_value'])}, valid at every look; "
+            f"Dirichlet concentration {sequential['concentration']:g})",
+        )
     for period in out.get("periods", []):
         weights = ", ".join(f"{k} {_share(w)}" for k, w in period["weights"].items())
         units = ", ".join(f"{k} {n}" for k, n in period["units"].items())

@@ -172,6 +172,12 @@ class Results:
     def violated(self) -> list[GuardrailStatus]:
         return [g for g in self.guardrails if g.violated]
 
+    @property
+    def srm_mismatch(self) -> bool:
+        """The SRM flag: the always-valid test (valid at every refresh), not the chi-square,
+        whose repeated reading raises false alarms."""
+        return srm_mismatch(self.fixed)
+
     def srm_evidence(self) -> dict[str, Any]:
         """The SRM test and the periods' checks, as the body shows them."""
         return {"srm": self.body["srm"], "periods": self.body.get("periods")}
@@ -422,7 +428,7 @@ class ResultsService:
             },
             "guardrails": [g.to_dict() for g in guardrails],
             "flags": {
-                "srm": fixed.srm.mismatch,
+                "srm": srm_mismatch(fixed),
                 "guardrail_violated": sorted({g.metric for g in guardrails if g.violated}),
                 "treatment_fallback": mostly,
                 "excluded_values": sum(stats.excluded.values()),
@@ -457,6 +463,11 @@ class ResultsService:
             bodies=bodies,
             computed_at=now,
         )
+
+
+def srm_mismatch(result: AnalysisResult) -> bool:
+    """Whether the always-valid SRM test of ``result`` flags a mismatch."""
+    return result.srm_sequential is not None and result.srm_sequential.mismatch
 
 
 def method_report(result: AnalysisResult, requested: str) -> dict[str, Any]:

@@ -182,7 +182,7 @@ class Automation:
                 "guardrails": [g.to_dict() for g in violated],
                 "units": dict(results.sample.units),
             }
-        if results.fixed.srm.mismatch:
+        if results.srm_mismatch:
             reasons["srm"] = results.srm_evidence()
         flags = dict(reasons)
         if results.mostly_fell_back:

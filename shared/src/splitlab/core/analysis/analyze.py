@@ -45,6 +45,7 @@ from splitlab.core.stats.multiple import CORRECTIONS, Correction, adjust_p_value
 from splitlab.core.stats.nonparametric import bootstrap_ci, mann_whitney
 from splitlab.core.stats.periods import allocation_strata, period_srm_test
 from splitlab.core.stats.sequential import DEFAULT_TUNING_N, sequential_comparison
+from splitlab.core.stats.sequential_srm import period_sequential_srm_test
 from splitlab.core.stats.srm import DEFAULT_MIN_COUNT, DEFAULT_THRESHOLD, srm_test
 from splitlab.core.stats.stratified import stratified_candidates
 from splitlab.core.stats.sufficient import Moments, merge_all
@@ -748,6 +749,9 @@ def _analyze(
         split = _period_weights(period_counts, period_weights, weights)
         checked = period_srm_test(period_counts, split, order, srm_threshold, srm_min_count)
         srm = checked.combined
+        srm_sequential = period_sequential_srm_test(
+            period_counts, split, order, srm_threshold, min_count=srm_min_count
+        )
         strata = (
             allocation_strata(list(period_counts), split, order)
             if period_weights
@@ -766,6 +770,9 @@ def _analyze(
         ]
     else:
         srm = srm_test(counts, weights, srm_threshold, srm_min_count)
+        srm_sequential = period_sequential_srm_test(
+            {0: counts}, {0: weights}, order, srm_threshold, min_count=srm_min_count
+        )
     guard = dict(guardrails or {})
     names = [m.name for m in metrics]
     unknown = sorted((set(guard) | set(lower_is_better)) - set(names))
@@ -798,7 +805,7 @@ def _analyze(
             decisions[v] = decide(
                 primary.comparisons[v].comparison,
                 checks,
-                srm.mismatch,
+                srm_sequential.mismatch if sequential else srm.mismatch,
                 min_sample,
                 names[0] in lower_is_better,
             )
@@ -810,6 +817,7 @@ def _analyze(
                 alternative=alternative,
                 sequential=sequential,
                 srm=srm,
+                srm_sequential=srm_sequential,
                 metrics=results,
                 decisions=decisions,
                 rows=rows or RowCounts(total=sum(counts.values()), missing_variant=0),

@@ -25,6 +25,7 @@ from splitlab.core.stats.comparison import Comparison
 from splitlab.core.stats.cupac import CupacFit
 from splitlab.core.stats.decision import Decision
 from splitlab.core.stats.metric_tests import MetricTestResult
+from splitlab.core.stats.sequential_srm import SequentialSRMResult
 from splitlab.core.stats.srm import SRMResult
 
 if TYPE_CHECKING:
@@ -225,6 +226,9 @@ class AnalysisResult:
     power_so_far: dict[str, float | None] | None = None
     """Per treatment: the power of the current sample to detect ``mde`` on the primary
     metric (None without ``mde``)."""
+    srm_sequential: SequentialSRMResult | None = None
+    """The always-valid SRM test of the same counts (:mod:`splitlab.core.stats.sequential_srm`):
+    what the sequential horizon's decisions, the analyzer's flag and the SRM alert use."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -248,6 +252,8 @@ class AnalysisResult:
                 for v, d in self.decisions.items()
             },
         }
+        if self.srm_sequential is not None:
+            out["srm"]["sequential"] = self.srm_sequential.to_dict()
         if self.periods:
             out["srm"]["expected"] = {k: json_number(v) for k, v in self.srm.expected.items()}
             out["periods"] = [p.to_dict() for p in self.periods]
