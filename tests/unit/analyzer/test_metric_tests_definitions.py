@@ -53,6 +53,8 @@ def test_fitting_tests_are_stored_and_a_patch_is_checked() -> None:
     assert made.test == "chi2"
     boot = MetricUpdate.model_validate({"test": "bootstrap_bca", "quantile": 0.9}).apply(REVENUE)
     assert (boot.test, boot.quantile) == ("bootstrap_bca", 0.9)
+    away = MetricUpdate.model_validate({"test": "mann_whitney"}).apply(boot)
+    assert (away.test, away.quantile) == ("mann_whitney", None)
     with pytest.raises(ArgumentError, match="test: 'z' needs a 0/1 metric"):
         MetricUpdate.model_validate({"test": "z"}).apply(REVENUE)
     with pytest.raises(ValueError, match="test: cannot be null"):

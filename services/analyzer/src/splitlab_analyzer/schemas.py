@@ -19,7 +19,7 @@ from splitlab.contracts.names import METRIC_PATTERN
 from splitlab.contracts.times import UtcDatetime
 from splitlab.contracts.values import BoundedValue
 from splitlab.core.errors import ArgumentError
-from splitlab.core.stats.metric_tests import MetricTest
+from splitlab.core.stats.metric_tests import BOOTSTRAP_TESTS, MetricTest
 from splitlab_analyzer.definitions import (
     Aggregation,
     Direction,
@@ -166,6 +166,8 @@ class MetricUpdate(_Strict):
                 raise ArgumentError(required, f"{required}: cannot be null")
         if "covariates" in changes:
             changes["covariates"] = tuple(changes["covariates"])
+        if changes.get("test") not in (None, *BOOTSTRAP_TESTS) and "quantile" not in changes:
+            changes["quantile"] = None  # a quantile belongs to a bootstrap test
         updated = dataclasses.replace(current, **changes)
         check_definition(updated)
         return updated

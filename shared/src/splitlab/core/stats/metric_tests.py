@@ -39,6 +39,7 @@ from splitlab.core.stats.proportions import two_proportion_z
 from splitlab.core.stats.sufficient import FloatArray, Moments
 
 __all__ = [
+    "BOOTSTRAP_TESTS",
     "DEFAULT_QUANTILE",
     "DEFAULT_RESAMPLES",
     "PER_UNIT_TESTS",
