@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from rich.console import Console
+from typer.testing import CliRunner
 
 import splitlab
+from splitlab.cli import build_app
 from splitlab.contracts.analysis import AnalysisBody
 from splitlab.core.stats.sequential_srm import (
     period_sequential_srm_test,
@@ -82,3 +86,23 @@ def test_report_shows_the_always_valid_row() -> None:
     body = result.to_dict()
     del body["srm"]["sequential"]
     assert "Always-valid SRM" not in html_report(body)
+
+
+def test_cli_json_and_table_carry_the_always_valid_test(tmp_path: Path) -> None:
+    path = tmp_path / "units.csv"
+    frame(5000, 4400).to_csv(path, index=False)
+    runner = CliRunner()
+    out = runner.invoke(
+        build_app(),
+        ["analyze", str(path), "--metric", "revenue", "--method", "none", "--format", "json"],
+    )
+    assert out.exit_code == 0, out.output
+    srm = json.loads(out.stdout)["srm"]
+    expected = sequential_srm_test({"control": 5000, "treatment": 4400})
+    assert srm["sequential"]["p_value"] == pytest.approx(expected.p_value, rel=1e-12)
+    assert srm["sequential"]["status"] == "mismatch"
+    table = runner.invoke(
+        build_app(), ["analyze", str(path), "--metric", "revenue", "--method", "none"]
+    )
+    assert table.exit_code == 0, table.output
+    assert "SRM (always valid)" in table.stdout

@@ -33,6 +33,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy import special
 
 from splitlab.core.errors import ArgumentError
@@ -102,7 +103,7 @@ def _check(threshold: float, concentration: float, min_count: int) -> None:
 
 
 def log_bayes_factor(
-    counts: FloatArray | Sequence[float], null: FloatArray | Sequence[float], concentration: float
+    counts: ArrayLike, null: FloatArray | Sequence[float], concentration: float
 ) -> FloatArray:
     """Log Bayes factor of the Dirichlet-multinomial mixture against the multinomial ``null``.
 
