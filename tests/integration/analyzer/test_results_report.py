@@ -128,13 +128,13 @@ def test_an_explicit_method_applies_per_metric_and_names_the_ones_it_cannot(
     assert methods["used"]["clicks"] == "cuped"
     assert body["metrics"]["revenue"]["method"] == "cuped"
     # converted has neither covariates nor a pre-period, latency no pre-period events (no
-    # predictions before exposure); a ratio metric takes no covariate.
-    assert set(methods["not_applied"]) == {"converted", "latency", "revenue_per_click"}
+    # predictions before exposure); the ratio metric is adjusted with its parts' pre-periods.
+    assert set(methods["not_applied"]) == {"converted", "latency"}
+    assert methods["used"]["revenue_per_click"] == "cuped"
     assert methods["used"]["converted"] == "none"
     assert methods["not_applied"]["converted"] == (
         "cuped needs a pre-exposure covariate and 'converted' has none; unadjusted; define "
         "covariates or pre_period_days for the metric (POST /metrics)"
     )
-    assert "ratio" in methods["not_applied"]["revenue_per_click"]
     assert "covariates=[" not in answer.text
     assert body["metrics"]["converted"]["requested_method"] == "cuped"

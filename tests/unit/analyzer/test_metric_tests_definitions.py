@@ -32,6 +32,7 @@ CONVERTED = MetricDef(
     [
         ({"aggregation": "sum", "test": "chi2"}, "test"),
         ({"aggregation": "mean", "test": "z"}, "test"),
+        ({"aggregation": "event_mean", "test": "mann_whitney"}, "test"),
         ({"aggregation": "sum", "test": "welch", "quantile": 0.9}, "quantile"),
         ({"aggregation": "sum", "test": "bootstrap_bca", "quantile": 1.0}, "quantile"),
     ],

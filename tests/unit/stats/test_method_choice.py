@@ -111,21 +111,26 @@ def _mixed() -> tuple[list, dict[str, int]]:
 def test_an_inapplicable_method_raises_by_default() -> None:
     stats, counts = _mixed()
     with pytest.raises(ValueError, match="ratio metric 'ctr'"):
-        analyze_statistics(stats, counts, method="cuped")
+        analyze_statistics(stats, counts, method="regression")
+    # Ratio metrics carry the covariates (ratio CUPED), so cuped applies to both metrics.
+    both = analyze_statistics(stats, counts, method="cuped")
+    assert both.metrics["ctr"].method == "cuped"
 
 
 def test_an_inapplicable_method_leaves_only_that_metric_unadjusted() -> None:
     stats, counts = _mixed()
-    result = analyze_statistics(stats, counts, method="cuped", inapplicable="unadjusted")
+    result = analyze_statistics(stats, counts, method="regression", inapplicable="unadjusted")
     revenue, ctr = result.metrics["revenue"], result.metrics["ctr"]
     assert (revenue.method, revenue.requested_method, revenue.reason) == (
-        "cuped",
-        "cuped",
+        "regression",
+        "regression",
         "requested",
     )
     assert revenue.variance_reduction > 0.5
-    assert (ctr.method, ctr.requested_method) == ("none", "cuped")
-    assert ctr.reason == "cuped does not apply to a ratio metric (delta method only); unadjusted"
+    assert (ctr.method, ctr.requested_method) == ("none", "regression")
+    assert ctr.reason == (
+        "regression does not apply to a ratio metric (delta method, with CUPED only); unadjusted"
+    )
     assert "covariates=[" not in ctr.reason
 
 

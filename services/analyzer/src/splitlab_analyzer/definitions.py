@@ -3,8 +3,16 @@
 A *plain* metric turns a unit's events after its first exposure into one number: events come
 from a ``source`` (``outcome`` of an ``outcome_type``, ``prediction_latency`` or
 ``prediction_error``) and are aggregated per unit by ``sum``, ``count``, ``any`` (0/1) or
-``mean`` (no events: no value, the unit is dropped for that metric). A *ratio* metric divides
-two plain metrics, summed over units (the delta method handles the ratio).
+``mean`` (no events: no value, the unit is dropped for that metric), or ``event_mean``: the
+mean over every event of the arm (per request, per prediction), which is the ratio of the
+units' sums and event counts analysed by the delta method over units (units without events
+are dropped). ``mean`` weighs each unit equally, ``event_mean`` each event. A *ratio* metric
+divides two plain metrics, summed over units (the delta method handles the ratio).
+
+Covariates: ``covariates`` are ``unit_features`` observed before the first exposure;
+``in_experiment_covariates`` (CUNOPAC) are ``unit_features`` observed at or after it that the
+treatment cannot move, tested for balance between arms before use. Ratio metrics take both, and
+the pre-period values of their numerator and denominator when both parts have a pre-period.
 """
 
 from __future__ import annotations
@@ -17,11 +25,11 @@ from splitlab.core.errors import ArgumentError
 from splitlab.core.stats.metric_tests import BOOTSTRAP_TESTS, PROPORTION_TESTS, MetricTest
 
 Source = Literal["outcome", "prediction_latency", "prediction_error"]
-Aggregation = Literal["sum", "count", "any", "mean"]
+Aggregation = Literal["sum", "count", "any", "mean", "event_mean"]
 Direction = Literal["higher_is_better", "lower_is_better"]
 
 SOURCES: tuple[str, ...] = ("outcome", "prediction_latency", "prediction_error")
-AGGREGATIONS: tuple[str, ...] = ("sum", "count", "any", "mean")
+AGGREGATIONS: tuple[str, ...] = ("sum", "count", "any", "mean", "event_mean")
 DIRECTIONS: tuple[str, ...] = ("higher_is_better", "lower_is_better")
 
 
@@ -46,6 +54,8 @@ class MetricDef:
     """The metric's test (:data:`splitlab.core.stats.metric_tests.TESTS`)."""
     quantile: float | None = None
     """The quantile a bootstrap test compares (None: the median)."""
+    in_experiment_covariates: tuple[str, ...] = field(default_factory=tuple)
+    """``unit_features`` observed during the experiment (CUNOPAC): balance-checked, then used."""
 
     @property
     def is_ratio(self) -> bool:
@@ -64,6 +74,12 @@ class MetricDef:
 def check_test(metric: MetricDef) -> None:
     """The test fits the metric: a ratio has the delta method (``welch``) only, ``z`` and
     ``chi2`` need a 0/1 metric (aggregation ``any``), a quantile belongs to a bootstrap test."""
+    if metric.aggregation == "event_mean" and metric.test != "welch":
+        raise ArgumentError(
+            "test",
+            f"test: {metric.test!r} does not apply to aggregation 'event_mean' (a ratio of the "
+            "units' sums and event counts, tested by the delta method); use 'welch' (the default)",
+        )
     if metric.is_ratio and metric.test != "welch":
         raise ArgumentError(
             "test",
@@ -104,10 +120,7 @@ def check_definition(metric: MetricDef) -> None:
             )
         if metric.numerator == metric.name or metric.denominator == metric.name:
             raise ArgumentError("numerator", "numerator: a ratio metric cannot refer to itself")
-        if metric.covariates:
-            raise ArgumentError(
-                "covariates", "covariates: ratio metrics are analyzed without covariates"
-            )
+        _check_covariates(metric)
         return
     if metric.denominator is not None:
         raise ArgumentError(
@@ -127,5 +140,21 @@ def check_definition(metric: MetricDef) -> None:
         raise ArgumentError(
             "covariates", f"covariates: {metric.pre_covariate!r} is the automatic pre-period column"
         )
+    _check_covariates(metric)
+
+
+def _check_covariates(metric: MetricDef) -> None:
     if len(set(metric.covariates)) != len(metric.covariates):
         raise ArgumentError("covariates", "covariates: names must be unique")
+    during = metric.in_experiment_covariates
+    if len(set(during)) != len(during):
+        raise ArgumentError(
+            "in_experiment_covariates", "in_experiment_covariates: names must be unique"
+        )
+    both = sorted(set(during) & set(metric.covariates))
+    if both:
+        raise ArgumentError(
+            "in_experiment_covariates",
+            f"in_experiment_covariates: {both} are also pre-exposure covariates; a feature is "
+            "one or the other (observed before the exposure or after it)",
+        )

@@ -50,6 +50,7 @@ def to_def(row: MetricDefinition) -> MetricDef:
         deprecation_reason=row.deprecation_reason or "",
         test=row.test,  # type: ignore[arg-type]
         quantile=row.quantile,
+        in_experiment_covariates=tuple(row.in_experiment_covariates or ()),
     )
 
 
@@ -113,6 +114,7 @@ class MetricRepository:
                     covariates=list(metric.covariates),
                     test=metric.test,
                     quantile=metric.quantile,
+                    in_experiment_covariates=list(metric.in_experiment_covariates),
                     created_at=now,
                     updated_at=now,
                 )
@@ -140,6 +142,7 @@ class MetricRepository:
             row.covariates = list(metric.covariates)
             row.test = metric.test
             row.quantile = metric.quantile
+            row.in_experiment_covariates = list(metric.in_experiment_covariates)
             row.updated_at = utc_now()
             session.flush()
             return to_def(row)

@@ -72,7 +72,16 @@ class MetricCreate(_Strict):
         description="Pre-exposure window of the automatic CUPED covariate; 0 turns it off.",
     )
     covariates: list[FeatureName] = Field(
-        default_factory=list, max_length=20, description="unit_features names to adjust with."
+        default_factory=list,
+        max_length=20,
+        description="unit_features names to adjust with (latest value before the first exposure).",
+    )
+    in_experiment_covariates: list[FeatureName] = Field(
+        default_factory=list,
+        max_length=20,
+        description="CUNOPAC: unit_features the treatment cannot move, observed at or after the "
+        "first exposure (latest value); each is tested for balance between arms and refused, "
+        "with the evidence in the results, when the treatment moved it.",
     )
     test: MetricTest = Field(
         default="welch",
@@ -108,10 +117,18 @@ class MetricCreate(_Strict):
             description=self.description,
             test=self.test,
             quantile=self.quantile,
+            in_experiment_covariates=tuple(self.in_experiment_covariates),
         )
 
 
-NOT_NULL_ON_UPDATE = ("description", "direction", "pre_period_days", "covariates", "test")
+NOT_NULL_ON_UPDATE = (
+    "description",
+    "direction",
+    "pre_period_days",
+    "covariates",
+    "in_experiment_covariates",
+    "test",
+)
 """Fields a metric PATCH may change but not clear: the schema offers no ``null`` for them."""
 
 
@@ -149,6 +166,7 @@ class MetricUpdate(_Strict):
     covariates: list[FeatureName] | None = Field(default=None, max_length=20)
     test: MetricTest | None = None
     quantile: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
+    in_experiment_covariates: list[FeatureName] | None = Field(default=None, max_length=20)
 
     @model_validator(mode="before")
     @classmethod
@@ -164,8 +182,9 @@ class MetricUpdate(_Strict):
         for required in NOT_NULL_ON_UPDATE:
             if required in changes and changes[required] is None:
                 raise ArgumentError(required, f"{required}: cannot be null")
-        if "covariates" in changes:
-            changes["covariates"] = tuple(changes["covariates"])
+        for listed in ("covariates", "in_experiment_covariates"):
+            if listed in changes:
+                changes[listed] = tuple(changes[listed])
         if changes.get("test") not in (None, *BOOTSTRAP_TESTS) and "quantile" not in changes:
             changes["quantile"] = None  # a quantile belongs to a bootstrap test
         updated = dataclasses.replace(current, **changes)
@@ -193,6 +212,7 @@ class MetricRead(BaseModel):
     attribution_window_seconds: float | None
     pre_period_days: float
     covariates: list[str]
+    in_experiment_covariates: list[str]
     deprecated: bool = Field(
         description="Deprecated: still computed for experiments that use it; refused as a "
         "part of a new ratio metric."
@@ -220,6 +240,7 @@ class MetricRead(BaseModel):
             attribution_window_seconds=m.attribution_window_seconds,
             pre_period_days=m.pre_period_days,
             covariates=list(m.covariates),
+            in_experiment_covariates=list(m.in_experiment_covariates),
             deprecated=m.deprecated_at is not None,
             deprecated_at=m.deprecated_at,
             deprecation_reason=m.deprecation_reason,

@@ -91,7 +91,8 @@ class ExperimentReader:
             return [to_ref(r) for r in rows]
 
     def metrics(self, names: Sequence[str]) -> dict[str, MetricSpec]:
-        """Plain metrics among ``names`` (ratio metrics get no model)."""
+        """Plain metrics among ``names`` (ratio metrics and ``event_mean`` metrics, analysed as
+        ratios by the delta method, get no model)."""
         with self.sessions() as session:
             rows = session.scalars(
                 select(MetricDefinition).where(MetricDefinition.name.in_(list(names)))
@@ -107,7 +108,9 @@ class ExperimentReader:
                     covariates=tuple(r.covariates or ()),
                 )
                 for r in rows
-                if r.numerator is None and r.source is not None and r.aggregation is not None
+                if r.numerator is None
+                and r.source is not None
+                and r.aggregation not in (None, "event_mean")
             }
 
     def unit_counts(self, keys: Sequence[str]) -> dict[str, int]:

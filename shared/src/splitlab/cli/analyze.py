@@ -87,6 +87,9 @@ _OPTION_NAMES = {
     "quantiles:": "--quantile:",
     "quantiles names": "--quantile names",
     "resamples must": "--resamples must",
+    "cluster_col": "--cluster",
+    "in_experiment_covariates": "--in-experiment-covariate",
+    "balance_alpha": "--balance-alpha",
 }
 
 
@@ -246,13 +249,39 @@ def register(app: typer.Typer) -> None:
         resamples: Annotated[
             int, typer.Option("--resamples", help="Bootstrap resamples of a bootstrap test.")
         ] = 2000,
+        cluster: Annotated[
+            str | None,
+            typer.Option(
+                "--cluster",
+                help="Randomisation-unit column when the file has several rows per unit "
+                "(sessions, requests): metrics become per-row means by the delta method.",
+            ),
+        ] = None,
+        in_experiment_covariate: Annotated[
+            list[str],
+            typer.Option(
+                "--in-experiment-covariate",
+                help="Column measured during the experiment that the treatment cannot move "
+                "(CUNOPAC, repeatable); tested for balance first, refused if moved.",
+            ),
+        ] = [],  # noqa: B006
+        balance_alpha: Annotated[
+            float | None,
+            typer.Option(
+                "--balance-alpha",
+                help="Level of the in-experiment covariates' balance test (default 0.01).",
+            ),
+        ] = None,
     ) -> None:
         """Analyze an experiment from a per-unit file: every treatment against control.
 
         Example: splitlab analyze data.csv --metric revenue --covariate revenue_pre --format
         html --output report.html
         """
-        from splitlab.core.analysis.analyze import analyze
+        import warnings
+
+        from splitlab.core.analysis.analyze import CovariateRefusedWarning, analyze
+        from splitlab.core.stats.balance import BALANCE_ALPHA
 
         console = Console(stderr=True)
         try:
@@ -267,38 +296,46 @@ def register(app: typer.Typer) -> None:
                 raise ValueError("--period-weight needs --period-col (the column of periods)")
             if not metric and not ratios:
                 raise ValueError("--metric is required: name at least one metric column")
-            result = _run_with_progress(
-                console,
-                lambda progress: analyze(
-                    data,
-                    variant_col=variant_col,
-                    control=control,
-                    metrics=metric,
-                    covariates=covariate,
-                    method=method.value,
-                    alpha=alpha,
-                    alternative=alternative.value,
-                    sequential=sequential,
-                    weights=weights,
-                    ratio_metrics=ratios,
-                    correction=correction.value,
-                    guardrails=guardrails,
-                    lower_is_better=lower_is_better,
-                    min_sample=min_sample,
-                    mde=mde,
-                    cupac_folds=cupac_folds,
-                    cupac_time_budget_s=cupac_time_budget,
-                    random_state=seed,
-                    progress=progress,
-                    period_col=period_col,
-                    period_weights=period_weights,
-                    tests=tests,
-                    quantiles=quantiles,
-                    resamples=resamples,
-                ),
-            )
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", CovariateRefusedWarning)
+                result = _run_with_progress(
+                    console,
+                    lambda progress: analyze(
+                        data,
+                        variant_col=variant_col,
+                        control=control,
+                        metrics=metric,
+                        covariates=covariate,
+                        method=method.value,
+                        alpha=alpha,
+                        alternative=alternative.value,
+                        sequential=sequential,
+                        weights=weights,
+                        ratio_metrics=ratios,
+                        correction=correction.value,
+                        guardrails=guardrails,
+                        lower_is_better=lower_is_better,
+                        min_sample=min_sample,
+                        mde=mde,
+                        cupac_folds=cupac_folds,
+                        cupac_time_budget_s=cupac_time_budget,
+                        random_state=seed,
+                        progress=progress,
+                        period_col=period_col,
+                        period_weights=period_weights,
+                        cluster_col=cluster,
+                        in_experiment_covariates=in_experiment_covariate,
+                        balance_alpha=BALANCE_ALPHA if balance_alpha is None else balance_alpha,
+                        tests=tests,
+                        quantiles=quantiles,
+                        resamples=resamples,
+                    ),
+                )
         except ValueError as exc:
             raise _fail(str(exc)) from None
+        for warning in caught:
+            if issubclass(warning.category, CovariateRefusedWarning):
+                typer.echo(f"warning: {warning.message}", err=True)
 
         if output_format is OutputFormat.json:
             _emit(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n", output)
@@ -370,8 +407,8 @@ def register(app: typer.Typer) -> None:
         """Sample size per variant for a target MDE (normal approximation), and with
         --daily-units how many days it takes.
 
-        Example (CTR 7% -> 11%, an absolute change of 4 points; 1,124 per arm): splitlab power
-        --metric-type proportion --baseline 0.07 --mde 0.04 --power 0.9 --continuity-correction
+        Example: splitlab power --metric-type proportion --baseline 0.07 --mde 0.04 --power 0.9
+        --continuity-correction (CTR 7% -> 11%, an absolute change of 4 points: 1,124 per arm)
         """
         from splitlab.core.stats.power import sample_size
 

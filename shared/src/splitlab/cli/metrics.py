@@ -169,6 +169,7 @@ def show_metric(m: dict[str, Any], console: Console) -> None:
         ("pre-period (days)", _fmt(m["pre_period_days"])),
         ("covariates", ", ".join(m["covariates"]) or "-"),
         ("test", _test_text(m)),
+        ("in-experiment covariates", ", ".join(m.get("in_experiment_covariates") or []) or "-"),
         ("description", m["description"] or "-"),
         ("status", status),
     ]
@@ -245,7 +246,9 @@ def register(app: typer.Typer) -> None:
             str | None, typer.Option(help="outcome | prediction_latency | prediction_error")
         ] = None,
         outcome_type: Annotated[str | None, typer.Option(help="For source=outcome.")] = None,
-        aggregation: Annotated[str | None, typer.Option(help="sum | count | any | mean")] = None,
+        aggregation: Annotated[
+            str | None, typer.Option(help="sum | count | any | mean | event_mean")
+        ] = None,
         numerator: Annotated[str | None, typer.Option(help="Ratio: numerator metric.")] = None,
         denominator: Annotated[str | None, typer.Option(help="Ratio: denominator metric.")] = None,
         direction: Annotated[str, typer.Option(help="higher_is_better | lower_is_better")] = (
@@ -258,6 +261,13 @@ def register(app: typer.Typer) -> None:
         pre_period_days: Annotated[float, typer.Option(help="CUPED pre-period; 0: off.")] = 14.0,
         covariate: Annotated[
             list[str] | None, typer.Option(help="unit_features name (repeatable).")
+        ] = None,
+        in_experiment_covariate: Annotated[
+            list[str] | None,
+            typer.Option(
+                help="CUNOPAC: unit_features name observed after exposure that the treatment "
+                "cannot move (repeatable); balance-checked before use."
+            ),
         ] = None,
         description: Annotated[str, typer.Option()] = "",
         test: Annotated[
@@ -282,6 +292,7 @@ def register(app: typer.Typer) -> None:
             "attribution_window_seconds": window_seconds, "pre_period_days": pre_period_days,
             "covariates": covariate or [], "description": description,
             "test": test, "quantile": quantile,
+            "in_experiment_covariates": in_experiment_covariate or [],
         }  # fmt: skip
         try:
             created = call("POST", "/metrics", body, admin=True)
@@ -342,8 +353,14 @@ def register(app: typer.Typer) -> None:
             list[str] | None,
             typer.Option(help="unit_features name (repeatable); replaces the list."),
         ] = None,
+        in_experiment_covariate: Annotated[
+            list[str] | None,
+            typer.Option(help="In-experiment unit_features name (repeatable); replaces the list."),
+        ] = None,
         outcome_type: Annotated[str | None, typer.Option(help="For source=outcome.")] = None,
-        aggregation: Annotated[str | None, typer.Option(help="sum | count | any | mean")] = None,
+        aggregation: Annotated[
+            str | None, typer.Option(help="sum | count | any | mean | event_mean")
+        ] = None,
         test: Annotated[
             str | None,
             typer.Option(
@@ -366,6 +383,7 @@ def register(app: typer.Typer) -> None:
             "pre_period_days": pre_period_days, "covariates": covariate,
             "outcome_type": outcome_type, "aggregation": aggregation,
             "test": test, "quantile": quantile,
+            "in_experiment_covariates": in_experiment_covariate,
         }  # fmt: skip
         body = {k: v for k, v in sent.items() if v is not None}
         if not body:

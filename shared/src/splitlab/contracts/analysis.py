@@ -110,6 +110,27 @@ class CupacBody(Open):
     notes: list[str]
 
 
+class BalanceBody(Open):
+    """CUNOPAC: one in-experiment covariate's balance test between arms (Welch t)."""
+
+    covariate: str
+    used: bool = Field(description="False: the treatment moved it, so it was refused.")
+    balance_alpha: float
+    means: dict[str, Number] = Field(description="Per arm, control first.")
+    differences: dict[str, Number] = Field(description="Per treatment: its mean minus control's.")
+    p_values: dict[str, Number] = Field(description="Per treatment.")
+    p_value: Number = Field(description="The smallest over treatments (what decided).")
+    message: str
+
+
+class ClusterBody(Open):
+    """Rows summed per randomisation unit (``cluster_col``): each metric is a per-row ratio."""
+
+    column: str
+    clusters: int
+    rows: int
+
+
 class MetricBody(Open):
     kind: MetricKind
     method: Method = Field(description="The method used (never auto).")
@@ -127,6 +148,9 @@ class MetricBody(Open):
     test: MetricTest = Field(default="welch", description="The metric's named test.")
     quantile: float | None = Field(
         default=None, description="The quantile a bootstrap test compares (else null)."
+    )
+    in_experiment_covariates: list[BalanceBody] | None = Field(
+        default=None, description="CUNOPAC balance checks (only with in-experiment covariates)."
     )
 
 
@@ -196,3 +220,6 @@ class AnalysisBody(Open):
         default=None, description="Allocation periods (only when there are several)."
     )
     strata: int | None = Field(default=None, description="Distinct splits among the periods.")
+    cluster: ClusterBody | None = Field(
+        default=None, description="Set when rows were summed per cluster (``cluster_col``)."
+    )

@@ -21,6 +21,7 @@ from markupsafe import Markup
 from rich.table import Table
 
 from splitlab.core.analysis.results import AnalysisResult
+from splitlab.reports.covariates import balance_notes, cluster_note
 from splitlab.reports.numbers import number as _fmt
 from splitlab.reports.numbers import p_value as _p
 from splitlab.reports.numbers import share as _share
@@ -105,6 +106,7 @@ def summary_tables(result: Results) -> list[Table]:
             r2 = ", ".join(f"{k} {_fmt(v)}" for k, v in cupac["oof_r2"].items())
             notes.append(f"CUPAC model {cupac['model']} (out-of-fold R^2: {r2})")
             notes.extend(cupac["notes"])
+        notes.extend(balance_notes(metric))
         statuses = {c["status"] for c in metric["comparisons"].values()} - {"ok"}
         notes.extend(sorted(statuses))
         if notes:
@@ -160,6 +162,9 @@ def _checks_table(out: Mapping[str, Any]) -> Table:
             f"power so far ({primary}, MDE {_share(out.get('mde'))})",
             ", ".join(f"{v} {_share(x)}" for v, x in power.items()),
         )
+    clusters = cluster_note(out)
+    if clusters is not None:
+        checks.add_row(*clusters)
     for check, result in analyzer_notes(out):
         checks.add_row(check, result)
     for variant, d in out["decisions"].items():

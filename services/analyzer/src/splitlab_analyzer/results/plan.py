@@ -17,6 +17,8 @@ class Covariate:
     """True when a unit may lack a value (then imputed with the mean)."""
     pre_of: int | None = None
     """For a pre-period covariate: the base metric whose pre-period events decide inclusion."""
+    in_experiment: bool = False
+    """Observed during the experiment (CUNOPAC): balance-checked before use."""
 
 
 @dataclass(frozen=True)
@@ -25,10 +27,12 @@ class PlannedMetric:
     y: str
     """Column of the metric value (plain) or the numerator (ratio)."""
     denominator: str | None = None
+    """Column of the denominator (a ratio metric, or an ``event_mean``'s event count)."""
     covariates: tuple[Covariate, ...] = ()
+    parts: tuple[str, str] | None = None
+    """The names of the numerator and denominator columns the engine sees (ratio kinds)."""
 
     @property
     def columns(self) -> tuple[str, ...]:
-        if self.denominator is not None:
-            return (self.y, self.denominator)
-        return (self.y, *(c.column for c in self.covariates))
+        head = (self.y,) if self.denominator is None else (self.y, self.denominator)
+        return (*head, *(c.column for c in self.covariates))

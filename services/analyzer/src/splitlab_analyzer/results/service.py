@@ -482,7 +482,12 @@ def method_report(result: AnalysisResult, requested: str) -> dict[str, Any]:
         }
         for name, m in result.metrics.items():
             if m.method != requested:
-                hint = hints[requested] if m.kind != "ratio" else "ratio metrics use none or auto"
+                hint = (
+                    hints[requested]
+                    if m.kind != "ratio"
+                    else "ratio metrics use none, auto or cuped (with covariates, or "
+                    "pre_period_days on both parts)"
+                )
                 not_applied[name] = f"{m.reason}; {hint}"
     return {
         "requested": requested,

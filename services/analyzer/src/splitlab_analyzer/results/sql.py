@@ -60,6 +60,8 @@ class ResultsQuery:
     def __post_init__(self) -> None:
         self.bases: list[MetricDef] = []
         self.features: list[str] = []
+        self.in_features: list[str] = []
+        """Features observed at or after the first exposure (CUNOPAC), columns ``g0``..."""
         self.planned: list[PlannedMetric] = []
         self.imputable: list[str] = []
         for metric in self.metrics:
@@ -81,25 +83,74 @@ class ResultsQuery:
             self.features.append(name)
         return f"f{self.features.index(name)}"
 
+    def _in_feature(self, name: str) -> str:
+        if name not in self.in_features:
+            self.in_features.append(name)
+        return f"g{self.in_features.index(name)}"
+
+    def _features_of(self, metric: MetricDef) -> list[Covariate]:
+        """The metric's pre-exposure features, then its in-experiment ones (CUNOPAC)."""
+        return [Covariate(self._feature(f), f, True) for f in metric.covariates] + [
+            Covariate(self._in_feature(f), f, True, in_experiment=True)
+            for f in metric.in_experiment_covariates
+        ]
+
+    def _imputable(self, covariates: list[Covariate]) -> None:
+        for c in covariates:
+            if c.imputable and c.column not in self.imputable:
+                self.imputable.append(c.column)
+
     def _plan(self, metric: MetricDef) -> PlannedMetric:
+        covariates: list[Covariate] = []
         if metric.is_ratio:
             assert metric.numerator is not None
             assert metric.denominator is not None
-            num = self._base(self.definitions[metric.numerator])
-            den = self._base(self.definitions[metric.denominator])
-            return PlannedMetric(metric, f"y{num}", f"y{den}")
+            parts = [self.definitions[metric.numerator], self.definitions[metric.denominator]]
+            num, den = (self._base(p) for p in parts)
+            # Ratio CUPED: the pre-period values of both parts, when both have a pre-period.
+            if all(p.pre_period_days > 0 for p in parts) and num != den:
+                covariates += [
+                    Covariate(f"y{j}_pre", p.pre_covariate, p.aggregation == "mean", j)
+                    for j, p in zip((num, den), parts, strict=True)
+                ]
+            covariates += self._features_of(metric)
+            self._imputable(covariates)
+            return PlannedMetric(
+                metric,
+                f"y{num}",
+                f"y{den}",
+                tuple(covariates),
+                (str(metric.numerator), str(metric.denominator)),
+            )
         i = self._base(metric)
-        covariates: list[Covariate] = []
+        if metric.aggregation == "event_mean":
+            # The per-event mean: the ratio of the units' sums and event counts.
+            if metric.pre_period_days > 0:
+                covariates += [
+                    Covariate(f"y{i}_pre", f"{metric.pre_covariate}_sum", False, i),
+                    Covariate(f"y{i}_pre_n", f"{metric.pre_covariate}_events", False, i),
+                ]
+            covariates += self._features_of(metric)
+            self._imputable(covariates)
+            return PlannedMetric(
+                metric,
+                f"y{i}",
+                f"y{i}_n",
+                tuple(covariates),
+                (f"sum({metric.name})", f"events({metric.name})"),
+            )
         if metric.pre_period_days > 0:
             covariates.append(
                 Covariate(f"y{i}_pre", metric.pre_covariate, metric.aggregation == "mean", i)
             )
         covariates.extend(Covariate(self._feature(f), f, True) for f in metric.covariates)
+        covariates.extend(
+            Covariate(self._in_feature(f), f, True, in_experiment=True)
+            for f in metric.in_experiment_covariates
+        )
         if metric.name in self.cupac_metrics:
             covariates.append(Covariate(f"c{i}", CUPAC_COLUMN, True))
-        for c in covariates:
-            if c.imputable and c.column not in self.imputable:
-                self.imputable.append(c.column)
+        self._imputable(covariates)
         return PlannedMetric(metric, f"y{i}", None, tuple(covariates))
 
     @property
@@ -113,8 +164,10 @@ class ResultsQuery:
         assert slot is not None
         j = self.plan.index(slot)
         n, s = f"u.n{j}", f"u.s{j}"
-        if base.aggregation == "sum":
+        if base.aggregation == "sum" or (base.aggregation == "event_mean" and pre):
             return f"{s}::float8"
+        if base.aggregation == "event_mean":
+            return f"(CASE WHEN {n} > 0 THEN {s} END)::float8"
         if base.aggregation == "count":
             return f"{n}::float8"
         if base.aggregation == "any":
@@ -159,6 +212,9 @@ class ResultsQuery:
         columns = ["u.unit_id", "u.variant", "u.first_at", "u.allocation_period"]
         for i, b in enumerate(self.bases):
             columns.append(f"{self._value(b, pre=False)} AS y{i}")
+            if b.aggregation == "event_mean":
+                post = post_slot(b)
+                columns.append(f"nullif(u.n{self.plan.index(post)}, 0)::float8 AS y{i}_n")
             if b.pre_period_days > 0:
                 pre = pre_slot(b)
                 assert pre is not None
@@ -171,6 +227,14 @@ class ResultsQuery:
                 f"AND f.name = {feature} AND f.observed_at < u.first_at "
                 f"AND abs(f.value) <= {self._bind('vmax', MAX_ABS_VALUE)} "
                 f"ORDER BY f.observed_at DESC LIMIT 1) AS f{j}"
+            )
+        for j, name in enumerate(self.in_features):
+            feature = self._bind("feat", name)
+            columns.append(
+                "(SELECT f.value FROM unit_features f WHERE f.unit_id = u.unit_id "
+                f"AND f.name = {feature} AND f.observed_at >= u.first_at "
+                f"AND abs(f.value) <= {self._bind('vmax', MAX_ABS_VALUE)} "
+                f"ORDER BY f.observed_at DESC LIMIT 1) AS g{j}"
             )
         columns += [f"c_agg.c{i}" for i in cupac]
         ctes.append(f"pu AS (SELECT {', '.join(columns)} FROM {table}{joins}{where})")
@@ -316,7 +380,7 @@ class ResultsQuery:
         counts = []
         for table, column, names in (
             ("outcomes", "outcome_type", self.plan.outcome_types),
-            ("unit_features", "name", self.features),
+            ("unit_features", "name", [*self.features, *self.in_features]),
         ):
             if names:
                 wanted = f"x.{column} = ANY(CAST({self._bind('xn', list(names))} AS text[]))"

@@ -102,16 +102,16 @@ def read_statistics(
     metrics = []
     for k, plan in enumerate(planned):
         cols = plan.columns
-        keep = [0] + ([1] if plan.denominator is not None else [])
-        names = [plan.definition.name]
-        if plan.denominator is None:
-            for offset, cov in enumerate(plan.covariates, start=1):
-                if cov.pre_of is not None and pre_events.get(cov.pre_of, 0) == 0:
-                    continue  # no pre-period events at all: nothing to adjust with
-                if cov.imputable and missing[cov.column] >= sum(counts.values()):
-                    continue  # no unit has a value
-                keep.append(offset)
-                names.append(cov.name)
+        head = 1 if plan.denominator is None else 2
+        keep = list(range(head))
+        names = [plan.definition.name] if plan.parts is None else list(plan.parts)
+        for offset, cov in enumerate(plan.covariates, start=head):
+            if cov.pre_of is not None and pre_events.get(cov.pre_of, 0) == 0:
+                continue  # no pre-period events at all: nothing to adjust with
+            if cov.imputable and missing[cov.column] >= sum(counts.values()):
+                continue  # no unit has a value
+            keep.append(offset)
+            names.append(cov.name)
         moments = {}
         periods: dict[Hashable, dict[str, Moments]] = {p: {} for p in period_ids}
         binary: list[bool] = []
@@ -135,14 +135,13 @@ def read_statistics(
             kind = "proportion" if binary and all(binary) else "mean"
         # The CUPAC prediction is a column of its own (method cupac), never a covariate of
         # cuped or regression: as in ``splitlab.analyze``.
-        covariates = tuple(n for n in names[1:] if n != CUPAC_COLUMN)
+        covariates = tuple(n for n in names[head:] if n != CUPAC_COLUMN)
         imputed = sum(
             missing[c.column] for c in plan.covariates if c.name in covariates and c.imputable
         )
-        column_names = (
-            (str(plan.definition.numerator), str(plan.definition.denominator))
-            if plan.denominator is not None
-            else tuple(names)
+        column_names = tuple(names)
+        in_experiment = tuple(
+            c.name for c in plan.covariates if c.in_experiment and c.name in covariates
         )
         metrics.append(
             MetricStatistics(
@@ -154,6 +153,7 @@ def read_statistics(
                 dropped_rows=dropped,
                 imputed_covariates=imputed,
                 periods=periods,
+                in_experiment=in_experiment,
             )
         )
     firsts = [r["first_at"] for r in rows if r["first_at"] is not None]

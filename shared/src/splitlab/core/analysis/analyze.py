@@ -16,12 +16,18 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import warnings
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from splitlab.core.analysis.cunopac import (
+    check_in_experiment,
+    checked_covariates,
+    refusal_note,
+)
 from splitlab.core.analysis.results import (
     AnalysisResult,
     ComparisonResult,
@@ -37,6 +43,7 @@ from splitlab.core.stats.adjustment import (
     choose_method,
     estimate_candidates,
 )
+from splitlab.core.stats.balance import BALANCE_ALPHA, BalanceCheck
 from splitlab.core.stats.bayes import gaussian_posterior
 from splitlab.core.stats.comparison import Alternative, check_alpha, check_alternative
 from splitlab.core.stats.cupac import MODELS, CupacFit, Progress, cross_fit_predictions
@@ -53,6 +60,7 @@ from splitlab.core.stats.sufficient import Moments, merge_all
 __all__ = [
     "CUPAC_COLUMN",
     "AnalysisResult",
+    "CovariateRefusedWarning",
     "Horizons",
     "MetricStatistics",
     "analyze",
@@ -89,6 +97,15 @@ class MetricStatistics:
     periods: Mapping[Hashable, Mapping[str, Moments]] | None = None
     """Per allocation period, the per-variant statistics of its units (None: no periods);
     they merge into ``moments``."""
+    in_experiment: tuple[str, ...] = ()
+    """The covariates (also in ``covariates``) measured during the experiment (CUNOPAC): each
+    is tested for balance between arms before use (:mod:`splitlab.core.stats.balance`)."""
+    balance_alpha: float = BALANCE_ALPHA
+    """The level of that balance test."""
+
+
+class CovariateRefusedWarning(UserWarning):
+    """An in-experiment covariate was moved by the treatment and left out (CUNOPAC)."""
 
 
 # --- validation and preparation of per-unit data ---------------------------------------------
@@ -239,6 +256,8 @@ def compute_statistics(
     random_state: int = 0,
     progress: Progress | None = None,
     period_col: str | None = None,
+    in_experiment_covariates: Sequence[str] = (),
+    balance_alpha: float = BALANCE_ALPHA,
 ) -> tuple[list[MetricStatistics], dict[str, int], RowCounts]:
     """Validate per-unit data and reduce it to per-variant sufficient statistics.
 
@@ -248,6 +267,10 @@ def compute_statistics(
     (valid because covariates are pre-exposure). With ``cupac=True`` each mean/proportion
     metric gets a cross-fitted out-of-fold prediction column from the covariates. With
     ``period_col`` every metric also carries its statistics per allocation period.
+    ``in_experiment_covariates`` (CUNOPAC) are further covariates, measured during the
+    experiment: they join ``covariates`` (never CUPAC's model) and are imputed the same way;
+    the analysis tests each for balance before use. Ratio metrics carry the covariates too
+    (ratio CUPED, :mod:`splitlab.core.stats.ratio_cuped`).
     """
     columns = _columns(data)
     ratios = dict(ratio_metrics or {})
@@ -264,6 +287,9 @@ def compute_statistics(
         _require(columns, [period_col], "period_col")
     _require(columns, list(metrics), "metric")
     _require(columns, list(covariates), "covariate")
+    in_experiment = check_in_experiment(columns, metrics, covariates, in_experiment_covariates)
+    pre_covariates = list(covariates)
+    covariates = [*pre_covariates, *in_experiment]
     for name, pair in ratios.items():
         if len(pair) != 2:
             raise ArgumentError(
@@ -322,9 +348,9 @@ def compute_statistics(
         binary = yk.size > 0 and bool(((yk == 0.0) | (yk == 1.0)).all())
         kind: MetricKind = "proportion" if binary else "mean"
         fit = None
-        if cupac and covariates and yk.size >= max(CUPAC_MIN_UNITS, 2 * cupac_folds):
+        if cupac and pre_covariates and yk.size >= max(CUPAC_MIN_UNITS, 2 * cupac_folds):
             fit = cross_fit_predictions(
-                xk,
+                xk[:, : len(pre_covariates)],
                 yk,
                 cupac_folds,
                 cupac_models,
@@ -384,7 +410,17 @@ def compute_statistics(
             )
         out.append(
             MetricStatistics(
-                name, kind, moments, names, tuple(covariates), dropped, imputed, fit, periods
+                name,
+                kind,
+                moments,
+                names,
+                tuple(covariates),
+                dropped,
+                imputed,
+                fit,
+                periods,
+                in_experiment,
+                balance_alpha,
             )
         )
     for name, (num, den) in ratios.items():
@@ -392,14 +428,25 @@ def compute_statistics(
         b = _numeric(columns[den], den, "ratio denominator")
         keep = present & ~np.isnan(a) & ~np.isnan(b)
         dropped = int((present & ~(~np.isnan(a) & ~np.isnan(b))).sum())
-        matrix = np.column_stack([a[keep], b[keep]])
+        clash = sorted({num, den} & set(covariates))
+        if clash:
+            raise ArgumentError(
+                "covariates",
+                f"columns {clash} are both a part of ratio metric {name!r} and a covariate; "
+                "pick one role",
+            )
+        matrix = np.column_stack([a[keep], b[keep], x[keep]])
         out.append(
             MetricStatistics(
                 name,
                 "ratio",
                 _moments_by_variant(matrix, codes[keep], order),
-                (num, den),
+                (num, den, *covariates),
+                tuple(covariates),
                 dropped_rows=dropped,
+                imputed_covariates=imputed,
+                in_experiment=in_experiment,
+                balance_alpha=balance_alpha,
                 periods=_moments_by_period(
                     matrix,
                     codes[keep],
@@ -434,6 +481,8 @@ class _Choice:
     chosen: str
     reason: str
     candidates: dict[str, Any]
+    balance: tuple[BalanceCheck, ...] = ()
+    """The balance check of each in-experiment covariate (CUNOPAC)."""
 
 
 def _metric_choice(
@@ -446,12 +495,18 @@ def _metric_choice(
     inapplicable: Inapplicable = "raise",
 ) -> _Choice:
     arms = [stats.moments[v] for v in order]
-    cov_idx = [stats.columns.index(c) for c in stats.covariates]
+    cov_idx, balance = checked_covariates(
+        arms, order, stats.columns, stats.covariates, stats.in_experiment, stats.balance_alpha
+    )
+    refused = refusal_note(balance)
     cupac_idx = stats.columns.index(CUPAC_COLUMN) if CUPAC_COLUMN in stats.columns else None
     requested = method
     why = _inapplicable_reason(stats, method, bool(cov_idx), cupac_idx is not None)
     if why is not None:
-        if inapplicable == "raise":
+        # Covariates refused by the balance check are a finding, not a bad argument: the
+        # metric falls back to no adjustment with the evidence in its reason.
+        covariates_refused = bool(refused) and method in ("cuped", "regression")
+        if inapplicable == "raise" and not covariates_refused:
             raise ArgumentError("method", why[0])
         method = "none"
     wanted = list(METHODS[:-1]) if method == "auto" else sorted({"none", method})
@@ -490,7 +545,9 @@ def _metric_choice(
         chosen, reason = "none", f"{why[1]}; unadjusted"
     else:
         chosen, reason = method, "requested"
-    return _Choice(requested, chosen, reason, dict(candidates))
+    if refused:
+        reason = f"{reason}; {refused}"
+    return _Choice(requested, chosen, reason, dict(candidates), tuple(balance))
 
 
 def _metric_view(
@@ -538,6 +595,7 @@ def _metric_view(
         imputed_covariates=stats.imputed_covariates,
         cupac=stats.cupac,
         lower_is_better=lower_is_better,
+        balance=list(choice.balance),
     )
 
 
@@ -548,12 +606,20 @@ def _inapplicable_reason(
     None when it can."""
     if method in ("auto", "none"):
         return None
-    if stats.kind == "ratio":
+    if stats.kind == "ratio" and not (method == "cuped" and has_covariates):
+        if method == "cuped":
+            return (
+                f"method='cuped' on ratio metric {stats.name!r} needs covariates=[...] "
+                "(e.g. the pre-period numerator and denominator)",
+                f"cuped needs a covariate and ratio metric {stats.name!r} has none",
+            )
         return (
             f"method={method!r} does not apply to ratio metric {stats.name!r}; "
-            "use method='none' or 'auto'",
-            f"{method} does not apply to a ratio metric (delta method only)",
+            "use method='none', 'cuped' (with covariates) or 'auto'",
+            f"{method} does not apply to a ratio metric (delta method, with CUPED only)",
         )
+    if stats.kind == "ratio":
+        return None
     if method in ("cuped", "regression") and not has_covariates:
         return (
             f"method={method!r} needs covariates=[...] (pre-exposure columns)",
@@ -896,6 +962,9 @@ def analyze(
     tests: Mapping[str, str] | None = None,
     quantiles: Mapping[str, float] | None = None,
     resamples: int = 2000,
+    cluster_col: str | None = None,
+    in_experiment_covariates: Sequence[str] = (),
+    balance_alpha: float = BALANCE_ALPHA,
 ) -> AnalysisResult:
     """Analyze one row per unit: every treatment against ``control`` on every metric.
 
@@ -920,6 +989,16 @@ def analyze(
     of a bootstrap test (the median when not named), ``resamples`` its resamples, seeded by
     ``random_state``. Every comparison carries its ``test`` and
     ``cohens_d``.
+    ``cluster_col`` (e.g. ``"user_id"``): the data hold several rows per randomisation unit
+    (sessions, requests); rows are summed per cluster and every metric is analysed as a ratio
+    of per-cluster sums by the delta method (:mod:`splitlab.core.analysis.clusters`), so the
+    CI of a per-row mean accounts for the correlation within a cluster.
+
+    ``in_experiment_covariates`` (CUNOPAC): columns measured during the experiment that the
+    treatment should not move; each is tested for balance between arms at ``balance_alpha``
+    (:mod:`splitlab.core.stats.balance`), and one the treatment moved is refused (a
+    :class:`CovariateRefusedWarning`, and the evidence in the metric's
+    ``in_experiment_covariates``) while the valid ones join ``covariates``.
     """
     _check_options(method, alpha, alternative, correction)
     if mde is not None and not (math.isfinite(mde) and mde > 0):
@@ -929,6 +1008,33 @@ def analyze(
             "bootstrap", f"bootstrap must be 0 (off) or >= 100 resamples; got {bootstrap}"
         )
     covs = list(covariates or [])
+    if not 0.0 < balance_alpha < 1.0:
+        raise ArgumentError(
+            "balance_alpha", f"balance_alpha must be in (0, 1), e.g. 0.05; got {balance_alpha}"
+        )
+    clustered = None
+    if cluster_col is not None:
+        if mann_whitney_test or bootstrap:
+            raise ArgumentError(
+                "cluster_col",
+                "mann_whitney_test and bootstrap resample units, not clusters; "
+                "drop them or cluster_col",
+            )
+        from splitlab.core.analysis.clusters import aggregate_clusters
+
+        if isinstance(metrics, str):
+            raise ArgumentError("metrics", "metrics must be a list of column names, not a string")
+        clustered = aggregate_clusters(
+            _columns(data),
+            cluster_col=cluster_col,
+            variant_col=variant_col,
+            metrics=list(metrics),
+            ratio_metrics=dict(ratio_metrics or {}),
+            covariates=covs,
+            in_experiment=list(in_experiment_covariates),
+            period_col=period_col,
+        )
+        data, metrics, ratio_metrics = clustered.data, [], clustered.ratio_metrics
     stats, counts, rows = compute_statistics(
         data,
         variant_col=variant_col,
@@ -944,7 +1050,14 @@ def analyze(
         random_state=random_state,
         progress=progress,
         period_col=period_col,
+        in_experiment_covariates=in_experiment_covariates,
+        balance_alpha=balance_alpha,
     )
+    if clustered is not None:
+        rows = RowCounts(
+            total=clustered.summary.rows + clustered.missing_variant_rows,
+            missing_variant=clustered.missing_variant_rows,
+        )
     period_counts = (
         None if period_col is None else count_by_period(data, variant_col, str(control), period_col)
     )
@@ -978,6 +1091,14 @@ def analyze(
             mde=mde,
             power_so_far=None if mde is None else power_so_far(result, primary, mde, alpha),
         )
+    if clustered is not None:
+        result = dataclasses.replace(result, cluster=clustered.summary)
+    for metric in result.metrics.values():
+        for check in metric.balance:
+            if not check.used:
+                warnings.warn(
+                    f"{metric.name}: {check.message()}", CovariateRefusedWarning, stacklevel=2
+                )
     result = _add_tests(result, stats, data, variant_col, tests, quantiles, resamples, random_state)
     if mann_whitney_test or bootstrap:
         _add_nonparametric(

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from splitlab.core.stats.adjustment import Candidate
+from splitlab.core.stats.balance import BalanceCheck
 from splitlab.core.stats.comparison import Comparison
 from splitlab.core.stats.cupac import CupacFit
 from splitlab.core.stats.decision import Decision
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AnalysisResult",
+    "ClusterSummary",
     "ComparisonResult",
     "MetricResult",
     "PeriodSummary",
@@ -136,6 +138,9 @@ class MetricResult:
     """The metric's named test (``tests=`` of :func:`splitlab.analyze`)."""
     quantile: float | None = None
     """The quantile a bootstrap test compares (None for the other tests)."""
+    balance: list[BalanceCheck] = field(default_factory=list)
+    """The balance check of each in-experiment covariate (CUNOPAC); refused ones were not
+    used (JSON ``in_experiment_covariates``, present only when there are any)."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -171,6 +176,8 @@ class MetricResult:
                 "elapsed_s": round(self.cupac.elapsed_s, 3),
                 "notes": list(self.cupac.notes),
             }
+        if self.balance:
+            out["in_experiment_covariates"] = [b.to_dict() for b in self.balance]
         return out
 
 
@@ -204,6 +211,21 @@ class PeriodSummary:
 
 
 @dataclass(frozen=True)
+class ClusterSummary:
+    """Rows analysed per cluster: each metric became a ratio of per-cluster sums."""
+
+    column: str
+    """The cluster (randomisation unit) column, e.g. ``user_id``."""
+    clusters: int
+    """Clusters with a variant (the units of SRM and of every test)."""
+    rows: int
+    """Rows with a variant."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"column": self.column, "clusters": self.clusters, "rows": self.rows}
+
+
+@dataclass(frozen=True)
 class AnalysisResult:
     """Everything :func:`splitlab.analyze` found; ``to_dict()`` for JSON."""
 
@@ -226,6 +248,8 @@ class AnalysisResult:
     power_so_far: dict[str, float | None] | None = None
     """Per treatment: the power of the current sample to detect ``mde`` on the primary
     metric (None without ``mde``)."""
+    cluster: ClusterSummary | None = None
+    """Set when rows were aggregated to their randomisation unit (``cluster_col``)."""
     srm_sequential: SequentialSRMResult | None = None
     """The always-valid SRM test of the same counts (:mod:`splitlab.core.stats.sequential_srm`):
     what the sequential horizon's decisions, the analyzer's flag and the SRM alert use."""
@@ -263,4 +287,6 @@ class AnalysisResult:
         if self.power_so_far is not None:
             out["mde"] = self.mde
             out["power_so_far"] = dict(self.power_so_far)
+        if self.cluster is not None:
+            out["cluster"] = self.cluster.to_dict()
         return out

@@ -23,6 +23,7 @@ from splitlab.core.stats.cuped import cuped_estimates
 from splitlab.core.stats.means import mean_estimate
 from splitlab.core.stats.proportions import two_proportion_z
 from splitlab.core.stats.ratio import ratio_estimate
+from splitlab.core.stats.ratio_cuped import ratio_cuped_estimates
 from splitlab.core.stats.regression import lin_estimates
 from splitlab.core.stats.sufficient import Moments
 
@@ -38,6 +39,7 @@ __all__ = [
     "choose_method",
     "estimate_candidates",
     "parse_method",
+    "ratio_cuped_detail",
 ]
 
 MetricKind = Literal["mean", "proportion", "ratio"]
@@ -97,6 +99,16 @@ def best_single_covariate(arms: Sequence[Moments], covariates: Sequence[int], y:
     return best
 
 
+def ratio_cuped_detail(covariates: Sequence[int], covariate_names: Sequence[str]) -> str:
+    """What ratio CUPED used: every covariate, one pooled slope each (columns 0-1 are the
+    numerator and denominator, so covariate ``j`` is ``covariate_names[j - 2]``)."""
+    labels = [
+        covariate_names[j - 2] if 0 <= j - 2 < len(covariate_names) else f"column {j}"
+        for j in covariates
+    ]
+    return f"delta method on the linearised ratio, covariate(s) {', '.join(labels)}"
+
+
 def _compare_all(
     estimates: Sequence[ArmEstimate], names: Sequence[str], alpha: float, alternative: str
 ) -> dict[str, Comparison]:
@@ -144,7 +156,15 @@ def estimate_candidates(
                 est = [mean_estimate(m) for m in arms]
                 out[method] = Candidate(method, _compare_all(est, variants, alpha, alternative))
         elif kind == "ratio":
-            continue
+            # Columns 0 and 1 are the ratio's parts; covariates follow them.
+            xs = [j for j in covariates if j > 1]
+            if method == "cuped" and xs:
+                est = ratio_cuped_estimates(arms, xs)
+                out[method] = Candidate(
+                    method,
+                    _compare_all(est, variants, alpha, alternative),
+                    ratio_cuped_detail(xs, covariate_names),
+                )
         elif method == "cuped" and covariates:
             j = best_single_covariate(arms, covariates)
             est = cuped_estimates(arms, x=j)

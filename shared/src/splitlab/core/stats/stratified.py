@@ -27,6 +27,7 @@ from splitlab.core.stats.adjustment import (
     MetricKind,
     best_single_covariate,
     estimate_candidates,
+    ratio_cuped_detail,
 )
 from splitlab.core.stats.comparison import (
     ArmEstimate,
@@ -40,6 +41,7 @@ from splitlab.core.stats.means import mean_estimate
 from splitlab.core.stats.periods import combine_estimates, stratum_shares
 from splitlab.core.stats.proportions import proportion_from_moments
 from splitlab.core.stats.ratio import ratio_estimate
+from splitlab.core.stats.ratio_cuped import ratio_cuped_estimates
 from splitlab.core.stats.regression import lin_estimates
 from splitlab.core.stats.sufficient import Moments
 
@@ -131,7 +133,16 @@ def stratified_candidates(
                 comps = _combined(strata, variants, _per_arm(mean_estimate), alpha, alternative)
                 out[method] = Candidate(method, comps)
         elif kind == "ratio":
-            continue
+            xs = [j for j in covariates if j > 1]  # columns 0-1: the ratio's parts
+            if method == "cuped" and xs:
+                comps = _combined(
+                    strata,
+                    variants,
+                    partial(ratio_cuped_estimates, covariates=xs),
+                    alpha,
+                    alternative,
+                )
+                out[method] = Candidate(method, comps, ratio_cuped_detail(xs, covariate_names))
         elif method == "cuped" and covariates:
             # One covariate for every stratum: the largest within-(arm, stratum) correlation.
             j = best_single_covariate([m for arms in strata for m in arms], covariates)

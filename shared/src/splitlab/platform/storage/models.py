@@ -208,6 +208,10 @@ class MetricDefinition(Base):
     attribution_window_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     pre_period_days: Mapped[float] = mapped_column(Float)
     covariates: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    in_experiment_covariates: Mapped[list[str]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    """Features observed during the experiment (CUNOPAC), balance-checked before use."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     deprecated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
