@@ -87,18 +87,15 @@ _OPTION_NAMES = {
     "baseline must": "--baseline must",
     "sd must": "--sd must",
     "mde must": "--mde must",
-<<<<<<< HEAD
     "segment_correction": "--segment-correction",
     "segment_min_units": "--segment-min-units",
     "segment=": "--segment ",
     "segment attribute": "--segment attribute",
-=======
     "tests:": "--test:",
     "tests names": "--test names",
     "quantiles:": "--quantile:",
     "quantiles names": "--quantile names",
     "resamples must": "--resamples must",
->>>>>>> h20-tests
     "cluster_col": "--cluster",
     "in_experiment_covariates": "--in-experiment-covariate",
     "balance_alpha": "--balance-alpha",
@@ -243,7 +240,6 @@ def register(app: typer.Typer) -> None:
                 help="A period's split: PERIOD:VARIANT=WEIGHT (repeatable; with --period-col).",
             ),
         ] = [],  # noqa: B006
-<<<<<<< HEAD
         segment: Annotated[
             str | None,
             typer.Option(
@@ -262,7 +258,6 @@ def register(app: typer.Typer) -> None:
                 "--segment-min-units", help="Units per arm below which a segment is warned about."
             ),
         ] = 100,
-=======
         test: Annotated[
             list[str],
             typer.Option(
@@ -281,7 +276,6 @@ def register(app: typer.Typer) -> None:
         resamples: Annotated[
             int, typer.Option("--resamples", help="Bootstrap resamples of a bootstrap test.")
         ] = 2000,
->>>>>>> h20-tests
         cluster: Annotated[
             str | None,
             typer.Option(
@@ -359,15 +353,12 @@ def register(app: typer.Typer) -> None:
                         cluster_col=cluster,
                         in_experiment_covariates=in_experiment_covariate,
                         balance_alpha=BALANCE_ALPHA if balance_alpha is None else balance_alpha,
-<<<<<<< HEAD
                         segment=segment,
                         segment_correction=segment_correction.value,
                         segment_min_units=segment_min_units,
-=======
                         tests=tests,
                         quantiles=quantiles,
                         resamples=resamples,
->>>>>>> h20-tests
                     ),
                 )
         except ValueError as exc:

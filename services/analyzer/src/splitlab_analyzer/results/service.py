@@ -395,12 +395,9 @@ class ResultsService:
             )
         except ValueError as exc:  # the experiment's definition, not the request: no field
             raise InvalidInputError(f"experiment {info.key!r} cannot be analyzed: {exc}") from None
-<<<<<<< HEAD
+        horizons = with_metric_tests(horizons, stats, metrics)
         if snapshot.segments is not None:
             horizons = segmented(horizons, snapshot, tuning_n, segment_correction)
-=======
-        horizons = with_metric_tests(horizons, stats, metrics)
->>>>>>> h20-tests
         fixed = horizons.fixed
         guardrails = guardrail_statuses(fixed, info.guardrails, set(lower), tuning_n)
         fallback = {}

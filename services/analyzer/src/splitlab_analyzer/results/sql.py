@@ -27,11 +27,8 @@ from typing import Any
 
 from splitlab.contracts.values import MAX_ABS_VALUE
 from splitlab.core.analysis.analyze import CUPAC_COLUMN
-<<<<<<< HEAD
 from splitlab.core.analysis.segments import SegmentSpec
-=======
 from splitlab.core.stats.metric_tests import PER_UNIT_TESTS
->>>>>>> h20-tests
 from splitlab_analyzer.definitions import MetricDef
 from splitlab_analyzer.results.plan import Covariate, PlannedMetric
 from splitlab_analyzer.results.segments import SEGMENT_COLUMN, segment_expression, segment_join

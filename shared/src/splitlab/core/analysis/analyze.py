@@ -959,15 +959,12 @@ def analyze(
     period_col: str | None = None,
     period_weights: Mapping[Hashable, Mapping[str, float]] | None = None,
     mde: float | None = None,
-<<<<<<< HEAD
     segment: str | None = None,
     segment_correction: Literal["holm", "benjamini-hochberg"] = "holm",
     segment_min_units: int = 100,
-=======
     tests: Mapping[str, str] | None = None,
     quantiles: Mapping[str, float] | None = None,
     resamples: int = 2000,
->>>>>>> h20-tests
     cluster_col: str | None = None,
     in_experiment_covariates: Sequence[str] = (),
     balance_alpha: float = BALANCE_ALPHA,
@@ -990,7 +987,6 @@ def analyze(
     ``guardrails``); with ``mde`` (relative, e.g. 0.05) the power of the current sample to
     detect it on the primary metric (``power_so_far``).
 
-<<<<<<< HEAD
     ``segment`` (a column, ``"country"``, or a numeric one with bucket edges,
     ``"tenure_days:0,30,180,365"``) adds the results per segment (``segments``): each metric
     with the overall result's method, p-values adjusted across segments by
@@ -998,13 +994,11 @@ def analyze(
     segment with fewer than ``segment_min_units`` units in an arm
     (:mod:`splitlab.core.analysis.segments`).
 
-=======
     ``tests`` names a metric's test (``{"revenue": "mann_whitney", "ctr": "chi2"}``; ``welch``
     when not named; :mod:`splitlab.core.analysis.metric_tests`), ``quantiles`` the quantile
     of a bootstrap test (the median when not named), ``resamples`` its resamples, seeded by
-    ``random_state``. Every comparison carries its ``test`` and
-    ``cohens_d``.
->>>>>>> h20-tests
+    ``random_state``. Every comparison carries its ``test`` and ``cohens_d``.
+
     ``cluster_col`` (e.g. ``"user_id"``): the data hold several rows per randomisation unit
     (sessions, requests); rows are summed per cluster and every metric is analysed as a ratio
     of per-cluster sums by the delta method (:mod:`splitlab.core.analysis.clusters`), so the
