@@ -171,3 +171,18 @@ def test_models_show(services: dict[str, TestClient], tmp_path: Any) -> None:
     assert "http://models.internal/v1/models/ranker:predict" in shown
     assert "search-team" in shown
     assert "price" in shown
+
+
+def test_metrics_create_with_a_test_and_show_it(services: dict[str, TestClient]) -> None:
+    name = f"rev_{uuid.uuid4().hex[:8]}"
+    cli("metrics", "create", name, "--source", "outcome", "--outcome-type", "purchase",
+        "--aggregation", "sum", "--test", "bootstrap_percentile", "--quantile", "0.9")  # fmt: skip
+    assert "test: bootstrap_percentile (quantile 0.9)" in cli("metrics", "show", name).stdout
+    refused = runner.invoke(build_app(), ["metrics", "update", name, "--test", "chi2"])
+    assert refused.exit_code == 1
+    assert "422" in refused.stderr
+    assert "needs a 0/1 metric" in refused.stderr
+    changed = json.loads(
+        cli("metrics", "update", name, "--test", "mann_whitney", "--format", "json").stdout
+    )
+    assert (changed["test"], changed["quantile"]) == ("mann_whitney", None)

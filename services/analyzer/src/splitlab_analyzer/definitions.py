@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Literal
 
 from splitlab.core.errors import ArgumentError
+from splitlab.core.stats.metric_tests import BOOTSTRAP_TESTS, PROPORTION_TESTS, MetricTest
 
 Source = Literal["outcome", "prediction_latency", "prediction_error"]
 Aggregation = Literal["sum", "count", "any", "mean", "event_mean"]
@@ -49,6 +50,10 @@ class MetricDef:
     deprecated_at: datetime | None = None
     """When the metric was deprecated (None: in use); results still compute it."""
     deprecation_reason: str = ""
+    test: MetricTest = "welch"
+    """The metric's test (:data:`splitlab.core.stats.metric_tests.TESTS`)."""
+    quantile: float | None = None
+    """The quantile a bootstrap test compares (None: the median)."""
     in_experiment_covariates: tuple[str, ...] = field(default_factory=tuple)
     """``unit_features`` observed during the experiment (CUNOPAC): balance-checked, then used."""
 
@@ -66,8 +71,44 @@ class MetricDef:
         return f"{self.name}_pre"
 
 
+def check_test(metric: MetricDef) -> None:
+    """The test fits the metric: a ratio has the delta method (``welch``) only, ``z`` and
+    ``chi2`` need a 0/1 metric (aggregation ``any``), a quantile belongs to a bootstrap test."""
+    if metric.aggregation == "event_mean" and metric.test != "welch":
+        raise ArgumentError(
+            "test",
+            f"test: {metric.test!r} does not apply to aggregation 'event_mean' (a ratio of the "
+            "units' sums and event counts, tested by the delta method); use 'welch' (the default)",
+        )
+    if metric.is_ratio and metric.test != "welch":
+        raise ArgumentError(
+            "test",
+            f"test: {metric.test!r} does not apply to a ratio metric (the delta method tests "
+            "it); use 'welch' (the default)",
+        )
+    if metric.test in PROPORTION_TESTS and not metric.is_ratio and metric.aggregation != "any":
+        raise ArgumentError(
+            "test",
+            f"test: {metric.test!r} needs a 0/1 metric (aggregation 'any') and the aggregation "
+            f"is {metric.aggregation!r}; use 'welch', 'mann_whitney', 'bootstrap_bca' or "
+            "'bootstrap_percentile'",
+        )
+    if metric.quantile is not None:
+        if not 0.0 < metric.quantile < 1.0:
+            raise ArgumentError(
+                "quantile", f"quantile: must lie in (0, 1), e.g. 0.5; got {metric.quantile}"
+            )
+        if metric.test not in BOOTSTRAP_TESTS:
+            raise ArgumentError(
+                "quantile",
+                f"quantile: applies to a bootstrap test only and test is {metric.test!r}; set "
+                "test to 'bootstrap_bca' or 'bootstrap_percentile', or drop the quantile",
+            )
+
+
 def check_definition(metric: MetricDef) -> None:
     """Rules across fields; ``ValueError`` names the field."""
+    check_test(metric)
     if metric.is_ratio:
         if metric.denominator is None:
             raise ArgumentError(

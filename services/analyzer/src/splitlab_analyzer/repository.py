@@ -48,6 +48,8 @@ def to_def(row: MetricDefinition) -> MetricDef:
         description=row.description,
         deprecated_at=row.deprecated_at,
         deprecation_reason=row.deprecation_reason or "",
+        test=row.test,  # type: ignore[arg-type]
+        quantile=row.quantile,
         in_experiment_covariates=tuple(row.in_experiment_covariates or ()),
     )
 
@@ -110,6 +112,8 @@ class MetricRepository:
                     attribution_window_seconds=metric.attribution_window_seconds,
                     pre_period_days=metric.pre_period_days,
                     covariates=list(metric.covariates),
+                    test=metric.test,
+                    quantile=metric.quantile,
                     in_experiment_covariates=list(metric.in_experiment_covariates),
                     created_at=now,
                     updated_at=now,
@@ -136,6 +140,8 @@ class MetricRepository:
             row.attribution_window_seconds = metric.attribution_window_seconds
             row.pre_period_days = metric.pre_period_days
             row.covariates = list(metric.covariates)
+            row.test = metric.test
+            row.quantile = metric.quantile
             row.in_experiment_covariates = list(metric.in_experiment_covariates)
             row.updated_at = utc_now()
             session.flush()

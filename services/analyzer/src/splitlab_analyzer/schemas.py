@@ -19,6 +19,7 @@ from splitlab.contracts.names import METRIC_PATTERN
 from splitlab.contracts.times import UtcDatetime
 from splitlab.contracts.values import BoundedValue
 from splitlab.core.errors import ArgumentError
+from splitlab.core.stats.metric_tests import BOOTSTRAP_TESTS, MetricTest
 from splitlab_analyzer.definitions import (
     Aggregation,
     Direction,
@@ -82,6 +83,18 @@ class MetricCreate(_Strict):
         "first exposure (latest value); each is tested for balance between arms and refused, "
         "with the evidence in the results, when the treatment moved it.",
     )
+    test: MetricTest = Field(
+        default="welch",
+        description="The metric's test: welch, z or chi2 (0/1 metrics: aggregation any), "
+        "mann_whitney, bootstrap_bca or bootstrap_percentile (of a quantile).",
+    )
+    quantile: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        allow_inf_nan=False,
+        description="The quantile a bootstrap test compares; unset: the median.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> MetricCreate:
@@ -102,6 +115,8 @@ class MetricCreate(_Strict):
             pre_period_days=self.pre_period_days,
             covariates=tuple(self.covariates),
             description=self.description,
+            test=self.test,
+            quantile=self.quantile,
             in_experiment_covariates=tuple(self.in_experiment_covariates),
         )
 
@@ -112,6 +127,7 @@ NOT_NULL_ON_UPDATE = (
     "pre_period_days",
     "covariates",
     "in_experiment_covariates",
+    "test",
 )
 """Fields a metric PATCH may change but not clear: the schema offers no ``null`` for them."""
 
@@ -148,6 +164,8 @@ class MetricUpdate(_Strict):
     attribution_window_seconds: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     pre_period_days: float | None = Field(default=None, ge=0, le=3650, allow_inf_nan=False)
     covariates: list[FeatureName] | None = Field(default=None, max_length=20)
+    test: MetricTest | None = None
+    quantile: float | None = Field(default=None, gt=0, lt=1, allow_inf_nan=False)
     in_experiment_covariates: list[FeatureName] | None = Field(default=None, max_length=20)
 
     @model_validator(mode="before")
@@ -167,6 +185,8 @@ class MetricUpdate(_Strict):
         for listed in ("covariates", "in_experiment_covariates"):
             if listed in changes:
                 changes[listed] = tuple(changes[listed])
+        if changes.get("test") not in (None, *BOOTSTRAP_TESTS) and "quantile" not in changes:
+            changes["quantile"] = None  # a quantile belongs to a bootstrap test
         updated = dataclasses.replace(current, **changes)
         check_definition(updated)
         return updated
@@ -199,6 +219,10 @@ class MetricRead(BaseModel):
     )
     deprecated_at: datetime | None
     deprecation_reason: str
+    test: str = Field(default="welch", description="The metric's test.")
+    quantile: float | None = Field(
+        default=None, description="The quantile of a bootstrap test (None: the median)."
+    )
 
     @classmethod
     def of(cls, m: MetricDef) -> MetricRead:
@@ -220,6 +244,8 @@ class MetricRead(BaseModel):
             deprecated=m.deprecated_at is not None,
             deprecated_at=m.deprecated_at,
             deprecation_reason=m.deprecation_reason,
+            test=m.test,
+            quantile=m.quantile,
         )
 
 

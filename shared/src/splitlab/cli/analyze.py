@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
@@ -90,6 +91,11 @@ _OPTION_NAMES = {
     "segment_min_units": "--segment-min-units",
     "segment=": "--segment ",
     "segment attribute": "--segment attribute",
+    "tests:": "--test:",
+    "tests names": "--test names",
+    "quantiles:": "--quantile:",
+    "quantiles names": "--quantile names",
+    "resamples must": "--resamples must",
     "cluster_col": "--cluster",
     "in_experiment_covariates": "--in-experiment-covariate",
     "balance_alpha": "--balance-alpha",
@@ -98,6 +104,7 @@ _OPTION_NAMES = {
 
 def _cli_names(message: str) -> str:
     """Name the command-line option instead of the Python argument."""
+    message = re.sub(r"\b(test|quantile)s\['([^']*)'\]", r"--\1 \2", message)
     for python_name, option in _OPTION_NAMES.items():
         message = message.replace(python_name, option)
     return message
@@ -250,6 +257,24 @@ def register(app: typer.Typer) -> None:
                 "--segment-min-units", help="Units per arm below which a segment is warned about."
             ),
         ] = 100,
+        test: Annotated[
+            list[str],
+            typer.Option(
+                "--test",
+                help="A metric's test METRIC=TEST (repeatable): welch (default), z, chi2, "
+                "mann_whitney, bootstrap_bca, bootstrap_percentile.",
+            ),
+        ] = [],  # noqa: B006
+        quantile: Annotated[
+            list[str],
+            typer.Option(
+                "--quantile",
+                help="METRIC=Q: the quantile in (0, 1) a bootstrap test compares (default 0.5).",
+            ),
+        ] = [],  # noqa: B006
+        resamples: Annotated[
+            int, typer.Option("--resamples", help="Bootstrap resamples of a bootstrap test.")
+        ] = 2000,
         cluster: Annotated[
             str | None,
             typer.Option(
@@ -291,6 +316,8 @@ def register(app: typer.Typer) -> None:
             ratios = _pairs(ratio, "--ratio", _ratio)
             guardrails = _pairs(guardrail, "--guardrail", float)
             period_weights = _period_weights(period_weight)
+            tests = _pairs(test, "--test", str)
+            quantiles = _pairs(quantile, "--quantile", float)
             if period_weights and period_col is None:
                 raise ValueError("--period-weight needs --period-col (the column of periods)")
             if not metric and not ratios:
@@ -328,6 +355,9 @@ def register(app: typer.Typer) -> None:
                         segment=segment,
                         segment_correction=segment_correction.value,
                         segment_min_units=segment_min_units,
+                        tests=tests,
+                        quantiles=quantiles,
+                        resamples=resamples,
                     ),
                 )
         except ValueError as exc:

@@ -168,6 +168,7 @@ def show_metric(m: dict[str, Any], console: Console) -> None:
         ("attribution window (s)", _fmt(m["attribution_window_seconds"])),
         ("pre-period (days)", _fmt(m["pre_period_days"])),
         ("covariates", ", ".join(m["covariates"]) or "-"),
+        ("test", _test_text(m)),
         ("in-experiment covariates", ", ".join(m.get("in_experiment_covariates") or []) or "-"),
         ("description", m["description"] or "-"),
         ("status", status),
@@ -175,6 +176,15 @@ def show_metric(m: dict[str, Any], console: Console) -> None:
     console.print(f"[bold]{m['name']}[/bold]", highlight=False)
     for name, value in fields:
         console.print(f"  {name}: {value}", highlight=False, markup=False)
+
+
+def _test_text(m: dict[str, Any]) -> str:
+    """The metric's test, with the quantile of a bootstrap test."""
+    test = str(m.get("test") or "welch")
+    if test.startswith("bootstrap"):
+        quantile = m.get("quantile")
+        return f"{test} (quantile {0.5 if quantile is None else quantile:g})"
+    return test
 
 
 def actions_table(actions: list[dict[str, Any]]) -> Table:
@@ -260,6 +270,15 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         description: Annotated[str, typer.Option()] = "",
+        test: Annotated[
+            str,
+            typer.Option(
+                help="welch | z | chi2 | mann_whitney | bootstrap_bca | bootstrap_percentile"
+            ),
+        ] = "welch",
+        quantile: Annotated[
+            float | None, typer.Option(help="Quantile in (0, 1) of a bootstrap test (0.5).")
+        ] = None,
     ) -> None:
         """Define a metric (POST /metrics).
 
@@ -272,6 +291,7 @@ def register(app: typer.Typer) -> None:
             "direction": direction, "guardrail_margin": guardrail_margin,
             "attribution_window_seconds": window_seconds, "pre_period_days": pre_period_days,
             "covariates": covariate or [], "description": description,
+            "test": test, "quantile": quantile,
             "in_experiment_covariates": in_experiment_covariate or [],
         }  # fmt: skip
         try:
@@ -341,6 +361,15 @@ def register(app: typer.Typer) -> None:
         aggregation: Annotated[
             str | None, typer.Option(help="sum | count | any | mean | event_mean")
         ] = None,
+        test: Annotated[
+            str | None,
+            typer.Option(
+                help="welch | z | chi2 | mann_whitney | bootstrap_bca | bootstrap_percentile"
+            ),
+        ] = None,
+        quantile: Annotated[
+            float | None, typer.Option(help="Quantile in (0, 1) of a bootstrap test.")
+        ] = None,
         output_format: Annotated[ListFormat, typer.Option("--format")] = ListFormat.table,
     ) -> None:
         """Change fields of a metric definition (PATCH /metric-definitions/NAME); results use
@@ -353,6 +382,7 @@ def register(app: typer.Typer) -> None:
             "guardrail_margin": guardrail_margin, "attribution_window_seconds": window_seconds,
             "pre_period_days": pre_period_days, "covariates": covariate,
             "outcome_type": outcome_type, "aggregation": aggregation,
+            "test": test, "quantile": quantile,
             "in_experiment_covariates": in_experiment_covariate,
         }  # fmt: skip
         body = {k: v for k, v in sent.items() if v is not None}

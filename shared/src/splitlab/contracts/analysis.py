@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from splitlab.core.stats.adjustment import Method, MetricKind
 from splitlab.core.stats.comparison import Alternative
 from splitlab.core.stats.decision import Action
+from splitlab.core.stats.metric_tests import MetricTest
 from splitlab.core.stats.multiple import Correction
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "CupacBody",
     "DecisionBody",
     "MetricBody",
+    "MetricTestBody",
     "PeriodBody",
     "RowsBody",
     "SrmBody",
@@ -38,6 +40,29 @@ class Open(BaseModel):
     """A body part that may carry more keys than it documents."""
 
     model_config = ConfigDict(extra="allow")
+
+
+class MetricTestBody(Open):
+    """The metric's named test of one comparison (``splitlab.core.stats.metric_tests``)."""
+
+    test: MetricTest
+    statistic: Number = Field(
+        description="t (welch), z, chi-square, U of the treatment (mann_whitney), or the "
+        "observed quantile difference (bootstraps)."
+    )
+    p_value: Number
+    effect: Number = Field(
+        description="Difference in means/proportions (welch, z, chi2), Hodges-Lehmann shift "
+        "(mann_whitney), difference of the quantile (bootstraps)."
+    )
+    ci_lower: Number
+    ci_upper: Number
+    prob_superiority: Number = Field(
+        description="P(treatment > control) + P(tie)/2 (mann_whitney; else null)."
+    )
+    quantile: float | None = Field(description="The quantile compared (bootstraps; else null).")
+    n_resamples: int = Field(description="Bootstrap resamples (0 for the other tests).")
+    status: str
 
 
 class ComparisonBody(Open):
@@ -61,6 +86,11 @@ class ComparisonBody(Open):
     p_value_adjusted: Number = Field(description="After the multiple-comparison correction.")
     chance_to_beat_control: Number
     expected_loss: Number
+    cohens_d: Number = Field(
+        default=None,
+        description="Difference in (unadjusted) means over the pooled SD; null for ratios.",
+    )
+    test: MetricTestBody | None = Field(default=None, description="The metric's named test.")
 
 
 class CandidateBody(Open):
@@ -115,6 +145,10 @@ class MetricBody(Open):
     comparisons: dict[str, ComparisonBody] = Field(description="Per treatment.")
     candidates: dict[str, CandidateBody] = Field(description="Per method tried.")
     cupac: CupacBody | None
+    test: MetricTest = Field(default="welch", description="The metric's named test.")
+    quantile: float | None = Field(
+        default=None, description="The quantile a bootstrap test compares (else null)."
+    )
     in_experiment_covariates: list[BalanceBody] | None = Field(
         default=None, description="CUNOPAC balance checks (only with in-experiment covariates)."
     )

@@ -112,8 +112,12 @@ def summary_tables(result: Results) -> list[Table]:
         if notes:
             table.caption = "; ".join(notes)
         tables.append(table)
+    from splitlab.reports.metric_tests import tests_table
     from splitlab.reports.segments import segment_tables
 
+    named = tests_table(out)
+    if named is not None:
+        tables.append(named)
     tables.extend(segment_tables(out))
     tables.append(_checks_table(out))
     return tables
@@ -338,7 +342,12 @@ def html_report(
     summary = _summary(result)
     mean_metrics = [n for n, m in summary["metrics"].items() if m["kind"] != "ratio"]
     monitoring = summary.get("monitoring") or {}
+    from splitlab.reports.metric_tests import TEST_COLUMNS, test_rows, test_statuses
+
     return environment.get_template("analysis.html.j2").render(
+        test_columns=TEST_COLUMNS,
+        test_rows=test_rows(summary),
+        test_statuses=test_statuses(summary),
         title=title,
         summary=summary,
         level=_level(summary),

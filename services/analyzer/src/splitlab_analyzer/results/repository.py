@@ -10,7 +10,7 @@ the results path executes SQL.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from splitlab.platform.storage.models import ResultsSnapshot, ResultsSnapshotMetric
 from splitlab_analyzer.results.history import Snapshot, SnapshotRow, snapshot_of
 from splitlab_analyzer.results.sql import ResultsQuery
+from splitlab_analyzer.results.unit_values import unit_values
 from splitlab_analyzer.rollups.store import built_digest, count_units
 
 if TYPE_CHECKING:
@@ -37,6 +38,9 @@ class AggregateRead:
     """True when the per-unit values came from the stored rollups, False from the events."""
     excluded: dict[str, int]
     """Stored values beyond the value limit that the query left out, per table."""
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per metric whose test needs every unit's value, per variant: the values
+    (:mod:`splitlab_analyzer.results.unit_values`)."""
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,12 @@ class ResultsRepository:
             rows = [dict(r) for r in connection.execute(text(sql), query.params).mappings()]
             excluded = connection.execute(text(query.excluded_sql()), query.params).mappings()
             beyond = {str(k): int(v) for k, v in excluded.one().items()}
-        return AggregateRead(rows, rollups, beyond)
+            values = {}
+            if query.per_unit_metrics:
+                # the same snapshot: the values of the units the aggregates counted
+                result = connection.execute(text(query.values_sql(rollups)), query.params)
+                values = unit_values(result.all(), query.variants, query.per_unit_metrics)
+        return AggregateRead(rows, rollups, beyond, values)
 
     def attribute_keys(self, key: str) -> list[str]:
         """The attribute names the experiment's units carry at their first exposure."""

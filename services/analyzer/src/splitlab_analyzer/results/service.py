@@ -60,6 +60,7 @@ from splitlab_analyzer.repository import (
     MetricRepository,
     PeriodInfo,
 )
+from splitlab_analyzer.results.metric_tests import with_metric_tests
 from splitlab_analyzer.results.periods import period_options
 from splitlab_analyzer.results.repository import FallbackCount, ResultsRepository
 from splitlab_analyzer.results.segments import cell_rows, split_statistics, unknown_attribute
@@ -313,6 +314,7 @@ class ResultsService:
             per_unit="rollups" if read.rollups else "events",
             catch_up=caught,
             excluded=read.excluded,
+            unit_values=read.values,
         )
         registered = info
         if only is not None:
@@ -393,6 +395,7 @@ class ResultsService:
             )
         except ValueError as exc:  # the experiment's definition, not the request: no field
             raise InvalidInputError(f"experiment {info.key!r} cannot be analyzed: {exc}") from None
+        horizons = with_metric_tests(horizons, stats, metrics)
         if snapshot.segments is not None:
             horizons = segmented(horizons, snapshot, tuning_n, segment_correction)
         fixed = horizons.fixed

@@ -28,6 +28,7 @@ from typing import Any
 from splitlab.contracts.values import MAX_ABS_VALUE
 from splitlab.core.analysis.analyze import CUPAC_COLUMN
 from splitlab.core.analysis.segments import SegmentSpec
+from splitlab.core.stats.metric_tests import PER_UNIT_TESTS
 from splitlab_analyzer.definitions import MetricDef
 from splitlab_analyzer.results.plan import Covariate, PlannedMetric
 from splitlab_analyzer.results.segments import SEGMENT_COLUMN, segment_expression, segment_join
@@ -357,6 +358,27 @@ class ResultsQuery:
         return (
             f"WITH {', '.join(ctes)}\nSELECT * FROM filled WHERE {analyzed} "
             'ORDER BY unit_id COLLATE "C"'
+        )
+
+    @property
+    def per_unit_metrics(self) -> list[str]:
+        """The plain metrics whose test needs every unit's value (Mann-Whitney, bootstrap)."""
+        return [
+            p.definition.name
+            for p in self.planned
+            if p.denominator is None and p.definition.test in PER_UNIT_TESTS
+        ]
+
+    def values_sql(self, rollups: bool = False) -> str:
+        """Every analyzed unit's value of :attr:`per_unit_metrics` (``variant``, ``v0``, ...),
+        in ascending ``unit_id`` (byte order), the order a seeded bootstrap resamples."""
+        ctes = self._per_unit(rollups)
+        wanted = self.per_unit_metrics
+        columns = [p.y for p in self.planned if p.definition.name in wanted]
+        values = ", ".join(f"{y} AS v{j}" for j, y in enumerate(columns))
+        return (
+            f"WITH {', '.join(ctes)}\nSELECT variant, {values} FROM pu "
+            f'WHERE {self._analyzed()} ORDER BY unit_id COLLATE "C"'
         )
 
     def excluded_sql(self) -> str:

@@ -40,6 +40,8 @@ class ExperimentStatistics:
     """Units per variant of each allocation period (of their first exposure)."""
     excluded: dict[str, int] = field(default_factory=dict)
     """Stored values left out for being beyond the value limit, per table."""
+    unit_values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Per metric whose test needs them, per variant: its units' values (by ``unit_id``)."""
 
     @property
     def total_units(self) -> int:

@@ -890,7 +890,19 @@ def _analyze(
                 periods=periods,
             )
         )
-    return out
+    return _default_tests(out, metrics, alternative)
+
+
+def _default_tests(
+    results: list[AnalysisResult], metrics: Sequence[MetricStatistics], alternative: str
+) -> list[AnalysisResult]:
+    """Every result with each metric's default test (Welch; the delta method for a ratio) and
+    Cohen's d, from the statistics alone (:mod:`splitlab.core.analysis.metric_tests`)."""
+    from splitlab.core.analysis.metric_tests import attach_tests, metric_test_specs
+
+    specs = metric_test_specs({m.name: m.kind for m in metrics}, alternative=alternative)
+    moments = {m.name: m.moments for m in metrics}
+    return [attach_tests(r, moments, specs) for r in results]
 
 
 def _shares(weights: Mapping[str, float] | None, order: Sequence[str]) -> list[float]:
@@ -950,6 +962,9 @@ def analyze(
     segment: str | None = None,
     segment_correction: Literal["holm", "benjamini-hochberg"] = "holm",
     segment_min_units: int = 100,
+    tests: Mapping[str, str] | None = None,
+    quantiles: Mapping[str, float] | None = None,
+    resamples: int = 2000,
     cluster_col: str | None = None,
     in_experiment_covariates: Sequence[str] = (),
     balance_alpha: float = BALANCE_ALPHA,
@@ -978,6 +993,11 @@ def analyze(
     ``segment_correction``, Cochran's Q per metric and treatment, and a warning for each
     segment with fewer than ``segment_min_units`` units in an arm
     (:mod:`splitlab.core.analysis.segments`).
+
+    ``tests`` names a metric's test (``{"revenue": "mann_whitney", "ctr": "chi2"}``; ``welch``
+    when not named; :mod:`splitlab.core.analysis.metric_tests`), ``quantiles`` the quantile
+    of a bootstrap test (the median when not named), ``resamples`` its resamples, seeded by
+    ``random_state``. Every comparison carries its ``test`` and ``cohens_d``.
 
     ``cluster_col`` (e.g. ``"user_id"``): the data hold several rows per randomisation unit
     (sessions, requests); rows are summed per cluster and every metric is analysed as a ratio
@@ -1119,6 +1139,7 @@ def analyze(
                 warnings.warn(
                     f"{metric.name}: {check.message()}", CovariateRefusedWarning, stacklevel=2
                 )
+    result = _add_tests(result, stats, data, variant_col, tests, quantiles, resamples, random_state)
     if mann_whitney_test or bootstrap:
         _add_nonparametric(
             result,
@@ -1146,6 +1167,43 @@ def count_by_period(
         label: {v: int(((codes == i) & (periods == j)).sum()) for i, v in enumerate(order)}
         for j, label in enumerate(labels)
     }
+
+
+def _add_tests(
+    result: AnalysisResult,
+    stats: Sequence[MetricStatistics],
+    data: Any,
+    variant_col: str,
+    tests: Mapping[str, str] | None,
+    quantiles: Mapping[str, float] | None,
+    resamples: int,
+    random_state: int,
+) -> AnalysisResult:
+    """Every metric's named test and effect size (per-unit values in the data's row order)."""
+    if resamples < 100:
+        raise ArgumentError(
+            "resamples", f"resamples must be >= 100 for a usable interval; got {resamples}"
+        )
+    from splitlab.core.analysis.metric_tests import attach_tests, metric_test_specs
+    from splitlab.core.analysis.metric_tests import per_unit_metrics as needing_units
+
+    specs = metric_test_specs({m.name: m.kind for m in stats}, tests, quantiles, result.alternative)
+    values: dict[str, dict[str, np.ndarray]] = {}
+    wanted = needing_units(specs)
+    if wanted:
+        columns = _columns(data)
+        codes, names = variant_labels(columns[variant_col])
+        for name in wanted:
+            y = _numeric(columns[name], name, "metric")
+            values[name] = {v: y[(codes == names.index(v)) & ~np.isnan(y)] for v in result.variants}
+    return attach_tests(
+        result,
+        {m.name: m.moments for m in stats},
+        specs,
+        values,
+        n_resamples=resamples,
+        random_state=random_state,
+    )
 
 
 def _add_nonparametric(

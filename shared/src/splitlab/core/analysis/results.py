@@ -25,6 +25,7 @@ from splitlab.core.stats.balance import BalanceCheck
 from splitlab.core.stats.comparison import Comparison
 from splitlab.core.stats.cupac import CupacFit
 from splitlab.core.stats.decision import Decision
+from splitlab.core.stats.metric_tests import MetricTestResult
 from splitlab.core.stats.sequential_srm import SequentialSRMResult
 from splitlab.core.stats.srm import SRMResult
 
@@ -40,6 +41,7 @@ __all__ = [
     "PeriodSummary",
     "RowCounts",
     "json_number",
+    "test_dict",
 ]
 
 
@@ -68,6 +70,22 @@ def _comparison_dict(c: Comparison) -> dict[str, Any]:
     }
 
 
+def test_dict(t: MetricTestResult) -> dict[str, Any]:
+    """A comparison's ``test`` in JSON."""
+    return {
+        "test": t.test,
+        "statistic": json_number(t.statistic),
+        "p_value": json_number(t.p_value),
+        "effect": json_number(t.effect),
+        "ci_lower": json_number(t.ci_lower),
+        "ci_upper": json_number(t.ci_upper),
+        "prob_superiority": json_number(t.prob_superiority),
+        "quantile": t.quantile,
+        "n_resamples": t.n_resamples,
+        "status": t.status,
+    }
+
+
 @dataclass(frozen=True)
 class RowCounts:
     total: int
@@ -83,12 +101,20 @@ class ComparisonResult:
     chance_to_beat_control: float
     expected_loss: float
     extra: dict[str, float] = field(default_factory=dict)
+    cohens_d: float = math.nan
+    """The difference in (unadjusted) means over the pooled standard deviation (NaN for a
+    ratio metric)."""
+    test: MetricTestResult | None = None
+    """The metric's named test (:mod:`splitlab.core.analysis.metric_tests`)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = _comparison_dict(self.comparison)
         out["p_value_adjusted"] = json_number(self.p_value_adjusted)
         out["chance_to_beat_control"] = json_number(self.chance_to_beat_control)
         out["expected_loss"] = json_number(self.expected_loss)
+        out["cohens_d"] = json_number(self.cohens_d)
+        if self.test is not None:
+            out["test"] = test_dict(self.test)
         out.update({k: json_number(v) for k, v in self.extra.items()})
         return out
 
@@ -109,6 +135,10 @@ class MetricResult:
     imputed_covariates: int
     cupac: CupacFit | None
     lower_is_better: bool = False
+    test: str = "welch"
+    """The metric's named test (``tests=`` of :func:`splitlab.analyze`)."""
+    quantile: float | None = None
+    """The quantile a bootstrap test compares (None for the other tests)."""
     balance: list[BalanceCheck] = field(default_factory=list)
     """The balance check of each in-experiment covariate (CUNOPAC); refused ones were not
     used (JSON ``in_experiment_covariates``, present only when there are any)."""
@@ -116,6 +146,8 @@ class MetricResult:
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "kind": self.kind,
+            "test": self.test,
+            "quantile": self.quantile,
             "method": self.method,
             "requested_method": self.requested_method,
             "reason": self.reason,

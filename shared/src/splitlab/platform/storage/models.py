@@ -217,6 +217,10 @@ class MetricDefinition(Base):
     deprecated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     """Set once the metric is deprecated: kept for running experiments, refused in new ratios."""
     deprecation_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
+    test: Mapped[str] = mapped_column(Text, default="welch", server_default="welch")
+    """The metric's test (``splitlab.core.stats.metric_tests.TESTS``)."""
+    quantile: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """The quantile a bootstrap test compares (None: the median)."""
 
 
 class UnitFeature(Base):
