@@ -185,3 +185,18 @@ def test_one_sided_plans_check_the_proportion_on_their_own_side(
         assert result.exit_code == 2, result.output
         assert "--mde" in result.stderr or "mde moves" in result.stderr
         assert outcome in result.stderr
+
+
+def test_a_tiny_alpha_plans_a_finite_sample() -> None:
+    # alpha 1e-300 once answered '--mde must be larger: 0.04 is too small' (1 - alpha/2 == 1.0,
+    # so the normal quantile was inf); z = 37.1 there, and a plan exists.
+    out = json.loads(
+        runner.invoke(
+            build_app(),
+            ["power", "--metric-type", "proportion", "--baseline", "0.07", "--mde", "0.04",
+             "--alpha", "1e-300", "--format", "json"],
+        ).stdout
+    )  # fmt: skip
+    assert 10_000 < out["n_control"] < 1_000_000
+    loose = power("--alpha", "1e-12")
+    assert loose["n_control"] > 1124  # stricter alpha, more units; still finite

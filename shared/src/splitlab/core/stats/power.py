@@ -125,11 +125,11 @@ def _power(design: _Design, effect: float, n_control: float) -> float:
     se0 = math.sqrt(null / n_control)
     se1 = math.sqrt(alt / n_control)
     if design.alternative == "two-sided":
-        z = float(sps.norm.ppf(1.0 - design.alpha / 2.0))
+        z = float(sps.norm.isf(design.alpha / 2.0))
         upper = sps.norm.sf((z * se0 - effect) / se1)
         lower = sps.norm.cdf((-z * se0 - effect) / se1)
         return float(upper + lower)
-    z = float(sps.norm.ppf(1.0 - design.alpha))
+    z = float(sps.norm.isf(design.alpha))
     if design.alternative == "greater":
         return float(sps.norm.sf((z * se0 - effect) / se1))
     return float(sps.norm.cdf((-z * se0 - effect) / se1))
@@ -162,7 +162,9 @@ def _fleiss(n: float, effect: float, k: float) -> float:
 def _solve_n(design: _Design, effect: float, power: float) -> float:
     null, alt = design.variances(effect)
     z_a = float(
-        sps.norm.ppf(1.0 - design.alpha / (2.0 if design.alternative == "two-sided" else 1.0))
+        # isf, not ppf(1 - x): below alpha ~1e-16, 1 - alpha is 1.0 and ppf is inf (alpha 1e-300
+        # once read as "mde too small").
+        sps.norm.isf(design.alpha / (2.0 if design.alternative == "two-sided" else 1.0))
     )
     z_b = float(sps.norm.ppf(power))
     try:
