@@ -254,7 +254,10 @@ def test_a_ramp_raises_no_srm_flag_and_results_equal_splitlab_analyze_per_period
         assert got["decisions"] == expected["decisions"]
     # Stratified: the true effect is inside the CI; pooled: the drift leaks into the effect.
     stratified = results[("none", False)]["metrics"]["ramp_value"]["comparisons"]["treatment"]
-    assert stratified["ci_lower"] < EFFECT < stratified["ci_upper"]
+    # Within 4 standard errors (not the 95% CI, which misses in 1 run of 20: the unit ids are
+    # random, so the data are); the pooled estimate below is off by more than 1.0.
+    se = (stratified["ci_upper"] - stratified["ci_lower"]) / (2 * 1.959964)
+    assert abs(stratified["effect"] - EFFECT) < 4 * se
     naive = splitlab.analyze(frame, metrics=["ramp_value"], method="none").to_dict()
     assert naive["metrics"]["ramp_value"]["comparisons"]["treatment"]["effect"] > EFFECT + 1.0
 
@@ -270,10 +273,13 @@ def test_a_real_mismatch_in_the_second_period_is_detected_and_pauses(
     assign(assignment, key, [f"{tag}-a{i}" for i in range(2000)])
     ramp(assignment, key)
     assign(assignment, key, [f"{tag}-b{i}" for i in range(20000)])
-    # A logging fault loses every tenth treatment exposure of the second period.
+    # A logging fault loses every fifth treatment exposure of the second period: about 3,200
+    # of 16,000, a deficit near 12 standard deviations. (A tenth, near 6, is at the edge of
+    # what the always-valid SRM test, which the flag and the pause use, detects at 18,000
+    # units: docs/studies/sequential_srm.md; the random unit ids made it flag some runs only.)
     second = [e for e in exposures.events if e.allocation_period == 1]
     lost = {e.unit_id for e in second if e.variant == "treatment"}
-    lost = set(sorted(lost)[::10])
+    lost = set(sorted(lost)[::5])
     kept = [e for e in exposures.events if e.unit_id not in lost]
     write(engine, kept)
 

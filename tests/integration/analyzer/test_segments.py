@@ -207,7 +207,7 @@ def test_a_segment_the_units_do_not_carry_is_a_422_naming_segment(
         f"/experiments/{key}/results", params={"segment": "country", "segment_correction": "x"}
     )
     assert wrong.status_code == 422, wrong.text
-    for bad in ("tenure_days:9,3", "tenure_days:a", ":1"):
+    for bad in ("tenure_days:9,3", "tenure_days:a", ":1", "", "  "):
         malformed = analyzer.get(f"/experiments/{key}/results", params={"segment": bad})
         assert malformed.status_code == 422, bad
         assert malformed.json()["error"]["field"] == "segment"

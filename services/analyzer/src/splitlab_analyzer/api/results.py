@@ -34,7 +34,11 @@ SegmentQuery = Annotated[
     Query(
         description="A unit attribute of the first exposure (country), or a numeric one with "
         "bucket edges (tenure_days:0,30,180,365): results per segment too.",
+        min_length=1,
         max_length=200,
+        # An attribute's name comes first: an empty or blank value, or one starting with ':',
+        # is refused by the schema itself (and so documented), not after it.
+        pattern=r"^\s*[^\s:]",
     ),
 ]
 
