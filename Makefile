@@ -82,7 +82,7 @@ format: install ## Apply ruff's formatting and safe fixes
 
 test: install stack-up lint ## The whole suite against the real stack (brings it up if needed)
 	$(BIN)/splitlab kafka create-topics
-	$(BIN)/pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/pytest -m "not slow" --durations=25 $(PYTEST_ARGS)
 
 test-unit: install ## Only the tests that need no server
 	$(BIN)/pytest -m "not slow and not integration" $(PYTEST_ARGS)
