@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from montecarlo import checks_table, rate
 from threadpoolctl import threadpool_limits
 
 from splitlab.core.analysis.analyze import analyze
@@ -62,11 +63,6 @@ def simulate(rng: np.random.Generator, users: int, effect: float) -> pd.DataFram
             "clicked": clicked,
         }
     )
-
-
-def _rate(hits: np.ndarray) -> dict[str, float]:
-    p = float(np.mean(hits))
-    return {"rate": p, "mc_se": float(np.sqrt(p * (1 - p) / hits.size))}
 
 
 def run(replications: int, users: int, seed: int) -> dict[str, Any]:
@@ -106,8 +102,8 @@ def run(replications: int, users: int, seed: int) -> dict[str, Any]:
             est = np.array(e["effect"])
             summary[f"{scenario}_{key}"] = {
                 "truth": truth,
-                "coverage": _rate((lower <= truth) & (truth <= upper)),
-                "rejection": _rate(np.array(e["p"]) < ALPHA),
+                "coverage": rate((lower <= truth) & (truth <= upper)),
+                "rejection": rate(np.array(e["p"]) < ALPHA),
                 "bias": float(est.mean() - truth),
                 "bias_mc_se": float(est.std(ddof=1) / np.sqrt(est.size)),
                 "empirical_sd": float(est.std(ddof=1)),
@@ -216,12 +212,8 @@ def markdown(results: dict[str, Any]) -> str:
         "expected below the coverage band: it counts each row as independent, so its "
         "variance misses the covariance of a user's rows.",
         "",
-        "## Checks",
-        "",
-        "| check | passed |",
-        "| --- | --- |",
     ]
-    lines += [f"| {k} | {'yes' if v else '**no**'} |" for k, v in results["checks"].items()]
+    lines += checks_table(results["checks"])
     return "\n".join(lines) + "\n"
 
 

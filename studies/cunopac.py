@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from montecarlo import checks_table, rate
 from threadpoolctl import threadpool_limits
 
 from splitlab.core.analysis.analyze import CovariateRefusedWarning, analyze
@@ -66,11 +67,6 @@ def simulate(rng: np.random.Generator, n: int, effect_scale: float) -> pd.DataFr
             "engaged": engaged,
         }
     )
-
-
-def _rate(hits: np.ndarray) -> dict[str, float]:
-    p = float(np.mean(hits))
-    return {"rate": p, "mc_se": float(np.sqrt(p * (1 - p) / hits.size))}
 
 
 ESTIMATORS: dict[str, tuple[list[str], list[str], str, float]] = {
@@ -120,8 +116,8 @@ def run(replications: int, n: int, seed: int) -> dict[str, Any]:
             lower, upper = np.array(e["lower"]), np.array(e["upper"])
             summary[f"{scenario}_{name}"] = {
                 "truth": t,
-                "coverage": _rate((lower <= t) & (t <= upper)),
-                "rejection": _rate(np.array(e["p"]) < ALPHA),
+                "coverage": rate((lower <= t) & (t <= upper)),
+                "rejection": rate(np.array(e["p"]) < ALPHA),
                 "bias": float(est.mean() - t),
                 "bias_mc_se": float(est.std(ddof=1) / np.sqrt(est.size)),
                 "empirical_sd": float(est.std(ddof=1)),
@@ -130,7 +126,7 @@ def run(replications: int, n: int, seed: int) -> dict[str, Any]:
             }
         for cov, ps in p_values[scenario].items():
             summary[f"{scenario}_refused_{cov}"] = {
-                str(level): _rate(np.array(ps) < level) for level in LEVELS
+                str(level): rate(np.array(ps) < level) for level in LEVELS
             }
     base = summary["effect_none"]["empirical_sd"]
     summary["empirical_variance_reduction_device"] = float(
@@ -262,12 +258,8 @@ def markdown(results: dict[str, Any]) -> str:
         "against a shift too small to detect (`cunopac_both_gated` under the effect): only "
         "covariates the treatment cannot move by construction belong in CUNOPAC.",
         "",
-        "## Checks",
-        "",
-        "| check | passed |",
-        "| --- | --- |",
     ]
-    lines += [f"| {k} | {'yes' if v else '**no**'} |" for k, v in results["checks"].items()]
+    lines += checks_table(results["checks"])
     return "\n".join(lines) + "\n"
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from montecarlo import checks_table, rate
 from threadpoolctl import threadpool_limits
 
 from splitlab.core.analysis.holdout import holdout_impact
@@ -52,11 +53,6 @@ def simulate(
     return unit, day, value, held[unit]
 
 
-def _rate(hits: np.ndarray) -> dict[str, float]:
-    p = float(np.mean(hits))
-    return {"rate": p, "mc_se": float(np.sqrt(p * (1 - p) / hits.size))}
-
-
 def run(replications: int, units: int, seed: int) -> dict[str, Any]:
     truth = EFFECT * (DAYS + 1) / 2
     rng = np.random.default_rng(seed)
@@ -74,10 +70,10 @@ def run(replications: int, units: int, seed: int) -> dict[str, Any]:
             sequential_ever.append(any(d.comparison.p_value < ALPHA for d in sequential.days))
         out["scenarios"][scenario] = {
             "truth": target,
-            "last_day_coverage": _rate(np.array(last_covered)),
-            "last_day_rejection": _rate(np.array(last_rejected)),
-            "fixed_any_day_rejection": _rate(np.array(fixed_ever)),
-            "sequential_any_day_rejection": _rate(np.array(sequential_ever)),
+            "last_day_coverage": rate(np.array(last_covered)),
+            "last_day_rejection": rate(np.array(last_rejected)),
+            "fixed_any_day_rejection": rate(np.array(fixed_ever)),
+            "sequential_any_day_rejection": rate(np.array(sequential_ever)),
         }
     return out
 
@@ -151,8 +147,7 @@ def write(
             )
         ]
         lines.append(f"| {scenario} | {s['truth']:.3f} | " + " | ".join(cells) + " |")
-    lines += ["", "## Checks", "", "| check | passed |", "| --- | --- |"]
-    lines += [f"| {name} | {'yes' if ok else 'NO'} |" for name, ok in passed.items()]
+    lines += ["", *checks_table(passed)]
     (out_dir / "holdout_impact.md").write_text("\n".join(lines) + "\n")
 
     fig, ax = plt.subplots(figsize=(7, 3.5))

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from montecarlo import checks_table, rate
 from threadpoolctl import threadpool_limits
 
 from splitlab.core.analysis.analyze import analyze
@@ -72,11 +73,6 @@ def true_effect(seed: int) -> float:
     return float(LIFT * (expected_sessions * propensity).sum() / expected_sessions.sum())
 
 
-def _rate(hits: np.ndarray) -> dict[str, float]:
-    p = float(np.mean(hits))
-    return {"rate": p, "mc_se": float(np.sqrt(p * (1 - p) / hits.size))}
-
-
 def run(replications: int, units: int, seed: int) -> dict[str, Any]:
     truth = true_effect(seed)
     rows: dict[str, dict[str, dict[str, list[float]]]] = {
@@ -111,8 +107,8 @@ def run(replications: int, units: int, seed: int) -> dict[str, Any]:
             lower, upper = np.array(values["lower"]), np.array(values["upper"])
             summary["scenarios"][scenario][method] = {
                 "truth": target,
-                "coverage": _rate((lower <= target) & (target <= upper)),
-                "rejection": _rate(np.array(values["p"]) < ALPHA),
+                "coverage": rate((lower <= target) & (target <= upper)),
+                "rejection": rate(np.array(values["p"]) < ALPHA),
                 "bias": float(effect.mean() - target),
                 "bias_mc_se": float(effect.std(ddof=1) / np.sqrt(effect.size)),
                 "empirical_sd": float(effect.std(ddof=1)),
@@ -185,8 +181,7 @@ def write(
                 f"{s['empirical_sd']:.5f} | {s['mean_ci_width']:.5f} | "
                 f"{100 * s['variance_reduction']:.1f}% |"
             )
-    lines += ["", "## Checks", "", "| check | passed |", "| --- | --- |"]
-    lines += [f"| {name} | {'yes' if ok else 'NO'} |" for name, ok in passed.items()]
+    lines += ["", *checks_table(passed)]
     (out_dir / "ratio_cuped.md").write_text("\n".join(lines) + "\n")
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
