@@ -31,8 +31,9 @@ def analyzer(monkeypatch: pytest.MonkeyPatch) -> list[httpx.Request]:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        if request.url.params["metric"] == "revenue":
-            return httpx.Response(200, json=body())
+        metric = request.url.params["metric"]
+        if metric in ("revenue", "orders"):
+            return httpx.Response(200, json={**body(), "metric": metric})
         return httpx.Response(
             404, json={"error": {"code": "not_found", "field": "metric",
                                  "message": "metric: no metric named 'x'; define it"}},
@@ -76,6 +77,29 @@ def test_table_json_and_html(analyzer: list[httpx.Request], tmp_path: Path) -> N
     assert "http://" not in text.split("<svg", 1)[0]  # no external assets before the plot
 
 
+def test_several_metrics_give_one_answer_each(
+    analyzer: list[httpx.Request], tmp_path: Path
+) -> None:
+    # `--metric revenue --metric orders` once showed orders alone (the last option won).
+    metrics = ["--metric", "revenue", "--metric", "orders"]
+    table = runner.invoke(build_app(), ["holdout", "impact", *metrics])
+    assert table.exit_code == 0, table.output
+    assert "Holdout impact on revenue" in table.stdout
+    assert "Holdout impact on orders" in table.stdout
+    assert [r.url.params["metric"] for r in analyzer] == ["revenue", "orders"]
+    out = runner.invoke(build_app(), ["holdout", "impact", *metrics, "--format", "json"])
+    assert [b["metric"] for b in json.loads(out.stdout)] == ["revenue", "orders"]
+    page = tmp_path / "h.html"
+    html = runner.invoke(
+        build_app(), ["holdout", "impact", *metrics, "--format", "html", "-o", str(page)]
+    )
+    assert html.exit_code == 0, html.output
+    text = page.read_text()
+    assert text.count("<svg") == 2
+    assert "<h2>revenue</h2>" in text
+    assert "<h2>orders</h2>" in text
+
+
 def test_an_analyzer_error_is_shown_with_its_field(analyzer: list[httpx.Request]) -> None:
     result = runner.invoke(build_app(), ["holdout", "impact", "--metric", "x"])
     assert result.exit_code == 1
@@ -103,6 +127,7 @@ def test_an_output_path_that_cannot_be_written_is_an_error_naming_the_option(
     ("options", "message"),
     [
         (["--metric", ""], "--metric must name a plain outcome metric"),
+        (["--metric", "revenue", "--metric", "revenue"], "repeated: revenue"),
         (["--metric", "revenue", "--days", "0"], "--days must be between 1 and 366; got 0"),
         (["--metric", "revenue", "--days", "367"], "--days must be between 1 and 366"),
         (["--metric", "revenue", "--alpha", "nan"], "--alpha must be a number in (0, 1)"),

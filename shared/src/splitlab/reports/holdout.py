@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from markupsafe import escape
@@ -124,9 +124,7 @@ def _summary(body: Mapping[str, Any], latest: Mapping[str, Any]) -> str:
     )
 
 
-def holdout_html(impact: Impact, title: str = "SplitLab holdout impact") -> str:
-    """A self-contained page (no external assets): summary, curve, the table per day."""
-    body = _body(impact)
+def _section(body: Mapping[str, Any], heading: bool) -> str:
     latest = body.get("latest")
     summary = _summary(body, latest) if latest else "No units were seen in the window."
     head = "".join(f"<th>{escape(h)}</th>" for h in HEADERS)
@@ -136,15 +134,26 @@ def holdout_html(impact: Impact, title: str = "SplitLab holdout impact") -> str:
     )
     curve = _curve_svg(body) if body["days"] else ""
     kind = "always-valid" if body["sequential"] else "fixed-horizon (pointwise)"
+    title = f"<h2>{escape(body['metric'])}</h2>" if heading else ""
+    return (
+        f"<section>{title}"
+        f"<p>The cumulative effect of every launched change on <b>{escape(body['metric'])}</b> "
+        f"({escape(body['aggregation'])} per unit, up to each day): everyone outside the global "
+        f"holdout minus the holdout, {kind} intervals.</p>"
+        f"<p>{summary}</p>{curve}"
+        f"<table><tr>{head}</tr>{rows}</table></section>"
+    )
+
+
+def holdout_html(impact: Impact | Sequence[Impact], title: str = "SplitLab holdout impact") -> str:
+    """A self-contained page (no external assets): for each metric its summary, curve and
+    table per day (a heading per metric when there are several)."""
+    impacts = [impact] if isinstance(impact, HoldoutImpact | Mapping) else list(impact)
+    sections = "".join(_section(_body(i), heading=len(impacts) > 1) for i in impacts)
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>body{{font-family:sans-serif;margin:2em}}"
         "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;"
         "text-align:right}</style></head><body>"
-        f"<h1>{escape(title)}</h1>"
-        f"<p>The cumulative effect of every launched change on <b>{escape(body['metric'])}</b> "
-        f"({escape(body['aggregation'])} per unit, up to each day): everyone outside the global "
-        f"holdout minus the holdout, {kind} intervals.</p>"
-        f"<p>{summary}</p>{curve}"
-        f"<table><tr>{head}</tr>{rows}</table></body></html>\n"
+        f"<h1>{escape(title)}</h1>{sections}</body></html>\n"
     )
