@@ -5,7 +5,8 @@ The analyzer re-tests SRM at every refresh: hundreds of looks per experiment. Th
 compares, on the same simulated streams of exposures:
 
 - ``sequential``: the always-valid Dirichlet-multinomial mixture test
-  (:mod:`splitlab.core.stats.sequential_srm`, concentration 10,000), its running p-value;
+  (:mod:`splitlab.core.stats.sequential_srm`, the default mixture over concentrations 100 to
+  100,000), its running p-value;
 - ``chi-square, every look``: Pearson's chi-square read at every look (what the analyzer did,
   with its gate of 100 units);
 - ``chi-square, once``: the chi-square read once at the last look (the fixed horizon it is
@@ -16,12 +17,16 @@ Scenarios (every stream is simulated afresh from its own seed):
 1. No mismatch: ``--null-replications`` experiments, ``LOOKS`` looks, one after every
    ``BATCH`` exposures, for 50/50, 50/25/25 and a ramp (50/50 for the first half, 20/80 after,
    each half tested against its own split). The sequential test's false-alarm rate over all
-   looks must stay <= alpha (it is conservative: an always-valid test need not reach alpha);
-   the repeated chi-square is shown inflated.
+   looks must stay <= alpha (it is conservative: an always-valid test need not reach alpha;
+   the rate by 1,000, 10,000 and 100,000 units shows it growing towards alpha as the stream
+   lengthens); the repeated chi-square is shown inflated.
 2. A 1% mismatch (1% of the treatment's exposures lost at 50/50): ``--power-replications``
    streams of up to ``POWER_UNITS`` units, a look every ``POWER_BATCH``: the share detected by
-   each number of units and the median units to detection, for concentrations 1,000, 10,000
-   and 100,000, and a 5% loss for scale.
+   each number of units and the median units to detection, for the default mixture and single
+   concentrations 1,000, 10,000 (the authors' default) and 100,000, and a 5% loss for scale.
+3. Gross mismatches (no randomness: the counts at exactly the mismatched shares): the first
+   number of units at which each test flags an arm that gets nothing, 60/40, 55/45 and 52/48
+   where 50/50 was configured.
 
 Everything is vectorised over the replicates and runs with one thread (the machine is shared).
 """
@@ -40,7 +45,11 @@ import numpy as np
 from scipy import special
 from threadpoolctl import threadpool_limits
 
-from splitlab.core.stats.sequential_srm import DEFAULT_CONCENTRATION, log_bayes_factor
+from splitlab.core.stats.sequential_srm import (
+    DEFAULT_CONCENTRATIONS,
+    log_bayes_factor,
+    sequential_srm_test,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = (0.05, 0.01, 0.001)
@@ -53,7 +62,15 @@ NULL_SPLITS: dict[str, list[tuple[float, ...]]] = {
 }
 POWER_UNITS = 3_000_000
 POWER_BATCH = 10_000
-CONCENTRATIONS = (1_000.0, DEFAULT_CONCENTRATION, 100_000.0)
+DEFAULT = "sequential, default mixture"
+TESTS: dict[str, float | tuple[float, ...]] = {
+    DEFAULT: DEFAULT_CONCENTRATIONS,
+    "sequential c=1000": 1_000.0,
+    "sequential c=10000": 10_000.0,
+    "sequential c=100000": 100_000.0,
+}
+NULL_CHECKPOINTS = (1_000, 10_000, 100_000)
+GROSS_SHARES = (1.0, 0.6, 0.55, 0.52)
 LOSSES = (0.01, 0.05)
 CHUNK = 1000
 MIN_COUNT = 100
@@ -86,12 +103,15 @@ def null_scenario(
     ever_seq = dict.fromkeys(LEVELS, 0)
     ever_chi = dict.fromkeys(LEVELS, 0)
     once_chi = dict.fromkeys(LEVELS, 0)
+    by_units = dict.fromkeys(NULL_CHECKPOINTS, 0)
     final_seq = []
     for start in range(0, reps, CHUNK):
         size = min(CHUNK, reps - start)
-        log_bf = np.zeros((size, LOOKS))
+        # One log Bayes factor per concentration: each multiplies across the periods, then
+        # the products are mixed (what period_sequential_srm_test computes).
+        log_bf = np.zeros((len(DEFAULT_CONCENTRATIONS), size, LOOKS))
         chi_p = np.ones((size, LOOKS))
-        carried = np.zeros((size, 1))
+        carried = np.zeros((len(DEFAULT_CONCENTRATIONS), size, 1))
         pooled_counts = np.zeros((size, LOOKS, len(splits[0])))
         pooled_expected = np.zeros((size, LOOKS, len(splits[0])))
         offset = np.zeros((size, len(splits[0])))
@@ -100,8 +120,9 @@ def null_scenario(
             shares = np.asarray(split)
             cumulative = streams(rng, size, per_period, BATCH, shares)
             lo, hi = i * per_period, (i + 1) * per_period
-            log_bf[:, lo:hi] = carried + log_bayes_factor(cumulative, shares, DEFAULT_CONCENTRATION)
-            carried = log_bf[:, hi - 1 : hi]
+            for j, c in enumerate(DEFAULT_CONCENTRATIONS):
+                log_bf[j, :, lo:hi] = carried[j] + log_bayes_factor(cumulative, shares, c)
+            carried = log_bf[:, :, hi - 1 : hi]
             pooled_counts[:, lo:hi] = offset[:, None, :] + cumulative
             n = cumulative.sum(axis=-1, keepdims=True)
             pooled_expected[:, lo:hi] = offset_expected[:, None, :] + n * shares
@@ -114,8 +135,11 @@ def null_scenario(
             # with E = sum_p N_p w_p): conservative, the analyzer uses the exact covariance.
             stat = ((pooled_counts - pooled_expected) ** 2 / pooled_expected).sum(axis=-1)
             chi_p = special.chdtrc(len(splits[0]) - 1, stat)
-        seq_p = np.minimum.accumulate(np.minimum(1.0, np.exp(-log_bf)), axis=1)
+        mixed = special.logsumexp(log_bf, axis=0) - np.log(len(DEFAULT_CONCENTRATIONS))
+        seq_p = np.minimum.accumulate(np.minimum(1.0, np.exp(-mixed)), axis=1)
         final_seq.append(seq_p[:, -1])
+        for units in NULL_CHECKPOINTS:
+            by_units[units] += int((seq_p[:, units // BATCH - 1] < 0.05).sum())
         for level in LEVELS:
             ever_seq[level] += int((seq_p[:, -1] < level).sum())
             ever_chi[level] += int((chi_p < level).any(axis=1).sum())
@@ -127,6 +151,7 @@ def null_scenario(
         "batch": BATCH,
         "units": LOOKS * BATCH,
         "sequential_any_look": {str(k): v / reps for k, v in ever_seq.items()},
+        "sequential_0.05_by_units": {str(k): v / reps for k, v in by_units.items()},
         "chi_square_any_look": {str(k): v / reps for k, v in ever_chi.items()},
         "chi_square_once": {str(k): v / reps for k, v in once_chi.items()},
         "median_final_sequential_p": float(np.median(np.concatenate(final_seq))),
@@ -142,15 +167,15 @@ def power_scenario(loss: float, reps: int, seed: int) -> dict[str, Any]:
     treatment = 0.5 * (1 - loss) / (0.5 + 0.5 * (1 - loss))
     shares = np.array([1 - treatment, treatment])
     units = (np.arange(looks) + 1) * POWER_BATCH
-    first: dict[str, list[np.ndarray]] = {f"sequential c={c:g}": [] for c in CONCENTRATIONS}
+    first: dict[str, list[np.ndarray]] = {name: [] for name in TESTS}
     first["chi-square, every look"] = []
     for start in range(0, reps, CHUNK):
         size = min(CHUNK, reps - start)
         cumulative = streams(rng, size, looks, POWER_BATCH, shares)
-        for c in CONCENTRATIONS:
-            log_bf = log_bayes_factor(cumulative, null, c)
+        for name, concentrations in TESTS.items():
+            log_bf = log_bayes_factor(cumulative, null, concentrations)
             hit = log_bf > -np.log(0.001)
-            first[f"sequential c={c:g}"].append(np.where(hit.any(1), hit.argmax(1), looks))
+            first[name].append(np.where(hit.any(1), hit.argmax(1), looks))
         hit = chi_square_p(cumulative, null) < 0.001
         first["chi-square, every look"].append(np.where(hit.any(1), hit.argmax(1), looks))
     out: dict[str, Any] = {
@@ -180,6 +205,23 @@ def power_scenario(loss: float, reps: int, seed: int) -> dict[str, Any]:
     return out
 
 
+def gross_scenario() -> dict[str, Any]:
+    """The first number of units flagged at 0.001 when the counts sit exactly at a mismatched
+    share of the first arm (50/50 configured), by the default test and by one concentration."""
+    out: dict[str, Any] = {}
+    for share in GROSS_SHARES:
+        row = {}
+        for name in (DEFAULT, "sequential c=10000"):
+            for n in range(MIN_COUNT, 1_000_000):
+                first = round(share * n)
+                observed = {"control": first, "treatment": n - first}
+                if sequential_srm_test(observed, concentrations=TESTS[name]).mismatch:
+                    row[name] = n
+                    break
+        out[str(share)] = row
+    return out
+
+
 def checks(results: dict[str, Any]) -> dict[str, bool]:
     out = {}
     for name, r in results["null"].items():
@@ -193,9 +235,16 @@ def checks(results: dict[str, Any]) -> dict[str, bool]:
         out[f"{name}: chi-square every look inflated above 0.05 at level 0.05"] = bool(
             r["chi_square_any_look"]["0.05"] > 0.05
         )
-    detected = results["power"]["0.01"]["tests"][f"sequential c={DEFAULT_CONCENTRATION:g}"]
+    detected = results["power"]["0.01"]["tests"][DEFAULT]
     out["1% loss: the default sequential test detects it in >= 80% by 3,000,000 units"] = bool(
         detected["detected_by"]["3000000"] >= 0.8
+    )
+    gross = results["gross"]
+    out["an arm that gets nothing is flagged at the 100-unit gate"] = bool(
+        gross["1.0"][DEFAULT] == MIN_COUNT
+    )
+    out["every gross mismatch is flagged sooner by the default than by c=10000 alone"] = all(
+        row[DEFAULT] < row["sequential c=10000"] for row in gross.values()
     )
     return out
 
@@ -270,6 +319,18 @@ def markdown(results: dict[str, Any]) -> str:
         "close). The chi-square read at every look exceeds its level several times over; at "
         "the alert's 0.001 it is the analyzer's former false-alarm rate per experiment.",
     ]
+    lines += [
+        "",
+        "How the always-valid test's false alarms at 0.05 grow with the stream (the same "
+        "experiments, read at every look up to that many units): Ville's inequality bounds the "
+        "rate over an endless stream, and a finite one uses only part of it.",
+        "",
+        "| split | " + " | ".join(f"by {u:,} units" for u in NULL_CHECKPOINTS) + " |",
+        "| --- | " + " | ".join("---" for _ in NULL_CHECKPOINTS) + " |",
+    ]
+    for name, r in results["null"].items():
+        rates = " | ".join(f"{v:.4f}" for v in r["sequential_0.05_by_units"].values())
+        lines.append(f"| {name} | {rates} |")
     for loss, power in results["power"].items():
         lines += [
             "",
@@ -293,6 +354,20 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append(f"| {name} | {rates} | {shown} |")
         once = " | ".join(f"{v:.3f}" for v in power["chi_square_once_power"].values())
         lines.append(f"| chi-square once at that size (normal approximation) | {once} | |")
+    lines += [
+        "",
+        "## Gross mismatches: units until the first flag (threshold 0.001, 50/50 configured)",
+        "",
+        "The counts at exactly the mismatched share, from the 100-unit gate on. One "
+        "concentration (10,000) is tuned to a one-point mismatch and gives a gross one little "
+        "prior weight; the mixture finds each sooner.",
+        "",
+        "| first arm's share | " + " | ".join(results["gross"]["1.0"]) + " |",
+        "| --- | " + " | ".join("---" for _ in results["gross"]["1.0"]) + " |",
+    ]
+    for share, row in results["gross"].items():
+        units = " | ".join(f"{n:,}" for n in row.values())
+        lines.append(f"| {float(share):.0%} | {units} |")
     lines += ["", "## Checks", "", "| check | passed |", "| --- | --- |"]
     lines += [f"| {k} | {'yes' if v else '**no**'} |" for k, v in results["checks"].items()]
     return "\n".join(lines) + "\n"
@@ -314,7 +389,7 @@ def main() -> int:
             "power_replications": args.power_replications,
             "looks": LOOKS,
             "batch": BATCH,
-            "concentration": DEFAULT_CONCENTRATION,
+            "concentrations": DEFAULT_CONCENTRATIONS,
             "levels": LEVELS,
             "python": platform.python_version(),
         },
@@ -332,6 +407,7 @@ def main() -> int:
             results["power"][str(loss)] = power_scenario(
                 loss, args.power_replications, 20_100_000 + i
             )
+    results["gross"] = gross_scenario()
     results["checks"] = checks(results)
     results["cpu_s"] = time.process_time() - cpu0
     results["wall_s"] = time.perf_counter() - wall0

@@ -80,8 +80,10 @@ def test_report_shows_the_always_valid_row() -> None:
         console.print(table)
     text = console.export_text()
     assert "SRM (always valid)" in text
+    assert "concentrations 100, 1,000, 10,000, 100,000" in text
     page = html_report(result)
     assert "Always-valid SRM check <b>mismatch</b>" in page
+    assert "concentrations 100, 1000, 10000, 100000" in page
     # A body without the block (an older analyzer answer) still renders.
     body = result.to_dict()
     del body["srm"]["sequential"]

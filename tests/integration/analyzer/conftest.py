@@ -14,11 +14,16 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from pydantic import SecretStr
 from sqlalchemy import Engine, insert
 
+from splitlab.contracts.events import ExposureEvent
 from splitlab.contracts.topics import EventType
 from splitlab.platform.settings import Settings
 from splitlab.platform.storage.models import Experiment
+from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.consumer.main import run
+from splitlab_analyzer.consumer.rows import RawRecord, build_batch
+from splitlab_analyzer.consumer.sink import PostgresSink
+from splitlab_assignment.deps import AssignmentState
 from tests.integration.analyzer.simulation import METRICS, Event
 from tests.support.stack import StackEndpoints
 from tests.support.waiting import wait_until as wait_until  # the analyzer tests import it here
@@ -156,3 +161,56 @@ def all_committed(settings: Settings, topics: list[str]) -> bool:
     committed = committed_offsets(settings)
     ends = end_offsets(settings.kafka_bootstrap_servers, topics)
     return all(committed.get(tp, 0) == end for tp, end in ends.items())
+
+
+# An experiment run through the real assignment app (registry in Redis, /assign's service),
+# its exposures collected in memory and written with the consumer's own rows and sink.
+
+
+class CollectingPublisher:
+    def __init__(self) -> None:
+        self.events: list[ExposureEvent] = []
+
+    def publish(self, event: ExposureEvent) -> None:
+        self.events.append(event)
+
+
+@pytest.fixture
+def exposures() -> CollectingPublisher:
+    return CollectingPublisher()
+
+
+@pytest.fixture
+def assignment(
+    analyzer_settings: Settings, redis_client: Any, exposures: CollectingPublisher
+) -> Iterator[TestClient]:
+    from splitlab_assignment.app import create_app as create_assignment_app
+
+    app = create_assignment_app(
+        analyzer_settings.model_copy(update={"admin_api_key": SecretStr(ADMIN_KEY)}),
+        publisher_factory=lambda _settings: exposures,  # type: ignore[arg-type,return-value]
+    )
+    with TestClient(app) as client:
+        yield client
+
+
+def assign(assignment: TestClient, key: str, units: list[str]) -> None:
+    """``/assign``'s service in the app's event loop, unit after unit (the HTTP layer of
+    thousands of calls would only slow the test: ``assign_http`` covers it)."""
+    service = app_state(assignment.app, AssignmentState).assigner.service
+
+    async def run() -> None:
+        for unit in units:
+            answer = await service.assign(key, unit, None)
+            assert answer.in_experiment, answer
+            assert not answer.degraded, answer
+
+    assert assignment.portal is not None
+    assignment.portal.call(run)
+
+
+def write(engine: Engine, events: list[Any]) -> None:
+    records = [RawRecord(e.topic, 0, i, e.key(), e.to_bytes()) for i, e in enumerate(events)]
+    batch = build_batch(records, {})
+    assert not batch.dead_letters
+    PostgresSink(engine).write(batch.rows)

@@ -29,8 +29,7 @@ from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.deps import AnalyzerState
 from splitlab_analyzer.results.holdout import HoldoutRepository, HoldoutService
-from tests.integration.analyzer.conftest import ADMIN
-from tests.integration.analyzer.test_periods import write
+from tests.integration.analyzer.conftest import ADMIN, write
 
 pytestmark = pytest.mark.integration
 

@@ -13,9 +13,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 import splitlab
-from tests.integration.analyzer.conftest import ADMIN, insert_experiment
+from tests.integration.analyzer.conftest import ADMIN, insert_experiment, write
 from tests.integration.analyzer.simulation import experiment_row, simulate
-from tests.integration.analyzer.test_periods import write
 from tests.integration.analyzer.test_results_pipeline import WEIGHTS, assert_same
 
 pytestmark = pytest.mark.integration

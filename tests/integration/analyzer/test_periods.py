@@ -13,7 +13,6 @@ PATCH, through the real assignment app (registry, /assign, exposures) and Postgr
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -22,7 +21,6 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
-from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
 import splitlab
@@ -31,12 +29,9 @@ from splitlab.core.stats.srm import srm_test
 from splitlab.platform.settings import Settings
 from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
-from splitlab_analyzer.consumer.rows import RawRecord, build_batch
-from splitlab_analyzer.consumer.sink import PostgresSink
 from splitlab_analyzer.deps import AnalyzerState
-from splitlab_assignment.deps import AssignmentState
 from splitlab_trainer.resources import build_resources
-from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY
+from tests.integration.analyzer.conftest import ADMIN, CollectingPublisher, assign, write
 from tests.integration.analyzer.test_results_pipeline import assert_same
 
 pytestmark = pytest.mark.integration
@@ -46,33 +41,6 @@ METRIC = {"name": "ramp_value", "source": "outcome", "outcome_type": "ramp_value
 EVEN = {"control": 0.5, "treatment": 0.5}
 RAMP = {"control": 0.2, "treatment": 0.8}
 DRIFT, EFFECT = 5.0, 0.5
-
-
-class CollectingPublisher:
-    def __init__(self) -> None:
-        self.events: list[ExposureEvent] = []
-
-    def publish(self, event: ExposureEvent) -> None:
-        self.events.append(event)
-
-
-@pytest.fixture
-def exposures() -> CollectingPublisher:
-    return CollectingPublisher()
-
-
-@pytest.fixture
-def assignment(
-    analyzer_settings: Settings, redis_client: Any, exposures: CollectingPublisher
-) -> Iterator[TestClient]:
-    from splitlab_assignment.app import create_app as create_assignment_app
-
-    app = create_assignment_app(
-        analyzer_settings.model_copy(update={"admin_api_key": SecretStr(ADMIN_KEY)}),
-        publisher_factory=lambda _settings: exposures,  # type: ignore[arg-type,return-value]
-    )
-    with TestClient(app) as client:
-        yield client
 
 
 def start_experiment(assignment: TestClient) -> str:
@@ -87,21 +55,6 @@ def start_experiment(assignment: TestClient) -> str:
     assert assignment.post("/experiments", json=body, headers=ADMIN).status_code == 201
     assert assignment.post(f"/experiments/{key}/start", headers=ADMIN).status_code == 200
     return key
-
-
-def assign(assignment: TestClient, key: str, units: list[str]) -> None:
-    """``/assign``'s service in the app's event loop, unit after unit (the HTTP layer of
-    thousands of calls would only slow the test: ``assign_http`` covers it)."""
-    service = app_state(assignment.app, AssignmentState).assigner.service
-
-    async def run() -> None:
-        for unit in units:
-            answer = await service.assign(key, unit, None)
-            assert answer.in_experiment, answer
-            assert not answer.degraded, answer
-
-    assert assignment.portal is not None
-    assignment.portal.call(run)
 
 
 def assign_http(assignment: TestClient, key: str, units: list[str]) -> None:
@@ -142,13 +95,6 @@ def outcomes_and_units(events: list[ExposureEvent], seed: int) -> tuple[list[Any
                                         "ramp_value_pre"])  # fmt: skip
     # In the analyzer's unit order (CUPAC's folds follow it).
     return out, frame.sort_values("unit_id").reset_index(drop=True)
-
-
-def write(engine: Engine, events: list[Any]) -> None:
-    records = [RawRecord(e.topic, 0, i, e.key(), e.to_bytes()) for i, e in enumerate(events)]
-    batch = build_batch(records, {})
-    assert not batch.dead_letters
-    PostgresSink(engine).write(batch.rows)
 
 
 def reference(frame: pd.DataFrame, method: str, sequential: bool = False) -> dict[str, Any]:

@@ -24,9 +24,8 @@ from sqlalchemy import Engine
 import splitlab
 from splitlab.contracts.events import ExposureEvent, PredictionEvent
 from splitlab.core.analysis.analyze import CovariateRefusedWarning
-from tests.integration.analyzer.conftest import ADMIN, define_metrics, insert_experiment
+from tests.integration.analyzer.conftest import ADMIN, define_metrics, insert_experiment, write
 from tests.integration.analyzer.simulation import experiment_row, simulate
-from tests.integration.analyzer.test_periods import write
 from tests.integration.analyzer.test_results_pipeline import assert_same
 
 pytestmark = pytest.mark.integration

@@ -12,13 +12,10 @@ Through the real assignment app (registry, /assign, exposures) and Postgres:
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import REGISTRY
-from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from splitlab.core.stats.sequential_srm import sequential_srm_test
@@ -27,36 +24,10 @@ from splitlab.platform.settings import Settings
 from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.deps import AnalyzerState
-from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY
-from tests.integration.analyzer.test_periods import (
-    METRIC,
-    CollectingPublisher,
-    assign,
-    outcomes_and_units,
-    start_experiment,
-    write,
-)
+from tests.integration.analyzer.conftest import ADMIN, CollectingPublisher, assign, write
+from tests.integration.analyzer.test_periods import METRIC, outcomes_and_units, start_experiment
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def exposures() -> CollectingPublisher:
-    return CollectingPublisher()
-
-
-@pytest.fixture
-def assignment(
-    analyzer_settings: Settings, redis_client: Any, exposures: CollectingPublisher
-) -> Iterator[TestClient]:
-    from splitlab_assignment.app import create_app as create_assignment_app
-
-    app = create_assignment_app(
-        analyzer_settings.model_copy(update={"admin_api_key": SecretStr(ADMIN_KEY)}),
-        publisher_factory=lambda _settings: exposures,  # type: ignore[arg-type,return-value]
-    )
-    with TestClient(app) as client:
-        yield client
 
 
 def run(

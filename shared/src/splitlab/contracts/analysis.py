@@ -164,7 +164,9 @@ class SrmSequentialBody(Open):
 
     p_value: Number = Field(description="min(1, 1/Bayes factor): valid at every look.")
     log_bayes_factor: Number
-    concentration: float = Field(description="Dirichlet concentration of the alternative.")
+    concentrations: list[float] = Field(
+        description="Dirichlet concentrations the alternative mixes with equal weights."
+    )
     threshold: float
     status: str = Field(description="ok, mismatch or insufficient_data.")
 

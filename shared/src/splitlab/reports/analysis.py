@@ -140,7 +140,8 @@ def _checks_table(out: Mapping[str, Any]) -> Table:
         checks.add_row(
             "SRM (always valid)",
             f"{sequential['status']} (p = {_p(sequential['p_value'])}, valid at every look; "
-            f"Dirichlet concentration {sequential['concentration']:g})",
+            "Dirichlet mixture over concentrations "
+            f"{', '.join(f'{c:,.0f}' for c in sequential['concentrations'])})",
         )
     for period in out.get("periods", []):
         weights = ", ".join(f"{k} {_share(w)}" for k, w in period["weights"].items())

@@ -19,11 +19,14 @@ weights with a mixture of their own, and the Bayes factors multiply (the periods
 other in time, so the product is again a test martingale). A variant with weight 0 in a period
 that holds units there is a mismatch by construction (p = 0).
 
-``concentration`` sets how far from the configured split the alternative looks: the prior's
-standard deviation of a share ``theta`` is ``sqrt(theta (1 - theta) / (concentration + 1))``,
-0.005 at 50/50 for the default 10,000 (the value of the authors' reference implementation),
-i.e. the test is tuned for mismatches of about one percentage point; much larger mismatches are
-found anyway, smaller ones later.
+The alternative is a mixture over several concentrations ``c`` (equal weights; the mean of
+martingales is a martingale, so validity holds). ``c`` sets how far from the configured split
+an alternative looks: the prior's standard deviation of a share ``theta`` is
+``sqrt(theta (1 - theta) / (c + 1))``. One concentration tunes the test to one size of mismatch:
+10,000 (the authors' reference implementation; SD 0.005 at 50/50) finds a one-point mismatch
+well but flags an arm that gets no units at all only after 380 units. The default mixture
+``DEFAULT_CONCENTRATIONS`` (100 to 100,000) flags that empty arm after 50 units and pays for it
+with a factor of 4 on the Bayes factor of a small mismatch (docs/studies/sequential_srm.md).
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from splitlab.core.stats.srm import DEFAULT_MIN_COUNT, DEFAULT_THRESHOLD
 from splitlab.core.stats.sufficient import FloatArray
 
 __all__ = [
-    "DEFAULT_CONCENTRATION",
+    "DEFAULT_CONCENTRATIONS",
     "SequentialSRMResult",
     "log_bayes_factor",
     "period_sequential_srm_test",
@@ -50,8 +53,11 @@ __all__ = [
     "sequential_srm_test",
 ]
 
-DEFAULT_CONCENTRATION = 10_000.0
-"""Dirichlet concentration of the alternative (prior share SD 0.005 at 50/50)."""
+DEFAULT_CONCENTRATIONS: tuple[float, ...] = (100.0, 1_000.0, 10_000.0, 100_000.0)
+"""Dirichlet concentrations the alternative mixes (prior share SD 0.05 to 0.0016 at 50/50)."""
+
+Concentrations = float | Sequence[float]
+"""One Dirichlet concentration, or several to mix with equal weights."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ class SequentialSRMResult:
     expected_weights: dict[str, float]
     """The configured shares (across periods: each period's units at its own shares, pooled)."""
     threshold: float
-    concentration: float
+    concentrations: tuple[float, ...]
     status: str
     """``ok``, ``mismatch`` or ``insufficient_data`` (fewer than ``min_count`` units)."""
 
@@ -77,7 +83,7 @@ class SequentialSRMResult:
         return {
             "p_value": _json(self.p_value),
             "log_bayes_factor": _json(self.log_bayes_factor),
-            "concentration": self.concentration,
+            "concentrations": list(self.concentrations),
             "threshold": self.threshold,
             "status": self.status,
         }
@@ -87,29 +93,57 @@ def _json(value: float) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _check(threshold: float, concentration: float, min_count: int) -> None:
+def _concentrations(concentrations: Concentrations) -> tuple[float, ...]:
+    values = (
+        (float(concentrations),)
+        if isinstance(concentrations, int | float)
+        else tuple(float(c) for c in concentrations)
+    )
+    if not values or not all(math.isfinite(c) and c > 0 for c in values):
+        default = ", ".join(f"{c:g}" for c in DEFAULT_CONCENTRATIONS)
+        raise ArgumentError(
+            "concentrations",
+            f"concentrations must be finite numbers > 0 (default {default}); "
+            f"got {concentrations!r}",
+        )
+    return values
+
+
+def _check(threshold: float, min_count: int) -> None:
     if not 0.0 < threshold < 1.0:
         raise ArgumentError(
             "threshold", f"threshold must be in (0, 1), e.g. 0.001; got {threshold}"
-        )
-    if not (math.isfinite(concentration) and concentration > 0):
-        raise ArgumentError(
-            "concentration",
-            f"concentration must be a finite number > 0 (default {DEFAULT_CONCENTRATION:g}); "
-            f"got {concentration}",
         )
     if min_count < 0:
         raise ArgumentError("min_count", f"min_count must be >= 0; got {min_count}")
 
 
 def log_bayes_factor(
-    counts: ArrayLike, null: FloatArray | Sequence[float], concentration: float
+    counts: ArrayLike,
+    null: FloatArray | Sequence[float],
+    concentrations: Concentrations = DEFAULT_CONCENTRATIONS,
 ) -> FloatArray:
     """Log Bayes factor of the Dirichlet-multinomial mixture against the multinomial ``null``.
 
     ``counts`` has shape ``(..., k)`` (cumulative counts per variant; vectorised over the
-    leading axes); ``null`` the ``k`` configured shares, all > 0 and summing to 1.
+    leading axes); ``null`` the ``k`` configured shares, all > 0 and summing to 1; several
+    ``concentrations`` are mixed with equal weights.
     """
+    values = _concentrations(concentrations)
+    components = np.stack([_log_bayes_factor(counts, null, c) for c in values])
+    return _mix(components)
+
+
+def _mix(components: FloatArray) -> FloatArray:
+    """Equal-weight mixture of Bayes factors given as logs along the first axis."""
+    return np.asarray(
+        special.logsumexp(components, axis=0) - math.log(components.shape[0]), dtype=np.float64
+    )
+
+
+def _log_bayes_factor(
+    counts: ArrayLike, null: FloatArray | Sequence[float], concentration: float
+) -> FloatArray:
     x = np.asarray(counts, dtype=np.float64)
     theta = np.asarray(null, dtype=np.float64)
     alpha = concentration * theta
@@ -126,13 +160,13 @@ def log_bayes_factor(
 def running_p_values(
     cumulative_counts: FloatArray | Sequence[Sequence[float]],
     null: FloatArray | Sequence[float],
-    concentration: float = DEFAULT_CONCENTRATION,
+    concentrations: Concentrations = DEFAULT_CONCENTRATIONS,
 ) -> FloatArray:
     """The monotone always-valid p-value after each look: ``min(1, min_{m <= t} 1/BF_m)``.
 
     ``cumulative_counts`` has shape ``(..., looks, k)``: the counts per variant at each look.
     """
-    log_bf = log_bayes_factor(cumulative_counts, null, concentration)
+    log_bf = log_bayes_factor(cumulative_counts, null, concentrations)
     p = np.minimum(1.0, np.exp(-np.maximum(log_bf, -700.0)))
     return np.asarray(np.minimum.accumulate(p, axis=-1), dtype=np.float64)
 
@@ -148,7 +182,7 @@ def sequential_srm_test(
     observed: Mapping[str, int],
     weights: Mapping[str, float] | None = None,
     threshold: float = DEFAULT_THRESHOLD,
-    concentration: float = DEFAULT_CONCENTRATION,
+    concentrations: Concentrations = DEFAULT_CONCENTRATIONS,
     min_count: int = DEFAULT_MIN_COUNT,
 ) -> SequentialSRMResult:
     """Always-valid SRM test of ``observed`` counts against ``weights`` (default: equal)."""
@@ -166,7 +200,7 @@ def sequential_srm_test(
         )
     split = None if weights is None else {str(k): float(v) for k, v in weights.items()}
     return period_sequential_srm_test(
-        {0: counts}, {0: split}, list(counts), threshold, concentration, min_count
+        {0: counts}, {0: split}, list(counts), threshold, concentrations, min_count
     )
 
 
@@ -175,17 +209,18 @@ def period_sequential_srm_test(
     weights: Mapping[Hashable, Mapping[str, float] | None],
     variants: Sequence[str],
     threshold: float = DEFAULT_THRESHOLD,
-    concentration: float = DEFAULT_CONCENTRATION,
+    concentrations: Concentrations = DEFAULT_CONCENTRATIONS,
     min_count: int = DEFAULT_MIN_COUNT,
 ) -> SequentialSRMResult:
     """Always-valid SRM across allocation periods: periods that share one split pool their
-    counts in one mixture (every period with the same split: exactly
-    :func:`sequential_srm_test` of the pooled counts), and the splits' Bayes factors multiply."""
-    _check(threshold, concentration, min_count)
+    counts (every period with the same split: exactly :func:`sequential_srm_test` of the
+    pooled counts); for each concentration the splits' Bayes factors multiply, and the products
+    are mixed."""
+    _check(threshold, min_count)
+    values = _concentrations(concentrations)
     if not observed:
         raise ArgumentError("observed", "observed must hold at least one period's counts")
     names = [str(v) for v in variants]
-    log_bf = 0.0
     by_split: dict[tuple[float, ...], tuple[FloatArray, FloatArray]] = {}
     stray = False
     expected = np.zeros(len(names))
@@ -220,11 +255,13 @@ def period_sequential_srm_test(
         key = tuple(round(float(w), WEIGHT_DIGITS) for w in split)
         first, so_far = by_split.get(key, (split, np.zeros(len(names))))
         by_split[key] = (first, so_far + x)
+    per_concentration = np.zeros(len(values))
     for split, x in by_split.values():
         weighted = split > 0
         if int(weighted.sum()) >= 2:
             null = split[weighted] / split[weighted].sum()
-            log_bf += float(log_bayes_factor(x[weighted], null, concentration))
+            per_concentration += [_log_bayes_factor(x[weighted], null, c) for c in values]
+    log_bf = float(_mix(per_concentration[:, None])[0])
     total = sum(pooled.values())
     base = first_split if first_split is not None else expected
     shares = {
@@ -245,6 +282,6 @@ def period_sequential_srm_test(
         observed=pooled,
         expected_weights=shares,
         threshold=threshold,
-        concentration=float(concentration),
+        concentrations=values,
         status=status,
     )
