@@ -188,6 +188,26 @@ def test_segmented_results_equal_splitlab_analyze_from_events_and_rollups(
     assert_same(body["metrics"]["revenue"], plain["metrics"]["revenue"], "unsegmented")
 
 
+def test_exposures_without_attributes_answer_how_to_record_the_segment(
+    analyzer: TestClient, engine: Engine
+) -> None:
+    """An owner sends country to /assign, but an experiment whose targeting reads nothing
+    records no attribute on its exposures: the 422 must say so and name the fix (it said only
+    "the exposures carry no attributes", though the owner had sent them)."""
+    key = f"seg-{uuid.uuid4().hex[:8]}"
+    sim = simulate(key, n=200, seed=4)
+    insert_experiment(engine, experiment_row(key))
+    define_metrics(analyzer)
+    write(engine, list(sim.events))
+    answer = analyzer.get(f"/experiments/{key}/results", params={"segment": "country"})
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error["field"] == "segment"
+    assert "attributes that exist: none" in error["message"]
+    assert "targeting reads" in error["message"]
+    assert '{"country": {"$nin": []}}' in error["message"]
+
+
 def test_a_segment_the_units_do_not_carry_is_a_422_naming_segment(
     analyzer: TestClient, engine: Engine
 ) -> None:

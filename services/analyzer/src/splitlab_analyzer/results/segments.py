@@ -109,6 +109,10 @@ def unknown_attribute(spec: SegmentSpec, known: Sequence[str]) -> InvalidInputEr
     shown = ", ".join(known) if known else "none (the exposures carry no attributes)"
     return InvalidInputError(
         f"segment={spec.text!r}: no unit of the experiment has the attribute "
-        f"{spec.attribute!r} at its first exposure; attributes that exist: {shown}",
+        f"{spec.attribute!r} at its first exposure; attributes that exist: {shown}. An "
+        "exposure records only the /assign attributes the experiment's targeting reads (and "
+        f"its hash_attribute): to segment by {spec.attribute!r}, send it to /assign and add "
+        f'{{"{spec.attribute}": {{"$nin": []}}}} to the targeting (it matches every unit) '
+        "before the units are exposed",
         field="segment",
     )
