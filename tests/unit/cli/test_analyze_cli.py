@@ -171,6 +171,26 @@ def test_missing_file_is_a_clear_error(tmp_path: Path) -> None:
     assert "does not exist" in result.stderr
 
 
+def test_a_file_without_rows_says_so(csv_file: Path, tmp_path: Path) -> None:
+    """A header-only file (or one whose variant column is empty) said "--control 'control' is
+    not a value of the variant column (values: [])", as if the control label were wrong."""
+    header_only = tmp_path / "header.csv"
+    _frame().head(0).to_csv(header_only, index=False)
+    no_variant = tmp_path / "no_variant.csv"
+    _frame(n=10).assign(variant=np.nan).to_csv(no_variant, index=False)
+    for path, rows in ((header_only, "0 rows"), (no_variant, "10 rows")):
+        result = runner.invoke(build_app(), ["analyze", str(path), "--metric", "revenue"])
+        assert result.exit_code == 2, result.output
+        assert "--variant-col" in result.stderr
+        assert f"no value in any of the data's {rows}" in result.stderr
+        assert "--control" not in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert (
+        "header but no rows"
+        in runner.invoke(build_app(), ["analyze", str(header_only), "--metric", "revenue"]).stderr
+    )
+
+
 def test_power_json_has_sizes() -> None:
     result = runner.invoke(
         build_app(),

@@ -180,6 +180,13 @@ def variant_labels(labels: Any) -> tuple[np.ndarray, list[str]]:
 def _variants(labels: Any, control: str) -> tuple[np.ndarray, list[str], np.ndarray]:
     codes, names = variant_labels(labels)
     present = codes >= 0
+    if not names:
+        raise ArgumentError(
+            "variant_col",
+            "variant_col: the variant column has no value in any of the data's "
+            f"{codes.shape[0]} rows; give one row per unit with its variant"
+            + (" (the data has a header but no rows)" if codes.shape[0] == 0 else ""),
+        )
     if control not in names:
         raise ArgumentError(
             "control",
