@@ -179,13 +179,26 @@ def test_bootstrap_matches_scipy_bootstrap(method: str, alternative: str) -> Non
     else:
         assert ours.ci_upper == math.inf
     draws = ref.bootstrap_distribution
-    tail = (draws <= 0).mean()
-    expected_p = (
-        min(1.0, 2 * min(tail, (draws >= 0).mean())) if alternative == "two-sided" else tail
-    )
+    tail = ((draws <= 0).sum() + 1) / (draws.size + 1)
+    high = ((draws >= 0).sum() + 1) / (draws.size + 1)
+    expected_p = min(1.0, 2 * min(tail, high)) if alternative == "two-sided" else tail
     assert ours.p_value == pytest.approx(expected_p, abs=1e-12)
     assert ours.quantile == 0.75
     assert ours.n_resamples == 500
+
+
+@pytest.mark.parametrize("method", ["bca", "percentile"])
+def test_bootstrap_p_value_is_never_zero(method: str) -> None:
+    """Arms far apart: no bootstrap draw crosses 0. The report showed p_value 0.0e+00 (the
+    share of draws), which no test of 2,000 resamples can resolve; (0 + 1) / (B + 1) now."""
+    rng = np.random.default_rng(2)
+    c, t = rng.normal(0, 1, 200), rng.normal(5, 1, 200)
+    two = bootstrap_quantile(c, t, 0.5, method, n_resamples=999, random_state=0)
+    assert two.p_value == pytest.approx(2 / 1000, rel=1e-12)
+    one = bootstrap_quantile(
+        c, t, 0.5, method, n_resamples=999, alternative="greater", random_state=0
+    )
+    assert one.p_value == pytest.approx(1 / 1000, rel=1e-12)
 
 
 def test_bootstrap_is_reproducible_given_seed_and_order() -> None:

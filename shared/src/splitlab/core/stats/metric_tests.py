@@ -363,8 +363,9 @@ def bootstrap_quantile(
     Units are resampled within arms from ``numpy.random.default_rng(random_state)``, so the
     same values in the same order and the same seed give the same interval. ``p_value`` is
     the bootstrap distribution's achieved significance level against 0 (two-sided: twice the
-    smaller tail), i.e. the inversion of the percentile interval; with BCa the interval, not
-    the p-value, carries the bias and acceleration corrections.
+    smaller tail), i.e. the inversion of the percentile interval, with the Monte Carlo
+    ``(count + 1) / (B + 1)`` so it is never 0; with BCa the interval, not the p-value,
+    carries the bias and acceleration corrections.
     """
     q = check_quantile(quantile)
     alpha = check_alpha(alpha)
@@ -403,8 +404,10 @@ def bootstrap_quantile(
             rng=np.random.default_rng(random_state),
         )
     draws = np.asarray(res.bootstrap_distribution)
-    low_tail = float((draws <= 0.0).mean())
-    high_tail = float((draws >= 0.0).mean())
+    # (count + 1) / (B + 1): the Monte Carlo p-value counts the observed sample as one draw,
+    # so it is never 0 (a plain share of the draws said p = 0 when no draw crossed 0)
+    low_tail = (float((draws <= 0.0).sum()) + 1.0) / (draws.size + 1.0)
+    high_tail = (float((draws >= 0.0).sum()) + 1.0) / (draws.size + 1.0)
     if alt == "two-sided":
         p = min(1.0, 2.0 * min(low_tail, high_tail))
     elif alt == "greater":
