@@ -28,6 +28,7 @@ def frame(n: int = 3000, seed: int = 0) -> pd.DataFrame:
     x = rng.normal(size=n)
     return pd.DataFrame(
         {
+            "unit_id": [f"u{i}" for i in range(n)],
             "variant": variant,
             "country": country,
             "tenure_days": rng.uniform(0, 400, n),
@@ -87,6 +88,7 @@ def test_table_and_html_show_the_segments(csv_file: Path, tmp_path: Path) -> Non
         (["--segment", "plan"], "--segment attribute 'plan' is not a column"),
         (["--segment", "tenure_days:9,3"], "strictly increasing"),
         (["--segment", "country", "--segment-min-units", "1"], "--segment-min-units must"),
+        (["--segment", "unit_id"], "--segment 'unit_id': the attribute 'unit_id' has 3000"),
     ],
 )
 def test_errors_name_the_option(csv_file: Path, extra: list[str], message: str) -> None:

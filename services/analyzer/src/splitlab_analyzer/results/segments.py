@@ -22,7 +22,14 @@ from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from splitlab.core.analysis.segments import MISSING, SegmentSpec, SegmentStatistics, split_cells
+from splitlab.core.analysis.segments import (
+    MISSING,
+    SegmentSpec,
+    SegmentStatistics,
+    check_segment_count,
+    split_cells,
+)
+from splitlab.core.errors import ArgumentError
 from splitlab.platform.errors import InvalidInputError
 from splitlab_analyzer.results.statistics import ExperimentStatistics
 from splitlab_analyzer.rollups.sql import Bind
@@ -75,8 +82,13 @@ class SegmentedRows:
 
 
 def cell_rows(spec: SegmentSpec, rows: Sequence[Mapping[str, Any]]) -> SegmentedRows:
-    """Rows whose ``allocation_period`` is their cell; raises when no unit has the attribute."""
+    """Rows whose ``allocation_period`` is their cell; a 422 on ``segment`` past
+    :data:`~splitlab.core.analysis.segments.MAX_SEGMENTS` values."""
     labels = _order(spec, rows)
+    try:
+        check_segment_count(spec, labels)
+    except ArgumentError as exc:
+        raise InvalidInputError(exc.message, field=exc.argument) from None
     periods = sorted({int(r.get("allocation_period") or 0) for r in rows})
     index = {label: i for i, label in enumerate(labels)}
     out = []

@@ -44,6 +44,7 @@ from splitlab.core.stats.sufficient import Moments, merge_all
 
 __all__ = [
     "DEFAULT_MIN_UNITS",
+    "MAX_SEGMENTS",
     "MISSING",
     "SEGMENT_CORRECTIONS",
     "SegmentCells",
@@ -52,6 +53,7 @@ __all__ = [
     "SegmentStatistics",
     "SegmentsResult",
     "analyze_segments",
+    "check_segment_count",
     "parse_segment",
     "segment_cells",
     "segment_labels",
@@ -61,6 +63,11 @@ __all__ = [
 MISSING = "(missing)"
 """The segment of units without the attribute (or without a number, for buckets)."""
 DEFAULT_MIN_UNITS = 100
+MAX_SEGMENTS = 1000
+"""Most segments one analysis takes (``(missing)`` not counted): every country (249 ISO codes)
+fits; an attribute with a value per unit (an id) would make as many tests as units, each too
+small to mean anything, and cost the analysis (and the open results endpoint) one engine run
+per value."""
 """Units with the metric per arm below which a segment is flagged as too small for its test."""
 SegmentCorrection = Literal["holm", "benjamini-hochberg"]
 SEGMENT_CORRECTIONS: tuple[SegmentCorrection, ...] = get_args(SegmentCorrection)
@@ -138,6 +145,20 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+def check_segment_count(spec: SegmentSpec, labels: Sequence[str]) -> None:
+    """Refuse an attribute with more than :data:`MAX_SEGMENTS` values (``ArgumentError`` on
+    ``segment``), naming the fix."""
+    count = sum(1 for label in labels if label != MISSING)
+    if count > MAX_SEGMENTS:
+        raise ArgumentError(
+            "segment",
+            f"segment={spec.text!r}: the attribute {spec.attribute!r} has {count} distinct "
+            f"values, more than the {MAX_SEGMENTS} segments one analysis takes (each is a "
+            "test, adjusted across all of them); segment by an attribute with fewer values, "
+            f"or bucket a number with edges (e.g. '{spec.attribute}:0,30,180,365')",
+        )
+
+
 def segment_labels(spec: SegmentSpec, values: Any) -> tuple[np.ndarray, list[str]]:
     """Per-row codes into the returned segment labels (categories sorted, buckets in order,
     :data:`MISSING` last)."""
@@ -157,7 +178,8 @@ def segment_labels(spec: SegmentSpec, values: Any) -> tuple[np.ndarray, list[str
         raw, uniques = pd.factorize(series, sort=False)
         texts = [_text(u.item() if hasattr(u, "item") else u) for u in uniques]
         names = sorted(set(texts))
-        lookup = np.array([names.index(t) for t in texts] + [-1], dtype=np.int64)
+        position = {name: i for i, name in enumerate(names)}  # not names.index: O(k^2)
+        lookup = np.array([position[t] for t in texts] + [-1], dtype=np.int64)
         codes = lookup[np.where(raw < 0, len(texts), raw)]
     if (codes < 0).any():
         names = [*names, MISSING]
@@ -219,6 +241,7 @@ def segment_cells(
             f"available columns: {shown}",
         )
     seg_codes, names = segment_labels(spec, columns[spec.attribute])
+    check_segment_count(spec, names)
     if period_col is not None:
         if period_col not in columns:
             raise ArgumentError(
