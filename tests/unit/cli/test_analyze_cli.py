@@ -116,6 +116,25 @@ def test_html_report_with_plots(csv_file: Path, tmp_path: Path) -> None:
     assert "revenue" in html
 
 
+def test_output_has_the_short_option_of_splitlab_results(csv_file: Path, tmp_path: Path) -> None:
+    """README writes `splitlab results KEY --format html -o FILE`; the same `-o` on `splitlab
+    analyze` (and `synth`) was "No such option: -o"."""
+    target = tmp_path / "short.html"
+    result = runner.invoke(
+        build_app(),
+        ["analyze", str(csv_file), "--metric", "revenue", "--format", "html", "-o", str(target)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "<svg" in target.read_text()
+    synth = runner.invoke(
+        build_app(),
+        ["synth", str(tmp_path / "none.csv"), "-o", str(target), "--unit", "u", "--time", "t",
+         "--outcome", "y", "--treated", "a", "--start", "2026-01-01"],
+    )  # fmt: skip
+    assert "No such option" not in synth.output
+    assert "does not exist" in synth.stderr
+
+
 def test_sequential_weights_and_guardrails(csv_file: Path) -> None:
     result = runner.invoke(
         build_app(),

@@ -174,7 +174,9 @@ def register(app: typer.Typer) -> None:
         output_format: Annotated[
             OutputFormat, typer.Option("--format", help="Output.")
         ] = OutputFormat.table,
-        output: Annotated[Path | None, typer.Option("--output", help="Write to this file.")] = None,
+        output: Annotated[
+            Path | None, typer.Option("--output", "-o", help="Write to this file.")
+        ] = None,
         variant_col: Annotated[
             str, typer.Option("--variant-col", help="Variant column.")
         ] = "variant",

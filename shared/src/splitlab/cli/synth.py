@@ -48,7 +48,9 @@ def register(app: typer.Typer) -> None:
         output_format: Annotated[OutputFormat, typer.Option("--format", help="Output.")] = (
             OutputFormat.table
         ),
-        output: Annotated[Path | None, typer.Option("--output", help="Write to this file.")] = None,
+        output: Annotated[
+            Path | None, typer.Option("--output", "-o", help="Write to this file.")
+        ] = None,
         drop_incomplete: Annotated[
             bool, typer.Option("--drop-incomplete", help="Drop donor units with missing cells.")
         ] = False,
