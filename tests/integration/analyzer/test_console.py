@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from splitlab.assigning.runtime import DiscardingPublisher
 from splitlab.platform.settings import Settings
+from splitlab.reports.numbers import number, share
 from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.deps import AnalyzerState
@@ -165,6 +166,44 @@ def test_the_list_and_the_experiment_page_show_results_escaped_with_downloads(
         float(revenue["effect"])
         == results["metrics"]["revenue"]["comparisons"]["treatment"]["effect"]
     )
+
+
+def test_a_metric_s_named_test_and_cohens_d_are_on_its_card_and_in_the_csv(
+    console: TestClient, assignment: TestClient, engine: Engine
+) -> None:
+    # The console once showed the comparison alone: an owner who defined a metric with
+    # test=mann_whitney saw neither its Hodges-Lehmann shift nor Cohen's d anywhere.
+    define_metrics(console)
+    ranked = {"name": "revenue_ranked", "source": "outcome", "outcome_type": "purchase",
+              "aggregation": "sum", "test": "mann_whitney"}  # fmt: skip
+    made = console.post("/metrics", json=ranked, headers=ADMIN)
+    assert made.status_code in (201, 409), made.text
+    key = f"console-{uuid.uuid4().hex[:8]}"
+    arms = [{"key": "control", "weight": 0.5}, {"key": "treatment", "weight": 0.5}]
+    body = {"key": key, "name": "ranked", "metrics": {"primary": "revenue_ranked"},
+            "variants": arms}  # fmt: skip
+    assert assignment.post("/experiments", json=body, headers=ADMIN).status_code == 201
+    assert assignment.post(f"/experiments/{key}/start", headers=ADMIN).status_code == 200
+    sim = simulate(key, n=800, seed=8, variants=("control", "treatment"), weights=(0.5, 0.5))
+    write(engine, sim.events)
+    log_in(console)
+    results = console.get(f"/experiments/{key}/results").json()
+    comparison = results["metrics"]["revenue_ranked"]["comparisons"]["treatment"]
+    named = comparison["test"]
+    assert named["test"] == "mann_whitney"
+    html = console.get(f"/ui/experiments/{key}").text
+    card = html.split('id="metric-revenue_ranked"', 1)[1].split("</section>", 1)[0]
+    assert "Cohen&#39;s d" in card or "Cohen's d" in card
+    assert f">{number(comparison['cohens_d'])}<" in card
+    table = card.split('class="list named-test" data-test="mann_whitney"', 1)[1]
+    assert "Mann-Whitney U with the Hodges-Lehmann shift" in table
+    assert f">{number(named['effect'])}<" in table
+    assert f"[{number(named['ci_lower'])}, {number(named['ci_upper'])}]" in table
+    assert f">{share(named['prob_superiority'])}<" in table
+    rows = list(csv.DictReader(io.StringIO(console.get(f"/ui/experiments/{key}/results.csv").text)))
+    assert rows[0]["test"] == "mann_whitney"
+    assert float(rows[0]["test_effect"]) == named["effect"]
+    assert float(rows[0]["cohens_d"]) == comparison["cohens_d"]
 
 
 def upload(client: TestClient, content: bytes, **fields: str) -> Any:

@@ -29,8 +29,20 @@ ACTION_WORDS = {
 CSV_COLUMNS = (
     "metric", "variant", "method", "variance_reduction", "n_control", "n_treatment",
     "mean_control", "mean_treatment", "effect", "ci_lower", "ci_upper", "rel_effect",
-    "p_value", "always_valid_p_value", "cs_lower", "cs_upper",
+    "p_value", "always_valid_p_value", "cs_lower", "cs_upper", "cohens_d", "test",
+    "test_effect", "test_ci_lower", "test_ci_upper", "test_p_value",
 )  # fmt: skip
+TEST_WORDS = {
+    "z": ("a two-proportion z test", "Difference in proportions"),
+    "chi2": ("a chi-square test of the 2x2 table", "Difference in proportions"),
+    "mann_whitney": ("Mann-Whitney U with the Hodges-Lehmann shift", "Hodges-Lehmann shift"),
+    "bootstrap_bca": ("a BCa bootstrap of the {quantile} quantile", "Difference of the quantile"),
+    "bootstrap_percentile": (
+        "a percentile bootstrap of the {quantile} quantile",
+        "Difference of the quantile",
+    ),
+}
+"""A named test (other than the default Welch) in words, and what its effect is."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +102,11 @@ class MetricCard:
     forest: str
     timelines: dict[str, str]
     history_points: dict[str, int]
+    test: str
+    """The metric definition's named test (``welch`` by default)."""
+    test_words: str
+    test_effect: str
+    """What the named test's effect is (the column's heading)."""
 
 
 @dataclass
@@ -202,6 +219,9 @@ def cards(
             counts[variant] = len(points)
             timelines[variant] = timeline_svg(points, f"{name}: {variant} - control over time")
         cupac = metric.get("cupac")
+        test = str(metric.get("test", "welch"))
+        words, effect = TEST_WORDS.get(test, (test, "Effect"))
+        quantile = metric.get("quantile")
         out.append(
             MetricCard(
                 name=name,
@@ -217,6 +237,9 @@ def cards(
                 forest=forest_svg(rows, f"{name}: effect and {1 - alpha:.0%} CI"),
                 timelines=timelines,
                 history_points=counts,
+                test=test,
+                test_words=words.format(quantile=quantile if quantile is not None else 0.5),
+                test_effect=effect,
             )
         )
     order = {"primary": 0, "secondary": 1, "guardrail": 2}
@@ -241,8 +264,13 @@ def results_csv(results: dict[str, Any]) -> str:
     for name, metric in results["metrics"].items():
         for variant, c in metric["comparisons"].items():
             seq = results.get("monitoring", {}).get(name, {}).get(variant, {})
+            named = c.get("test") or {}
             values = {**c, **seq, "metric": name, "variant": variant, "method": metric["method"],
-                      "variance_reduction": metric.get("variance_reduction")}  # fmt: skip
+                      "variance_reduction": metric.get("variance_reduction"),
+                      "test": metric.get("test", "welch"), "test_effect": named.get("effect"),
+                      "test_ci_lower": named.get("ci_lower"),
+                      "test_ci_upper": named.get("ci_upper"),
+                      "test_p_value": named.get("p_value")}  # fmt: skip
             writer.writerow(["" if values.get(k) is None else values[k] for k in CSV_COLUMNS])
     return buffer.getvalue()
 
