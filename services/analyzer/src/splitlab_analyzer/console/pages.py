@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from markupsafe import Markup
+
+from splitlab.core.analysis.segments import SegmentCorrection, parse_segment
+from splitlab.core.errors import ArgumentError
 from splitlab.platform.errors import SplitLabError
+from splitlab.reports.segments import segments_html
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.console.charts import ForestRow, TimePoint, forest_svg, timeline_svg
 from splitlab_analyzer.results.history import Snapshot
@@ -119,6 +124,12 @@ class ExperimentPage:
     snapshots: list[Snapshot]
     cards: list[MetricCard] = field(default_factory=list)
     decisions: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    segment: str = ""
+    """The ``segment`` asked for (``country``, ``tenure_days:0,30,180``), or empty."""
+    segment_correction: str = "holm"
+    segments: Markup = field(default_factory=Markup)
+    """The results per segment, as in the HTML report (empty without a segment)."""
+    segment_error: str | None = None
 
 
 def decision_words(decisions: dict[str, Any]) -> str:
@@ -164,7 +175,9 @@ class ConsolePages:
         rows.sort(key=lambda r: (r.started_at or "", r.key), reverse=True)
         return rows, sorted({e["status"] for e in every})
 
-    def experiment(self, key: str) -> ExperimentPage:
+    def experiment(
+        self, key: str, segment: str = "", segment_correction: SegmentCorrection = "holm"
+    ) -> ExperimentPage:
         config = self.assignment.experiment(key)
         audit = self.assignment.audit(key, limit=50)
         results: dict[str, Any] | None = None
@@ -174,6 +187,18 @@ class ConsolePages:
         except SplitLabError as exc:
             error = exc.message
         page = ExperimentPage(key, config, audit, results, error, self.history.snapshots(key))
+        page.segment, page.segment_correction = segment.strip(), segment_correction
+        if page.segment and results is not None:
+            try:
+                spec = parse_segment(page.segment)
+                by_segment = self.automation.results_for(
+                    key, "auto", False, segment=spec, segment_correction=segment_correction
+                )
+                page.segments = segments_html(by_segment)
+            except ArgumentError as exc:
+                page.segment_error = exc.message
+            except SplitLabError as exc:
+                page.segment_error = exc.message
         if results is not None:
             page.cards = cards(results, config, page.snapshots)
             page.decisions = [

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from splitlab.core.analysis.files import AnalysisSpec, SyntheticControlSpec, VarianceReductionSpec
+from splitlab.core.analysis.segments import SegmentCorrection
 from splitlab.core.errors import ArgumentError
 from splitlab.core.stats.adjustment import parse_method
 from splitlab.platform.errors import InvalidInputError, NotFoundError, SplitLabError
@@ -166,9 +167,16 @@ async def experiments(request: Request, status: str = "", owner: str = "", q: st
 
 
 @router.get("/experiments/{key}")
-async def experiment(request: Request, key: str) -> Response:
+async def experiment(
+    request: Request,
+    key: str,
+    segment: str = "",
+    segment_correction: SegmentCorrection = "holm",
+) -> Response:
     async def work() -> Response:
-        page = await run_in_threadpool(pages_of(request).experiment, key)
+        page = await run_in_threadpool(
+            pages_of(request).experiment, key, segment, segment_correction
+        )
         return render(request, "experiment.html.j2", page=page)
 
     return await guarded(request, work)
