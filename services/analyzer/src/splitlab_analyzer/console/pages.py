@@ -18,10 +18,13 @@ from markupsafe import Markup
 from splitlab.core.analysis.segments import SegmentCorrection, parse_segment
 from splitlab.core.errors import ArgumentError
 from splitlab.platform.errors import SplitLabError
+from splitlab.reports.holdout import holdout_section
 from splitlab.reports.segments import segments_html
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.console.charts import ForestRow, TimePoint, forest_svg, timeline_svg
+from splitlab_analyzer.repository import MetricRepository
 from splitlab_analyzer.results.history import Snapshot
+from splitlab_analyzer.results.holdout import HoldoutService
 from splitlab_analyzer.results.repository import HistoryRepository
 from splitlab_analyzer.service.automation import Automation
 
@@ -138,13 +141,48 @@ def decision_words(decisions: dict[str, Any]) -> str:
     return "; ".join(f"{v}: {d['action'].replace('_', ' ')}" for v, d in decisions.items())
 
 
+@dataclass
+class HoldoutPage:
+    metrics: list[str]
+    """The plain outcome metrics (what the holdout impact can read)."""
+    metric: str
+    days: int
+    sequential: bool
+    section: Markup = field(default_factory=Markup)
+    """The impact's summary, curve and table per day, as in the HTML report."""
+    error: str | None = None
+
+
 class ConsolePages:
     def __init__(
-        self, assignment: AssignmentClient, automation: Automation, history: HistoryRepository
+        self,
+        assignment: AssignmentClient,
+        automation: Automation,
+        history: HistoryRepository,
+        holdout: HoldoutService,
+        metrics: MetricRepository,
     ) -> None:
         self.assignment = assignment
         self.automation = automation
         self.history = history
+        self.holdout = holdout
+        self.metrics = metrics
+
+    def holdout_page(self, metric: str, days: int, sequential: bool) -> HoldoutPage:
+        """The global holdout against everyone else for ``metric`` (the first plain outcome
+        metric when none is chosen); the analyzer's message in place of the curve when it
+        cannot answer (no holdout configured, an unknown metric, days out of range)."""
+        names = sorted(m.name for m in self.metrics.all() if m.source == "outcome")
+        chosen = metric.strip() or (names[0] if names else "")
+        page = HoldoutPage(names, chosen, days, sequential)
+        if not chosen:
+            page.error = "metric: no plain outcome metric is defined; define one with POST /metrics"
+            return page
+        try:
+            page.section = holdout_section(self.holdout.impact(chosen, days, 0.05, sequential))
+        except SplitLabError as exc:
+            page.error = exc.message
+        return page
 
     def experiments(self, filters: Filters) -> tuple[list[ListRow], list[str]]:
         """The filtered list (newest first) and every status present (for the filter)."""

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from splitlab.core.analysis.files import AnalysisSpec, SyntheticControlSpec, VarianceReductionSpec
+from splitlab.core.analysis.holdout import MAX_DAYS
 from splitlab.core.analysis.segments import SegmentCorrection
 from splitlab.core.errors import ArgumentError
 from splitlab.core.stats.adjustment import parse_method
@@ -178,6 +179,17 @@ async def experiment(
             pages_of(request).experiment, key, segment, segment_correction
         )
         return render(request, "experiment.html.j2", page=page)
+
+    return await guarded(request, work)
+
+
+@router.get("/holdout")
+async def holdout(
+    request: Request, metric: str = "", days: int = 28, sequential: bool = False
+) -> Response:
+    async def work() -> Response:
+        page = await run_in_threadpool(pages_of(request).holdout_page, metric, days, sequential)
+        return render(request, "holdout.html.j2", page=page, max_days=MAX_DAYS)
 
     return await guarded(request, work)
 
