@@ -240,13 +240,29 @@ def parse_spec(form: dict[str, str]) -> AnalysisSpec:
         metrics = names("metrics")
         if not metrics:
             raise InvalidInputError("name at least one metric column", field="metrics")
-        return VarianceReductionSpec(
-            variant_col=need("variant_col", "the variant column"),
-            control=need("control", "the control variant"),
-            metrics=metrics,
-            covariates=names("covariates"),
-            method=method,
-        )
+        tests = {}
+        for item in names("tests"):
+            metric, equals, test = (part.strip() for part in item.partition("="))
+            if not (metric and equals and test):
+                raise InvalidInputError(
+                    f"tests: write METRIC=TEST, e.g. revenue=mann_whitney; got {item!r}",
+                    field="tests",
+                )
+            tests[metric] = test
+        try:
+            return VarianceReductionSpec(
+                variant_col=need("variant_col", "the variant column"),
+                control=need("control", "the control variant"),
+                metrics=metrics,
+                covariates=names("covariates"),
+                method=method,
+                segment=form.get("segment", "").strip() or None,
+                tests=tests,
+                cluster_col=form.get("cluster_col", "").strip() or None,
+                in_experiment_covariates=names("in_experiment_covariates"),
+            )
+        except ArgumentError as exc:
+            raise InvalidInputError(exc.message, field=exc.argument) from None
     if kind == "synthetic_control":
         return SyntheticControlSpec(
             unit_col=need("unit_col", "the unit column"),
