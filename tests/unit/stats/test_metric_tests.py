@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats as sps
 from statsmodels.stats.proportion import (
@@ -14,6 +15,7 @@ from statsmodels.stats.proportion import (
 )
 from statsmodels.stats.weightstats import CompareMeans, DescrStatsW, ttest_ind
 
+import splitlab
 from splitlab.core.errors import ArgumentError
 from splitlab.core.stats.metric_tests import (
     TESTS,
@@ -241,6 +243,18 @@ def test_cohens_d_uses_the_pooled_standard_deviation() -> None:
     assert cohens_d(_moments(c), _moments(t)) == pytest.approx(2.5 / math.sqrt(2.6), rel=1e-12)
     assert math.isnan(cohens_d(_moments(c[:1]), _moments(t)))
     assert math.isnan(cohens_d(_moments(np.ones(3)), _moments(np.ones(4))))
+
+
+def test_cohens_d_is_nan_not_zero_when_the_sums_of_squares_overflow() -> None:
+    """Spend near 1e300 (a unit bug upstream): Welch said 'degenerate: non-finite estimate'
+    but the report showed Cohen's d 0.0, an effect over an infinite SD."""
+    c = np.array([1.0, 2.0, 3.0, 4.0]) * 1e300
+    t = np.array([3.0, 5.0, 7.0]) * 1e300
+    with np.errstate(over="ignore", invalid="ignore"):  # the overflow is the case under test
+        assert math.isnan(cohens_d(_moments(c), _moments(t)))
+        data = pd.DataFrame({"variant": ["control"] * 4 + ["treatment"] * 3, "spend": [*c, *t]})
+        result = splitlab.analyze(data, metrics=["spend"], method="none").to_dict()
+    assert result["metrics"]["spend"]["comparisons"]["treatment"]["cohens_d"] is None
 
 
 def test_degenerate_inputs_give_nan_and_a_status() -> None:

@@ -191,7 +191,8 @@ def cohens_d(control: Moments, treatment: Moments, column: int = 0) -> float:
     """Cohen's d: the difference in means over the pooled standard deviation.
 
     ``s_pooled^2 = ((n_c - 1) s_c^2 + (n_t - 1) s_t^2) / (n_c + n_t - 2)``; NaN when an arm has
-    fewer than 2 units or the pooled variance is 0.
+    fewer than 2 units, or the pooled variance is 0 or not finite (values near 1e300 overflow
+    the sums of squares: the difference over an infinite SD would read as d = 0).
     """
     n_c, n_t = control.n, treatment.n
     if n_c < 2 or n_t < 2:
@@ -199,9 +200,10 @@ def cohens_d(control: Moments, treatment: Moments, column: int = 0) -> float:
     pooled = (
         float(control.comoment[column, column]) + float(treatment.comoment[column, column])
     ) / (n_c + n_t - 2)
-    if not pooled > 0:
+    if not (pooled > 0 and math.isfinite(pooled)):
         return math.nan
-    return (float(treatment.mean[column]) - float(control.mean[column])) / math.sqrt(pooled)
+    d = (float(treatment.mean[column]) - float(control.mean[column])) / math.sqrt(pooled)
+    return d if math.isfinite(d) else math.nan
 
 
 def _values(values: ArrayLike, name: str) -> FloatArray:
