@@ -168,3 +168,35 @@ def test_ratio_cuped_event_mean_and_cunopac_equal_splitlab_analyze(
         method="cuped", weights=WEIGHTS,
     ).to_dict()  # fmt: skip
     assert_same(expected["metrics"][rpc], bodies["cuped"]["metrics"][rpc], rpc)
+
+
+def test_a_named_covariate_without_values_is_named_in_the_reason(
+    analyzer: TestClient, engine: Engine
+) -> None:
+    """An owner named an in-experiment covariate but posted its values before the exposures
+    (and a pre-exposure one never): the answer said only "no covariate method applies to this
+    metric; unadjusted", as if none had been named. The reason now names both."""
+    tag = uuid.uuid4().hex[:6]
+    key = f"unobs-{tag}"
+    sim = simulate(key, n=300, seed=21)
+    first = _first_exposures(sim.events)
+    before = [
+        {"unit_id": u, "name": f"device_{tag}", "value": 1.0,
+         "observed_at": (e.occurred_at - timedelta(days=1)).isoformat()}
+        for u, e in first.items()
+    ]  # fmt: skip
+    define_metrics(analyzer)
+    body = {"name": f"revenue_unobs_{tag}", "source": "outcome", "outcome_type": "purchase",
+            "aggregation": "sum", "pre_period_days": 0, "covariates": [f"never_{tag}"],
+            "in_experiment_covariates": [f"device_{tag}"]}  # fmt: skip
+    assert analyzer.post("/metrics", json=body, headers=ADMIN).status_code == 201
+    row = experiment_row(key, guardrails=[])
+    row["metrics"] = {"primary": f"revenue_unobs_{tag}", "secondary": [], "guardrails": []}
+    insert_experiment(engine, row)
+    assert analyzer.post("/unit-features", json={"features": before}, headers=ADMIN).is_success
+    write(engine, sim.events)
+    answer = analyzer.get(f"/experiments/{key}/results", params={"method": "auto"})
+    assert answer.status_code == 200, answer.text
+    metric = answer.json()["metrics"][f"revenue_unobs_{tag}"]
+    assert metric["method"] == "none"
+    assert f"covariate(s) never_{tag}, device_{tag} left out: no analysed unit" in metric["reason"]

@@ -105,10 +105,14 @@ def read_statistics(
         head = 1 if plan.denominator is None else 2
         keep = list(range(head))
         names = [plan.definition.name] if plan.parts is None else list(plan.parts)
+        named = {*plan.definition.covariates, *plan.definition.in_experiment_covariates}
+        unobserved: list[str] = []
         for offset, cov in enumerate(plan.covariates, start=head):
             if cov.pre_of is not None and pre_events.get(cov.pre_of, 0) == 0:
                 continue  # no pre-period events at all: nothing to adjust with
             if cov.imputable and missing[cov.column] >= sum(counts.values()):
+                if cov.name in named:  # the owner's feature: say it had no value
+                    unobserved.append(cov.name)
                 continue  # no unit has a value
             keep.append(offset)
             names.append(cov.name)
@@ -154,6 +158,7 @@ def read_statistics(
                 imputed_covariates=imputed,
                 periods=periods,
                 in_experiment=in_experiment,
+                unobserved=tuple(unobserved),
             )
         )
     firsts = [r["first_at"] for r in rows if r["first_at"] is not None]

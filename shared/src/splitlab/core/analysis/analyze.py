@@ -102,6 +102,10 @@ class MetricStatistics:
     is tested for balance between arms before use (:mod:`splitlab.core.stats.balance`)."""
     balance_alpha: float = BALANCE_ALPHA
     """The level of that balance test."""
+    unobserved: tuple[str, ...] = ()
+    """Covariates the owner named that no analysed unit has a value of (the analyzer: a
+    feature never posted, or an in-experiment one observed only before the exposures): left
+    out of ``covariates`` and named in the metric's reason."""
 
 
 class CovariateRefusedWarning(UserWarning):
@@ -554,6 +558,12 @@ def _metric_choice(
         chosen, reason = method, "requested"
     if refused:
         reason = f"{reason}; {refused}"
+    if stats.unobserved:
+        reason = (
+            f"{reason}; covariate(s) {', '.join(stats.unobserved)} left out: no analysed unit "
+            "has a value (in-experiment covariates count values observed at or after the "
+            "unit's first exposure, pre-exposure ones values before it)"
+        )
     return _Choice(requested, chosen, reason, dict(candidates), tuple(balance))
 
 
