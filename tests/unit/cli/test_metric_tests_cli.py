@@ -53,3 +53,22 @@ def test_the_analyzers_refusal_is_shown_with_its_field(services: FakeServices) -
     )  # fmt: skip
     assert refused.exit_code != 0
     assert "needs a 0/1 metric" in refused.output
+
+
+def test_a_float_option_that_is_nan_or_inf_is_a_usage_error(services: FakeServices) -> None:
+    """`metrics create ... --quantile nan` ended in a traceback ("Out of range float values are
+    not JSON compliant"): JSON cannot carry it. Now exit 2 naming the option, nothing sent."""
+    services.on("analyzer", "POST", "/metrics", METRIC, status=201)
+    services.on("analyzer", "PATCH", "/metric-definitions/revenue", METRIC)
+    base = ["metrics", "create", "revenue", "--source", "outcome", "--outcome-type", "purchase",
+            "--aggregation", "sum"]  # fmt: skip
+    for extra in (["--test", "bootstrap_bca", "--quantile", "nan"],
+                  ["--guardrail-margin", "inf"], ["--pre-period-days", "-inf"]):  # fmt: skip
+        result = runner.invoke(build_app(), [*base, *extra])
+        assert result.exit_code == 2, result.output
+        assert f"error: {extra[-2]} must be a finite number" in result.stderr
+        assert "Traceback" not in result.output
+    updated = runner.invoke(build_app(), ["metrics", "update", "revenue", "--quantile", "nan"])
+    assert updated.exit_code == 2, updated.output
+    assert "--quantile must be a finite number" in updated.stderr
+    assert services.seen == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -43,6 +44,15 @@ class AnalyzerError(Exception):
 def _fail(message: str) -> NoReturn:
     Console(stderr=True).print(f"[red]error:[/red] {message}")
     raise typer.Exit(1)
+
+
+def _require_finite(options: dict[str, float | None]) -> None:
+    """A usage error (exit 2, before any request) for a float option given as nan or inf:
+    JSON has no such number, so the request could not even be written (a traceback)."""
+    for option, value in options.items():
+        if value is not None and not math.isfinite(value):
+            typer.echo(f"error: {option} must be a finite number; got {value}", err=True)
+            raise typer.Exit(code=2)
 
 
 def call(
@@ -285,6 +295,10 @@ def register(app: typer.Typer) -> None:
         Example: splitlab metrics create conversion --source outcome --outcome-type purchase
         --aggregation any
         """
+        _require_finite(
+            {"--guardrail-margin": guardrail_margin, "--window-seconds": window_seconds,
+             "--pre-period-days": pre_period_days, "--quantile": quantile}
+        )  # fmt: skip
         body = {
             "name": name, "source": source, "outcome_type": outcome_type,
             "aggregation": aggregation, "numerator": numerator, "denominator": denominator,
@@ -377,6 +391,10 @@ def register(app: typer.Typer) -> None:
 
         Example: splitlab metrics update revenue --guardrail-margin 0.02 --window-seconds 86400
         """
+        _require_finite(
+            {"--guardrail-margin": guardrail_margin, "--window-seconds": window_seconds,
+             "--pre-period-days": pre_period_days, "--quantile": quantile}
+        )  # fmt: skip
         sent = {
             "description": description, "direction": direction,
             "guardrail_margin": guardrail_margin, "attribution_window_seconds": window_seconds,
