@@ -169,6 +169,17 @@ def test_sequential_weights_and_guardrails(csv_file: Path) -> None:
         (["--metric", "label"], "not numeric"),
         (["--metric", "revenue", "--control", "base"], "--control 'base' is not a value"),
         (["--metric", "revenue", "--alpha", "1.5"], "--alpha must be"),
+        (
+            [
+                "--metric",
+                "revenue",
+                "--in-experiment-covariate",
+                "revenue_pre",
+                "--balance-alpha",
+                "1",
+            ],
+            "error: --balance-alpha must be in (0, 1)",
+        ),
         (["--metric", "revenue", "--method", "cuped"], "needs --covariate"),
         (["--metric", "revenue", "--weight", "control"], "--weight expects NAME=VALUE"),
         (["--metric", "revenue", "--ratio", "ctr=clicks"], "--ratio 'ctr=clicks'"),

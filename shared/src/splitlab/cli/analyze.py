@@ -73,7 +73,6 @@ _OPTION_NAMES = {
     "variant_col": "--variant-col",
     "metrics must": "--metric must",
     "covariates=[...]": "--covariate",
-    "alpha must": "--alpha must",
     "weights has": "--weight has",
     "weights must": "--weight must",
     "mde_type": "--mde-type",
@@ -105,6 +104,8 @@ _OPTION_NAMES = {
 def _cli_names(message: str) -> str:
     """Name the command-line option instead of the Python argument."""
     message = re.sub(r"\b(test|quantile)s\['([^']*)'\]", r"--\1 \2", message)
+    # alpha alone: "balance_alpha must" is --balance-alpha (the table), not "balance_--alpha"
+    message = re.sub(r"(?<![\w-])alpha must", "--alpha must", message)
     for python_name, option in _OPTION_NAMES.items():
         message = message.replace(python_name, option)
     return message
