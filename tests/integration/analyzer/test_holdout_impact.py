@@ -28,7 +28,8 @@ from splitlab.platform.settings import Settings
 from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.deps import AnalyzerState
-from splitlab_analyzer.results.holdout import HoldoutRepository, HoldoutService
+from splitlab_analyzer.results.holdout import HoldoutService
+from splitlab_analyzer.results.repository.holdout import HoldoutRepository
 from tests.integration.analyzer.conftest import ADMIN, write
 
 pytestmark = pytest.mark.integration

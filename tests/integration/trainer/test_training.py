@@ -176,7 +176,7 @@ def test_training_rows_equal_the_analyzers_per_unit_values(
     import numpy as np
 
     from splitlab_analyzer.definitions import MetricDef
-    from splitlab_analyzer.results.sql import ResultsQuery
+    from splitlab_analyzer.results.repository.query import ResultsQuery
     from splitlab_trainer.definitions import MetricSpec
     from splitlab_trainer.features import raw_features, target
 

@@ -1,6 +1,6 @@
 """``GET /holdout/impact?metric=...``: the global holdout against everyone else, per day
 (read). The statistic: ``splitlab.core.analysis.holdout``; the SQL:
-``splitlab_analyzer.results.holdout.HoldoutRepository``."""
+``splitlab_analyzer.results.repository.holdout.HoldoutRepository``."""
 
 from __future__ import annotations
 
@@ -13,11 +13,8 @@ from splitlab.core.analysis.holdout import MAX_DAYS
 from splitlab.core.assignment.decision import HoldoutConfig
 from splitlab.platform.errors import InvalidInputError
 from splitlab_analyzer.deps import Reader, state
-from splitlab_analyzer.results.holdout import (
-    HoldoutImpactBody,
-    HoldoutRepository,
-    HoldoutService,
-)
+from splitlab_analyzer.results.holdout import HoldoutImpactBody, HoldoutService
+from splitlab_analyzer.results.repository.holdout import HoldoutRepository
 
 router = APIRouter(prefix="/holdout", tags=["holdout"])
 

@@ -25,7 +25,7 @@ from typing import Any
 from splitlab.core.analysis.segments import MISSING, SegmentSpec, SegmentStatistics, split_cells
 from splitlab.platform.errors import InvalidInputError
 from splitlab_analyzer.results.statistics import ExperimentStatistics
-from splitlab_analyzer.rollups.sql import Bind
+from splitlab_analyzer.rollups.repository import Bind
 
 SEGMENT_COLUMN = "seg"
 
