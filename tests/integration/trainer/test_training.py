@@ -286,7 +286,7 @@ def test_a_sliced_read_returns_exactly_the_rows_of_one_query(
 ) -> None:
     """The per-unit rows a training learns from, read as concurrent slices on one snapshot,
     are those one query reads: the same units in the same order, the same values."""
-    from splitlab_trainer.training_data import (
+    from splitlab_trainer.repository.training_data import (
         Binder,
         experiment_units_sql,
         history_units_sql,
