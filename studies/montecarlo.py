@@ -1,4 +1,4 @@
-"""What the studies share: a Monte Carlo rate with its standard error, and the checks table."""
+"""What the studies share: a Monte Carlo rate with its standard error, markdown tables."""
 
 from __future__ import annotations
 
@@ -11,7 +11,13 @@ def rate(hits: np.ndarray) -> dict[str, float]:
     return {"rate": p, "mc_se": float(np.sqrt(p * (1 - p) / hits.size))}
 
 
+def table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """The markdown lines of a table: the header, its rule, a line per row."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+    return lines + ["| " + " | ".join(row) + " |" for row in rows]
+
+
 def checks_table(checks: dict[str, bool]) -> list[str]:
     """The markdown lines of a study's checks, one row per check."""
-    lines = ["## Checks", "", "| check | passed |", "| --- | --- |"]
-    return lines + [f"| {name} | {'yes' if ok else '**no**'} |" for name, ok in checks.items()]
+    rows = [[name, "yes" if ok else "**no**"] for name, ok in checks.items()]
+    return ["## Checks", "", *table(["check", "passed"], rows)]

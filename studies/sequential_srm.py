@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from montecarlo import checks_table, table
 from scipy import special
 from threadpoolctl import threadpool_limits
 
@@ -286,6 +287,20 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
 
 def markdown(results: dict[str, Any]) -> str:
+    levels = [f"at {level}" for level in LEVELS]
+    null_rows = [
+        [name, str(r["replications"]), label, *(f"{r[key][str(lv)]:.4f}" for lv in LEVELS)]
+        for name, r in results["null"].items()
+        for key, label in (
+            ("sequential_any_look", "sequential, any look"),
+            ("chi_square_any_look", "chi-square, any look"),
+            ("chi_square_once", "chi-square, once"),
+        )
+    ]
+    growth_rows = [
+        [name, *(f"{v:.4f}" for v in r["sequential_0.05_by_units"].values())]
+        for name, r in results["null"].items()
+    ]
     lines = [
         "# Sequential SRM: always-valid against the repeatedly read chi-square",
         "",
@@ -301,59 +316,40 @@ def markdown(results: dict[str, Any]) -> str:
         "Rate of experiments flagged at least once (sequential, chi-square at every look) or at "
         "the last look (chi-square once). The ramp tests each half against its own split.",
         "",
-        "| split | experiments | test | " + " | ".join(f"at {level}" for level in LEVELS) + " |",
-        "| --- | --- | --- | " + " | ".join("---" for _ in LEVELS) + " |",
-    ]
-    for name, r in results["null"].items():
-        for key, label in (
-            ("sequential_any_look", "sequential, any look"),
-            ("chi_square_any_look", "chi-square, any look"),
-            ("chi_square_once", "chi-square, once"),
-        ):
-            rates = " | ".join(f"{r[key][str(level)]:.4f}" for level in LEVELS)
-            lines.append(f"| {name} | {r['replications']} | {label} | {rates} |")
-    lines += [
+        *table(["split", "experiments", "test", *levels], null_rows),
         "",
         "The always-valid test stays below its level at every threshold (it is conservative: "
         "Ville's inequality bounds the chance of ever crossing, and most null paths never come "
         "close). The chi-square read at every look exceeds its level several times over; at "
         "the alert's 0.001 it is the analyzer's former false-alarm rate per experiment.",
-    ]
-    lines += [
         "",
         "How the always-valid test's false alarms at 0.05 grow with the stream (the same "
         "experiments, read at every look up to that many units): Ville's inequality bounds the "
         "rate over an endless stream, and a finite one uses only part of it.",
         "",
-        "| split | " + " | ".join(f"by {u:,} units" for u in NULL_CHECKPOINTS) + " |",
-        "| --- | " + " | ".join("---" for _ in NULL_CHECKPOINTS) + " |",
+        *table(["split", *(f"by {u:,} units" for u in NULL_CHECKPOINTS)], growth_rows),
     ]
-    for name, r in results["null"].items():
-        rates = " | ".join(f"{v:.4f}" for v in r["sequential_0.05_by_units"].values())
-        lines.append(f"| {name} | {rates} |")
     for loss, power in results["power"].items():
+        checkpoints = next(iter(power["tests"].values()))["detected_by"]
+        rows = []
+        for name, test in power["tests"].items():
+            median = test["median_units_to_detect"]
+            shown = f"{median:,.0f}" if np.isfinite(median) else f"> {power['max_units']:,}"
+            rows.append([name, *(f"{v:.3f}" for v in test["detected_by"].values()), shown])
+        once = [f"{v:.3f}" for v in power["chi_square_once_power"].values()]
+        rows.append(["chi-square once at that size (normal approximation)", *once, ""])
         lines += [
             "",
             f"## Detection: {float(loss):.0%} of the treatment's exposures lost at 50/50 "
             f"({power['replications']} streams, a look every {power['look_every']:,} units, "
             "threshold 0.001)",
             "",
-            "| test | "
-            + " | ".join(
-                f"by {int(u):,}" for u in power["tests"][next(iter(power["tests"]))]["detected_by"]
-            )
-            + " | median units to detect |",
-            "| --- | "
-            + " | ".join("---" for _ in power["tests"][next(iter(power["tests"]))]["detected_by"])
-            + " | --- |",
+            *table(
+                ["test", *(f"by {int(u):,}" for u in checkpoints), "median units to detect"],
+                rows,
+            ),
         ]
-        for name, test in power["tests"].items():
-            rates = " | ".join(f"{v:.3f}" for v in test["detected_by"].values())
-            median = test["median_units_to_detect"]
-            shown = f"{median:,.0f}" if np.isfinite(median) else f"> {power['max_units']:,}"
-            lines.append(f"| {name} | {rates} | {shown} |")
-        once = " | ".join(f"{v:.3f}" for v in power["chi_square_once_power"].values())
-        lines.append(f"| chi-square once at that size (normal approximation) | {once} | |")
+    gross = results["gross"]
     lines += [
         "",
         "## Gross mismatches: units until the first flag (threshold 0.001, 50/50 configured)",
@@ -362,14 +358,13 @@ def markdown(results: dict[str, Any]) -> str:
         "concentration (10,000) is tuned to a one-point mismatch and gives a gross one little "
         "prior weight; the mixture finds each sooner.",
         "",
-        "| first arm's share | " + " | ".join(results["gross"]["1.0"]) + " |",
-        "| --- | " + " | ".join("---" for _ in results["gross"]["1.0"]) + " |",
+        *table(
+            ["first arm's share", *gross["1.0"]],
+            [[f"{float(s):.0%}", *(f"{n:,}" for n in row.values())] for s, row in gross.items()],
+        ),
+        "",
+        *checks_table(results["checks"]),
     ]
-    for share, row in results["gross"].items():
-        units = " | ".join(f"{n:,}" for n in row.values())
-        lines.append(f"| {float(share):.0%} | {units} |")
-    lines += ["", "## Checks", "", "| check | passed |", "| --- | --- |"]
-    lines += [f"| {k} | {'yes' if v else '**no**'} |" for k, v in results["checks"].items()]
     return "\n".join(lines) + "\n"
 
 

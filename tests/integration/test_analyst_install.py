@@ -127,6 +127,20 @@ def test_pip_install_splitlab_analyses_a_file_without_the_server_stack(
     comparison = result["metrics"]["revenue"]["comparisons"]["treatment"]
     assert comparison["ci_lower"] < 0.5 < comparison["ci_upper"]
 
+    # The holdout's impact from a daily file: no server, no extra.
+    days = np.repeat(["2026-11-01", "2026-11-02"], n)
+    pd.DataFrame(
+        {"unit_id": np.tile(np.arange(n), 2), "day": days, "revenue": np.tile(revenue, 2),
+         "holdout": np.tile(np.arange(n) % 10 == 0, 2)}
+    ).to_csv(tmp_path / "daily.csv", index=False)  # fmt: skip
+    impact = ("holdout", "impact", "--file", "daily.csv", "--metric", "revenue")
+    done = run(python, *impact, "--format", "json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert [d["n_holdout"] for d in json.loads(done.stdout)["days"]] == [60, 60]
+    done = run(python, "holdout", "impact", "--metric", "revenue", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "needs the splitlab[client] extra" in done.stderr
+
     done = run(python, "experiments", "list", cwd=tmp_path)
     assert done.returncode == 1
     assert "needs the splitlab[client] extra" in done.stderr

@@ -17,6 +17,7 @@ from splitlab.core.analysis.files import (
     spec_from_dict,
     spec_to_dict,
 )
+from splitlab.core.errors import ArgumentError
 
 VR = VarianceReductionSpec("variant", "control", ["revenue"], ["pre"])
 
@@ -62,3 +63,38 @@ def test_parquet_is_read_by_content_and_numbers_typed(tmp_path: Path) -> None:
     assert panel["week"].dtype.kind in "if"
     assert spec_from_dict(spec_to_dict(spec)) == spec
     assert spec_from_dict(spec_to_dict(VR)) == VR
+
+
+@pytest.mark.parametrize(
+    ("options", "argument", "message"),
+    [
+        ({"tests": {"clicks": "welch"}}, "tests", "'clicks' is not one of the metric columns"),
+        ({"tests": {"revenue": "t_test"}}, "tests", "t_test"),
+        ({"segment": "tenure:9,3"}, "segment", "tenure"),
+        ({"segment": ":1"}, "segment", "names no attribute"),
+    ],
+)
+def test_bad_options_name_the_option(
+    options: dict[str, object], argument: str, message: str
+) -> None:
+    with pytest.raises(ArgumentError, match=message) as error:
+        VarianceReductionSpec("variant", "control", ["revenue"], **options)  # type: ignore[arg-type]
+    assert error.value.argument == argument
+
+
+def test_the_options_columns_are_checked_before_the_work_is_queued(tmp_path: Path) -> None:
+    spec = VarianceReductionSpec(
+        "variant", "control", ["revenue"], segment="tenure:0,30", cluster_col="user",
+        in_experiment_covariates=["device"],
+    )  # fmt: skip
+    head = "variant,revenue,tenure,user,device\n"
+    with pytest.raises(FileCheckError, match=r"column 'tenure', row 2: 'long' is not a number"):
+        checked(tmp_path, head + "control,1,3,u1,0.1\ntreatment,2,long,u2,0.2\n", spec)
+    with pytest.raises(FileCheckError, match=r"column 'user', row 1: the value is empty"):
+        checked(tmp_path, head + "control,1,3,,0.1\ntreatment,2,4,u2,0.2\n", spec)
+    with pytest.raises(FileCheckError, match=r"column 'device' is not in the file"):
+        checked(tmp_path, "variant,revenue,tenure,user\ncontrol,1,3,u1\ntreatment,2,4,u2\n", spec)
+    frame = checked(tmp_path, head + "control,1,3,u1,0.1\ntreatment,2,4,u2,0.2\n", spec)
+    assert frame["tenure"].dtype == float
+    assert frame["device"].dtype == float
+    assert spec_from_dict(spec_to_dict(spec)) == spec

@@ -8,6 +8,8 @@ The public API is small and stable; everything else lives in submodules, by floo
 - ``splitlab.analyze`` -- variance-reduced analysis of per-unit data
   (``splitlab.core.analysis.analyze``);
 - ``splitlab.sample_size`` / ``splitlab.mde`` -- power calculations (``splitlab.core.stats.power``);
+- ``splitlab.holdout_impact`` -- the global holdout against everyone else, per day
+  (``splitlab.core.analysis.holdout``);
 - ``splitlab.synthetic_control`` -- counterfactuals for changes that cannot be randomized
   (``splitlab.core.synth``);
 - ``splitlab.core.assignment.bucketing`` -- GrowthBook-compatible deterministic bucketing.
@@ -27,6 +29,8 @@ _LAZY: dict[str, str] = {
     "AnalysisResult": "splitlab.core.analysis.analyze",
     "sample_size": "splitlab.core.stats.power",
     "mde": "splitlab.core.stats.power",
+    "holdout_impact": "splitlab.core.analysis.holdout",
+    "HoldoutImpact": "splitlab.core.analysis.holdout",
     "synthetic_control": "splitlab.core.synth",
     "SyntheticControlResult": "splitlab.core.synth",
 }

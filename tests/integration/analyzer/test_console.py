@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from splitlab.assigning.runtime import DiscardingPublisher
 from splitlab.platform.settings import Settings
+from splitlab.reports.numbers import number, p_value, share
 from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.deps import AnalyzerState
@@ -27,6 +28,7 @@ from splitlab_analyzer.service.automation import Automation
 from tests.integration.analyzer.conftest import ADMIN, ADMIN_KEY, define_metrics
 from tests.integration.analyzer.simulation import simulate
 from tests.integration.analyzer.test_isolation import write
+from tests.integration.analyzer.test_segments import with_attributes
 
 pytestmark = pytest.mark.integration
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -69,7 +71,11 @@ def log_in(client: TestClient) -> None:
     assert answer.status_code == 303, answer.text
 
 
-def running_experiment(assignment: TestClient, engine: Engine, name: str) -> str:
+def running_experiment(
+    assignment: TestClient, engine: Engine, name: str, attributes: bool = False
+) -> str:
+    """A started experiment with 800 simulated units; ``attributes``: every unit's first
+    exposure carries its country, tenure and device (``test_segments.with_attributes``)."""
     key = f"console-{uuid.uuid4().hex[:8]}"
     body = {
         "key": key, "name": name, "owner": "ana", "hypothesis": "<b>bold</b> claim",
@@ -81,7 +87,7 @@ def running_experiment(assignment: TestClient, engine: Engine, name: str) -> str
     assert created.status_code == 201, created.text
     assert assignment.post(f"/experiments/{key}/start", headers=ADMIN).status_code == 200
     sim = simulate(key, n=800, seed=7, variants=("control", "treatment"), weights=(0.5, 0.5))
-    write(engine, sim.events)
+    write(engine, with_attributes(sim, seed=7)[0] if attributes else sim.events)
     return key
 
 
@@ -165,6 +171,75 @@ def test_the_list_and_the_experiment_page_show_results_escaped_with_downloads(
         float(revenue["effect"])
         == results["metrics"]["revenue"]["comparisons"]["treatment"]["effect"]
     )
+
+
+def test_a_metric_s_named_test_and_cohens_d_are_on_its_card_and_in_the_csv(
+    console: TestClient, assignment: TestClient, engine: Engine
+) -> None:
+    # The console once showed the comparison alone: an owner who defined a metric with
+    # test=mann_whitney saw neither its Hodges-Lehmann shift nor Cohen's d anywhere.
+    define_metrics(console)
+    ranked = {"name": "revenue_ranked", "source": "outcome", "outcome_type": "purchase",
+              "aggregation": "sum", "test": "mann_whitney"}  # fmt: skip
+    made = console.post("/metrics", json=ranked, headers=ADMIN)
+    assert made.status_code in (201, 409), made.text
+    key = f"console-{uuid.uuid4().hex[:8]}"
+    arms = [{"key": "control", "weight": 0.5}, {"key": "treatment", "weight": 0.5}]
+    body = {"key": key, "name": "ranked", "metrics": {"primary": "revenue_ranked"},
+            "variants": arms}  # fmt: skip
+    assert assignment.post("/experiments", json=body, headers=ADMIN).status_code == 201
+    assert assignment.post(f"/experiments/{key}/start", headers=ADMIN).status_code == 200
+    sim = simulate(key, n=800, seed=8, variants=("control", "treatment"), weights=(0.5, 0.5))
+    write(engine, sim.events)
+    log_in(console)
+    results = console.get(f"/experiments/{key}/results").json()
+    comparison = results["metrics"]["revenue_ranked"]["comparisons"]["treatment"]
+    named = comparison["test"]
+    assert named["test"] == "mann_whitney"
+    html = console.get(f"/ui/experiments/{key}").text
+    card = html.split('id="metric-revenue_ranked"', 1)[1].split("</section>", 1)[0]
+    assert "Cohen&#39;s d" in card or "Cohen's d" in card
+    assert f">{number(comparison['cohens_d'])}<" in card
+    table = card.split('class="list named-test" data-test="mann_whitney"', 1)[1]
+    assert "Mann-Whitney U with the Hodges-Lehmann shift" in table
+    assert f">{number(named['effect'])}<" in table
+    assert f"[{number(named['ci_lower'])}, {number(named['ci_upper'])}]" in table
+    assert f">{share(named['prob_superiority'])}<" in table
+    rows = list(csv.DictReader(io.StringIO(console.get(f"/ui/experiments/{key}/results.csv").text)))
+    assert rows[0]["test"] == "mann_whitney"
+    assert float(rows[0]["test_effect"]) == named["effect"]
+    assert float(rows[0]["cohens_d"]) == comparison["cohens_d"]
+
+
+def test_the_experiment_page_slices_the_results_by_a_unit_attribute(
+    console: TestClient, assignment: TestClient, engine: Engine
+) -> None:
+    # Segments were reachable from the API, the CLI and the HTML report, not from the console.
+    define_metrics(console)
+    key = running_experiment(assignment, engine, "segmented", attributes=True)
+    log_in(console)
+    plain = console.get(f"/ui/experiments/{key}").text
+    assert 'name="segment"' in plain
+    assert 'id="segment-results"' not in plain
+    params = {"segment": "country", "segment_correction": "benjamini-hochberg"}
+    html = console.get(f"/ui/experiments/{key}", params=params).text
+    expected = console.get(f"/experiments/{key}/results", params=params).json()["segments"]
+    section = html.split('id="segment-results"', 1)[1].split('id="guardrails"', 1)[0]
+    assert "p-values adjusted across segments with benjamini-hochberg" in section
+    for label, segment in expected["segments"].items():
+        row = section.split(f"<tr><td>{label}</td><td>treatment</td>", 1)[1].split("</tr>", 1)[0]
+        revenue = segment["metrics"]["revenue"]["comparisons"]["treatment"]
+        assert f"<td>{number(revenue['effect'])}</td>" in row
+        assert f"<td>{p_value(revenue['p_value_adjusted'])}</td>" in row
+    assert 'value="country"' in html
+    unknown = console.get(f"/ui/experiments/{key}", params={"segment": "plan"}).text
+    error = unknown.split('id="segment-error"', 1)[1].split("</p>", 1)[0]
+    assert "no unit of the experiment has the attribute &#39;plan&#39;" in error
+    assert "attributes that exist: country, device, tenure_days" in error
+    malformed = console.get(f"/ui/experiments/{key}", params={"segment": "tenure_days:9,3"})
+    assert malformed.status_code == 200
+    assert 'id="segment-error"' in malformed.text
+    assert 'id="decision"' in malformed.text  # the rest of the page still shows
 
 
 def upload(client: TestClient, content: bytes, **fields: str) -> Any:

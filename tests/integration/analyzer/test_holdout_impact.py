@@ -25,12 +25,14 @@ from splitlab.contracts.events import OutcomeEvent, PredictionEvent
 from splitlab.core.analysis.holdout import holdout_impact
 from splitlab.core.assignment.decision import HoldoutConfig, in_holdout
 from splitlab.platform.settings import Settings
+from splitlab.reports.numbers import number, p_value
 from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.deps import AnalyzerState
 from splitlab_analyzer.results.holdout import HoldoutService
 from splitlab_analyzer.results.repository.holdout import HoldoutRepository
 from tests.integration.analyzer.conftest import ADMIN, write
+from tests.integration.analyzer.test_console import log_in
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +48,9 @@ def prediction(unit: str, at: datetime, shadow: bool = False) -> PredictionEvent
                            latency_ms=1.0)  # fmt: skip
 
 
-def events(tag: str, seed: int = 11) -> tuple[list[OutcomeEvent], pd.DataFrame]:
+def events(
+    tag: str, seed: int = 11, start: datetime = START
+) -> tuple[list[OutcomeEvent], pd.DataFrame]:
     rng = np.random.default_rng(seed)
     holdout = HoldoutConfig(share=SHARE, seed=f"holdout-{tag}")
     out, rows = [], []
@@ -57,7 +61,7 @@ def events(tag: str, seed: int = 11) -> tuple[list[OutcomeEvent], pd.DataFrame]:
             draw = rng.random()
             if draw < 0.2:
                 continue
-            at = START + timedelta(days=d, hours=float(rng.uniform(0, 23)))
+            at = start + timedelta(days=d, hours=float(rng.uniform(0, 23)))
             if draw < 0.4:  # served a prediction, no outcome: seen, with 0 of the metric
                 out.append(prediction(unit, at))
                 rows.append((unit, at.date(), held, 0.0, 0))
@@ -71,7 +75,7 @@ def events(tag: str, seed: int = 11) -> tuple[list[OutcomeEvent], pd.DataFrame]:
                                         occurred_at=at))  # fmt: skip
                 rows.append((unit, at.date(), held, value, 1))
     # A shadow model's prediction is not the unit being served: it adds no one.
-    out.append(prediction(f"{tag}-shadow-only", START + timedelta(hours=1), shadow=True))
+    out.append(prediction(f"{tag}-shadow-only", start + timedelta(hours=1), shadow=True))
     frame = pd.DataFrame(rows, columns=["unit", "day", "holdout", "value", "events"])
     per_day = frame.groupby(["unit", "day"], as_index=False).agg(
         holdout=("holdout", "first"), value=("value", "sum"), events=("events", "sum")
@@ -169,3 +173,46 @@ def test_a_parameter_given_twice_is_refused_naming_it(
     assert days.json()["error"]["field"] == "days"
     once = client.get("/holdout/impact", params={"metric": f"hsum_{tag}", "days": 3})
     assert once.status_code == 200, once.text
+
+
+def test_the_console_shows_the_holdout_impact_of_a_chosen_metric(
+    analyzer_settings: Settings, redis_client: Any, engine: Engine
+) -> None:
+    # The holdout impact was reachable from the API, the CLI and the HTML report, not from the
+    # console an owner reads.
+    tag = uuid.uuid4().hex[:8]
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    write(engine, events(tag, start=today - timedelta(days=4))[0])
+    settings = analyzer_settings.model_copy(
+        update={"holdout_share": SHARE, "holdout_seed": f"holdout-{tag}"}
+    )
+    with TestClient(create_app(settings)) as client:
+        for body in (
+            {"name": f"hmean_{tag}", "source": "outcome", "outcome_type": f"buy-{tag}",
+             "aggregation": "mean"},
+            {"name": f"hratio_{tag}", "numerator": f"hmean_{tag}", "denominator": f"hmean_{tag}"},
+        ):  # fmt: skip
+            assert client.post("/metrics", json=body, headers=ADMIN).status_code == 201
+        log_in(client)
+        params = {"metric": f"hmean_{tag}", "days": 10, "sequential": "true"}
+        page = client.get("/ui/holdout", params=params)
+        assert page.status_code == 200, page.text
+        body = client.get("/holdout/impact", params=params).json()
+        unknown = client.get("/ui/holdout", params={"metric": f"nope_{tag}"}).text
+        days = client.get("/ui/holdout", params={"metric": f"hmean_{tag}", "days": 0}).text
+    section = page.text.split('id="holdout-impact"', 1)[1]
+    assert "always-valid intervals" in section
+    assert section.count("<svg") == 1
+    assert len(body["days"]) >= 4
+    for day in body["days"]:
+        row = section.split(f"<tr><td>{day['day']}</td>", 1)[1].split("</tr>", 1)[0]
+        assert f"<td>{number(day['effect'])}</td>" in row
+        assert f"<td>{p_value(day['p_value'])}</td>" in row
+    assert f'<option value="hmean_{tag}" selected>' in page.text
+    assert f'<option value="hratio_{tag}"' not in page.text  # only plain outcome metrics
+    assert f"no metric named &#39;nope_{tag}&#39;" in unknown.split('id="holdout-error"', 1)[1]
+    assert "days: must be between 1 and 366; got 0" in days
+    with TestClient(create_app(analyzer_settings)) as without:  # SPLITLAB_HOLDOUT_SHARE = 0
+        log_in(without)
+        none = without.get("/ui/holdout").text
+    assert "no global holdout is configured" in none.split('id="holdout-error"', 1)[1]

@@ -230,6 +230,42 @@ def test_an_uploaded_file_gets_a_variance_reduced_report(
     screenshot(driver, "report.png", 2200)
 
 
+def test_an_upload_with_segments_and_a_named_test_reports_both(
+    services: Services, logged_in: Any, tmp_path: Path
+) -> None:
+    # The upload once offered no segments, tests per metric, clusters or in-experiment
+    # covariates: options of `splitlab analyze` an owner could not reach from the console.
+    rng = np.random.default_rng(20)
+    n = 1200
+    variant = rng.choice(["control", "treatment"], n)
+    revenue = rng.exponential(3.0, n) + 0.5 * (variant == "treatment")
+    country = rng.choice(["BR", "DE", "US"], n)
+    frame = pd.DataFrame({"variant": variant, "country": country, "revenue": revenue})
+    path = tmp_path / "segmented.csv"
+    frame.to_csv(path, index=False)
+    driver = logged_in
+    upload_form(services, driver)
+    find(driver, "#file").send_keys(str(path))
+    find(driver, "#kind-vr").click()
+    find(driver, "#more-options summary").click()
+    fill(driver, {"metrics": "revenue", "segment": "country", "tests": "revenue=mann_whitney"})
+    find(driver, "#method option[value=none]").click()
+    find(driver, "#submit").click()
+    report = wait_for_report(driver)
+    assert "Tests per metric and effect sizes" in report
+    assert "mann_whitney" in report
+    assert "Segments" in report
+    for country in ("BR", "DE", "US"):
+        assert country in report
+    upload_form(services, driver)
+    find(driver, "#file").send_keys(str(path))
+    find(driver, "#kind-vr").click()
+    find(driver, "#more-options summary").click()
+    fill(driver, {"metrics": "revenue", "tests": "revenue"})
+    find(driver, "#submit").click()
+    assert "tests: write METRIC=TEST" in find(driver, "#upload-error").text
+
+
 def test_an_uploaded_panel_gets_a_synthetic_control_report(
     services: Services, logged_in: Any, tmp_path: Path
 ) -> None:

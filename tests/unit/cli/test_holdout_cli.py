@@ -7,11 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from splitlab.cli import build_app
-from splitlab.core.analysis.holdout import holdout_impact
+from splitlab.cli.holdout import HoldoutAggregation
+from splitlab.core.analysis.holdout import HOLDOUT_AGGREGATIONS, holdout_impact
 
 runner = CliRunner()
 
@@ -143,3 +146,85 @@ def test_bad_options_are_usage_errors_before_any_request(
     assert result.exit_code == 2, result.output
     assert message in result.stderr
     assert analyzer == []
+
+
+def daily(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    rng = np.random.default_rng(3)
+    rows = [
+        (f"u{u}", f"2026-11-0{d}", float(rng.exponential(3) + 0.3 * (u % 10 != 0)),
+         int(rng.integers(1, 3)), u % 10 == 0)
+        for u in range(300) for d in range(1, 6) if rng.random() < 0.6
+    ]  # fmt: skip
+    frame = pd.DataFrame(rows, columns=["user", "date", "revenue", "orders", "held"])
+    path = tmp_path / "daily.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_a_file_needs_no_server_and_equals_the_library(tmp_path: Path) -> None:
+    path, frame = daily(tmp_path)
+    columns = ["--unit-col", "user", "--day-col", "date", "--holdout-col", "held"]
+    result = runner.invoke(
+        build_app(),
+        ["holdout", "impact", "--file", str(path), *columns, "--metric", "revenue",
+         "--metric", "revenue", "--format", "json"],
+    )  # fmt: skip
+    assert result.exit_code == 2  # the same metric twice
+    result = runner.invoke(
+        build_app(),
+        ["holdout", "impact", "--file", str(path), *columns, "--metric", "revenue",
+         "--aggregation", "mean", "--count-col", "orders", "--sequential", "--format", "json"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    expected = holdout_impact(
+        frame["user"], frame["date"], frame["revenue"], frame["held"], count=frame["orders"],
+        aggregation="mean", sequential=True, metric="revenue",
+    )  # fmt: skip
+    assert json.loads(result.stdout) == json.loads(json.dumps(expected.to_dict()))
+    assert len(expected.days) == 5
+    both = runner.invoke(
+        build_app(),
+        ["holdout", "impact", "--file", str(path), *columns, "--metric", "revenue",
+         "--metric", "orders"],
+    )  # fmt: skip
+    assert both.exit_code == 0, both.output
+    assert "Holdout impact on revenue" in both.stdout
+    assert "Holdout impact on orders" in both.stdout
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--metric", "rev"], "has no column for --unit-col unit_id, --day-col day, "
+                              "--holdout-col holdout, --metric rev; its columns: user, date"),
+        (["--metric", "revenue", "--unit-col", "user", "--day-col", "date", "--holdout-col",
+          "held", "--aggregation", "mean"], "--count-col (revenue): count is required"),
+        (["--metric", "revenue", "--unit-col", "user", "--day-col", "date", "--holdout-col",
+          "revenue"], "--holdout-col (revenue): holdout must be booleans"),
+        (["--metric", "revenue", "--days", "3"], "--days selects the analyzer's window"),
+    ],
+)  # fmt: skip
+def test_file_errors_name_the_option(tmp_path: Path, options: list[str], message: str) -> None:
+    path, _ = daily(tmp_path)
+    result = runner.invoke(build_app(), ["holdout", "impact", "--file", str(path), *options])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
+def test_file_options_without_a_file_and_a_missing_file_are_usage_errors(
+    analyzer: list[httpx.Request], tmp_path: Path
+) -> None:
+    result = runner.invoke(build_app(), ["holdout", "impact", "--metric", "revenue",
+                                         "--unit-col", "user", "--aggregation", "any"])  # fmt: skip
+    assert result.exit_code == 2
+    assert "--unit-col, --aggregation only apply with --file" in result.stderr
+    missing = tmp_path / "none.csv"
+    result = runner.invoke(build_app(), ["holdout", "impact", "--metric", "revenue", "--file",
+                                         str(missing)])  # fmt: skip
+    assert result.exit_code == 2
+    assert f"--file: {missing} does not exist" in result.stderr
+    assert analyzer == []
+
+
+def test_the_aggregation_choices_are_the_library_s() -> None:
+    assert tuple(a.value for a in HoldoutAggregation) == HOLDOUT_AGGREGATIONS

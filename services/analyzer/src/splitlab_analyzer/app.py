@@ -19,6 +19,7 @@ import httpx
 from fastapi import FastAPI
 from starlette.middleware.sessions import SessionMiddleware
 
+from splitlab.core.assignment.decision import HoldoutConfig
 from splitlab.platform.connections import create_celery_client
 from splitlab.platform.health import DependencyCheck
 from splitlab.platform.settings import Settings, load_settings
@@ -42,7 +43,9 @@ from splitlab_analyzer.repository import (
     MetricRepository,
 )
 from splitlab_analyzer.results.cache import ResultsCache
+from splitlab_analyzer.results.holdout import HoldoutService
 from splitlab_analyzer.results.repository import HistoryRepository
+from splitlab_analyzer.results.repository.holdout import HoldoutRepository
 from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.rollups.store import RollupStore
 from splitlab_analyzer.service.automation import Automation
@@ -99,6 +102,11 @@ def create_app(
                 history,
             )
             celery = create_celery_client(settings)
+            holdout_service = HoldoutService(
+                HoldoutRepository(core.engine),
+                metric_repository,
+                HoldoutConfig(share=settings.holdout_share, seed=settings.holdout_seed),
+            )
             install_state(
                 app,
                 AnalyzerState(
@@ -110,7 +118,10 @@ def create_app(
                     history=history,
                     automation=automation,
                     training_requests=TrainingRequests(service, celery, settings),
-                    console_pages=ConsolePages(assignment, automation, history),
+                    holdout=holdout_service,
+                    console_pages=ConsolePages(
+                        assignment, automation, history, holdout_service, metric_repository
+                    ),
                     upload_store=uploads,
                     celery=celery,
                 ),

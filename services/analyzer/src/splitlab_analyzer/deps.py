@@ -20,6 +20,7 @@ from splitlab.web.state import state_of
 from splitlab_analyzer.console.pages import ConsolePages
 from splitlab_analyzer.console.uploads import UploadStore
 from splitlab_analyzer.repository import ActionRepository, FeatureRepository, MetricRepository
+from splitlab_analyzer.results.holdout import HoldoutService
 from splitlab_analyzer.results.repository import HistoryRepository
 from splitlab_analyzer.service.automation import Automation
 from splitlab_analyzer.service.training import TrainingRequests
@@ -35,6 +36,7 @@ class AnalyzerState:
     features: FeatureRepository
     actions: ActionRepository
     history: HistoryRepository
+    holdout: HoldoutService
     automation: Automation
     training_requests: TrainingRequests
     console_pages: ConsolePages
@@ -70,12 +72,17 @@ def get_history(request: Request) -> HistoryRepository:
     return state(request).history
 
 
+def get_holdout(request: Request) -> HoldoutService:
+    return state(request).holdout
+
+
 Metrics = Annotated[MetricRepository, Depends(get_metrics)]
 Features = Annotated[FeatureRepository, Depends(get_features)]
 Actions = Annotated[ActionRepository, Depends(get_actions)]
 AutomationDep = Annotated[Automation, Depends(get_automation)]
 Trainings = Annotated[TrainingRequests, Depends(get_training_requests)]
 History = Annotated[HistoryRepository, Depends(get_history)]
+Holdout = Annotated[HoldoutService, Depends(get_holdout)]
 AdminOnly = Depends(require_admin)
 Reader = Depends(require_reader)
 Compute = Depends(require_compute)

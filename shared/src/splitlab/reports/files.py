@@ -38,6 +38,10 @@ def run_analysis(
             covariates=spec.covariates or None,
             method=spec.method,
             progress=progress,
+            segment=spec.segment,
+            tests=spec.tests or None,
+            cluster_col=spec.cluster_col,
+            in_experiment_covariates=spec.in_experiment_covariates,
         )
         if progress is not None:
             progress("rendering the report", 1, 1)

@@ -9,7 +9,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from markupsafe import escape
+from markupsafe import Markup, escape
 from rich.table import Table
 
 from splitlab.core.analysis.holdout import HoldoutImpact
@@ -17,7 +17,7 @@ from splitlab.reports.numbers import number as _fmt
 from splitlab.reports.numbers import p_value as _p
 from splitlab.reports.numbers import signed_percent as _pct
 
-__all__ = ["holdout_html", "holdout_table"]
+__all__ = ["holdout_html", "holdout_section", "holdout_table"]
 
 Impact = HoldoutImpact | Mapping[str, Any]
 
@@ -122,6 +122,11 @@ def _summary(body: Mapping[str, Any], latest: Mapping[str, Any]) -> str:
         f"[{escape(_fmt(latest['ci_lower']))}, {escape(_fmt(latest['ci_upper']))}], "
         f"p = {escape(_p(latest['p_value']))}."
     )
+
+
+def holdout_section(impact: Impact, heading: bool = False) -> Markup:
+    """One metric's part of the page (summary, curve, table per day), for embedding."""
+    return Markup(_section(_body(impact), heading))
 
 
 def _section(body: Mapping[str, Any], heading: bool) -> str:

@@ -10,27 +10,12 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from splitlab.core.analysis.holdout import MAX_DAYS
-from splitlab.core.assignment.decision import HoldoutConfig
 from splitlab.platform.errors import InvalidInputError
-from splitlab_analyzer.deps import Reader, state
-from splitlab_analyzer.results.holdout import HoldoutImpactBody, HoldoutService
-from splitlab_analyzer.results.repository.holdout import HoldoutRepository
+from splitlab_analyzer.deps import Holdout, Reader
+from splitlab_analyzer.results.holdout import HoldoutImpactBody
 
 router = APIRouter(prefix="/holdout", tags=["holdout"])
 
-
-def get_holdout(request: Request) -> HoldoutService:
-    current = state(request)
-    assert current.core.engine is not None
-    settings = current.settings
-    return HoldoutService(
-        HoldoutRepository(current.core.engine),
-        current.metrics,
-        HoldoutConfig(share=settings.holdout_share, seed=settings.holdout_seed),
-    )
-
-
-Holdout = Annotated[HoldoutService, Depends(get_holdout)]
 
 SINGLE_PARAMETERS = ("metric", "days", "alpha", "sequential")
 

@@ -13,10 +13,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from markupsafe import Markup
+
+from splitlab.core.analysis.segments import SegmentCorrection, parse_segment
+from splitlab.core.errors import ArgumentError
 from splitlab.platform.errors import SplitLabError
+from splitlab.reports.holdout import holdout_section
+from splitlab.reports.segments import segments_html
 from splitlab_analyzer.assignment_client import AssignmentClient
 from splitlab_analyzer.console.charts import ForestRow, TimePoint, forest_svg, timeline_svg
+from splitlab_analyzer.repository import MetricRepository
 from splitlab_analyzer.results.history import Snapshot
+from splitlab_analyzer.results.holdout import HoldoutService
 from splitlab_analyzer.results.repository import HistoryRepository
 from splitlab_analyzer.service.automation import Automation
 
@@ -29,8 +37,20 @@ ACTION_WORDS = {
 CSV_COLUMNS = (
     "metric", "variant", "method", "variance_reduction", "n_control", "n_treatment",
     "mean_control", "mean_treatment", "effect", "ci_lower", "ci_upper", "rel_effect",
-    "p_value", "always_valid_p_value", "cs_lower", "cs_upper",
+    "p_value", "always_valid_p_value", "cs_lower", "cs_upper", "cohens_d", "test",
+    "test_effect", "test_ci_lower", "test_ci_upper", "test_p_value",
 )  # fmt: skip
+TEST_WORDS = {
+    "z": ("a two-proportion z test", "Difference in proportions"),
+    "chi2": ("a chi-square test of the 2x2 table", "Difference in proportions"),
+    "mann_whitney": ("Mann-Whitney U with the Hodges-Lehmann shift", "Hodges-Lehmann shift"),
+    "bootstrap_bca": ("a BCa bootstrap of the {quantile} quantile", "Difference of the quantile"),
+    "bootstrap_percentile": (
+        "a percentile bootstrap of the {quantile} quantile",
+        "Difference of the quantile",
+    ),
+}
+"""A named test (other than the default Welch) in words, and what its effect is."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +110,11 @@ class MetricCard:
     forest: str
     timelines: dict[str, str]
     history_points: dict[str, int]
+    test: str
+    """The metric definition's named test (``welch`` by default)."""
+    test_words: str
+    test_effect: str
+    """What the named test's effect is (the column's heading)."""
 
 
 @dataclass
@@ -102,6 +127,12 @@ class ExperimentPage:
     snapshots: list[Snapshot]
     cards: list[MetricCard] = field(default_factory=list)
     decisions: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    segment: str = ""
+    """The ``segment`` asked for (``country``, ``tenure_days:0,30,180``), or empty."""
+    segment_correction: str = "holm"
+    segments: Markup = field(default_factory=Markup)
+    """The results per segment, as in the HTML report (empty without a segment)."""
+    segment_error: str | None = None
 
 
 def decision_words(decisions: dict[str, Any]) -> str:
@@ -110,13 +141,48 @@ def decision_words(decisions: dict[str, Any]) -> str:
     return "; ".join(f"{v}: {d['action'].replace('_', ' ')}" for v, d in decisions.items())
 
 
+@dataclass
+class HoldoutPage:
+    metrics: list[str]
+    """The plain outcome metrics (what the holdout impact can read)."""
+    metric: str
+    days: int
+    sequential: bool
+    section: Markup = field(default_factory=Markup)
+    """The impact's summary, curve and table per day, as in the HTML report."""
+    error: str | None = None
+
+
 class ConsolePages:
     def __init__(
-        self, assignment: AssignmentClient, automation: Automation, history: HistoryRepository
+        self,
+        assignment: AssignmentClient,
+        automation: Automation,
+        history: HistoryRepository,
+        holdout: HoldoutService,
+        metrics: MetricRepository,
     ) -> None:
         self.assignment = assignment
         self.automation = automation
         self.history = history
+        self.holdout = holdout
+        self.metrics = metrics
+
+    def holdout_page(self, metric: str, days: int, sequential: bool) -> HoldoutPage:
+        """The global holdout against everyone else for ``metric`` (the first plain outcome
+        metric when none is chosen); the analyzer's message in place of the curve when it
+        cannot answer (no holdout configured, an unknown metric, days out of range)."""
+        names = sorted(m.name for m in self.metrics.all() if m.source == "outcome")
+        chosen = metric.strip() or (names[0] if names else "")
+        page = HoldoutPage(names, chosen, days, sequential)
+        if not chosen:
+            page.error = "metric: no plain outcome metric is defined; define one with POST /metrics"
+            return page
+        try:
+            page.section = holdout_section(self.holdout.impact(chosen, days, 0.05, sequential))
+        except SplitLabError as exc:
+            page.error = exc.message
+        return page
 
     def experiments(self, filters: Filters) -> tuple[list[ListRow], list[str]]:
         """The filtered list (newest first) and every status present (for the filter)."""
@@ -147,7 +213,9 @@ class ConsolePages:
         rows.sort(key=lambda r: (r.started_at or "", r.key), reverse=True)
         return rows, sorted({e["status"] for e in every})
 
-    def experiment(self, key: str) -> ExperimentPage:
+    def experiment(
+        self, key: str, segment: str = "", segment_correction: SegmentCorrection = "holm"
+    ) -> ExperimentPage:
         config = self.assignment.experiment(key)
         audit = self.assignment.audit(key, limit=50)
         results: dict[str, Any] | None = None
@@ -157,6 +225,18 @@ class ConsolePages:
         except SplitLabError as exc:
             error = exc.message
         page = ExperimentPage(key, config, audit, results, error, self.history.snapshots(key))
+        page.segment, page.segment_correction = segment.strip(), segment_correction
+        if page.segment and results is not None:
+            try:
+                spec = parse_segment(page.segment)
+                by_segment = self.automation.results_for(
+                    key, "auto", False, segment=spec, segment_correction=segment_correction
+                )
+                page.segments = segments_html(by_segment)
+            except ArgumentError as exc:
+                page.segment_error = exc.message
+            except SplitLabError as exc:
+                page.segment_error = exc.message
         if results is not None:
             page.cards = cards(results, config, page.snapshots)
             page.decisions = [
@@ -202,6 +282,9 @@ def cards(
             counts[variant] = len(points)
             timelines[variant] = timeline_svg(points, f"{name}: {variant} - control over time")
         cupac = metric.get("cupac")
+        test = str(metric.get("test", "welch"))
+        words, effect = TEST_WORDS.get(test, (test, "Effect"))
+        quantile = metric.get("quantile")
         out.append(
             MetricCard(
                 name=name,
@@ -217,6 +300,9 @@ def cards(
                 forest=forest_svg(rows, f"{name}: effect and {1 - alpha:.0%} CI"),
                 timelines=timelines,
                 history_points=counts,
+                test=test,
+                test_words=words.format(quantile=quantile if quantile is not None else 0.5),
+                test_effect=effect,
             )
         )
     order = {"primary": 0, "secondary": 1, "guardrail": 2}
@@ -241,8 +327,13 @@ def results_csv(results: dict[str, Any]) -> str:
     for name, metric in results["metrics"].items():
         for variant, c in metric["comparisons"].items():
             seq = results.get("monitoring", {}).get(name, {}).get(variant, {})
+            named = c.get("test") or {}
             values = {**c, **seq, "metric": name, "variant": variant, "method": metric["method"],
-                      "variance_reduction": metric.get("variance_reduction")}  # fmt: skip
+                      "variance_reduction": metric.get("variance_reduction"),
+                      "test": metric.get("test", "welch"), "test_effect": named.get("effect"),
+                      "test_ci_lower": named.get("ci_lower"),
+                      "test_ci_upper": named.get("ci_upper"),
+                      "test_p_value": named.get("p_value")}  # fmt: skip
             writer.writerow(["" if values.get(k) is None else values[k] for k in CSV_COLUMNS])
     return buffer.getvalue()
 

@@ -21,6 +21,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from splitlab.core.analysis.files import AnalysisSpec, SyntheticControlSpec, VarianceReductionSpec
+from splitlab.core.analysis.holdout import MAX_DAYS
+from splitlab.core.analysis.segments import SegmentCorrection
 from splitlab.core.errors import ArgumentError
 from splitlab.core.stats.adjustment import parse_method
 from splitlab.platform.errors import InvalidInputError, NotFoundError, SplitLabError
@@ -166,10 +168,28 @@ async def experiments(request: Request, status: str = "", owner: str = "", q: st
 
 
 @router.get("/experiments/{key}")
-async def experiment(request: Request, key: str) -> Response:
+async def experiment(
+    request: Request,
+    key: str,
+    segment: str = "",
+    segment_correction: SegmentCorrection = "holm",
+) -> Response:
     async def work() -> Response:
-        page = await run_in_threadpool(pages_of(request).experiment, key)
+        page = await run_in_threadpool(
+            pages_of(request).experiment, key, segment, segment_correction
+        )
         return render(request, "experiment.html.j2", page=page)
+
+    return await guarded(request, work)
+
+
+@router.get("/holdout")
+async def holdout(
+    request: Request, metric: str = "", days: int = 28, sequential: bool = False
+) -> Response:
+    async def work() -> Response:
+        page = await run_in_threadpool(pages_of(request).holdout_page, metric, days, sequential)
+        return render(request, "holdout.html.j2", page=page, max_days=MAX_DAYS)
 
     return await guarded(request, work)
 
@@ -220,13 +240,29 @@ def parse_spec(form: dict[str, str]) -> AnalysisSpec:
         metrics = names("metrics")
         if not metrics:
             raise InvalidInputError("name at least one metric column", field="metrics")
-        return VarianceReductionSpec(
-            variant_col=need("variant_col", "the variant column"),
-            control=need("control", "the control variant"),
-            metrics=metrics,
-            covariates=names("covariates"),
-            method=method,
-        )
+        tests = {}
+        for item in names("tests"):
+            metric, equals, test = (part.strip() for part in item.partition("="))
+            if not (metric and equals and test):
+                raise InvalidInputError(
+                    f"tests: write METRIC=TEST, e.g. revenue=mann_whitney; got {item!r}",
+                    field="tests",
+                )
+            tests[metric] = test
+        try:
+            return VarianceReductionSpec(
+                variant_col=need("variant_col", "the variant column"),
+                control=need("control", "the control variant"),
+                metrics=metrics,
+                covariates=names("covariates"),
+                method=method,
+                segment=form.get("segment", "").strip() or None,
+                tests=tests,
+                cluster_col=form.get("cluster_col", "").strip() or None,
+                in_experiment_covariates=names("in_experiment_covariates"),
+            )
+        except ArgumentError as exc:
+            raise InvalidInputError(exc.message, field=exc.argument) from None
     if kind == "synthetic_control":
         return SyntheticControlSpec(
             unit_col=need("unit_col", "the unit column"),

@@ -18,8 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from splitlab.core.analysis.segments import parse_segment
 from splitlab.core.errors import ArgumentError
 from splitlab.core.stats.adjustment import METHODS, Method
+from splitlab.core.stats.metric_tests import check_test
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +54,8 @@ class FileCheckError(ValueError):
 
 @dataclass(frozen=True)
 class VarianceReductionSpec:
-    """A row per unit: compare every variant with ``control`` on each metric."""
+    """A row per unit (or per session with ``cluster_col``): compare every variant with
+    ``control`` on each metric; the options are ``splitlab.analyze``'s of the same names."""
 
     variant_col: str
     control: str
@@ -60,6 +63,14 @@ class VarianceReductionSpec:
     covariates: list[str] = field(default_factory=list)
     method: Method = "auto"
     kind: Literal["variance_reduction"] = "variance_reduction"
+    segment: str | None = None
+    """Results per segment of a column too: ``country``, or ``tenure_days:0,30,180,365``."""
+    tests: dict[str, str] = field(default_factory=dict)
+    """A metric's named test, e.g. ``{"revenue": "mann_whitney"}`` (Welch when absent)."""
+    cluster_col: str | None = None
+    """The randomisation unit's column when the file has several rows per unit."""
+    in_experiment_covariates: list[str] = field(default_factory=list)
+    """Columns measured during the experiment that the treatment cannot move (CUNOPAC)."""
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -68,10 +79,35 @@ class VarianceReductionSpec:
             )
         if not self.metrics:
             raise ArgumentError("metrics", "metrics: name at least one metric column")
+        if self.segment is not None:
+            parse_segment(self.segment)
+        for metric, test in self.tests.items():
+            if metric not in self.metrics:
+                raise ArgumentError(
+                    "tests",
+                    f"tests: {metric!r} is not one of the metric columns {self.metrics}; "
+                    "write METRIC=TEST for a metric you analyse",
+                )
+            check_test(test)
+
+    @property
+    def segment_column(self) -> str | None:
+        return None if self.segment is None else parse_segment(self.segment).attribute
 
     @property
     def columns(self) -> list[str]:
-        return [self.variant_col, *self.metrics, *self.covariates]
+        extra = [c for c in (self.segment_column, self.cluster_col) if c is not None]
+        return [
+            self.variant_col, *self.metrics, *self.covariates, *self.in_experiment_covariates,
+            *extra,
+        ]  # fmt: skip
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        """The columns read as numbers (a segment with bucket edges is a number too)."""
+        bucketed = self.segment is not None and bool(parse_segment(self.segment).edges)
+        segment = [self.segment_column] if bucketed and self.segment_column else []
+        return [*self.metrics, *self.covariates, *self.in_experiment_covariates, *segment]
 
 
 @dataclass(frozen=True)
@@ -161,12 +197,10 @@ def check_frame(frame: pd.DataFrame, spec: AnalysisSpec) -> pd.DataFrame:
     if len(frame) == 0:
         raise FileCheckError("the file has a header but no rows")
     numeric = (
-        [*spec.metrics, *spec.covariates]
-        if isinstance(spec, VarianceReductionSpec)
-        else [spec.outcome_col]
+        spec.numeric_columns if isinstance(spec, VarianceReductionSpec) else [spec.outcome_col]
     )
     required = (
-        [spec.variant_col, *spec.metrics]
+        [spec.variant_col, *spec.metrics, *([spec.cluster_col] if spec.cluster_col else [])]
         if isinstance(spec, VarianceReductionSpec)
         else [spec.unit_col, spec.time_col, spec.outcome_col]
     )
