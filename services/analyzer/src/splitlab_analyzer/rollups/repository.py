@@ -330,7 +330,7 @@ def backlog_units(connection: Connection) -> int:
     )
 
 
-def built_plans(connection: Connection) -> list[Row[Any]]:
+def built_plans(connection: Connection) -> list[Row[str, Any]]:
     """``(experiment_key, slots)`` of every built plan."""
     return list(
         connection.execute(
