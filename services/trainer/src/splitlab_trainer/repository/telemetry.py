@@ -39,7 +39,9 @@ WHERE m.in_use AND e.status = 'running'
 """
 
 
-def catalogue_metrics(connection: Connection, factor: float) -> list[Row[str, Any, Any, Any, float]]:
+def catalogue_metrics(
+    connection: Connection, factor: float
+) -> list[Row[str, Any, Any, Any, float]]:
     """``part, a, b, c, value`` rows of :data:`CATALOGUE_METRICS` (``factor``: the stale
     factor)."""
     return list(connection.execute(text(CATALOGUE_METRICS), {"factor": factor}).all())
