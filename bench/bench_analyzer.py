@@ -54,7 +54,7 @@ from splitlab_analyzer.consumer.rows import (
 from splitlab_analyzer.consumer.sink import PostgresSink, copy_text
 from splitlab_analyzer.repository import CupacRepository, ExperimentRepository, MetricRepository
 from splitlab_analyzer.results.service import ResultsService
-from splitlab_analyzer.rollups.maintenance import first_exposures_sql
+from splitlab_analyzer.rollups.repository import first_exposures_sql
 
 SCHEMA = "bench_analyzer"
 EVENTS = int(os.environ.get("BENCH_ANALYZER_EVENTS", 1_000_000))

@@ -29,7 +29,8 @@ from splitlab.reports.numbers import number, p_value
 from splitlab.web.state import app_state
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.deps import AnalyzerState
-from splitlab_analyzer.results.holdout import HoldoutRepository, HoldoutService
+from splitlab_analyzer.results.holdout import HoldoutService
+from splitlab_analyzer.results.repository.holdout import HoldoutRepository
 from tests.integration.analyzer.conftest import ADMIN, write
 from tests.integration.analyzer.test_console import log_in
 

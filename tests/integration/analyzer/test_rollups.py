@@ -26,8 +26,8 @@ from splitlab_analyzer.definitions import MetricDef
 from splitlab_analyzer.repository import CupacRepository, ExperimentRepository, MetricRepository
 from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.rollups.plan import RollupPlan
-from splitlab_analyzer.rollups.sql import Binder, unit_slots_sql
-from splitlab_analyzer.rollups.store import RollupStore, built_digest
+from splitlab_analyzer.rollups.repository import Binder, built_digest, unit_slots_sql
+from splitlab_analyzer.rollups.store import RollupStore
 from tests.integration.analyzer.conftest import insert_experiment, wait_until
 from tests.integration.analyzer.simulation import (
     T0,

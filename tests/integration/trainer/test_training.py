@@ -176,7 +176,7 @@ def test_training_rows_equal_the_analyzers_per_unit_values(
     import numpy as np
 
     from splitlab_analyzer.definitions import MetricDef
-    from splitlab_analyzer.results.sql import ResultsQuery
+    from splitlab_analyzer.results.repository.query import ResultsQuery
     from splitlab_trainer.definitions import MetricSpec
     from splitlab_trainer.features import raw_features, target
 
@@ -286,7 +286,7 @@ def test_a_sliced_read_returns_exactly_the_rows_of_one_query(
 ) -> None:
     """The per-unit rows a training learns from, read as concurrent slices on one snapshot,
     are those one query reads: the same units in the same order, the same values."""
-    from splitlab_trainer.training_data import (
+    from splitlab_trainer.repository.training_data import (
         Binder,
         experiment_units_sql,
         history_units_sql,

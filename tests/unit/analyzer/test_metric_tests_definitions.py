@@ -16,7 +16,7 @@ from splitlab.platform.settings import Settings
 from splitlab_analyzer.app import create_app
 from splitlab_analyzer.definitions import MetricDef, check_definition
 from splitlab_analyzer.results.metric_tests import with_metric_tests
-from splitlab_analyzer.results.sql import ResultsQuery
+from splitlab_analyzer.results.repository.query import ResultsQuery
 from splitlab_analyzer.results.statistics import ExperimentStatistics
 from splitlab_analyzer.results.unit_values import unit_values
 from splitlab_analyzer.schemas import MetricCreate, MetricUpdate

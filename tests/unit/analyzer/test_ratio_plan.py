@@ -6,7 +6,7 @@ import pytest
 
 from splitlab.core.errors import ArgumentError
 from splitlab_analyzer.definitions import MetricDef, check_definition
-from splitlab_analyzer.results.sql import ResultsQuery
+from splitlab_analyzer.results.repository.query import ResultsQuery
 
 REVENUE = MetricDef("revenue", "outcome", "purchase", "sum")
 CLICKS = MetricDef("clicks", "outcome", "click", "count")

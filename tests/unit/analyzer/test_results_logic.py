@@ -14,7 +14,7 @@ from splitlab.core.analysis.monitoring import days_to_planned, guardrail_status
 from splitlab.core.stats.comparison import ArmEstimate, Comparison, compare
 from splitlab_analyzer.definitions import MetricDef, check_definition
 from splitlab_analyzer.results.cache import ResultsCache
-from splitlab_analyzer.results.sql import ResultsQuery
+from splitlab_analyzer.results.repository.query import ResultsQuery
 
 
 def comparison(rel: float, se: float, n: int = 10_000) -> Comparison:

@@ -13,8 +13,8 @@ from splitlab.core.analysis.segments import MISSING, parse_segment
 from splitlab_analyzer.definitions import MetricDef
 from splitlab_analyzer.results.cache import ResultsCache
 from splitlab_analyzer.results.plan import PlannedMetric
+from splitlab_analyzer.results.repository.query import ResultsQuery
 from splitlab_analyzer.results.segments import cell_rows, split_statistics
-from splitlab_analyzer.results.sql import ResultsQuery
 from splitlab_analyzer.results.statistics import read_statistics
 from splitlab_analyzer.service.automation import cache_name
 

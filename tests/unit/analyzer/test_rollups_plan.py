@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 
 from splitlab_analyzer.definitions import MetricDef
-from splitlab_analyzer.rollups.maintenance import backlog_sql, first_exposures_sql
 from splitlab_analyzer.rollups.plan import MAX_SLOTS, RollupPlan, Slot
-from splitlab_analyzer.rollups.sql import Binder, store_sql, unit_slots_sql
+from splitlab_analyzer.rollups.repository import (
+    Binder,
+    backlog_sql,
+    first_exposures_sql,
+    store_sql,
+    unit_slots_sql,
+)
 
 REVENUE = MetricDef("revenue", "outcome", "purchase", "sum")
 ORDERS = MetricDef("orders", "outcome", "purchase", "count")

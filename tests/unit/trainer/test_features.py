@@ -7,7 +7,7 @@ import pytest
 
 from splitlab_trainer.definitions import MetricSpec
 from splitlab_trainer.features import Design, metric_value, raw_features, target
-from splitlab_trainer.training_data import UnitRows
+from splitlab_trainer.repository.training_data import UnitRows
 
 
 def test_metric_values_follow_the_analyzer_semantics() -> None:

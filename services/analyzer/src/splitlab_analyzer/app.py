@@ -43,8 +43,9 @@ from splitlab_analyzer.repository import (
     MetricRepository,
 )
 from splitlab_analyzer.results.cache import ResultsCache
-from splitlab_analyzer.results.holdout import HoldoutRepository, HoldoutService
+from splitlab_analyzer.results.holdout import HoldoutService
 from splitlab_analyzer.results.repository import HistoryRepository
+from splitlab_analyzer.results.repository.holdout import HoldoutRepository
 from splitlab_analyzer.results.service import ResultsService
 from splitlab_analyzer.rollups.store import RollupStore
 from splitlab_analyzer.service.automation import Automation

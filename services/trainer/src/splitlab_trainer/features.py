@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from splitlab_trainer.definitions import MetricSpec
-from splitlab_trainer.training_data import UnitRows
+from splitlab_trainer.repository.training_data import UnitRows
 
 
 def metric_value(aggregation: str, n: np.ndarray, s: np.ndarray) -> np.ndarray:

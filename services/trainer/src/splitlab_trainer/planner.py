@@ -8,14 +8,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
-
 from splitlab.platform.errors import InvalidInputError, NotFoundError
 from splitlab.platform.settings import Settings
-from splitlab.platform.storage.models import TrainedModel
 from splitlab_trainer.definitions import MetricSpec
 from splitlab_trainer.repository import (
-    ACTIVE,
     CatalogueRepository,
     EntityRepository,
     EntitySpec,
@@ -88,10 +84,7 @@ class Planner:
 
     def rows_of_task(self, task_id: str, experiment_key: str, metric: str | None) -> list[int]:
         """The rows a task queued on its first delivery, else new ones (first delivery)."""
-        with self.catalogue.sessions() as session:
-            existing = list(
-                session.scalars(select(TrainedModel.id).where(TrainedModel.task_id == task_id))
-            )
+        existing = self.catalogue.task_rows(task_id)
         if existing:
             return existing
         try:
@@ -108,20 +101,11 @@ class Planner:
             self.settings.trainer_time_limit_seconds
             + self.settings.trainer_visibility_timeout_seconds
         )
-        with self.catalogue.sessions.begin() as session:
-            result = session.execute(
-                update(TrainedModel)
-                .where(
-                    TrainedModel.status.in_(ACTIVE),
-                    TrainedModel.queued_at < now - timedelta(seconds=limit),
-                )
-                .values(
-                    status="failed",
-                    error=f"abandoned: no worker finished it within {limit:g} s of queueing",
-                    trained_at=now,
-                )
-            )
-            return int(result.rowcount)  # type: ignore[attr-defined]
+        return self.catalogue.fail_queued_before(
+            now - timedelta(seconds=limit),
+            f"abandoned: no worker finished it within {limit:g} s of queueing",
+            now,
+        )
 
     def enqueue_due(self, send: Send, now: datetime | None = None) -> dict[str, Any]:
         now = now or datetime.now(UTC)

@@ -5,7 +5,7 @@ one row per model kind to fit) and:
 
 1. marks them running (a re-delivered task finds them running and starts over; one that is
    already done or failed is a duplicate delivery and does nothing);
-2. reads the experiment's units once (:mod:`splitlab_trainer.training_data`);
+2. reads the experiment's units once (:mod:`splitlab_trainer.repository.training_data`);
 3. fits the **in-experiment** model: cross-fitted, linear vs gradient boosting (with a bounded
    hyperparameter search) by out-of-fold R^2 under the time budget
    (:func:`splitlab.core.stats.cupac.cross_fit_predictions`);
@@ -46,7 +46,7 @@ from splitlab_trainer.repository import (
     ExperimentReader,
     ExperimentRef,
 )
-from splitlab_trainer.training_data import (
+from splitlab_trainer.repository.training_data import (
     Binder,
     UnitRows,
     experiment_units_sql,

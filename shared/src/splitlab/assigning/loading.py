@@ -9,13 +9,12 @@ every service that assigns calls it periodically (its staleness bound).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from splitlab.assigning.cache import CachedExperiment, ExperimentCache
+from splitlab.assigning.repository import load_experiments, stored_versions
 from splitlab.assigning.telemetry import EXPERIMENTS_CACHED
 from splitlab.core.assignment.lifecycle import Status
 from splitlab.platform.errors import InvalidInputError
@@ -62,19 +61,6 @@ def experiment_state(row: Experiment) -> dict[str, Any]:
         value = getattr(row, name)
         state[name] = None if value is None else value.isoformat()
     return state
-
-
-def stored_versions(session: Session) -> dict[str, int]:
-    """Every experiment's key and version (what a cache refresh compares)."""
-    rows = session.execute(select(Experiment.key, Experiment.version)).all()
-    return {str(key): int(version) for key, version in rows}
-
-
-def load_experiments(session: Session, keys: Iterable[str]) -> Sequence[Experiment]:
-    wanted = list(keys)
-    if not wanted:
-        return []
-    return session.scalars(select(Experiment).where(Experiment.key.in_(wanted))).all()
 
 
 def refresh_cache(sessions: sessionmaker[Session], cache: ExperimentCache) -> int:

@@ -1,6 +1,6 @@
 """``GET /holdout/impact?metric=...``: the global holdout against everyone else, per day
 (read). The statistic: ``splitlab.core.analysis.holdout``; the SQL:
-``splitlab_analyzer.results.holdout.HoldoutRepository``."""
+``splitlab_analyzer.results.repository.holdout.HoldoutRepository``."""
 
 from __future__ import annotations
 

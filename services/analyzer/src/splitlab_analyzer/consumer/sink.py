@@ -9,7 +9,8 @@ batches, are no-ops.
 
 The same transaction keeps the first exposure per (experiment, unit) and, while rollups are
 stored, notes the batch's units in the rollup backlog
-(:mod:`splitlab_analyzer.rollups.maintenance`).
+(:mod:`splitlab_analyzer.rollups.repository`). The statements are in
+:mod:`splitlab_analyzer.consumer.repository`.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from typing import Any
 from sqlalchemy import Engine
 
 from splitlab.contracts.topics import EventType
+from splitlab_analyzer.consumer import repository
 from splitlab_analyzer.consumer.rows import TABLE_COLUMNS, TABLES, Row
-from splitlab_analyzer.rollups import maintenance
+from splitlab_analyzer.rollups import repository as rollups
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -91,28 +93,19 @@ class PostgresSink:
         connection: Any = self.engine.raw_connection()
         try:
             cursor = connection.cursor()
-            backlog = maintenance.begin(cursor)
+            backlog = rollups.begin(cursor)
             for kind, batch in rows.items():
                 if not batch:
                     continue
                 table = TABLES[kind]
                 stage = f"stage_{table}"
                 columns = ", ".join(TABLE_COLUMNS[kind])
-                cursor.execute(
-                    f"CREATE TEMP TABLE IF NOT EXISTS {stage} "
-                    f"(LIKE {table} INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-                )
-                cursor.copy_expert(f"COPY {stage} ({columns}) FROM STDIN", copy_text(batch))
-                insert = (
-                    f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {stage} "
-                    "ON CONFLICT (event_id) DO NOTHING"
-                )
-                cursor.execute(insert)
-                inserted[kind] = cursor.rowcount
+                repository.stage(cursor, table, stage, columns, copy_text(batch))
+                inserted[kind] = repository.insert_staged(cursor, table, stage, columns)
                 if kind == "exposure":
-                    cursor.execute(maintenance.first_exposures_sql(stage))
+                    rollups.record_first_exposures(cursor, stage)
                 if backlog:
-                    cursor.execute(maintenance.backlog_sql(stage))
+                    rollups.append_backlog(cursor, stage)
             connection.commit()
         except BaseException:
             try:

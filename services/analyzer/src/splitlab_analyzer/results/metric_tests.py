@@ -3,7 +3,7 @@
 The tests of sufficient statistics (``welch``, ``z``, ``chi2``) run on the moments the SQL
 aggregated (pushdown); ``mann_whitney`` and the bootstraps run on the values of the metrics
 that name them, read in the same snapshot by ascending ``unit_id``
-(:meth:`~splitlab_analyzer.results.sql.ResultsQuery.values_sql`). A bootstrap resamples
+(:meth:`~splitlab_analyzer.results.repository.query.ResultsQuery.values_sql`). A bootstrap resamples
 :data:`~splitlab.core.stats.metric_tests.DEFAULT_RESAMPLES` times from seed 0, as
 ``splitlab.analyze``'s defaults do, so the same units give the same interval. The tests are
 fixed-horizon; the always-valid horizon carries the same test block (run once).

@@ -32,7 +32,7 @@ from splitlab.core.analysis.segments import (
 from splitlab.core.errors import ArgumentError
 from splitlab.platform.errors import InvalidInputError
 from splitlab_analyzer.results.statistics import ExperimentStatistics
-from splitlab_analyzer.rollups.sql import Bind
+from splitlab_analyzer.rollups.repository import Bind
 
 SEGMENT_COLUMN = "seg"
 

@@ -63,8 +63,8 @@ from splitlab_analyzer.repository import (
 from splitlab_analyzer.results.metric_tests import with_metric_tests
 from splitlab_analyzer.results.periods import period_options
 from splitlab_analyzer.results.repository import FallbackCount, ResultsRepository
+from splitlab_analyzer.results.repository.query import ExperimentStatistics, ResultsQuery
 from splitlab_analyzer.results.segments import cell_rows, split_statistics, unknown_attribute
-from splitlab_analyzer.results.sql import ExperimentStatistics, ResultsQuery
 from splitlab_analyzer.rollups.store import MAX_CATCH_UP_UNITS, CatchUp, RollupStore
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Every unit's value of the metrics whose test needs them (pure): the rows of
-:meth:`~splitlab_analyzer.results.sql.ResultsQuery.values_sql` -> per metric, per variant, an
-array in the rows' order (ascending ``unit_id``), units without a value left out."""
+:meth:`~splitlab_analyzer.results.repository.query.ResultsQuery.values_sql` -> per metric, per
+variant, an array in the rows' order (ascending ``unit_id``), units without a value left out."""
 
 from __future__ import annotations
 

@@ -14,6 +14,8 @@
 Builds, catch-ups and drops are serialized by a session-level advisory lock
 (:data:`MAINTENANCE_LOCK`) taken *before* the snapshot, so a later one never works from an
 older snapshot. Ingestion never waits for them (apart from a plan's registration).
+
+The statements are in :mod:`splitlab_analyzer.rollups.repository`.
 """
 
 from __future__ import annotations
@@ -27,12 +29,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prometheus_client import Counter, Histogram
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from splitlab_analyzer.rollups.maintenance import INGEST_LOCK
+from splitlab_analyzer.rollups import repository
 from splitlab_analyzer.rollups.plan import RollupPlan
-from splitlab_analyzer.rollups.sql import Binder, store_sql
 
 logger = logging.getLogger(__name__)
 
@@ -73,26 +74,6 @@ def work_mem_mb(units: int, slots: int) -> int:
     return max(MIN_WORK_MEM_MB, min(MAX_WORK_MEM_MB, need))
 
 
-def count_units(connection: Connection, key: str) -> int:
-    return int(
-        connection.execute(
-            text("SELECT count(*) FROM experiment_units WHERE experiment_key = :k"), {"k": key}
-        ).scalar_one()
-    )
-
-
-def built_digest(connection: Connection, key: str) -> str | None:
-    """The digest of the experiment's built rollups (None: none, or still being built)."""
-    row = connection.execute(
-        text(
-            "SELECT digest FROM experiment_rollups WHERE experiment_key = :k "
-            "AND built_at IS NOT NULL"
-        ),
-        {"k": key},
-    ).first()
-    return None if row is None else str(row[0])
-
-
 @dataclass(frozen=True)
 class CatchUp:
     units: int
@@ -111,18 +92,18 @@ class RollupStore:
         """A connection holding :data:`MAINTENANCE_LOCK`; its next transaction is REPEATABLE
         READ (its snapshot is taken after the lock)."""
         with self.engine.connect() as c:
-            c.execute(text("SELECT pg_advisory_lock(:lock)"), {"lock": MAINTENANCE_LOCK})
+            repository.advisory_lock(c, MAINTENANCE_LOCK)
             c.commit()
             try:
                 yield c
             finally:
                 c.rollback()
-                c.execute(text("SELECT pg_advisory_unlock(:lock)"), {"lock": MAINTENANCE_LOCK})
+                repository.advisory_unlock(c, MAINTENANCE_LOCK)
                 c.commit()
 
     def keys(self) -> list[str]:
         with self.engine.connect() as c:
-            return [r[0] for r in c.execute(text("SELECT experiment_key FROM experiment_rollups"))]
+            return repository.rollup_keys(c)
 
     def ensure(self, key: str, plan: RollupPlan) -> bool:
         """Build ``plan``'s rollups for ``key`` unless they are built; True when built.
@@ -133,31 +114,19 @@ class RollupStore:
         started = time.perf_counter()
         with self._maintenance() as c:
             with c.begin():
-                if built_digest(c, key) == plan.digest:
+                if repository.built_digest(c, key) == plan.digest:
                     return False
-                c.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": INGEST_LOCK})
-                c.execute(
-                    text(
-                        "INSERT INTO experiment_rollups (experiment_key, digest, slots, built_at) "
-                        "VALUES (:k, :d, CAST(:s AS jsonb), NULL) ON CONFLICT (experiment_key) "
-                        "DO UPDATE SET digest = excluded.digest, slots = excluded.slots, "
-                        "built_at = NULL"
-                    ),
-                    {"k": key, "d": plan.digest, "s": json.dumps(plan.to_json())},
-                )
+                repository.lock_ingestion(c)
+                repository.register_plan(c, key, plan.digest, json.dumps(plan.to_json()))
             with c.execution_options(isolation_level="REPEATABLE READ").begin():
-                units = count_units(c, key)
-                c.execute(text(f"SET LOCAL work_mem = '{work_mem_mb(units, len(plan.slots))}MB'"))
-                c.execute(text("SET LOCAL jit = off"))
-                c.execute(text("DELETE FROM unit_rollups WHERE experiment_key = :k"), {"k": key})
-                bind = Binder("named")
-                c.execute(text(store_sql(plan, bind, bind("key", key))), bind.params)
-                c.execute(
-                    text("UPDATE experiment_rollups SET built_at = :t WHERE experiment_key = :k"),
-                    {"k": key, "t": datetime.now(UTC)},
-                )
+                units = repository.count_units(c, key)
+                repository.set_work_mem(c, work_mem_mb(units, len(plan.slots)))
+                repository.disable_jit(c)
+                repository.delete_unit_rollups(c, key)
+                repository.store_slots(c, plan, key)
+                repository.mark_built(c, key, datetime.now(UTC))
                 # Fresh statistics: without them the planner guesses a few rows, sorts a million.
-                c.execute(text("ANALYZE unit_rollups"))
+                repository.analyze_unit_rollups(c)
         logger.info(
             "rollups built",
             extra={
@@ -172,13 +141,11 @@ class RollupStore:
     def digest(self, key: str) -> str | None:
         """The digest of the experiment's built rollups (None: none, or still being built)."""
         with self.engine.connect() as c:
-            return built_digest(c, key)
+            return repository.built_digest(c, key)
 
     def backlog_units(self) -> int:
         with self.engine.connect() as c:
-            return int(
-                c.execute(text("SELECT count(DISTINCT unit_id) FROM rollup_backlog")).scalar_one()
-            )
+            return repository.backlog_units(c)
 
     def catch_up(self) -> CatchUp:
         """Recompute the rollups of the units in the backlog (every built plan)."""
@@ -188,36 +155,21 @@ class RollupStore:
             self._maintenance() as c,
             c.execution_options(isolation_level="REPEATABLE READ").begin(),
         ):
-            pending = int(
-                c.execute(text("SELECT count(DISTINCT unit_id) FROM rollup_backlog")).scalar_one()
-            )
+            pending = repository.backlog_units(c)
             if pending:
-                plans = c.execute(
-                    text("SELECT experiment_key, slots FROM experiment_rollups "
-                         "WHERE built_at IS NOT NULL")
-                ).all()  # fmt: skip
-                c.execute(text("SET LOCAL jit = off"))
-                units = (  # in key order: index pages are read in order
-                    "experiment_units u JOIN (SELECT DISTINCT unit_id FROM rollup_backlog "
-                    "ORDER BY unit_id) b ON b.unit_id = u.unit_id"
-                )
+                plans = repository.built_plans(c)
+                repository.disable_jit(c)
                 for key, slots in plans:
                     try:
                         with c.begin_nested():  # a savepoint: one plan's failure is its own
                             plan = RollupPlan.from_json(slots)
-                            bind = Binder("named")
-                            sql = store_sql(plan, bind, bind("key", str(key)), units=units)
-                            c.execute(text(sql), bind.params)
+                            repository.store_slots(
+                                c, plan, str(key), units=repository.BACKLOG_UNITS
+                            )
                     except (DBAPIError, KeyError, TypeError, ValueError):
                         # Its rollups now miss the backlog's units: mark them unbuilt, so
                         # reads compute from the events and the next refresh rebuilds them.
-                        c.execute(
-                            text(
-                                "UPDATE experiment_rollups SET built_at = NULL "
-                                "WHERE experiment_key = :k"
-                            ),
-                            {"k": key},
-                        )
+                        repository.mark_unbuilt(c, key)
                         failed.append(str(key))
                         CATCH_UP_FAILURES.labels(str(key)).inc()
                         logger.exception(
@@ -225,7 +177,7 @@ class RollupStore:
                             "rebuilt, the others are caught up",
                             extra={"experiment": key},
                         )
-                c.execute(text("DELETE FROM rollup_backlog"))
+                repository.clear_backlog(c)
         seconds = time.perf_counter() - started
         CATCH_UP_SECONDS.observe(seconds)
         CAUGHT_UP_UNITS.inc(pending)
@@ -233,5 +185,4 @@ class RollupStore:
 
     def drop(self, key: str) -> None:
         with self._maintenance() as c, c.begin():
-            c.execute(text("DELETE FROM experiment_rollups WHERE experiment_key = :k"), {"k": key})
-            c.execute(text("DELETE FROM unit_rollups WHERE experiment_key = :k"), {"k": key})
+            repository.delete_rollups(c, key)

@@ -34,7 +34,7 @@ from splitlab_analyzer.results.plan import Covariate, PlannedMetric
 from splitlab_analyzer.results.segments import SEGMENT_COLUMN, segment_expression, segment_join
 from splitlab_analyzer.results.statistics import ExperimentStatistics, read_statistics
 from splitlab_analyzer.rollups.plan import RollupPlan, post_slot, pre_slot
-from splitlab_analyzer.rollups.sql import Binder, unit_slots_sql
+from splitlab_analyzer.rollups.repository import Binder, unit_slots_sql
 from splitlab_analyzer.rollups.store import work_mem_mb
 
 __all__ = ["Covariate", "ExperimentStatistics", "PlannedMetric", "ResultsQuery"]

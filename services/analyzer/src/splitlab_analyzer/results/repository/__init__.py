@@ -1,10 +1,11 @@
 """The results path's Postgres: the one aggregate read and what sits beside it, and the history.
 
-:meth:`ResultsRepository.read` runs the results query of :mod:`splitlab_analyzer.results.sql`
-in one REPEATABLE READ transaction (its settings, the aggregation, the count of values left
-out for being beyond the limit), from the stored rollups when they are built for the query's
-plan and caught up, else from the events. The services call these methods; no other module of
-the results path executes SQL.
+:meth:`ResultsRepository.read` runs the results query of
+:mod:`splitlab_analyzer.results.repository.query` in one REPEATABLE READ transaction (its
+settings, the aggregation, the count of values left out for being beyond the limit), from the
+stored rollups when they are built for the query's plan and caught up, else from the events.
+The services call these methods; no other module of the results path executes SQL (the holdout
+impact's read is :mod:`splitlab_analyzer.results.repository.holdout`).
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from splitlab.platform.storage.models import ResultsSnapshot, ResultsSnapshotMetric
 from splitlab_analyzer.results.history import Snapshot, SnapshotRow, snapshot_of
-from splitlab_analyzer.results.sql import ResultsQuery
+from splitlab_analyzer.results.repository.query import ResultsQuery
 from splitlab_analyzer.results.unit_values import unit_values
-from splitlab_analyzer.rollups.store import built_digest, count_units
+from splitlab_analyzer.rollups.repository import built_digest, count_units
 
 if TYPE_CHECKING:
     from splitlab_analyzer.results.service import Results

@@ -318,6 +318,24 @@ class CatalogueRepository:
             )
             return {(str(k), str(m)) for k, m in rows}
 
+    def task_rows(self, task_id: str) -> list[int]:
+        """The catalogue rows queued for the task ``task_id``."""
+        with self.sessions() as session:
+            return list(
+                session.scalars(select(TrainedModel.id).where(TrainedModel.task_id == task_id))
+            )
+
+    def fail_queued_before(self, cutoff: datetime, error: str, now: datetime) -> int:
+        """Mark failed (with ``error``, at ``now``) the trainings queued or running that were
+        queued before ``cutoff``; how many."""
+        with self.sessions.begin() as session:
+            result = session.execute(
+                update(TrainedModel)
+                .where(TrainedModel.status.in_(ACTIVE), TrainedModel.queued_at < cutoff)
+                .values(status="failed", error=error, trained_at=now)
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+
     def counts_by_status(self) -> dict[str, int]:
         with self.sessions() as session:
             rows = session.execute(
