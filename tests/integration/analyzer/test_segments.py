@@ -204,8 +204,9 @@ def test_exposures_without_attributes_answer_how_to_record_the_segment(
     error = answer.json()["error"]
     assert error["field"] == "segment"
     assert "attributes that exist: none" in error["message"]
-    assert "targeting reads" in error["message"]
-    assert '{"country": {"$nin": []}}' in error["message"]
+    assert "segment_attributes" in error["message"]
+    assert f"splitlab experiments update {key} --segment-attribute country" in error["message"]
+    assert "$nin" not in error["message"]
 
 
 def test_an_attribute_with_a_value_per_unit_is_a_422_naming_segment(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from splitlab.contracts.names import KEY_PATTERN, METRIC_PATTERN
 from splitlab.core.assignment.decision import Reason
@@ -25,6 +25,47 @@ ExperimentKey = Annotated[str, Field(pattern=KEY_PATTERN, examples=["ranker-v3"]
 MetricName = Annotated[str, Field(pattern=METRIC_PATTERN, examples=["conversion"])]
 UnitId = Annotated[str, Field(min_length=1, max_length=256, examples=["user-42"])]
 Attributes = dict[str, Any]
+
+MAX_SEGMENT_ATTRIBUTES = 20
+"""At most this many ``segment_attributes`` per experiment (each one more key in every
+exposure the experiment publishes)."""
+
+
+def _valid_segment_attributes(names: list[str]) -> list[str]:
+    """Top-level attribute names, none twice: what an exposure records beside targeting's."""
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        where = f"segment_attributes[{i}]"
+        if "\x00" in name:
+            raise ValueError(f"{where}: an attribute name cannot contain NUL; remove it")
+        if name.startswith("$"):
+            raise ValueError(
+                f"{where}: {name!r} starts with '$' (an operator, not an attribute); "
+                "name the request attribute without it"
+            )
+        if "." in name:
+            raise ValueError(
+                f"{where}: {name!r} names a nested field; name the top-level attribute "
+                f"({name.split('.', 1)[0]!r}): an exposure records it whole"
+            )
+        if name in seen:
+            raise ValueError(f"{where}: {name!r} is listed twice; name each attribute once")
+        seen.add(name)
+    return names
+
+
+SegmentAttributes = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=128)]],
+    Field(
+        max_length=MAX_SEGMENT_ATTRIBUTES,
+        description="Request attributes every exposure records when the request carries them, "
+        "beside those the targeting reads and the hash attribute: what results can be "
+        "segmented by. Top-level names (no '$' prefix, no '.'), at most "
+        f"{MAX_SEGMENT_ATTRIBUTES}, none twice. A change applies to exposures from then on.",
+        examples=[["country", "platform"]],
+    ),
+    AfterValidator(_valid_segment_attributes),
+]
 
 
 class _Strict(BaseModel):
@@ -75,6 +116,7 @@ class _ExperimentFields(_Strict):
     hash_attribute: str = Field(default="id", min_length=1, max_length=128)
     namespace: NamespaceSpec | None = None
     targeting: dict[str, Any] | None = None
+    segment_attributes: SegmentAttributes = Field(default_factory=list)
     metrics: MetricsSpec
     alpha: float = Field(default=0.05, gt=0, lt=0.5)
     power: float = Field(default=0.8, gt=0, lt=1)
@@ -130,6 +172,7 @@ class ExperimentUpdate(_Strict):
     hash_attribute: str | None = Field(default=None, min_length=1, max_length=128)
     namespace: NamespaceSpec | None = None
     targeting: dict[str, Any] | None = None
+    segment_attributes: SegmentAttributes | None = None
     metrics: MetricsSpec | None = None
     alpha: float | None = Field(default=None, gt=0, lt=0.5)
     power: float | None = Field(default=None, gt=0, lt=1)
@@ -189,6 +232,10 @@ class ExperimentRead(BaseModel):
     hash_attribute: str
     namespace: NamespaceSpec | None
     targeting: dict[str, Any] | None
+    segment_attributes: list[str] = Field(
+        default_factory=list,
+        description="Request attributes every exposure records beside the targeting ones.",
+    )
     metrics: MetricsSpec
     alpha: float
     power: float

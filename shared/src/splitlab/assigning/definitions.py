@@ -59,9 +59,10 @@ def to_definition(state: Mapping[str, Any]) -> ExperimentDefinition:
 
 
 def exposure_attribute_names(state: Mapping[str, Any]) -> frozenset[str]:
-    """The request attributes an exposure event records: those targeting reads, and the hash
-    attribute (top-level names; ``device.os`` records ``device``)."""
-    names: set[str] = set()
+    """The request attributes an exposure event records: those targeting reads, the hash
+    attribute (top-level names; ``device.os`` records ``device``) and the experiment's
+    ``segment_attributes`` (named by the owner to segment results by)."""
+    names: set[str] = set(state.get("segment_attributes") or ())
     if state.get("hash_attribute", "id") != "id":
         names.add(state["hash_attribute"])
     _collect(state.get("targeting"), names)

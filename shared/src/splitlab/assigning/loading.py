@@ -33,6 +33,7 @@ SPEC_FIELDS = (
     "hash_attribute",
     "namespace",
     "targeting",
+    "segment_attributes",
     "metrics",
     "alpha",
     "power",

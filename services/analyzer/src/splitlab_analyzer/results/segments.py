@@ -117,14 +117,19 @@ def split_statistics(
     return replace(stats, metrics=metrics, period_counts=counts), segments
 
 
-def unknown_attribute(spec: SegmentSpec, known: Sequence[str]) -> InvalidInputError:
+def unknown_attribute(
+    spec: SegmentSpec, known: Sequence[str], experiment_key: str
+) -> InvalidInputError:
     shown = ", ".join(known) if known else "none (the exposures carry no attributes)"
     return InvalidInputError(
         f"segment={spec.text!r}: no unit of the experiment has the attribute "
         f"{spec.attribute!r} at its first exposure; attributes that exist: {shown}. An "
-        "exposure records only the /assign attributes the experiment's targeting reads (and "
-        f"its hash_attribute): to segment by {spec.attribute!r}, send it to /assign and add "
-        f'{{"{spec.attribute}": {{"$nin": []}}}} to the targeting (it matches every unit) '
-        "before the units are exposed",
+        "exposure records only the /assign attributes the experiment names in its "
+        "segment_attributes (besides those its targeting reads and its hash_attribute): to "
+        f"segment by {spec.attribute!r}, add it to the experiment's segment_attributes "
+        f"(splitlab experiments update {experiment_key} --segment-attribute "
+        f"{spec.attribute}, or PATCH /experiments/{experiment_key} with "
+        f'{{"segment_attributes": ["{spec.attribute}"]}}) and send it to /assign; exposures from then on record it (units exposed before keep what their "
+        "first exposure recorded)",
         field="segment",
     )

@@ -306,7 +306,7 @@ class ResultsService:
             if read.rows and all(r["seg"] is None for r in read.rows):
                 known = self.reads.attribute_keys(info.key)
                 if segment.attribute not in known:
-                    raise unknown_attribute(segment, known)
+                    raise unknown_attribute(segment, known, info.key)
             cells = cell_rows(segment, read.rows)
             stats, segments = split_statistics(query.read(cells.rows), cells.cells)
         stats = dataclasses.replace(

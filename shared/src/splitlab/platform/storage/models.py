@@ -130,6 +130,8 @@ class Experiment(Base):
     hash_attribute: Mapped[str] = mapped_column(Text)
     namespace: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     targeting: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
+    segment_attributes: Mapped[list[str]] = mapped_column(JSONB, default=list, server_default="[]")
+    """Request attributes every exposure records beside the targeting ones (segments)."""
     metrics: Mapped[dict[str, Any]] = mapped_column()
     alpha: Mapped[float] = mapped_column(Float)
     power: Mapped[float] = mapped_column(Float)
