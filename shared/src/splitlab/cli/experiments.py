@@ -30,6 +30,16 @@ FormatOption = Annotated[
 ]
 
 
+SegmentAttributeOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--segment-attribute",
+        help="NAME (repeatable): a request attribute every exposure records, to segment "
+        "results by; added to the experiment's segment_attributes.",
+    ),
+]
+
+
 class CommandError(Exception):
     """A failure to report in one line."""
 
@@ -103,14 +113,26 @@ def parse_weights(values: list[str]) -> dict[str, float]:
     return weights
 
 
+def with_segment_attributes(body: dict[str, Any], base: list[str], names: list[str]) -> None:
+    """Add ``names`` (``--segment-attribute``) to ``base`` in ``body['segment_attributes']``,
+    each once, in order; nothing when no name is given."""
+    if not names:
+        return
+    listed = list(base)
+    listed += [n for i, n in enumerate(names) if n not in listed and n not in names[:i]]
+    body["segment_attributes"] = listed
+
+
 def update_body(
     current: dict[str, Any],
     patch: dict[str, Any],
     weights: dict[str, float],
     coverage: float | None,
+    segment_attributes: list[str] | None = None,
 ) -> dict[str, Any]:
     """The PATCH body: ``patch`` (from a file), then the flags on top. ``--weight`` changes the
-    named variants of the current list (or of the file's ``variants``) and keeps the rest."""
+    named variants of the current list (or of the file's ``variants``) and keeps the rest;
+    ``--segment-attribute`` adds to the current ``segment_attributes`` (or the file's)."""
     body = dict(patch)
     if weights:
         variants = [dict(v) for v in body.get("variants") or current["variants"]]
@@ -127,8 +149,13 @@ def update_body(
         body["variants"] = variants
     if coverage is not None:
         body["coverage"] = coverage
+    if segment_attributes:
+        base = body.get("segment_attributes", current.get("segment_attributes") or [])
+        with_segment_attributes(body, base, segment_attributes)
     if not body:
-        raise CommandError("nothing to change: give --weight, --coverage or --file")
+        raise CommandError(
+            "nothing to change: give --weight, --coverage, --segment-attribute or --file"
+        )
     return body
 
 
@@ -170,6 +197,8 @@ def _show_one(experiment: dict[str, Any], output_format: OutputFormat) -> None:
     ]
     if experiment.get("targeting"):
         details.append(("targeting", json.dumps(experiment["targeting"])))
+    if experiment.get("segment_attributes"):
+        details.append(("segment attributes", ", ".join(experiment["segment_attributes"])))
     for name, value in details:
         out.print(f"  {name}: {value}", highlight=False, markup=False)
     table = Table("variant", "weight", "model")
@@ -225,16 +254,21 @@ def register(app: typer.Typer) -> None:
     @requires("client")
     def create(
         file: Annotated[Path, typer.Argument(help="The experiment, as YAML or JSON.")],
+        segment_attribute: SegmentAttributeOption = None,
         output_format: FormatOption = OutputFormat.table,
     ) -> None:
         """Create a draft experiment from FILE (see examples/experiment.yaml).
 
-        Example: splitlab experiments create examples/experiment.yaml
+        Example: splitlab experiments create examples/experiment.yaml --segment-attribute
+        country
         """
         try:
-            _show_one(
-                api_request("POST", "/experiments", read_experiment_file(file)), output_format
+            body = read_experiment_file(file)
+            base = body.get("segment_attributes")
+            with_segment_attributes(
+                body, base if isinstance(base, list) else [], segment_attribute or []
             )
+            _show_one(api_request("POST", "/experiments", body), output_format)
         except CommandError as exc:
             _fail(exc)
 
@@ -285,20 +319,26 @@ def register(app: typer.Typer) -> None:
                 "--file", "-f", help="A YAML or JSON patch: any fields of PATCH /experiments/KEY."
             ),
         ] = None,
+        segment_attribute: SegmentAttributeOption = None,
         output_format: FormatOption = OutputFormat.table,
     ) -> None:
         """Change an experiment (PATCH /experiments/KEY): ramp weights and coverage with flags,
         or any field from a patch file; the flags win over the file. A started experiment
         takes changes that keep units in place, or a reshuffle with a bucket_version bump.
+        --segment-attribute adds to the experiment's segment_attributes (to remove one, give
+        the whole list in a --file patch); exposures from then on record it.
 
         Example: splitlab experiments update ranker-v3 --weight control=0.8 --weight
-        treatment=0.2 --coverage 0.5
+        treatment=0.2 --coverage 0.5 --segment-attribute country
         """
         try:
             weights = parse_weights(weight or [])
             patch = read_experiment_file(file) if file is not None else {}
-            current = api_request("GET", f"/experiments/{key}") if weights else {"key": key}
-            body = update_body(current, patch, weights, coverage)
+            needs_current = bool(weights) or (
+                bool(segment_attribute) and "segment_attributes" not in patch
+            )
+            current = api_request("GET", f"/experiments/{key}") if needs_current else {"key": key}
+            body = update_body(current, patch, weights, coverage, segment_attribute or [])
             _show_one(api_request("PATCH", f"/experiments/{key}", body), output_format)
         except CommandError as exc:
             _fail(exc)

@@ -129,7 +129,8 @@ def unknown_attribute(
         f"segment by {spec.attribute!r}, add it to the experiment's segment_attributes "
         f"(splitlab experiments update {experiment_key} --segment-attribute "
         f"{spec.attribute}, or PATCH /experiments/{experiment_key} with "
-        f'{{"segment_attributes": ["{spec.attribute}"]}}) and send it to /assign; exposures from then on record it (units exposed before keep what their "
-        "first exposure recorded)",
+        f'{{"segment_attributes": ["{spec.attribute}"]}}) and send it to /assign; '
+        "exposures from then on record it (units exposed before keep what their first "
+        "exposure recorded)",
         field="segment",
     )
