@@ -94,6 +94,11 @@ def test_create_read_list_and_duplicate(
         ({"targeting": {"country": {"$inn": ["US"]}}}, "targeting.country.$inn", "unknown"),
         ({"key": "not url safe/"}, "key", "URL-safe characters"),
         ({"namespace": {"id": "ns", "start": 0.5, "end": 0.2}}, "namespace.end", "greater"),
+        ({"segment_attributes": ["country", "country"]}, "segment_attributes", "listed twice"),
+        ({"segment_attributes": ["$country"]}, "segment_attributes", "without it"),
+        ({"segment_attributes": ["device.os"]}, "segment_attributes", "top-level attribute"),
+        ({"segment_attributes": [""]}, "segment_attributes.0", "at least 1 character"),
+        ({"segment_attributes": [f"a{i}" for i in range(21)]}, "segment_attributes", "20"),
     ],
 )
 def test_invalid_experiments_are_422_naming_the_field(

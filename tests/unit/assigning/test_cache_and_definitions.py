@@ -23,6 +23,24 @@ def test_exposure_attributes_are_the_ones_targeting_and_hashing_read() -> None:
     assert names == {"company", "country", "device", "plan", "age"}
 
 
+def test_exposure_attributes_include_the_experiments_segment_attributes() -> None:
+    state = {"targeting": {"country": "US"}, "segment_attributes": ["platform", "country"]}
+    assert exposure_attribute_names(state) == {"country", "platform"}
+    assert exposure_attribute_names({"segment_attributes": ["tier"]}) == {"tier"}
+    assert exposure_attribute_names({"segment_attributes": []}) == frozenset()
+    entry = CachedExperiment.from_state(
+        {
+            "key": "seg",
+            "status": "running",
+            "version": 1,
+            "variants": [{"key": "c", "weight": 0.5}, {"key": "t", "weight": 0.5}],
+            "coverage": 1.0,
+            "segment_attributes": ["tier"],
+        }
+    )
+    assert entry.exposure_attributes == {"tier"}
+
+
 def test_cache_keeps_the_newest_version_and_lists_running_by_key() -> None:
     def entry(key: str, version: int, status: str = "running") -> CachedExperiment:
         return CachedExperiment.from_state(

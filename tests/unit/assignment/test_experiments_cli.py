@@ -112,3 +112,40 @@ def test_start_force_asks_the_api_to_skip_the_preflight_refusal(api: list[httpx.
         "true",
     )
     assert "x-splitlab-actor" not in api[-1].headers  # the audit name comes from the key
+
+
+def test_segment_attribute_adds_to_the_current_list(
+    api: list[httpx.Request], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``update --segment-attribute`` PATCHes the current list plus the named ones (each once);
+    ``create --segment-attribute`` adds to the file's; ``show`` lists them."""
+    monkeypatch.setitem(EXPERIMENT, "segment_attributes", ["plan"])
+    runner = CliRunner()
+    app = build_app()
+    updated = runner.invoke(
+        app,
+        ["experiments", "update", "ranker-v3", "--segment-attribute", "country",
+         "--segment-attribute", "plan", "--segment-attribute", "country"],
+    )  # fmt: skip
+    assert updated.exit_code == 0, updated.output
+    assert (api[-2].method, api[-1].method) == ("GET", "PATCH")
+    assert json.loads(api[-1].content) == {"segment_attributes": ["plan", "country"]}
+    assert "segment attributes: plan" in updated.output
+
+    patch = tmp_path / "patch.yaml"
+    patch.write_text("segment_attributes: [tier]\n")
+    from_file = runner.invoke(
+        app,
+        ["experiments", "update", "ranker-v3", "-f", str(patch), "--segment-attribute", "os"],
+    )
+    assert from_file.exit_code == 0, from_file.output
+    assert api[-2].method == "PATCH"  # the file's list is the base: no GET
+    assert json.loads(api[-1].content) == {"segment_attributes": ["tier", "os"]}
+
+    created = runner.invoke(
+        app,
+        ["experiments", "create", str(REPO / "examples" / "experiment.yaml"),
+         "--segment-attribute", "country"],
+    )  # fmt: skip
+    assert created.exit_code == 0, created.output
+    assert json.loads(api[-1].content)["segment_attributes"] == ["platform", "country"]

@@ -30,6 +30,41 @@ def test_create_defaults() -> None:
 
 
 @pytest.mark.parametrize(
+    ("names", "location", "words"),
+    [
+        (["country", "plan", "country"], ("segment_attributes",), "'country' is listed twice"),
+        (["$country"], ("segment_attributes",), "segment_attributes[0]: '$country' starts"),
+        (["plan", "device.os"], ("segment_attributes",), "top-level attribute ('device')"),
+        (["bad\x00name"], ("segment_attributes",), "cannot contain NUL"),
+        ([""], ("segment_attributes", 0), "at least 1 character"),
+        ([f"a{i}" for i in range(21)], ("segment_attributes",), "at most 20"),
+    ],
+)
+def test_segment_attributes_errors_name_the_field_and_the_fix(
+    names: list[str], location: tuple[Any, ...], words: str
+) -> None:
+    for model, data in (
+        (ExperimentCreate, body(segment_attributes=names)),
+        (ExperimentUpdate, {"segment_attributes": names}),
+    ):
+        with pytest.raises(ValidationError) as caught:
+            model.model_validate(data)
+        error = caught.value.errors()[0]
+        assert error["loc"] == location
+        assert words in error["msg"]
+
+
+def test_segment_attributes_default_to_none_and_an_update_may_set_them() -> None:
+    assert ExperimentCreate.model_validate(body()).segment_attributes == []
+    listed = [f"a{i}" for i in range(20)]
+    assert ExperimentCreate.model_validate(body(segment_attributes=listed)).segment_attributes == (
+        listed
+    )
+    patch = ExperimentUpdate.model_validate({"segment_attributes": ["country"]})
+    assert patch.changes() == {"segment_attributes": ["country"]}
+
+
+@pytest.mark.parametrize(
     ("overrides", "location"),
     [
         ({"key": "has space"}, ("key",)),
