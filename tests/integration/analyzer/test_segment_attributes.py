@@ -112,7 +112,10 @@ def test_named_attributes_are_recorded_and_segment_results_equal_splitlab_analyz
         assignment,
         key,
         first,
-        [{"country": str(c), "email": f"{u}@example.com"} for u, c in zip(first, countries, strict=True)],
+        [
+            {"country": str(c), "email": f"{u}@example.com"}
+            for u, c in zip(first, countries, strict=True)
+        ],
     )
     assert len(exposures.events) == 600
     assert [e.attributes for e in exposures.events] == [{"country": str(c)} for c in countries]
