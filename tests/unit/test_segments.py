@@ -215,3 +215,11 @@ def test_segments_with_allocation_periods_are_stratified_like_their_own_units() 
     with pytest.raises(ArgumentError, match="period_col") as caught:
         splitlab.analyze(data, metrics=["y"], segment="country", period_col="nope")
     assert caught.value.argument == "period_col"
+
+
+def test_an_empty_text_is_missing_as_an_empty_cell_of_a_file_is() -> None:
+    # The analyzer once made "" its own segment while the same unit read from a CSV (pandas:
+    # an empty cell is NaN) was "(missing)": one unit, two segments.
+    codes, labels = segment_labels(parse_segment("country"), ["DE", "", None, "US", ""])
+    assert labels == ["DE", "US", MISSING]
+    assert [labels[c] for c in codes] == ["DE", MISSING, MISSING, "US", MISSING]

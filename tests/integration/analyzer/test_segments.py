@@ -36,14 +36,15 @@ COUNTRIES = np.array(["BR", "DE", "FR", "US"], dtype=object)
 
 
 def with_attributes(sim: Simulation, seed: int) -> tuple[list[Any], pd.DataFrame]:
-    """Every unit's first exposure carries its country and tenure (5% without a country, 3%
-    without a tenure); a later exposure of the same unit carries other values, which must not
-    count."""
+    """Every unit's first exposure carries its country and tenure (5% without a country, 2%
+    with an empty one, 3% without a tenure); a later exposure of the same unit carries other
+    values, which must not count."""
     rng = np.random.default_rng(seed)
     units = sim.units.copy()
     n = len(units)
     country = rng.choice(COUNTRIES, n, p=[0.15, 0.2, 0.25, 0.4])
     country[rng.uniform(size=n) < 0.05] = None
+    country[rng.uniform(size=n) < 0.02] = ""  # sent empty: missing, as in a file
     tenure = np.round(rng.uniform(0, 500, n), 1)
     tenure[rng.uniform(size=n) < 0.03] = np.nan
     units["country"], units["tenure_days"] = country, tenure

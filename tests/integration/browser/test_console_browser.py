@@ -181,6 +181,21 @@ def fill(driver: Any, values: dict[str, str]) -> None:
         element.send_keys(value)
 
 
+def submit_variance_reduction(
+    services: Services, driver: Any, path: Path, values: dict[str, str], method: str = "auto"
+) -> None:
+    """Upload ``path`` for a variance-reduction analysis with these form values (those under
+    "More" open it first)."""
+    upload_form(services, driver)
+    find(driver, "#file").send_keys(str(path))
+    find(driver, "#kind-vr").click()
+    if set(values) & {"segment", "tests", "cluster_col", "in_experiment_covariates"}:
+        find(driver, "#more-options summary").click()
+    fill(driver, values)
+    find(driver, f"#method option[value={method}]").click()
+    find(driver, "#submit").click()
+
+
 def wait_for_report(driver: Any, timeout: float = 240.0) -> str:
     find(driver, "#job")
     deadline = time.monotonic() + timeout
@@ -214,12 +229,9 @@ def test_an_uploaded_file_gets_a_variance_reduced_report(
     path = tmp_path / "ranker test.csv"
     frame.to_csv(path, index=False)
     driver = logged_in
-    upload_form(services, driver)
-    find(driver, "#file").send_keys(str(path))
-    find(driver, "#kind-vr").click()
-    fill(driver, {"metrics": "revenue", "covariates": "revenue_pre"})
-    find(driver, "#method option[value=cuped]").click()
-    find(driver, "#submit").click()
+    submit_variance_reduction(
+        services, driver, path, {"metrics": "revenue", "covariates": "revenue_pre"}, "cuped"
+    )
     report = wait_for_report(driver)
     assert "revenue" in report
     assert "cuped" in report
@@ -244,25 +256,15 @@ def test_an_upload_with_segments_and_a_named_test_reports_both(
     path = tmp_path / "segmented.csv"
     frame.to_csv(path, index=False)
     driver = logged_in
-    upload_form(services, driver)
-    find(driver, "#file").send_keys(str(path))
-    find(driver, "#kind-vr").click()
-    find(driver, "#more-options summary").click()
-    fill(driver, {"metrics": "revenue", "segment": "country", "tests": "revenue=mann_whitney"})
-    find(driver, "#method option[value=none]").click()
-    find(driver, "#submit").click()
+    options = {"metrics": "revenue", "segment": "country", "tests": "revenue=mann_whitney"}
+    submit_variance_reduction(services, driver, path, options, "none")
     report = wait_for_report(driver)
     assert "Tests per metric and effect sizes" in report
     assert "mann_whitney" in report
     assert "Segments" in report
     for country in ("BR", "DE", "US"):
         assert country in report
-    upload_form(services, driver)
-    find(driver, "#file").send_keys(str(path))
-    find(driver, "#kind-vr").click()
-    find(driver, "#more-options summary").click()
-    fill(driver, {"metrics": "revenue", "tests": "revenue"})
-    find(driver, "#submit").click()
+    submit_variance_reduction(services, driver, path, {"metrics": "revenue", "tests": "revenue"})
     assert "tests: write METRIC=TEST" in find(driver, "#upload-error").text
 
 
@@ -300,11 +302,7 @@ def test_a_malformed_file_names_the_column_and_row(
     path = tmp_path / "broken.csv"
     path.write_text("\n".join(lines) + "\n")
     driver = logged_in
-    upload_form(services, driver)
-    find(driver, "#file").send_keys(str(path))
-    find(driver, "#kind-vr").click()
-    fill(driver, {"metrics": "revenue", "covariates": ""})
-    find(driver, "#submit").click()
+    submit_variance_reduction(services, driver, path, {"metrics": "revenue", "covariates": ""})
     error = find(driver, "#upload-error").text
     assert "column 'revenue', row 7: 'twelve' is not a number" in error
     assert find(driver, "#error-location").text == "column revenue, row 7"

@@ -86,7 +86,15 @@ def test_text_and_html_show_the_tests_and_effect_sizes(csv_file: Path, tmp_path:
         ),
         (["--test", "revenue=median"], "--test revenue must be one of"),
         (["--test", "revenue"], "--test expects NAME=VALUE"),
-        (["--test", "revenue=bootstrap_bca", "--resamples", "10"], "--resamples must be >= 100"),
+        (
+            ["--test", "revenue=bootstrap_bca", "--resamples", "10"],
+            "--resamples must be between 100 and 100,000",
+        ),
+        # Once unbounded: 100,000,000 resamples ran for minutes before any answer.
+        (
+            ["--test", "revenue=bootstrap_percentile", "--resamples", "100000000"],
+            "--resamples must be between 100 and 100,000 (default 2,000); got 100000000",
+        ),
     ],
 )
 def test_a_test_that_does_not_fit_is_a_clear_error(

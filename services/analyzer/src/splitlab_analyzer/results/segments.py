@@ -4,9 +4,9 @@ A unit's segment is an attribute of its FIRST exposure (``experiment_units.attri
 at ingestion): stable, and fixed before the treatment could move it. The results query joins
 it per unit and adds it to the one aggregation's ``GROUP BY`` (variant, allocation period,
 segment, missing pattern), so the segmented answer costs one query, like the plain one, with
-a few more rows. A categorical attribute is its text (``->>``; absent or JSON null: the
-segment ``(missing)``); a bucketed one (``tenure_days:0,30,180,365``) is the bucket index of a
-JSON number (``width_bucket``: the number of edges <= the value, as
+a few more rows. A categorical attribute is its text (``->>``; absent, JSON null or an empty
+text: the segment ``(missing)``); a bucketed one (``tenure_days:0,30,180,365``) is the bucket
+index of a JSON number (``width_bucket``: the number of edges <= the value, as
 :func:`splitlab.core.analysis.segments.segment_labels`), anything else ``(missing)``.
 
 Reading: each (segment, period) pair becomes a *cell* that stands in for the allocation period
@@ -43,11 +43,12 @@ def segment_join(key: str) -> str:
 
 
 def segment_expression(spec: SegmentSpec, bind: Bind, attributes: str = "eu.attributes") -> str:
-    """The unit's segment: the attribute's text, or its bucket index (NULL: missing), from
-    the JSON column ``attributes``."""
+    """The unit's segment: the attribute's text (an empty text is missing, as an empty cell
+    of a file read by ``splitlab analyze``), or its bucket index (NULL: missing), from the
+    JSON column ``attributes``."""
     name = bind("seg_attr", spec.attribute)
     if not spec.edges:
-        return f"({attributes} ->> {name})"
+        return f"NULLIF({attributes} ->> {name}, '')"
     edges = bind("seg_edges", list(spec.edges))
     return (
         f"(CASE WHEN jsonb_typeof({attributes} -> {name}) = 'number' "

@@ -1197,10 +1197,9 @@ def _add_tests(
     random_state: int,
 ) -> AnalysisResult:
     """Every metric's named test and effect size (per-unit values in the data's row order)."""
-    if resamples < 100:
-        raise ArgumentError(
-            "resamples", f"resamples must be >= 100 for a usable interval; got {resamples}"
-        )
+    from splitlab.core.stats.metric_tests import check_resamples
+
+    check_resamples(resamples)
     from splitlab.core.analysis.metric_tests import attach_tests, metric_test_specs
     from splitlab.core.analysis.metric_tests import per_unit_metrics as needing_units
 

@@ -3,7 +3,8 @@ segment adjusted across segments, and the heterogeneity of each effect (pure).
 
 A segment is the value of one unit attribute (``country``), or the bucket of a numeric one
 (``tenure_days:0,30,180,365``: edges, buckets ``<0``, ``[0, 30)``, ..., ``>=365``). Units without
-the attribute (or, for buckets, without a number) form the segment ``(missing)``.
+the attribute, with an empty text (a file's empty cell reads as missing too) or, for buckets,
+without a number form the segment ``(missing)``.
 
 How the statistics are built, the same way from per-unit data and from SQL: each unit belongs
 to a *cell* (its segment and its allocation period); the engine's per-period statistics are
@@ -177,9 +178,10 @@ def segment_labels(spec: SegmentSpec, values: Any) -> tuple[np.ndarray, list[str
     else:
         raw, uniques = pd.factorize(series, sort=False)
         texts = [_text(u.item() if hasattr(u, "item") else u) for u in uniques]
-        names = sorted(set(texts))
+        # An empty text is missing: a CSV's empty cell reads as NaN, the analyzer's NULLIF.
+        names = sorted(set(texts) - {""})
         position = {name: i for i, name in enumerate(names)}  # not names.index: O(k^2)
-        lookup = np.array([position[t] for t in texts] + [-1], dtype=np.int64)
+        lookup = np.array([position.get(t, -1) for t in texts] + [-1], dtype=np.int64)
         codes = lookup[np.where(raw < 0, len(texts), raw)]
     if (codes < 0).any():
         names = [*names, MISSING]
