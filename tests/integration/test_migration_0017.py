@@ -3,7 +3,7 @@ empty list (its exposures record what they did), and the downgrade drops the col
 
 from __future__ import annotations
 
-from sqlalchemy import MetaData, Table, create_engine, inspect, insert, text
+from sqlalchemy import MetaData, Table, create_engine, insert, inspect, text
 
 from splitlab.platform.storage.migrate import current_revision, downgrade, upgrade
 from tests.integration.analyzer.simulation import experiment_row
