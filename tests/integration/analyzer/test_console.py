@@ -272,3 +272,17 @@ def test_upload_checks_name_the_column_and_row_and_keep_nothing(
     assert no_treated.status_code == 422
     assert "treated unit" in no_treated.text
     assert list((tmp_path / "uploads").iterdir()) == []
+
+
+def test_the_configuration_card_lists_the_segment_attributes(
+    console: TestClient, assignment: TestClient, engine: Engine
+) -> None:
+    define_metrics(console)
+    key = running_experiment(assignment, engine, "segmented")
+    empty = re.compile(r"<dt>Segment attributes</dt><dd>-</dd>")
+    log_in(console)
+    assert empty.search(console.get(f"/ui/experiments/{key}").text)
+    patch = {"segment_attributes": ["country", "<plan>"]}
+    assert assignment.patch(f"/experiments/{key}", json=patch, headers=ADMIN).status_code == 200
+    page = console.get(f"/ui/experiments/{key}").text
+    assert "<dt>Segment attributes</dt><dd>country, &lt;plan&gt;</dd>" in page
