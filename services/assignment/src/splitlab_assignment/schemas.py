@@ -55,9 +55,19 @@ def _valid_segment_attributes(names: list[str]) -> list[str]:
 
 
 SegmentAttributes = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=128)]],
+    list[
+        Annotated[
+            str,
+            # The pattern documents the rule; the validator below enforces it with a message
+            # naming the fix (pydantic's own would only say "should match pattern").
+            Field(
+                min_length=1, max_length=128, json_schema_extra={"pattern": r"^[^$.\x00][^.\x00]*$"}
+            ),
+        ]
+    ],
     Field(
         max_length=MAX_SEGMENT_ATTRIBUTES,
+        json_schema_extra={"uniqueItems": True},
         description="Request attributes every exposure records when the request carries them, "
         "beside those the targeting reads and the hash attribute: what results can be "
         "segmented by. Top-level names (no '$' prefix, no '.'), at most "
