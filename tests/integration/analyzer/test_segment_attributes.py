@@ -171,3 +171,23 @@ def test_named_attributes_are_recorded_and_segment_results_equal_splitlab_analyz
     assert update["after"]["segment_attributes"] == ["country", "platform"]
     shown = assignment.get(f"/experiments/{key}", headers=ADMIN).json()
     assert shown["segment_attributes"] == ["country", "platform"]
+
+
+def test_a_stopped_experiment_takes_a_segment_attributes_change_without_a_new_period(
+    assignment: TestClient, exposures: CollectingPublisher
+) -> None:
+    """Not a bucketing setting: no allocation period, no bucketing freeze once stopped."""
+    key = start_experiment(assignment, [])
+    assert assignment.post(f"/experiments/{key}/stop", headers=ADMIN).status_code == 200
+    patched = assignment.patch(
+        f"/experiments/{key}", json={"segment_attributes": ["country"]}, headers=ADMIN
+    )
+    assert patched.status_code == 200, patched.text
+    assert (patched.json()["segment_attributes"], patched.json()["allocation_period"]) == (
+        ["country"],
+        0,
+    )
+    cleared = assignment.patch(f"/experiments/{key}", json={"segment_attributes": None},
+                               headers=ADMIN)  # fmt: skip
+    assert cleared.status_code == 422
+    assert cleared.json()["error"]["field"] == "segment_attributes"
