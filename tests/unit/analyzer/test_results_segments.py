@@ -44,8 +44,8 @@ def test_the_segment_is_grouped_in_the_one_aggregation_with_bound_values() -> No
     assert "enable_sort" not in " ".join(plain.settings_sql(rollups=True))
     categorical = ResultsQuery("exp", ["control", "t"], [REVENUE], {"revenue": REVENUE},
                                segment=parse_segment("country"))  # fmt: skip
-    assert "(eu.attributes ->> :seg_attr0) AS seg" in categorical.aggregate_sql()
-    assert "(u.attributes ->> :seg_attr0) AS seg" in categorical.aggregate_sql(rollups=True)
+    assert "NULLIF(eu.attributes ->> :seg_attr0, '') AS seg" in categorical.aggregate_sql()
+    assert "NULLIF(u.attributes ->> :seg_attr0, '') AS seg" in categorical.aggregate_sql(rollups=True)
 
 
 def rows(rng: np.random.Generator) -> list[dict[str, Any]]:

@@ -107,6 +107,8 @@ def experiment_body(
                 {"metric": "model_errors", "margin": 0.5},
             ],
         },
+        # The simulated users' attributes, recorded on exposures for `--segment country`.
+        "segment_attributes": ["country", "device", "tenure_days"],
         "alpha": 0.05,
         "power": 0.9,
         "mde": 0.1,
