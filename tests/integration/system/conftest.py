@@ -15,7 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kafka import KafkaConsumer, TopicPartition
+from kafka.structs import OffsetAndMetadata
 
+from splitlab.contracts.topics import EVENT_TOPICS
 from splitlab.simulation.demo import ensure_metrics, ensure_models
 from splitlab.simulation.driver import Endpoints
 from tests.support.databases import own_database
@@ -46,6 +49,28 @@ def services(env: dict[str, str], action: str) -> subprocess.CompletedProcess[st
     )  # fmt: skip
 
 
+def start_group_at_the_end(bootstrap: str, group: str) -> None:
+    """Commit the event topics' current end offsets for ``group`` before its consumer starts.
+
+    A new consumer group reads every topic from its beginning (``auto_offset_reset`` earliest:
+    in production nothing is skipped), and the platform's topics are the shared stack's fixed
+    ones: a fresh group first ingested every event earlier tests, the demo and the benchmarks
+    had left there, which delayed the drill's first results by about two minutes (its exposures
+    ingested 120 s after they were sent) and its alerts past their timeout. The group of a
+    test's platform starts at the test's own events."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in EVENT_TOPICS.values()
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        ends = consumer.end_offsets(partitions)
+        consumer.commit({tp: OffsetAndMetadata(offset, "", -1) for tp, offset in ends.items()})
+    finally:
+        consumer.close()
+
+
 @contextmanager
 def running_platform(
     stack: StackEndpoints, database_url: str, state: Path, **settings: str
@@ -74,6 +99,7 @@ def running_platform(
     for name in SERVICES:
         env[f"SPLITLAB_{name.upper()}_URL"] = f"http://127.0.0.1:{free_port()}"
     env.update(settings)
+    start_group_at_the_end(stack.kafka_bootstrap_servers, env["SPLITLAB_ANALYZER_CONSUMER_GROUP"])
     started = services(env, "up")
     try:
         assert started.returncode == 0, started.stderr[-3000:]
