@@ -45,7 +45,8 @@ def test_the_segment_is_grouped_in_the_one_aggregation_with_bound_values() -> No
     categorical = ResultsQuery("exp", ["control", "t"], [REVENUE], {"revenue": REVENUE},
                                segment=parse_segment("country"))  # fmt: skip
     assert "NULLIF(eu.attributes ->> :seg_attr0, '') AS seg" in categorical.aggregate_sql()
-    assert "NULLIF(u.attributes ->> :seg_attr0, '') AS seg" in categorical.aggregate_sql(rollups=True)
+    rollups = categorical.aggregate_sql(rollups=True)
+    assert "NULLIF(u.attributes ->> :seg_attr0, '') AS seg" in rollups
 
 
 def rows(rng: np.random.Generator) -> list[dict[str, Any]]:
