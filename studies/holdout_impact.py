@@ -17,7 +17,6 @@ Carlo SEs are printed beside every rate. One process, one thread.
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
@@ -25,12 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from montecarlo import checks_table, rate
-from threadpoolctl import threadpool_limits
+from montecarlo import checks_table, rate, study_main
 
 from splitlab.core.analysis.holdout import holdout_impact
 
-ROOT = Path(__file__).resolve().parents[1]
 DAYS = 14
 HOLDOUT = 0.10
 EFFECT = 0.05
@@ -165,22 +162,5 @@ def write(
     fig.savefig(out_dir / "holdout_impact.png", dpi=110)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--replications", type=int, default=2000)
-    parser.add_argument("--units", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=30)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "studies")
-    args = parser.parse_args()
-    start = time.process_time()
-    with threadpool_limits(1):
-        summary = run(args.replications, args.units, args.seed)
-    cpu = time.process_time() - start
-    write(summary, args.out, args.replications, args.units, cpu)
-    for name, ok in checks(summary).items():
-        print(f"{'ok  ' if ok else 'FAIL'} {name}")
-    print(f"written to {args.out} ({cpu:.0f} s CPU)")
-
-
 if __name__ == "__main__":
-    main()
+    raise SystemExit(study_main(__doc__, run, write, checks, seed=30))

@@ -17,7 +17,6 @@ unadjusted one. Monte-Carlo SEs are printed beside every rate. One process, one 
 
 from __future__ import annotations
 
-import argparse
 import json
 import platform
 import time
@@ -26,12 +25,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from montecarlo import checks_table, rate
-from threadpoolctl import threadpool_limits
+from montecarlo import checks_table, rate, study_main
 
 from splitlab.core.analysis.analyze import analyze
 
-ROOT = Path(__file__).resolve().parents[1]
 LIFT = 0.08
 """Relative lift of every user's click propensity in treatment."""
 COVARIATES = ["clicks_pre", "sessions_pre"]
@@ -199,22 +196,5 @@ def write(
     fig.savefig(out_dir / "ratio_cuped.png", dpi=110)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--replications", type=int, default=2000)
-    parser.add_argument("--units", type=int, default=2000)
-    parser.add_argument("--seed", type=int, default=20)
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "studies")
-    args = parser.parse_args()
-    start = time.process_time()
-    with threadpool_limits(1):
-        summary = run(args.replications, args.units, args.seed)
-    cpu = time.process_time() - start
-    write(summary, args.out, args.replications, args.units, cpu)
-    for name, ok in checks(summary).items():
-        print(f"{'ok  ' if ok else 'FAIL'} {name}")
-    print(f"written to {args.out} ({cpu:.0f} s CPU)")
-
-
 if __name__ == "__main__":
-    main()
+    raise SystemExit(study_main(__doc__, run, write, checks, seed=20))
