@@ -49,6 +49,7 @@ from threadpoolctl import threadpool_limits
 from splitlab.core.stats.sequential_srm import (
     DEFAULT_CONCENTRATIONS,
     log_bayes_factor,
+    mix_log_bayes_factors,
     sequential_srm_test,
 )
 
@@ -136,7 +137,7 @@ def null_scenario(
             # with E = sum_p N_p w_p): conservative, the analyzer uses the exact covariance.
             stat = ((pooled_counts - pooled_expected) ** 2 / pooled_expected).sum(axis=-1)
             chi_p = special.chdtrc(len(splits[0]) - 1, stat)
-        mixed = special.logsumexp(log_bf, axis=0) - np.log(len(DEFAULT_CONCENTRATIONS))
+        mixed = mix_log_bayes_factors(log_bf)
         seq_p = np.minimum.accumulate(np.minimum(1.0, np.exp(-mixed)), axis=1)
         final_seq.append(seq_p[:, -1])
         for units in NULL_CHECKPOINTS:

@@ -25,8 +25,9 @@ an alternative looks: the prior's standard deviation of a share ``theta`` is
 ``sqrt(theta (1 - theta) / (c + 1))``. One concentration tunes the test to one size of mismatch:
 10,000 (the authors' reference implementation; SD 0.005 at 50/50) finds a one-point mismatch
 well but flags an arm that gets no units at all only after 380 units. The default mixture
-``DEFAULT_CONCENTRATIONS`` (100 to 100,000) flags that empty arm after 50 units and pays for it
-with a factor of 4 on the Bayes factor of a small mismatch (docs/studies/sequential_srm.md).
+``DEFAULT_CONCENTRATIONS`` (100 to 100,000) crosses the threshold for that empty arm after 50
+units (the status waits for the 100-unit gate) and pays for it with a factor of at most 4 on
+the Bayes factor of a small mismatch (docs/studies/sequential_srm.md).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ __all__ = [
     "DEFAULT_CONCENTRATIONS",
     "SequentialSRMResult",
     "log_bayes_factor",
+    "mix_log_bayes_factors",
     "period_sequential_srm_test",
     "running_p_values",
     "sequential_srm_test",
@@ -131,11 +133,12 @@ def log_bayes_factor(
     """
     values = _concentrations(concentrations)
     components = np.stack([_log_bayes_factor(counts, null, c) for c in values])
-    return _mix(components)
+    return mix_log_bayes_factors(components)
 
 
-def _mix(components: FloatArray) -> FloatArray:
-    """Equal-weight mixture of Bayes factors given as logs along the first axis."""
+def mix_log_bayes_factors(components: FloatArray) -> FloatArray:
+    """Equal-weight mixture of Bayes factors given as logs along the first axis (one row per
+    concentration), as a log."""
     return np.asarray(
         special.logsumexp(components, axis=0) - math.log(components.shape[0]), dtype=np.float64
     )
@@ -261,7 +264,7 @@ def period_sequential_srm_test(
         if int(weighted.sum()) >= 2:
             null = split[weighted] / split[weighted].sum()
             per_concentration += [_log_bayes_factor(x[weighted], null, c) for c in values]
-    log_bf = float(_mix(per_concentration[:, None])[0])
+    log_bf = float(mix_log_bayes_factors(per_concentration[:, None])[0])
     total = sum(pooled.values())
     base = first_split if first_split is not None else expected
     shares = {
