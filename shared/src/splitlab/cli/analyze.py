@@ -14,7 +14,7 @@ import typer
 from rich.console import Console
 
 from splitlab.cli.files import read_table
-from splitlab.cli.output import PIPED_WIDTH, emit, stdout_console
+from splitlab.cli.output import PIPED_WIDTH, emit, stdout_console, usage_error
 
 if TYPE_CHECKING:
     pass
@@ -112,8 +112,7 @@ def _cli_names(message: str) -> str:
 
 
 def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {_cli_names(message)}", err=True)
-    return typer.Exit(code=2)
+    return usage_error(_cli_names(message))
 
 
 def _pairs(values: list[str], option: str, convert: Callable[[str], Any]) -> dict[str, Any]:

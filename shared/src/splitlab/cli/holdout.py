@@ -14,7 +14,7 @@ import typer
 
 from splitlab.cli.extras import missing_extra_message, missing_modules
 from splitlab.cli.files import read_table
-from splitlab.cli.output import emit, stdout_console
+from splitlab.cli.output import emit, stdout_console, usage_error
 
 
 class HoldoutFormat(StrEnum):
@@ -122,8 +122,7 @@ def register(app: typer.Typer) -> None:
             named = [o for o, v in zip(FILE_ONLY, given, strict=True) if v is not None]
             problem = f"{', '.join(named)} only apply with --file; give --file or drop them"
         if problem is not None:  # before any request: a usage error, as in `splitlab power`
-            typer.echo(f"error: {problem}", err=True)
-            raise typer.Exit(code=2)
+            raise usage_error(problem)
         if file is None:
             bodies = _from_analyzer(metrics, days or 28, alpha, sequential)
         else:
@@ -190,20 +189,17 @@ def _from_file(
     try:
         frame = read_table(file)
     except ValueError as exc:
-        typer.echo(f"error: --file{str(exc).removeprefix('FILE')}", err=True)
-        raise typer.Exit(code=2) from None
+        raise usage_error(f"--file{str(exc).removeprefix('FILE')}") from None
     options = {"--unit-col": unit_col, "--day-col": day_col, "--holdout-col": holdout_col}
     if count_col is not None:
         options["--count-col"] = count_col
     wanted = [*options.items(), *(("--metric", m) for m in metrics)]
     absent = [f"{option} {column}" for option, column in wanted if column not in frame.columns]
     if absent:
-        typer.echo(
-            f"error: {file} has no column for {', '.join(absent)}; its columns: "
-            f"{', '.join(map(str, frame.columns))}",
-            err=True,
+        raise usage_error(
+            f"{file} has no column for {', '.join(absent)}; its columns: "
+            f"{', '.join(map(str, frame.columns))}"
         )
-        raise typer.Exit(code=2)
     bodies = []
     for metric in metrics:
         try:
@@ -220,8 +216,7 @@ def _from_file(
             )
         except ArgumentError as exc:
             option = FILE_OPTIONS.get(exc.argument, exc.argument)
-            typer.echo(f"error: {option} ({metric}): {exc}", err=True)
-            raise typer.Exit(code=2) from None
+            raise usage_error(f"{option} ({metric}): {exc}") from None
         bodies.append(impact.to_dict())
     return bodies
 

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from splitlab.cli.extras import requires
-from splitlab.cli.output import PIPED_WIDTH, emit, stdout_console
+from splitlab.cli.output import PIPED_WIDTH, emit, stdout_console, usage_error
 
 FEATURE_CHUNK = 5000
 """Feature values per request (keeps each body well under the default 1 MiB limit)."""
@@ -51,8 +51,7 @@ def _require_finite(options: dict[str, float | None]) -> None:
     JSON has no such number, so the request could not even be written (a traceback)."""
     for option, value in options.items():
         if value is not None and not math.isfinite(value):
-            typer.echo(f"error: {option} must be a finite number; got {value}", err=True)
-            raise typer.Exit(code=2)
+            raise usage_error(f"{option} must be a finite number; got {value}")
 
 
 def call(

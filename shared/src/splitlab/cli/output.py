@@ -45,3 +45,9 @@ def emit(text: str, output: Path | None) -> None:
         )
         raise typer.Exit(code=2) from None
     typer.echo(f"wrote {output}", err=True)
+
+
+def usage_error(message: str) -> typer.Exit:
+    """Say ``error: message`` on stderr; the exit (code 2, a usage error) to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 
 from splitlab.cli.files import read_table
-from splitlab.cli.output import emit
+from splitlab.cli.output import emit, usage_error
 
 if TYPE_CHECKING:
     pass
@@ -86,8 +86,7 @@ def register(app: typer.Typer) -> None:
                 )
         except ValueError as exc:
             message = str(exc).replace("drop_incomplete=True", "--drop-incomplete")
-            typer.echo(f"error: {_cli_names(message)}", err=True)
-            raise typer.Exit(code=2) from None
+            raise usage_error(_cli_names(message)) from None
 
         if output_format is OutputFormat.json:
             text = json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n"
