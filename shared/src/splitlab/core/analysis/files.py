@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from splitlab.core.analysis.segments import parse_segment
+from splitlab.core.analysis.segments import SegmentSpec, parse_segment
 from splitlab.core.errors import ArgumentError
 from splitlab.core.stats.adjustment import METHODS, Method
 from splitlab.core.stats.metric_tests import check_test
@@ -80,7 +80,7 @@ class VarianceReductionSpec:
         if not self.metrics:
             raise ArgumentError("metrics", "metrics: name at least one metric column")
         if self.segment is not None:
-            parse_segment(self.segment)
+            parse_segment(self.segment)  # a malformed segment raises here, naming it
         for metric, test in self.tests.items():
             if metric not in self.metrics:
                 raise ArgumentError(
@@ -91,8 +91,13 @@ class VarianceReductionSpec:
             check_test(test)
 
     @property
+    def segment_spec(self) -> SegmentSpec | None:
+        return None if self.segment is None else parse_segment(self.segment)
+
+    @property
     def segment_column(self) -> str | None:
-        return None if self.segment is None else parse_segment(self.segment).attribute
+        spec = self.segment_spec
+        return None if spec is None else spec.attribute
 
     @property
     def columns(self) -> list[str]:
@@ -105,8 +110,8 @@ class VarianceReductionSpec:
     @property
     def numeric_columns(self) -> list[str]:
         """The columns read as numbers (a segment with bucket edges is a number too)."""
-        bucketed = self.segment is not None and bool(parse_segment(self.segment).edges)
-        segment = [self.segment_column] if bucketed and self.segment_column else []
+        spec = self.segment_spec
+        segment = [spec.attribute] if spec is not None and spec.edges else []
         return [*self.metrics, *self.covariates, *self.in_experiment_covariates, *segment]
 
 
